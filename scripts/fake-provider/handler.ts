@@ -1,0 +1,262 @@
+/**
+ * The project's fake LLM provider: OpenAI-shaped (chat completions, responses, embeddings) and
+ * Anthropic-shaped (messages, count_tokens), JSON and SSE, with deterministic usage. Web APIs only, so the
+ * same handler runs behind Miniflare's outbound service in tests and behind a Node HTTP server for
+ * `npm run dev`, the demo and the benchmark.
+ *
+ * Usage is deterministic: input tokens = words in the request's text + 3 per message; the reply is
+ * REPLY_WORDS words (fewer when max tokens is smaller), one token per word. A `[cached:N]` marker in the
+ * text reports N cached input tokens (Anthropic: cache reads; `[cache_write:N]` cache writes).
+ *
+ * Faults, switched by a marker in the request text (the gateway forwards bodies unchanged):
+ *   [[fault:500]] [[fault:429]]  upstream error status in the provider's shape
+ *   [[fault:slow:MS]]            first byte after MS milliseconds
+ *   [[fault:gap:MS]]             MS between stream chunks
+ *   [[fault:truncate]]           the stream stops midway (no usage, no terminator)
+ *   [[fault:reset]]              the stream errors midway (connection reset)
+ *   [[fault:hang]]               never answers
+ *   [[fault:nousage]]            a JSON success without usage
+ *   [[fault:words:N]]            reply with N words
+ */
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body: unknown;
+  usage: { input: number; output: number; cacheRead: number; cacheWrite: number; reasoning: number } | null;
+}
+
+export interface FakeProviderOptions {
+  /** fixed latency before the first byte, ms */
+  latencyMs?: number;
+  /** keep the last N requests for inspection at GET /__fake/requests */
+  record?: number;
+}
+
+const REPLY_WORDS = 12;
+const WORDS = "Spendgate fake provider says hello and meters every token it streams back to you today".split(" ");
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (ms <= 0) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+
+function textOf(v: unknown): string {
+  if (typeof v === "string") return v;
+  if (Array.isArray(v)) return v.map(textOf).join(" ");
+  if (v && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    if (typeof o.text === "string") return o.text;
+    if ("content" in o) return textOf(o.content);
+    if (typeof o.input === "string" || Array.isArray(o.input)) return textOf(o.input);
+  }
+  return "";
+}
+
+interface Plan {
+  text: string;
+  messages: number;
+  fault: Map<string, string>;
+}
+
+function plan(body: Record<string, unknown>): Plan {
+  const parts: string[] = [];
+  let messages = 0;
+  for (const field of ["messages", "input", "system", "instructions", "prompt"]) {
+    const v = body[field];
+    if (v === undefined) continue;
+    if (Array.isArray(v) && field !== "input") messages += v.length;
+    else messages += Array.isArray(v) ? v.length : 1;
+    parts.push(textOf(v));
+  }
+  const text = parts.join(" ");
+  const fault = new Map<string, string>();
+  for (const m of text.matchAll(/\[\[fault:([a-z0-9]+)(?::(\d+))?\]\]/g)) fault.set(m[1]!, m[2] ?? "");
+  return { text, messages, fault };
+}
+
+const countWords = (text: string) => text.split(/\s+/).filter(Boolean).length;
+const marker = (text: string, name: string) => Number(new RegExp(`\\[${name}:(\\d+)\\]`).exec(text)?.[1] ?? 0);
+
+function replyWords(body: Record<string, unknown>, p: Plan): string[] {
+  const wanted = p.fault.has("words") ? Number(p.fault.get("words")) : REPLY_WORDS;
+  const max = [body.max_tokens, body.max_completion_tokens, body.max_output_tokens].find((v) => typeof v === "number") as number | undefined;
+  const n = Math.max(0, Math.min(wanted, max ?? wanted));
+  return Array.from({ length: n }, (_, i) => WORDS[i % WORDS.length]!);
+}
+
+const json = (status: number, body: unknown, extra: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...extra } });
+
+function sse(chunks: string[], opts: { gapMs: number; truncate: boolean; reset: boolean; signal?: AbortSignal }): Response {
+  const enc = new TextEncoder();
+  let i = 0;
+  const cut = Math.max(1, Math.floor(chunks.length / 2));
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if ((opts.truncate || opts.reset) && i >= cut) {
+        if (opts.reset) controller.error(new Error("connection reset by fake provider"));
+        else controller.close();
+        return;
+      }
+      if (i >= chunks.length) return controller.close();
+      if (i > 0) await sleep(opts.gapMs, opts.signal);
+      controller.enqueue(enc.encode(chunks[i++]!));
+    },
+  });
+  return new Response(stream, {
+    headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-request-id": "fake-upstream-id" },
+  });
+}
+
+export function createFakeProvider(options: FakeProviderOptions = {}) {
+  const recorded: RecordedRequest[] = [];
+  let seq = 0;
+  const keep = options.record ?? 200;
+
+  async function handle(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    const path = url.pathname;
+    if (path === "/__fake/requests") {
+      if (req.method === "DELETE") recorded.length = 0;
+      return json(200, { data: recorded });
+    }
+    if (req.method === "GET" && path.endsWith("/models")) return json(200, { object: "list", data: [] });
+    if (req.method !== "POST") return json(404, { error: { message: "fake provider: unknown route", type: "invalid_request_error" } });
+
+    const raw = await req.text();
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      return json(400, { error: { message: "fake provider: bad JSON", type: "invalid_request_error" } });
+    }
+    const p = plan(body);
+    const anthropic = path.endsWith("/v1/messages") || path.endsWith("/v1/messages/count_tokens");
+    const headers: Record<string, string> = {};
+    req.headers.forEach((v, k) => (headers[k] = v));
+    const entry: RecordedRequest = { method: req.method, path, headers, body, usage: null };
+    recorded.push(entry);
+    if (recorded.length > keep) recorded.shift();
+
+    await sleep((options.latencyMs ?? 0) + Number(p.fault.get("slow") ?? 0), req.signal);
+    if (p.fault.has("hang")) {
+      await new Promise<void>((resolve) => req.signal.addEventListener("abort", () => resolve()));
+      return json(499, {});
+    }
+    const status = p.fault.has("500") ? 500 : p.fault.has("429") ? 429 : 0;
+    if (status) {
+      return anthropic
+        ? json(status, { type: "error", error: { type: status === 429 ? "rate_limit_error" : "api_error", message: `fake ${status}` } })
+        : json(status, { error: { message: `fake ${status}`, type: status === 429 ? "requests" : "server_error", param: null, code: null } });
+    }
+
+    const id = `fake_${++seq}`;
+    const input = countWords(p.text) + 3 * Math.max(1, p.messages);
+    const cacheRead = Math.min(input, marker(p.text, "cached"));
+    const cacheWrite = Math.min(input - cacheRead, marker(p.text, "cache_write"));
+    const words = replyWords(body, p);
+    const model = String(body.model);
+    const reasoning = /^o\d|^gpt-5/.test(model) ? Math.min(words.length, 2) : 0;
+    const output = words.length;
+    entry.usage = { input, output, cacheRead, cacheWrite, reasoning };
+    const noUsage = p.fault.has("nousage");
+    const streamOpts = { gapMs: Number(p.fault.get("gap") ?? 0), truncate: p.fault.has("truncate"), reset: p.fault.has("reset"), signal: req.signal };
+    const created = 1_793_491_200;
+
+    if (path.endsWith("/messages/count_tokens")) return json(200, { input_tokens: input });
+
+    if (path.endsWith("/v1/messages")) {
+      // Anthropic: input_tokens counts only uncached input.
+      const usage = { input_tokens: input - cacheRead - cacheWrite, cache_creation_input_tokens: cacheWrite, cache_read_input_tokens: cacheRead, output_tokens: output };
+      const message = { id, type: "message", role: "assistant", model, content: [{ type: "text", text: words.join(" ") }], stop_reason: "end_turn", stop_sequence: null };
+      if (!body.stream) return json(200, noUsage ? message : { ...message, usage });
+      const ev = (type: string, data: unknown) => `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+      const chunks = [
+        ev("message_start", { type: "message_start", message: { ...message, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } } }),
+        ev("content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }),
+        ev("ping", { type: "ping" }),
+        ...words.map((w, i) => ev("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: (i ? " " : "") + w } })),
+        ev("content_block_stop", { type: "content_block_stop", index: 0 }),
+        ev("message_delta", { type: "message_delta", delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: output } }),
+        ev("message_stop", { type: "message_stop" }),
+      ];
+      return sse(chunks, streamOpts);
+    }
+
+    const openaiUsage = {
+      prompt_tokens: input,
+      completion_tokens: output,
+      total_tokens: input + output,
+      prompt_tokens_details: { cached_tokens: cacheRead, audio_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: reasoning, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+    };
+
+    if (path.endsWith("/embeddings")) {
+      const inputs = Array.isArray(body.input) ? body.input : [body.input];
+      return json(200, {
+        object: "list",
+        data: inputs.map((_, index) => ({ object: "embedding", index, embedding: [0.1, 0.2, 0.3, 0.4] })),
+        model,
+        usage: { prompt_tokens: input, total_tokens: input },
+      });
+    }
+
+    if (path.endsWith("/responses")) {
+      const usage = {
+        input_tokens: input,
+        input_tokens_details: { cached_tokens: cacheRead },
+        output_tokens: output,
+        output_tokens_details: { reasoning_tokens: reasoning },
+        total_tokens: input + output,
+      };
+      const text = words.join(" ");
+      const item = { id: `msg_${id}`, type: "message", status: "completed", role: "assistant", content: [{ type: "output_text", text, annotations: [] }] };
+      const response = { id: `resp_${id}`, object: "response", created_at: created, status: "completed", model, output: [item], usage: noUsage ? null : usage };
+      if (!body.stream) return json(200, response);
+      let n = 0;
+      const ev = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: n++, ...data })}\n\n`;
+      const chunks = [
+        ev("response.created", { response: { ...response, status: "in_progress", output: [], usage: null } }),
+        ev("response.output_item.added", { output_index: 0, item: { ...item, status: "in_progress", content: [] } }),
+        ...words.map((w, i) => ev("response.output_text.delta", { item_id: item.id, output_index: 0, content_index: 0, delta: (i ? " " : "") + w })),
+        ev("response.output_text.done", { item_id: item.id, output_index: 0, content_index: 0, text }),
+        ev("response.output_item.done", { output_index: 0, item }),
+        ev("response.completed", { response }),
+      ];
+      return sse(chunks, streamOpts);
+    }
+
+    if (path.endsWith("/chat/completions")) {
+      const base = { id: `chatcmpl-${id}`, created, model, system_fingerprint: "fp_fake" };
+      if (!body.stream) {
+        return json(200, {
+          ...base,
+          object: "chat.completion",
+          choices: [{ index: 0, message: { role: "assistant", content: words.join(" "), refusal: null }, logprobs: null, finish_reason: "stop" }],
+          ...(noUsage ? {} : { usage: openaiUsage }),
+        });
+      }
+      const includeUsage = (body.stream_options as Record<string, unknown> | undefined)?.include_usage === true;
+      const chunk = (choices: unknown[], usage?: unknown) =>
+        `data: ${JSON.stringify({ ...base, object: "chat.completion.chunk", choices, ...(includeUsage ? { usage: usage ?? null } : {}) })}\n\n`;
+      const chunks = [
+        chunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]),
+        ...words.map((w, i) => chunk([{ index: 0, delta: { content: (i ? " " : "") + w }, logprobs: null, finish_reason: null }])),
+        chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }]),
+        ...(includeUsage ? [chunk([], openaiUsage)] : []),
+        "data: [DONE]\n\n",
+      ];
+      return sse(chunks, streamOpts);
+    }
+    return json(404, { error: { message: `fake provider: unknown route ${path}`, type: "invalid_request_error" } });
+  }
+
+  return { handle, recorded };
+}

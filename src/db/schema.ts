@@ -1,0 +1,118 @@
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/**
+ * D1 is the system of record for configuration and the ledger; the KeyGuard Durable Object is the
+ * authority at request time and flushes counter snapshots and ledger rows here from its alarm.
+ * Times are ms since epoch; money is integer nano-dollars (prices: nano-dollars per 1M tokens).
+ */
+
+export const wallets = sqliteTable(
+  "wallets",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("wallets_created").on(t.createdAt, t.id)],
+);
+
+export const walletSecretKeys = sqliteTable(
+  "wallet_secret_keys",
+  {
+    id: text("id").primaryKey(),
+    walletId: text("wallet_id")
+      .notNull()
+      .references(() => wallets.id),
+    name: text("name").notNull(),
+    keyHash: text("key_hash").notNull(),
+    hint: text("hint").notNull(),
+    createdAt: integer("created_at").notNull(),
+    deletedAt: integer("deleted_at"),
+  },
+  (t) => [index("wallet_secret_keys_wallet").on(t.walletId, t.createdAt)],
+);
+
+export const spendKeys = sqliteTable(
+  "spend_keys",
+  {
+    id: text("id").primaryKey(),
+    walletId: text("wallet_id")
+      .notNull()
+      .references(() => wallets.id),
+    name: text("name").notNull(),
+    keyHash: text("key_hash").notNull(),
+    keyPreview: text("key_preview").notNull(),
+    status: text("status", { enum: ["active", "paused"] }).notNull(),
+    requestShape: text("request_shape", { enum: ["openai", "anthropic"] }).notNull(),
+    allowedModels: text("allowed_models", { mode: "json" }).$type<string[] | null>(),
+    allowedProviders: text("allowed_providers", { mode: "json" }).$type<string[] | null>(),
+    spendLimitNanos: integer("spend_limit_nanos"),
+    spendLimitCycle: text("spend_limit_cycle"),
+    requestLimitCount: integer("request_limit_count"),
+    requestLimitCycle: text("request_limit_cycle"),
+    rateLimitRpm: integer("rate_limit_rpm"),
+    rateLimitBurst: integer("rate_limit_burst"),
+    expiresAt: integer("expires_at"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    revokedAt: integer("revoked_at"),
+    // Counter snapshot, written by the KeyGuard's alarm (absolute values, newest `snapshotAt` wins).
+    currentSpendNanos: integer("current_spend_nanos").notNull().default(0),
+    totalSpendNanos: integer("total_spend_nanos").notNull().default(0),
+    currentRequests: integer("current_requests").notNull().default(0),
+    totalRequests: integer("total_requests").notNull().default(0),
+    spendPeriodStart: integer("spend_period_start"),
+    requestPeriodStart: integer("request_period_start"),
+    lastUsedAt: integer("last_used_at"),
+    snapshotAt: integer("snapshot_at").notNull().default(0),
+  },
+  (t) => [index("spend_keys_wallet_created").on(t.walletId, t.createdAt, t.id)],
+);
+
+export const modelOverrides = sqliteTable("model_overrides", {
+  model: text("model").primaryKey(),
+  provider: text("provider").notNull(),
+  inputPrice: integer("input_price").notNull(),
+  outputPrice: integer("output_price").notNull(),
+  cacheReadPrice: integer("cache_read_price"),
+  cacheWritePrice: integer("cache_write_price"),
+  maxOutputTokens: integer("max_output_tokens"),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+export const requests = sqliteTable(
+  "requests",
+  {
+    requestId: text("request_id").notNull(),
+    spendKeyId: text("spend_key_id").notNull(),
+    walletId: text("wallet_id").notNull(),
+    status: text("status", { enum: ["completed", "error", "aborted"] }).notNull(),
+    provider: text("provider").notNull(),
+    model: text("model").notNull(),
+    endpoint: text("endpoint").notNull(),
+    responseId: text("response_id"),
+    httpStatus: integer("http_status"),
+    inputTokens: integer("input_tokens").notNull(),
+    outputTokens: integer("output_tokens").notNull(),
+    cacheReadTokens: integer("cache_read_tokens").notNull(),
+    cacheWriteTokens: integer("cache_write_tokens").notNull(),
+    reasoningTokens: integer("reasoning_tokens").notNull(),
+    // Exact component costs in femto-dollars as decimal integer strings (they can exceed 2^53).
+    inputCostFemtos: text("input_cost_femtos").notNull(),
+    outputCostFemtos: text("output_cost_femtos").notNull(),
+    costNanos: integer("cost_nanos").notNull(),
+    usageKnown: integer("usage_known", { mode: "boolean" }).notNull(),
+    stream: integer("stream", { mode: "boolean" }).notNull(),
+    latencyMs: integer("latency_ms").notNull(),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, string>>().notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("requests_request_id").on(t.requestId),
+    index("requests_wallet_created").on(t.walletId, t.createdAt, t.requestId),
+    index("requests_key_created").on(t.spendKeyId, t.createdAt, t.requestId),
+  ],
+);
+
+export type SpendKeyRow = typeof spendKeys.$inferSelect;
+export type LedgerRow = typeof requests.$inferInsert;

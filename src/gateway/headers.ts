@@ -1,0 +1,69 @@
+import type { RateState } from "../guard/types.ts";
+import type { Dialect } from "../lib/errors.ts";
+import type { Provider } from "../providers/registry.ts";
+
+/**
+ * Outbound headers are rebuilt from an allowlist: the provider sees its own key and the protocol headers
+ * the SDKs send, never the spend key, cookies, `cf-*` or anything else of the client's.
+ */
+const FORWARDED = ["content-type", "accept", "openai-beta", "anthropic-beta", "anthropic-version", "idempotency-key"];
+
+export function upstreamHeaders(incoming: Headers, provider: Provider, apiKey: string): Headers {
+  const out = new Headers();
+  for (const name of FORWARDED) {
+    const v = incoming.get(name);
+    if (v !== null) out.set(name, v);
+  }
+  if (!out.has("content-type")) out.set("content-type", "application/json");
+  out.set("user-agent", "spendgate/0.1");
+  if (provider.auth === "x-api-key") {
+    out.set("x-api-key", apiKey);
+    if (!out.has("anthropic-version")) out.set("anthropic-version", "2023-06-01");
+  } else {
+    out.set("authorization", `Bearer ${apiKey}`);
+  }
+  return out;
+}
+
+/**
+ * Response headers: the provider's, minus what describes the operator's provider account (its rate limits,
+ * organisation), cookies, hop-by-hop and encoding headers (fetch already decoded the body).
+ */
+const DROPPED = /^(set-cookie|content-length|content-encoding|transfer-encoding|connection|keep-alive|openai-organization|openai-project|cf-.*|x-ratelimit-.*|anthropic-ratelimit-.*|anthropic-organization-id|x-request-id|request-id|retry-after|retry-after-ms|server|alt-svc|report-to|nel)$/i;
+
+export function downstreamHeaders(upstream: Headers): Headers {
+  const out = new Headers();
+  upstream.forEach((value, name) => {
+    if (!DROPPED.test(name)) out.append(name, value);
+  });
+  const upstreamId = upstream.get("x-request-id") ?? upstream.get("request-id");
+  if (upstreamId) out.set("x-upstream-request-id", upstreamId);
+  return out;
+}
+
+export function requestIdHeader(dialect: Dialect): string {
+  return dialect === "anthropic" ? "request-id" : "x-request-id";
+}
+
+/** Go-style durations as OpenAI sends them: `1s`, `6m0s`, `120ms`. */
+function duration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`;
+  const s = Math.ceil(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${s % 60}s`;
+}
+
+export function setRateHeaders(h: Headers, dialect: Dialect, rate: RateState | null, now = Date.now()): void {
+  if (!rate) return;
+  if (dialect === "anthropic") {
+    h.set("anthropic-ratelimit-requests-limit", String(rate.limit));
+    h.set("anthropic-ratelimit-requests-remaining", String(rate.remaining));
+    h.set("anthropic-ratelimit-requests-reset", new Date(now + rate.resetMs).toISOString().replace(/\.\d{3}Z$/, "Z"));
+  } else {
+    h.set("x-ratelimit-limit-requests", String(rate.limit));
+    h.set("x-ratelimit-remaining-requests", String(rate.remaining));
+    h.set("x-ratelimit-reset-requests", duration(rate.resetMs));
+  }
+}
+
+export const COST_HEADER = "x-spendgate-cost";
+export const BUDGET_HEADER = "x-spendgate-budget-remaining";

@@ -1,0 +1,138 @@
+import type { TokenUsage } from "../lib/money.ts";
+import type { RouteKind } from "../providers/registry.ts";
+
+/**
+ * Reads the provider's reported token usage, from a whole JSON body or event by event from a stream.
+ * Input tokens are split into uncached / cache-read / cache-write so each is priced at its own rate.
+ */
+export interface UsageReader {
+  /** a whole JSON response body, or the JSON `data` of one SSE event */
+  read(obj: unknown): void;
+  usage(): TokenUsage | null;
+  responseId(): string | null;
+}
+
+type Json = Record<string, unknown>;
+const obj = (v: unknown): Json | undefined => (v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : undefined);
+const int = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.floor(v) : undefined);
+
+const empty = (): TokenUsage => ({ inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 });
+
+/** OpenAI chat completions / embeddings (and every OpenAI-compatible provider, Anthropic's included). */
+function openaiChatUsage(u: Json): TokenUsage {
+  const prompt = int(u.prompt_tokens) ?? 0;
+  const cached = Math.min(prompt, int(obj(u.prompt_tokens_details)?.cached_tokens) ?? 0);
+  return {
+    inputTokens: prompt - cached,
+    outputTokens: int(u.completion_tokens) ?? 0,
+    cacheReadTokens: cached,
+    cacheWriteTokens: 0,
+    reasoningTokens: int(obj(u.completion_tokens_details)?.reasoning_tokens) ?? 0,
+  };
+}
+
+/** OpenAI Responses API. */
+function responsesUsage(u: Json): TokenUsage {
+  const input = int(u.input_tokens) ?? 0;
+  const cached = Math.min(input, int(obj(u.input_tokens_details)?.cached_tokens) ?? 0);
+  return {
+    inputTokens: input - cached,
+    outputTokens: int(u.output_tokens) ?? 0,
+    cacheReadTokens: cached,
+    cacheWriteTokens: 0,
+    reasoningTokens: int(obj(u.output_tokens_details)?.reasoning_tokens) ?? 0,
+  };
+}
+
+class OpenAIChatReader implements UsageReader {
+  private found: TokenUsage | null = null;
+  private id: string | null = null;
+  read(o: unknown): void {
+    const body = obj(o);
+    if (!body) return;
+    if (typeof body.id === "string") this.id ??= body.id;
+    const u = obj(body.usage);
+    if (u) this.found = openaiChatUsage(u);
+  }
+  usage() {
+    return this.found;
+  }
+  responseId() {
+    return this.id;
+  }
+}
+
+class ResponsesReader implements UsageReader {
+  private found: TokenUsage | null = null;
+  private id: string | null = null;
+  read(o: unknown): void {
+    const body = obj(o);
+    if (!body) return;
+    // JSON body: the response itself; stream: `response.completed` / `.incomplete` / `.failed` carry it.
+    const response = typeof body.type === "string" ? obj(body.response) : body;
+    if (!response) return;
+    if (typeof response.id === "string") this.id ??= response.id;
+    const u = obj(response.usage);
+    if (u) this.found = responsesUsage(u);
+  }
+  usage() {
+    return this.found;
+  }
+  responseId() {
+    return this.id;
+  }
+}
+
+/**
+ * Anthropic Messages: JSON `usage`, or in a stream `message_start` (input and cache fields) followed by
+ * `message_delta` events whose usage is cumulative: each replaces the last, never summed.
+ */
+class AnthropicReader implements UsageReader {
+  private found: TokenUsage | null = null;
+  private id: string | null = null;
+  read(o: unknown): void {
+    const body = obj(o);
+    if (!body) return;
+    let u: Json | undefined;
+    if (body.type === "message_start") {
+      const message = obj(body.message);
+      if (typeof message?.id === "string") this.id ??= message.id;
+      u = obj(message?.usage);
+    } else if (body.type === "message_delta") {
+      u = obj(body.usage);
+    } else {
+      if (typeof body.id === "string") this.id ??= body.id;
+      u = obj(body.usage);
+    }
+    if (!u) return;
+    const next = this.found ?? empty();
+    const input = int(u.input_tokens);
+    const cacheWrite = int(u.cache_creation_input_tokens);
+    const cacheRead = int(u.cache_read_input_tokens);
+    const output = int(u.output_tokens);
+    if (input !== undefined) next.inputTokens = input;
+    if (cacheWrite !== undefined) next.cacheWriteTokens = cacheWrite;
+    if (cacheRead !== undefined) next.cacheReadTokens = cacheRead;
+    if (output !== undefined) next.outputTokens = output;
+    this.found = next;
+  }
+  usage() {
+    return this.found;
+  }
+  responseId() {
+    return this.id;
+  }
+}
+
+export function usageReader(route: RouteKind): UsageReader {
+  switch (route) {
+    case "responses":
+      return new ResponsesReader();
+    case "messages":
+    case "count_tokens":
+      return new AnthropicReader();
+    case "chat":
+    case "embeddings":
+      return new OpenAIChatReader();
+  }
+}

@@ -1,0 +1,120 @@
+import type { Cycle } from "../lib/cycles.ts";
+import type { ErrorCode, LimitDetails } from "../lib/errors.ts";
+import type { Prices, TokenUsage } from "../lib/money.ts";
+
+export type RequestShape = "openai" | "anthropic";
+
+/** A spend key's configuration as the KeyGuard enforces it (pushed by every management write). */
+export interface KeyConfig {
+  spendKeyId: string;
+  walletId: string;
+  secretHash: string;
+  status: "active" | "paused";
+  requestShape: RequestShape;
+  allowedModels: string[] | null;
+  allowedProviders: string[] | null;
+  spendLimit: { nanos: number; cycle: Cycle } | null;
+  requestLimit: { count: number; cycle: Cycle } | null;
+  rateLimit: { rpm: number; burst: number } | null;
+  expiresAt: number | null;
+  revoked: boolean;
+}
+
+/** Absolute counters; `current*` belong to the period starting at `*PeriodStart`. */
+export interface Counters {
+  spendPeriodStart: number;
+  currentSpendNanos: number;
+  totalSpendNanos: number;
+  requestPeriodStart: number;
+  currentRequests: number;
+  totalRequests: number;
+  lastUsedAt: number | null;
+  /** GCRA theoretical arrival time (ms) of the rate bucket */
+  tat: number;
+  /** bumped on every change, so D1 snapshots never go backwards */
+  version: number;
+}
+
+export interface RequestInfo {
+  requestId: string;
+  endpoint: string;
+  stream: boolean;
+  metadata: Record<string, string>;
+}
+
+export interface AdmitInput extends RequestInfo {
+  secretHash: string;
+  /** the shape of the route called */
+  routeShape: RequestShape;
+  model: string;
+  /** the catalog entry of `model`, null when the catalog does not know it */
+  target: { provider: string; prices: Prices | null; worstCaseNanos: number } | null;
+  /** why the request cannot be served (provider not configured, route unsupported), told only to its key */
+  unavailable?: { code: ErrorCode; message: string };
+  /** false for count_tokens: checked like any request, never counted or charged */
+  metered: boolean;
+  maxInflight: number;
+  holdTtlMs: number;
+}
+
+export interface RateState {
+  limit: number;
+  remaining: number;
+  /** ms until the bucket is full again */
+  resetMs: number;
+}
+
+export interface Budget {
+  /** nano-dollars left in the spend cycle after this request's hold (null: no spend limit) */
+  remainingNanos: number | null;
+  limitNanos: number | null;
+}
+
+export type AdmitResult =
+  | { ok: true; shape: RequestShape; walletId: string; holdNanos: number; rate: RateState | null; budget: Budget }
+  | {
+      ok: false;
+      /** the key's shape when the key is known, so the error speaks its dialect */
+      shape: RequestShape | null;
+      code: ErrorCode;
+      message: string;
+      details?: LimitDetails;
+      retryAfterMs?: number;
+      /** terminal limits: clients must not retry */
+      terminal?: boolean;
+    };
+
+export type SettleStatus = "completed" | "error" | "aborted";
+
+export interface SettleInput {
+  requestId: string;
+  status: SettleStatus;
+  /** the provider's reported usage; null when none arrived */
+  usage: TokenUsage | null;
+  /** charged instead when `usage` is null (capped by the hold): 0 releases it */
+  fallbackNanos: number;
+  responseId: string | null;
+  httpStatus: number | null;
+  latencyMs: number;
+}
+
+export interface SettleResult {
+  costNanos: number;
+  remainingNanos: number | null;
+  /** false when this request was already settled (idempotent replay) */
+  applied: boolean;
+}
+
+/** What management and `GET /v1/key` read: exact live counters with resets applied. */
+export interface KeySnapshot {
+  currentSpendNanos: number;
+  totalSpendNanos: number;
+  currentRequests: number;
+  totalRequests: number;
+  spendPeriodStart: number;
+  requestPeriodStart: number;
+  heldNanos: number;
+  openHolds: number;
+  lastUsedAt: number | null;
+  rate: RateState | null;
+}

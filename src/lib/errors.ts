@@ -1,0 +1,100 @@
+/**
+ * One error model: every refusal is an ApiError with a code; the code decides the HTTP status and the
+ * `type` in each wire dialect (OpenAI and Anthropic, per API.md's error table). Internals never reach a body.
+ */
+
+export type Dialect = "openai" | "anthropic";
+
+interface CodeSpec {
+  status: number;
+  openaiType: string;
+  anthropicType: string;
+  /** Anthropic's status when it differs (spend limit → 402 billing_error). */
+  anthropicStatus?: number;
+}
+
+const CODES = {
+  invalid_api_key: { status: 401, openaiType: "invalid_request_error", anthropicType: "authentication_error" },
+  key_paused: { status: 403, openaiType: "permission_error", anthropicType: "permission_error" },
+  model_not_allowed: { status: 403, openaiType: "permission_error", anthropicType: "permission_error" },
+  model_not_found: { status: 404, openaiType: "invalid_request_error", anthropicType: "not_found_error" },
+  model_not_priced: { status: 403, openaiType: "permission_error", anthropicType: "permission_error" },
+  rate_limit_exceeded: { status: 429, openaiType: "requests", anthropicType: "rate_limit_error" },
+  too_many_concurrent_requests: { status: 429, openaiType: "requests", anthropicType: "rate_limit_error" },
+  request_limit_exceeded: { status: 429, openaiType: "insufficient_quota", anthropicType: "rate_limit_error" },
+  spend_limit_exceeded: {
+    status: 429,
+    openaiType: "insufficient_quota",
+    anthropicType: "billing_error",
+    anthropicStatus: 402,
+  },
+  invalid_request: { status: 400, openaiType: "invalid_request_error", anthropicType: "invalid_request_error" },
+  request_too_large: { status: 413, openaiType: "invalid_request_error", anthropicType: "request_too_large" },
+  provider_not_configured: { status: 503, openaiType: "server_error", anthropicType: "api_error" },
+  upstream_timeout: { status: 504, openaiType: "server_error", anthropicType: "api_error" },
+  upstream_unreachable: { status: 502, openaiType: "server_error", anthropicType: "api_error" },
+  // Management / operator API
+  unauthorized: { status: 401, openaiType: "invalid_request_error", anthropicType: "authentication_error" },
+  forbidden: { status: 403, openaiType: "permission_error", anthropicType: "permission_error" },
+  not_found: { status: 404, openaiType: "invalid_request_error", anthropicType: "not_found_error" },
+  conflict: { status: 409, openaiType: "invalid_request_error", anthropicType: "invalid_request_error" },
+  admin_disabled: { status: 503, openaiType: "server_error", anthropicType: "api_error" },
+  internal_error: { status: 500, openaiType: "server_error", anthropicType: "api_error" },
+} satisfies Record<string, CodeSpec>;
+
+export type ErrorCode = keyof typeof CODES;
+
+/** What a limit refusal names in the sibling `details` object. */
+export interface LimitDetails {
+  limit: "spend" | "requests" | "rate" | "concurrency";
+  amount?: string;
+  count?: number;
+  current?: string | number;
+  cycle?: string;
+  resets_at?: string | null;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly opts: { param?: string; details?: LimitDetails; headers?: Record<string, string> } = {},
+  ) {
+    super(message);
+  }
+
+  status(dialect: Dialect): number {
+    const spec: CodeSpec = CODES[this.code];
+    return dialect === "anthropic" ? (spec.anthropicStatus ?? spec.status) : spec.status;
+  }
+}
+
+export function renderError(err: ApiError, dialect: Dialect, requestId: string): Response {
+  const spec: CodeSpec = CODES[err.code];
+  const headers = new Headers(err.opts.headers);
+  headers.set("content-type", "application/json");
+  let body: unknown;
+  if (dialect === "anthropic") {
+    headers.set("request-id", requestId);
+    body = {
+      type: "error",
+      error: { type: spec.anthropicType, message: err.message },
+      request_id: requestId,
+      ...(err.opts.details ? { details: err.opts.details } : {}),
+    };
+  } else {
+    headers.set("x-request-id", requestId);
+    body = {
+      error: { message: err.message, type: spec.openaiType, param: err.opts.param ?? null, code: err.code },
+      ...(err.opts.details ? { details: err.opts.details } : {}),
+    };
+  }
+  return new Response(JSON.stringify(body), { status: err.status(dialect), headers });
+}
+
+/** Anything that is not an ApiError becomes a bare 500: the cause goes to the log, never into the body. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  console.error("internal error", err instanceof Error ? (err.stack ?? err.message) : String(err));
+  return new ApiError("internal_error", "The gateway hit an internal error. Try again.");
+}

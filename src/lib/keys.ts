@@ -1,0 +1,116 @@
+/**
+ * Credentials. Every key kind has a recognisable prefix, embeds its public id, and ends in a CRC-32
+ * checksum so a mistyped or garbage key is refused before any I/O. Only SHA-256 hashes are stored:
+ * the secrets carry ≥ 143 bits from crypto.getRandomValues, so a plain hash is enough (no password KDF).
+ *
+ *   spend key:          sk-sg-<16 id chars>_<24 secret chars><6 checksum chars>    id = spk_<16 id chars>
+ *   wallet secret key:  sgw_<16 id chars>_<24 secret chars><6 checksum chars>      id = wsk_<16 id chars>
+ */
+
+const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const ID_LEN = 16;
+const SECRET_LEN = 24;
+const CHECK_LEN = 6;
+
+export type KeyKind = "spend" | "wallet";
+
+const KINDS: Record<KeyKind, { prefix: string; idPrefix: string }> = {
+  spend: { prefix: "sk-sg-", idPrefix: "spk_" },
+  wallet: { prefix: "sgw_", idPrefix: "wsk_" },
+};
+
+const BODY = new RegExp(`^([0-9A-Za-z]{${ID_LEN}})_([0-9A-Za-z]{${SECRET_LEN}})([0-9A-Za-z]{${CHECK_LEN}})$`);
+
+/** Random base62 string; rejection sampling keeps every character uniform. */
+export function randomBase62(length: number): string {
+  let out = "";
+  while (out.length < length) {
+    const bytes = crypto.getRandomValues(new Uint8Array(length * 2));
+    for (const b of bytes) {
+      if (b < 248 && out.length < length) out += ALPHABET[b % 62];
+    }
+  }
+  return out;
+}
+
+/** Opaque public id with a type prefix, e.g. `wal_…`, `req_…`. */
+export function newId(prefix: string, length = 20): string {
+  return `${prefix}_${randomBase62(length)}`;
+}
+
+let crcTable: Uint32Array | undefined;
+function crc32(text: string): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let crc = 0xffffffff;
+  for (let i = 0; i < text.length; i++) crc = crcTable[(crc ^ text.charCodeAt(i)) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+function checksum(text: string): string {
+  let n = crc32(text);
+  let out = "";
+  for (let i = 0; i < CHECK_LEN; i++) {
+    out = ALPHABET[n % 62] + out;
+    n = Math.floor(n / 62);
+  }
+  return out;
+}
+
+export interface IssuedKey {
+  id: string;
+  key: string;
+}
+
+export function issueKey(kind: KeyKind, existingId?: string): IssuedKey {
+  const { prefix, idPrefix } = KINDS[kind];
+  const idBody = existingId ? existingId.slice(idPrefix.length) : randomBase62(ID_LEN);
+  const head = `${prefix}${idBody}_${randomBase62(SECRET_LEN)}`;
+  return { id: `${idPrefix}${idBody}`, key: head + checksum(head) };
+}
+
+/** Returns the embedded public id when the key is well formed and its checksum matches; no I/O. */
+export function parseKey(kind: KeyKind, key: string): string | null {
+  const { prefix, idPrefix } = KINDS[kind];
+  if (!key.startsWith(prefix)) return null;
+  const m = BODY.exec(key.slice(prefix.length));
+  if (!m) return null;
+  if (checksum(key.slice(0, -CHECK_LEN)) !== m[3]) return null;
+  return `${idPrefix}${m[1]}`;
+}
+
+export function keyKindOf(key: string): KeyKind | null {
+  if (key.startsWith(KINDS.spend.prefix)) return "spend";
+  if (key.startsWith(KINDS.wallet.prefix)) return "wallet";
+  return null;
+}
+
+export function isSpendKeyId(id: string): boolean {
+  return new RegExp(`^spk_[0-9A-Za-z]{${ID_LEN}}$`).test(id);
+}
+
+export async function hashSecret(key: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+  let hex = "";
+  for (const b of new Uint8Array(digest)) hex += b.toString(16).padStart(2, "0");
+  return hex;
+}
+
+/** Constant-time comparison of two hex digests of equal length. */
+export function hashesEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  const enc = new TextEncoder();
+  return crypto.subtle.timingSafeEqual(enc.encode(a), enc.encode(b));
+}
+
+/** Prefix and last 4 characters only, e.g. `sk-sg-…Xy12`. */
+export function keyPreview(key: string): string {
+  const prefix = key.startsWith(KINDS.spend.prefix) ? KINDS.spend.prefix : KINDS.wallet.prefix;
+  return `${prefix}…${key.slice(-4)}`;
+}

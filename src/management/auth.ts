@@ -1,0 +1,41 @@
+import { and, eq, isNull } from "drizzle-orm";
+import { createMiddleware } from "hono/factory";
+import { database } from "../db/client.ts";
+import { walletSecretKeys } from "../db/schema.ts";
+import type { AppEnv } from "../env.ts";
+import { ApiError } from "../lib/errors.ts";
+import { hashesEqual, hashSecret, keyKindOf, parseKey } from "../lib/keys.ts";
+
+/** `Authorization: Bearer <string>` only; credentials in query strings are never read. */
+export function bearer(header: string | undefined): string | null {
+  if (!header) return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m?.[1] ?? null;
+}
+
+const WALLET_KEY_REQUIRED = "A wallet secret key is required: send `Authorization: Bearer sgw_…`.";
+
+/** Resolves the wallet of a wallet secret key, or null; garbage is refused before any I/O. */
+export async function walletOf(d1: D1Database, key: string): Promise<string | null> {
+  const id = parseKey("wallet", key);
+  if (!id) return null;
+  const row = await database(d1)
+    .select({ walletId: walletSecretKeys.walletId, keyHash: walletSecretKeys.keyHash })
+    .from(walletSecretKeys)
+    .where(and(eq(walletSecretKeys.id, id), isNull(walletSecretKeys.deletedAt)))
+    .get();
+  if (!row) return null;
+  return hashesEqual(row.keyHash, await hashSecret(key)) ? row.walletId : null;
+}
+
+export const requireWallet = createMiddleware<AppEnv>(async (c, next) => {
+  const key = bearer(c.req.header("authorization"));
+  if (!key) throw new ApiError("unauthorized", WALLET_KEY_REQUIRED);
+  if (keyKindOf(key) === "spend") {
+    throw new ApiError("forbidden", "Spend keys cannot call the management API; use a wallet secret key.");
+  }
+  const walletId = await walletOf(c.env.DB, key);
+  if (!walletId) throw new ApiError("unauthorized", "Invalid wallet secret key.");
+  c.set("walletId", walletId);
+  await next();
+});

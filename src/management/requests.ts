@@ -1,0 +1,83 @@
+import { createRoute } from "@hono/zod-openapi";
+import { and, desc, eq } from "drizzle-orm";
+import { database } from "../db/client.ts";
+import { requests } from "../db/schema.ts";
+import { afterCursor, page } from "../lib/cursor.ts";
+import { ApiError } from "../lib/errors.ts";
+import { formatFemtoUsd, formatUsd } from "../lib/money.ts";
+import { apiRouter } from "../lib/openapi.ts";
+import { ErrorBody, RequestIdParam, LedgerEntry, listOf, RequestsQuery } from "./schemas.ts";
+
+type Row = typeof requests.$inferSelect;
+
+/** A ledger row on the wire: component costs exact, `cost` = what was charged (rounded up to 1 nano-dollar). */
+export function serializeLedgerRow(r: Row) {
+  const input = r.inputTokens + r.cacheReadTokens + r.cacheWriteTokens;
+  return {
+    request_id: r.requestId,
+    spend_key_id: r.spendKeyId,
+    status: r.status,
+    provider: r.provider,
+    model: r.model,
+    endpoint: r.endpoint,
+    response_id: r.responseId,
+    model_usage: {
+      input_tokens: input,
+      output_tokens: r.outputTokens,
+      total_tokens: input + r.outputTokens,
+      cache_read_tokens: r.cacheReadTokens,
+      cache_write_tokens: r.cacheWriteTokens,
+      reasoning_tokens: r.reasoningTokens,
+      input_cost: formatFemtoUsd(BigInt(r.inputCostFemtos)),
+      output_cost: formatFemtoUsd(BigInt(r.outputCostFemtos)),
+      total_cost: formatUsd(r.costNanos),
+    },
+    cost: formatUsd(r.costNanos),
+    usage_known: r.usageKnown,
+    stream: r.stream,
+    http_status: r.httpStatus,
+    latency_ms: r.latencyMs,
+    metadata: r.metadata,
+    created_at: new Date(r.createdAt).toISOString(),
+  };
+}
+
+const tags = ["Requests"];
+const security = [{ walletKey: [] }];
+const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+const errors = { 400: json(ErrorBody, "Invalid input"), 401: json(ErrorBody, "Missing or invalid wallet key"), 404: json(ErrorBody, "Unknown id") };
+
+export const requestRoutes = apiRouter()
+  .openapi(
+    createRoute({ method: "get", path: "/requests", tags, security, request: { query: RequestsQuery }, responses: { 200: json(listOf(LedgerEntry, "RequestList"), "The per-request ledger, newest first (rows reach it within ~1 s of settling)"), ...errors } }),
+    async (c) => {
+      const { cursor, limit, spend_key_id } = c.req.valid("query");
+      const rows = await database(c.env.DB)
+        .select()
+        .from(requests)
+        .where(
+          and(
+            eq(requests.walletId, c.get("walletId")),
+            spend_key_id ? eq(requests.spendKeyId, spend_key_id) : undefined,
+            afterCursor(cursor, requests.createdAt, requests.requestId),
+          ),
+        )
+        .orderBy(desc(requests.createdAt), desc(requests.requestId))
+        .limit(limit + 1)
+        .all();
+      return c.json(page(rows, limit, (r) => [r.createdAt, r.requestId], serializeLedgerRow), 200);
+    },
+  )
+  .openapi(
+    createRoute({ method: "get", path: "/requests/{request_id}", tags, security, request: { params: RequestIdParam }, responses: { 200: json(LedgerEntry, "One ledger row"), ...errors } }),
+    async (c) => {
+      const id = c.req.valid("param").request_id;
+      const row = await database(c.env.DB)
+        .select()
+        .from(requests)
+        .where(and(eq(requests.requestId, id), eq(requests.walletId, c.get("walletId"))))
+        .get();
+      if (!row) throw new ApiError("not_found", `No request with id '${id}'.`, { param: "request_id" });
+      return c.json(serializeLedgerRow(row), 200);
+    },
+  );

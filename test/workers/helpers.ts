@@ -1,0 +1,80 @@
+import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
+
+/** Calls the Worker exactly as a client over HTTP would (its default export's fetch). */
+export function call(method: string, path: string, init: { body?: unknown; headers?: Record<string, string> } = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  let body: BodyInit | undefined;
+  if (init.body !== undefined) {
+    body = typeof init.body === "string" ? init.body : JSON.stringify(init.body);
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+  }
+  return exports.default.fetch(new Request(`http://gateway.test${path}`, { method, headers, body }));
+}
+
+export const ADMIN = { authorization: "Bearer test-admin-token" };
+
+export async function json<T = any>(res: Response, status?: number): Promise<T> {
+  const text = await res.text();
+  if (status !== undefined) expect(res.status, text).toBe(status);
+  return JSON.parse(text) as T;
+}
+
+export async function createWallet(name = "test wallet") {
+  const res = await call("POST", "/admin/wallets", { headers: ADMIN, body: { name } });
+  const body = await json(res, 201);
+  return { walletId: body.wallet_id as string, key: body.secret_key as string, body };
+}
+
+export function mgmt(walletKey: string, method: string, path: string, body?: unknown) {
+  return call(method, `/v1${path}`, { headers: { authorization: `Bearer ${walletKey}` }, body });
+}
+
+export async function createSpendKey(walletKey: string, body: Record<string, unknown> = {}) {
+  const res = await mgmt(walletKey, "POST", "/spend_keys", { name: "agent", ...body });
+  return json(res, 201);
+}
+
+/** A wallet and one spend key in it. */
+export async function setupKey(body: Record<string, unknown> = {}) {
+  const wallet = await createWallet();
+  const created = await createSpendKey(wallet.key, body);
+  return { wallet, key: created.key as string, id: created.spend_key_id as string, created };
+}
+
+export function chat(key: string, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+  return call("POST", "/v1/chat/completions", {
+    headers: { authorization: `Bearer ${key}`, ...headers },
+    body: { model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello" }], ...body },
+  });
+}
+
+export function messages(key: string, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+  return call("POST", "/v1/messages", {
+    headers: { "x-api-key": key, "anthropic-version": "2023-06-01", ...headers },
+    body: { model: "claude-sonnet-4-20250514", max_tokens: 100, messages: [{ role: "user", content: "Say hello" }], ...body },
+  });
+}
+
+export interface FakeRecord {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body: any;
+  usage: { input: number; output: number; cacheRead: number; cacheWrite: number; reasoning: number } | null;
+}
+
+/** What the fake provider received (reachable through the same outbound service as the Worker's fetches). */
+export async function fakeRequests(): Promise<FakeRecord[]> {
+  const res = await fetch("http://fake-provider.test/__fake/requests");
+  return ((await res.json()) as { data: FakeRecord[] }).data;
+}
+
+export async function lastFakeRequest(): Promise<FakeRecord> {
+  const all = await fakeRequests();
+  return all[all.length - 1]!;
+}
+
+export async function d1All(sql: string): Promise<Record<string, unknown>[]> {
+  return (await env.DB.prepare(sql).all()).results as Record<string, unknown>[];
+}
