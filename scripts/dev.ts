@@ -1,0 +1,61 @@
+/**
+ * `npm run dev`: the whole gateway locally with no accounts and no network — local D1 and Durable Objects,
+ * the bundled fake provider when no provider key is configured, and a dev wallet created once.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, startStack } from "./lib/stack.ts";
+
+const port = Number(process.env.PORT ?? 8787);
+const stack = await startStack({ port });
+const walletFile = join(ROOT, ".wrangler", "spendgate-dev-wallet.json");
+
+interface DevWallet {
+  wallet_id: string;
+  secret_key: string;
+}
+
+async function devWallet(): Promise<DevWallet> {
+  // The dev wallet's key is kept in .wrangler/ (git-ignored local state, next to the local D1 itself) so
+  // a restart can print it again. A deployed gateway never writes a key anywhere.
+  if (existsSync(walletFile)) {
+    const saved = JSON.parse(readFileSync(walletFile, "utf8")) as DevWallet;
+    const check = await fetch(`${stack.url}/v1/spend_keys?limit=1`, { headers: { authorization: `Bearer ${saved.secret_key}` } });
+    if (check.ok) return saved;
+  }
+  const res = await fetch(`${stack.url}/admin/wallets`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: "dev wallet" }),
+  });
+  if (!res.ok) throw new Error(`could not create the dev wallet: ${res.status} ${await res.text()}`);
+  const created = (await res.json()) as DevWallet;
+  mkdirSync(join(ROOT, ".wrangler"), { recursive: true });
+  writeFileSync(walletFile, JSON.stringify({ wallet_id: created.wallet_id, secret_key: created.secret_key }, null, 2), { mode: 0o600 });
+  return created;
+}
+
+const wallet = await devWallet();
+const line = "─".repeat(72);
+console.log(`
+${line}
+ Spendgate is running at ${stack.url}
+${stack.usingFake ? ` Provider: the bundled FAKE provider (${stack.fakeUrl}) — responses are fake.\n Set OPENAI_API_KEY / ANTHROPIC_API_KEY (environment or .dev.vars) for real ones.` : " Provider: real providers with the keys you configured."}
+ Operator token (ADMIN_TOKEN):  ${stack.adminToken}
+ Dev wallet ${wallet.wallet_id}
+ Wallet secret key:             ${wallet.secret_key}
+
+ Create a spend key:
+   curl -s ${stack.url}/v1/spend_keys -H "authorization: Bearer ${wallet.secret_key}" \\
+     -H "content-type: application/json" -d '{"name":"my agent","spend_limit":{"amount":"5.00","cycle":"daily"}}'
+ OpenAPI: ${stack.url}/openapi.json        Stop: Ctrl-C
+${line}
+`);
+
+const stop = async () => {
+  await stack.stop();
+  process.exit(0);
+};
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
+await new Promise(() => undefined);

@@ -1,0 +1,149 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startFakeProvider } from "../fake-provider/server.ts";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
+
+/** Where each provider's fake lives on the fake server (the path prefixes mimic the official base URLs). */
+export const PROVIDER_PATHS: Record<string, string> = {
+  OPENAI: "/openai/v1",
+  ANTHROPIC: "/anthropic",
+  GOOGLE: "/google/v1beta/openai",
+  MISTRAL: "/mistral/v1",
+  GROQ: "/groq/openai/v1",
+  DEEPSEEK: "/deepseek/v1",
+  XAI: "/xai/v1",
+  TOGETHER: "/together/v1",
+  FIREWORKS: "/fireworks/inference/v1",
+};
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** KEY=VALUE lines of a .dev.vars file (quotes stripped). */
+export function readDevVars(path = join(ROOT, ".dev.vars")): Record<string, string> {
+  if (!existsSync(path)) return {};
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(path, "utf8").split(/\r?\n/)) {
+    const m = /^\s*([A-Z0-9_]+)\s*=\s*(.*?)\s*$/.exec(line);
+    if (m && !line.trimStart().startsWith("#")) out[m[1]!] = m[2]!.replace(/^(["'])(.*)\1$/, "$2");
+  }
+  return out;
+}
+
+export interface StackOptions {
+  port?: number;
+  /** a separate local state folder (tests, bench); default: wrangler's own .wrangler/state */
+  persistTo?: string;
+  /** force the fake provider even if provider keys are configured */
+  fake?: boolean;
+  fakeLatencyMs?: number;
+  /** extra vars for the Worker */
+  vars?: Record<string, string>;
+  quiet?: boolean;
+}
+
+export interface Stack {
+  url: string;
+  adminToken: string;
+  fakeUrl: string | null;
+  usingFake: boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the gateway the way `npm run dev` does: local D1 migrations applied, the fake provider when no
+ * provider key is configured, then `wrangler dev` on 127.0.0.1. Settings from the environment beat .dev.vars,
+ * which beats the defaults.
+ */
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const configured = { ...readDevVars(), ...pick(process.env) };
+  const providerKeys = Object.keys(PROVIDER_PATHS).filter((p) => configured[`${p}_API_KEY`]);
+  const usingFake = opts.fake ?? providerKeys.length === 0;
+  const vars: Record<string, string> = { SPENDGATE_ENV: "development", ...configured, ...(opts.vars ?? {}) };
+  vars.ADMIN_TOKEN ??= "dev-admin-token";
+
+  let fake: Awaited<ReturnType<typeof startFakeProvider>> | null = null;
+  if (usingFake) {
+    fake = await startFakeProvider(0, { latencyMs: opts.fakeLatencyMs ?? 0 });
+    for (const [name, path] of Object.entries(PROVIDER_PATHS)) {
+      vars[`${name}_BASE_URL`] = fake.url + path;
+      vars[`${name}_API_KEY`] = `fake-${name.toLowerCase()}-key`;
+    }
+  }
+
+  const persist = opts.persistTo ? ["--persist-to", opts.persistTo] : [];
+  const migrate = spawnSync(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", ...persist], {
+    cwd: ROOT,
+    encoding: "utf8",
+    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+  });
+  if (migrate.status !== 0) throw new Error(`D1 migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
+
+  const port = opts.port ?? (await freePort());
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", "--log-level", opts.quiet ? "error" : "warn", ...persist];
+  for (const [k, v] of Object.entries(vars)) if (isWorkerVar(k)) args.push("--var", `${k}:${v}`);
+  const child: ChildProcess = spawn(WRANGLER, args, {
+    cwd: ROOT,
+    stdio: opts.quiet ? ["ignore", "ignore", "pipe"] : ["ignore", "inherit", "inherit"],
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    detached: false,
+  });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${stderr}`);
+    try {
+      const res = await fetch(`${url}/v1/models`);
+      if (res.ok) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGTERM");
+      throw new Error(`wrangler dev did not answer on ${url} within 60 s:\n${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+
+  return {
+    url,
+    adminToken: vars.ADMIN_TOKEN,
+    fakeUrl: fake?.url ?? null,
+    usingFake,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r)));
+      await fake?.close();
+    },
+  };
+}
+
+function pick(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && isWorkerVar(k)) out[k] = v;
+  return out;
+}
+
+function isWorkerVar(name: string): boolean {
+  return (
+    name === "ADMIN_TOKEN" ||
+    name === "SPENDGATE_ENV" ||
+    /^(MAX_BODY_BYTES|UPSTREAM_TIMEOUT_MS|MAX_INFLIGHT_PER_KEY|HOLD_TTL_MS)$/.test(name) ||
+    Object.keys(PROVIDER_PATHS).some((p) => name === `${p}_API_KEY` || name === `${p}_BASE_URL`)
+  );
+}
