@@ -81,6 +81,12 @@ function plan(body: Record<string, unknown>): Plan {
   return { text, messages, fault };
 }
 
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(36);
+}
+
 const countWords = (text: string) => text.split(/\s+/).filter(Boolean).length;
 const marker = (text: string, name: string) => Number(new RegExp(`\\[${name}:(\\d+)\\]`).exec(text)?.[1] ?? 0);
 
@@ -117,7 +123,6 @@ function sse(chunks: string[], opts: { gapMs: number; truncate: boolean; reset: 
 
 export function createFakeProvider(options: FakeProviderOptions = {}) {
   const recorded: RecordedRequest[] = [];
-  let seq = 0;
   const keep = options.record ?? 200;
 
   async function handle(req: Request): Promise<Response> {
@@ -157,7 +162,8 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
         : json(status, { error: { message: `fake ${status}`, type: status === 429 ? "requests" : "server_error", param: null, code: null } });
     }
 
-    const id = `fake_${++seq}`;
+    // Ids are a hash of model + text, so the same prompt gives the same bytes (streams can be compared).
+    const id = `fake_${fnv1a(`${String(body.model)}|${p.text}`)}`;
     const input = countWords(p.text) + 3 * Math.max(1, p.messages);
     const cacheRead = Math.min(input, marker(p.text, "cached"));
     const cacheWrite = Math.min(input - cacheRead, marker(p.text, "cache_write"));

@@ -82,6 +82,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       vars[`${name}_BASE_URL`] = fake.url + path;
       vars[`${name}_API_KEY`] = `fake-${name.toLowerCase()}-key`;
     }
+    Object.assign(vars, opts.vars ?? {});
   }
 
   const persist = opts.persistTo ? ["--persist-to", opts.persistTo] : [];

@@ -78,3 +78,24 @@ export async function lastFakeRequest(): Promise<FakeRecord> {
 export async function d1All(sql: string): Promise<Record<string, unknown>[]> {
   return (await env.DB.prepare(sql).all()).results as Record<string, unknown>[];
 }
+
+/** Calls the Worker with some bindings changed (limits, timeouts, base URLs) for one request. */
+export async function callWith(
+  overrides: Record<string, string | undefined>,
+  method: string,
+  path: string,
+  init: { body?: BodyInit; headers?: Record<string, string> } = {},
+): Promise<Response> {
+  const { app } = await import("../../src/app.ts");
+  const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
+  const ctx = createExecutionContext();
+  const res = await app.fetch(new Request(`http://gateway.test${path}`, { method, headers: init.headers, body: init.body, duplex: "half" } as RequestInit), { ...env, ...overrides }, ctx);
+  const body = await res.arrayBuffer();
+  await waitOnExecutionContext(ctx);
+  return new Response(body, { status: res.status, headers: res.headers });
+}
+
+/** Calls the fake provider directly (the baseline a gateway response is compared with). */
+export function direct(url: string, body: unknown, headers: Record<string, string> = {}) {
+  return fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+}
