@@ -282,7 +282,13 @@ async function forward(
             if (done) {
               const rest = scanner.end();
               if (rest) controller.enqueue(rest);
-              await finish(res.ok ? "completed" : "error");
+              if (res.ok && !reader.usage()) {
+                // Ended before the provider's final usage: the connection was cut. Say so in-band.
+                await finish("error");
+                controller.enqueue(encoder.encode(inBandError(dialect, false)));
+              } else {
+                await finish(res.ok ? "completed" : "error");
+              }
               controller.close();
               return;
             }

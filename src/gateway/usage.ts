@@ -8,6 +8,7 @@ import type { RouteKind } from "../providers/registry.ts";
 export interface UsageReader {
   /** a whole JSON response body, or the JSON `data` of one SSE event */
   read(obj: unknown): void;
+  /** the usage when the provider reported its final figures, else null (a cut stream) */
   usage(): TokenUsage | null;
   responseId(): string | null;
 }
@@ -89,20 +90,24 @@ class ResponsesReader implements UsageReader {
  */
 class AnthropicReader implements UsageReader {
   private found: TokenUsage | null = null;
+  private final = false;
   private id: string | null = null;
   read(o: unknown): void {
     const body = obj(o);
     if (!body) return;
     let u: Json | undefined;
+    // A stream's figures are final only with a message_delta; message_start's output count is a placeholder.
     if (body.type === "message_start") {
       const message = obj(body.message);
       if (typeof message?.id === "string") this.id ??= message.id;
       u = obj(message?.usage);
     } else if (body.type === "message_delta") {
       u = obj(body.usage);
-    } else {
+      this.final = u !== undefined;
+    } else if (body.type === undefined || body.type === "message") {
       if (typeof body.id === "string") this.id ??= body.id;
       u = obj(body.usage);
+      this.final = u !== undefined;
     }
     if (!u) return;
     const next = this.found ?? empty();
@@ -117,7 +122,7 @@ class AnthropicReader implements UsageReader {
     this.found = next;
   }
   usage() {
-    return this.found;
+    return this.final ? this.found : null;
   }
   responseId() {
     return this.id;

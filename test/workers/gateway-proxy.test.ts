@@ -1,0 +1,243 @@
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { keyGuard } from "../../src/env.ts";
+import type { KeyGuard } from "../../src/guard/key-guard.ts";
+import { TEST_PROVIDER_KEYS } from "../provider-keys.ts";
+import { call, chat, direct, json, lastFakeRequest, messages, mgmt, setupKey } from "./helpers.ts";
+
+const OPENAI = "https://api.openai.com/v1";
+const ANTHROPIC = "https://api.anthropic.com";
+
+describe("the provider sees only its own key", () => {
+  it("rebuilds outbound headers from an allowlist (OpenAI)", async () => {
+    const { key } = await setupKey();
+    const res = await chat(key, {}, {
+      cookie: "session=secret",
+      "cf-connecting-ip": "1.2.3.4",
+      "x-forwarded-for": "1.2.3.4",
+      "openai-organization": "org-client",
+      "openai-beta": "assistants=v2",
+      "x-custom": "nope",
+    });
+    expect(res.status).toBe(200);
+    const seen = await lastFakeRequest();
+    expect(seen.path).toBe("/v1/chat/completions");
+    expect(seen.headers.authorization).toBe(`Bearer ${TEST_PROVIDER_KEYS.OPENAI_API_KEY}`);
+    expect(seen.headers["openai-beta"]).toBe("assistants=v2");
+    expect(JSON.stringify(seen.headers)).not.toContain(key);
+    for (const h of ["cookie", "cf-connecting-ip", "x-forwarded-for", "openai-organization", "x-custom", "x-api-key"]) {
+      expect(seen.headers[h]).toBeUndefined();
+    }
+  });
+
+  it("rebuilds outbound headers from an allowlist (Anthropic), defaulting anthropic-version", async () => {
+    const { key } = await setupKey({ request_shape: "anthropic" });
+    await messages(key, {}, { "anthropic-version": "", "anthropic-beta": "prompt-caching-2024-07-31", authorization: `Bearer ${key}` });
+    const seen = await lastFakeRequest();
+    expect(seen.path).toBe("/v1/messages");
+    expect(seen.headers["x-api-key"]).toBe(TEST_PROVIDER_KEYS.ANTHROPIC_API_KEY);
+    expect(seen.headers.authorization).toBeUndefined();
+    expect(seen.headers["anthropic-beta"]).toBe("prompt-caching-2024-07-31");
+    expect(JSON.stringify(seen.headers)).not.toContain(key);
+    const plain = await setupKey({ request_shape: "anthropic" });
+    await call("POST", "/v1/messages", { headers: { "x-api-key": plain.key }, body: { model: "claude-sonnet-4-20250514", max_tokens: 5, messages: [] } });
+    expect((await lastFakeRequest()).headers["anthropic-version"]).toBe("2023-06-01");
+  });
+
+  it("sends an openai-shaped key's Claude call to Anthropic's OpenAI-compatible endpoint", async () => {
+    const { key } = await setupKey();
+    expect((await chat(key, { model: "claude-sonnet-4-20250514" })).status).toBe(200);
+    const seen = await lastFakeRequest();
+    expect(seen.path).toBe("/v1/chat/completions");
+    expect(seen.headers["x-api-key"]).toBe(TEST_PROVIDER_KEYS.ANTHROPIC_API_KEY);
+  });
+
+  it("accepts the spend key as x-api-key too", async () => {
+    const { key } = await setupKey();
+    const res = await call("POST", "/v1/chat/completions", { headers: { "x-api-key": key }, body: { model: "gpt-4o-mini", messages: [] } });
+    expect(res.status).toBe(200);
+  });
+});
+
+describe("responses pass through unchanged", () => {
+  it("JSON bodies are byte-identical to the provider's", async () => {
+    const { key } = await setupKey();
+    const body = { model: "gpt-4o-mini", messages: [{ role: "user", content: "bytes please" }] };
+    const viaGateway = await (await chat(key, body)).text();
+    const straight = await (await direct(`${OPENAI}/chat/completions`, body)).text();
+    expect(viaGateway).toBe(straight);
+  });
+
+  it("OpenAI streams are byte-identical when the client asked for usage", async () => {
+    const { key } = await setupKey();
+    const body = { model: "gpt-4o-mini", stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "stream it" }] };
+    const res = await chat(key, body);
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    expect(await res.text()).toBe(await (await direct(`${OPENAI}/chat/completions`, body)).text());
+  });
+
+  it("OpenAI streams drop only the injected usage chunk when the client did not ask for usage", async () => {
+    const { key } = await setupKey();
+    const body = { model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: "stream it" }] };
+    const text = await (await chat(key, body)).text();
+    expect((await lastFakeRequest()).body.stream_options).toEqual({ include_usage: true });
+    const withUsage = await (await direct(`${OPENAI}/chat/completions`, { ...body, stream_options: { include_usage: true } })).text();
+    const expected = withUsage
+      .split("\n\n")
+      .filter((e) => !/"choices":\[\],"usage":\{/.test(e))
+      .join("\n\n");
+    expect(text).toBe(expected);
+    expect(text).not.toMatch(/"usage":\{/);
+    expect(text.trimEnd().endsWith("data: [DONE]")).toBe(true);
+  });
+
+  it("Anthropic streams are byte-identical", async () => {
+    const { key } = await setupKey({ request_shape: "anthropic" });
+    const body = { model: "claude-sonnet-4-20250514", max_tokens: 64, stream: true, messages: [{ role: "user", content: "stream it" }] };
+    const res = await messages(key, body);
+    expect(await res.text()).toBe(await (await direct(`${ANTHROPIC}/v1/messages`, body, { "x-api-key": "k" })).text());
+  });
+
+  it("Responses API and embeddings pass through, JSON and streamed", async () => {
+    const { key } = await setupKey();
+    const auth = { authorization: `Bearer ${key}` };
+    for (const body of [
+      { model: "gpt-4o-mini", input: "hello" },
+      { model: "gpt-4o-mini", input: "hello", stream: true },
+    ]) {
+      const res = await call("POST", "/v1/responses", { headers: auth, body });
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe(await (await direct(`${OPENAI}/responses`, body)).text());
+    }
+    const emb = { model: "text-embedding-3-small", input: ["a b c", "d e"] };
+    const res = await call("POST", "/v1/embeddings", { headers: auth, body: emb });
+    expect(await res.text()).toBe(await (await direct(`${OPENAI}/embeddings`, emb)).text());
+  });
+
+  it("count_tokens is answered and never counted", async () => {
+    const { key, id, wallet } = await setupKey({ request_shape: "anthropic", request_limit: { count: 1, cycle: "total" } });
+    for (let i = 0; i < 3; i++) {
+      const res = await call("POST", "/v1/messages/count_tokens", { headers: { "x-api-key": key }, body: { model: "claude-sonnet-4-20250514", messages: [{ role: "user", content: "count me" }] } });
+      expect(await json(res, 200)).toEqual({ input_tokens: 5 });
+    }
+    const k = await json(await mgmt(wallet.key, "GET", `/spend_keys/${id}`), 200);
+    expect(k.total_requests).toBe(0);
+    expect(k.total_spend).toBe("0.00");
+  });
+
+  it("reports an upstream stream that breaks midway in-band, in the key's dialect", async () => {
+    const { key } = await setupKey();
+    const text = await (await chat(key, { stream: true, messages: [{ role: "user", content: "[[fault:reset]]" }] })).text();
+    expect(text).toMatch(/data: \{"error":\{"message":"The provider's stream was interrupted\."/);
+    const anth = await setupKey({ request_shape: "anthropic" });
+    const t2 = await (await messages(anth.key, { stream: true, messages: [{ role: "user", content: "[[fault:reset]]" }] })).text();
+    expect(t2).toMatch(/event: error\ndata: \{"type":"error","error":\{"type":"api_error"/);
+  });
+
+  it("streams the first bytes before the provider has finished", async () => {
+    const { key } = await setupKey();
+    const res = await chat(key, { stream: true, messages: [{ role: "user", content: "[[fault:gap:300]]" }] });
+    const reader = res.body!.getReader();
+    const t0 = Date.now();
+    const first = await reader.read();
+    const firstAt = Date.now() - t0;
+    expect(first.done).toBe(false);
+    let rest = 0;
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      rest++;
+    }
+    const total = Date.now() - t0;
+    // 14 chunks 300 ms apart: the first arrives long before the last.
+    expect(rest).toBeGreaterThan(5);
+    expect(firstAt).toBeLessThan(total / 4);
+  });
+});
+
+describe("the key's view", () => {
+  it("GET /v1/models lists only what the key may call; the catalog without a key", async () => {
+    const { key } = await setupKey({ allowed_providers: ["openai"], spend_limit: { amount: "1", cycle: "daily" } });
+    const ids = (await json(await call("GET", "/v1/models", { headers: { authorization: `Bearer ${key}` } }), 200)).data.map((m: any) => m.id);
+    expect(ids).toContain("gpt-4o-mini");
+    expect(ids).not.toContain("claude-sonnet-4-20250514");
+    expect(ids).not.toContain("gpt-4o-search-preview"); // unpriced, and the key has a spend limit
+    const all = (await json(await call("GET", "/v1/models"), 200)).data;
+    expect(all.map((m: any) => m.id)).toEqual(expect.arrayContaining(["gpt-4o-mini", "claude-sonnet-4-20250514", "llama-3.3-70b-versatile"]));
+    expect(all[0]).toMatchObject({ object: "model", created: expect.any(Number), owned_by: expect.any(String) });
+    const anth = await setupKey({ request_shape: "anthropic" });
+    const a = (await json(await call("GET", "/v1/models", { headers: { "x-api-key": anth.key } }), 200)).data.map((m: any) => m.owned_by);
+    expect(new Set(a)).toEqual(new Set(["anthropic"]));
+    expect((await call("GET", "/v1/models", { headers: { authorization: "Bearer sk-sg-nope" } })).status).toBe(401);
+  });
+
+  it("GET /v1/key shows limits, usage, remaining and resets, never the secret", async () => {
+    const { key, id } = await setupKey({
+      spend_limit: { amount: "2", cycle: "daily" },
+      request_limit: { count: 10, cycle: "monthly" },
+      rate_limit: { rpm: 30, burst: 5 },
+    });
+    await chat(key, { max_tokens: 20 });
+    const view = await json(await call("GET", "/v1/key", { headers: { authorization: `Bearer ${key}` } }), 200);
+    expect(view).toMatchObject({
+      spend_key_id: id,
+      spend: { limit: { amount: "2.00", cycle: "daily" }, held: "0.00" },
+      requests: { limit: { count: 10, cycle: "monthly" }, current: 1, total: 1, remaining: 9 },
+      rate_limit: { rpm: 30, burst: 5, remaining: 4 },
+    });
+    expect(Number(view.spend.current)).toBeGreaterThan(0);
+    expect(view.spend.resets_at).toMatch(/T00:00:00\.000Z$/);
+    expect(JSON.stringify(view)).not.toContain(key.slice(-20));
+    expect((await call("GET", "/v1/key")).status).toBe(401);
+  });
+});
+
+describe("limits survive Durable Object eviction", () => {
+  it("evicting the KeyGuard never refills the rate bucket nor resets the request count", async () => {
+    const { key, id } = await setupKey({ rate_limit: { rpm: 1, burst: 2 }, request_limit: { count: 3, cycle: "total" } });
+    expect((await chat(key)).status).toBe(200);
+    expect((await chat(key)).status).toBe(200);
+    expect((await chat(key)).status).toBe(429);
+    await evictDurableObject(keyGuard(env, id));
+    expect((await chat(key)).status).toBe(429);
+    const snap = await keyGuard(env, id).snapshot();
+    expect(snap.totalRequests).toBe(2);
+  });
+
+  it("accepts at most burst + rpm·W/60 requests in any window", async () => {
+    const { key, id } = await setupKey({ rate_limit: { rpm: 60, burst: 3 } });
+    const stub = keyGuard(env, id);
+    let now = Date.UTC(2030, 0, 1);
+    await runInDurableObject(stub, (g: KeyGuard) => {
+      g.now = () => now;
+    });
+    const accepted: number[] = [];
+    // 40 attempts, 250 ms apart: 10 s of traffic at 4 req/s against 1 req/s + burst 3.
+    for (let i = 0; i < 40; i++) {
+      if ((await chat(key, { max_tokens: 1 })).status === 200) accepted.push(now);
+      now += 250;
+      if (i % 10 === 9) await evictDurableObject(stub).then(() => runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => now)));
+    }
+    for (const start of accepted) {
+      for (const W of [1000, 2000, 5000]) {
+        const inWindow = accepted.filter((t) => t >= start && t < start + W).length;
+        expect(inWindow).toBeLessThanOrEqual(3 + (60 * W) / 60_000);
+      }
+    }
+    expect(accepted.length).toBeGreaterThanOrEqual(3 + 9);
+  });
+});
+
+describe("very next request", () => {
+  it("applies updates to models and limits on the next request", async () => {
+    const { wallet, id, key } = await setupKey();
+    expect((await chat(key)).status).toBe(200);
+    await mgmt(wallet.key, "PUT", `/spend_keys/${id}`, { request_limit: { count: 1, cycle: "daily" } });
+    // The period's usage before the limit existed does not count: the cycle starts now.
+    expect((await chat(key)).status).toBe(200);
+    expect((await chat(key)).status).toBe(429);
+    await mgmt(wallet.key, "PUT", `/spend_keys/${id}`, { request_limit: { count: 5, cycle: "daily" } });
+    expect((await chat(key)).status).toBe(200);
+  });
+});
