@@ -205,6 +205,7 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     };
 
     if (path.endsWith("/embeddings")) {
+      entry.usage = { input, output: 0, cacheRead: 0, cacheWrite: 0, reasoning: 0 };
       const inputs = Array.isArray(body.input) ? body.input : [body.input];
       return json(200, {
         object: "list",

@@ -240,6 +240,7 @@ async function forward(
   const upstreamReader = res.body!.getReader();
   let outputBytes = 0;
   let finished = false;
+  let inflight: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
   const finish = async (status: SettleInput["status"]) => {
     if (finished) return;
     finished = true;
@@ -257,7 +258,10 @@ async function forward(
     const deadline = setTimeout(() => abort.abort(), DRAIN_MS);
     try {
       for (;;) {
-        const { done, value } = await upstreamReader.read();
+        // The stream's own read may still be pending (one read at a time): its chunk is ours to meter.
+        const pending = inflight;
+        inflight = null;
+        const { done, value } = await (pending ?? upstreamReader.read());
         if (done) break;
         outputBytes += value.byteLength;
         scanner.push(value);
@@ -273,40 +277,49 @@ async function forward(
   };
 
   const encoder = new TextEncoder();
+  let clientGone = false;
   const stream = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        try {
-          for (;;) {
-            const { done, value } = await upstreamReader.read();
-            if (done) {
-              const rest = scanner.end();
-              if (rest) controller.enqueue(rest);
-              if (res.ok && !reader.usage()) {
-                // Ended before the provider's final usage: the connection was cut. Say so in-band.
-                await finish("error");
-                controller.enqueue(encoder.encode(inBandError(dialect, false)));
-              } else {
-                await finish(res.ok ? "completed" : "error");
-              }
-              controller.close();
-              return;
-            }
-            outputBytes += value.byteLength;
-            const parts = scanner.push(value);
-            if (parts.length) {
-              for (const p of parts) controller.enqueue(p);
-              return;
-            }
+        for (;;) {
+          let chunk: ReadableStreamReadResult<Uint8Array>;
+          try {
+            inflight = upstreamReader.read();
+            chunk = await inflight;
+            inflight = null;
+          } catch {
+            if (clientGone) return;
+            // The provider's stream broke after it started: say so in-band, as the provider would.
+            await finish("error");
+            controller.enqueue(encoder.encode(inBandError(dialect, abort.signal.aborted)));
+            controller.close();
+            return;
           }
-        } catch {
-          // The provider's stream broke after it started: say so in-band, as the provider would.
-          await finish("error");
-          controller.enqueue(encoder.encode(inBandError(dialect, abort.signal.aborted)));
-          controller.close();
+          // After a cancel the drain owns the upstream reader; a read already in flight just lands here.
+          if (clientGone) return;
+          if (chunk.done) {
+            const rest = scanner.end();
+            if (rest) controller.enqueue(rest);
+            if (res.ok && !reader.usage()) {
+              // Ended before the provider's final usage: the connection was cut. Say so in-band.
+              await finish("error");
+              controller.enqueue(encoder.encode(inBandError(dialect, false)));
+            } else {
+              await finish(res.ok ? "completed" : "error");
+            }
+            controller.close();
+            return;
+          }
+          outputBytes += chunk.value.byteLength;
+          const parts = scanner.push(chunk.value);
+          if (parts.length) {
+            for (const p of parts) controller.enqueue(p);
+            return;
+          }
         }
       },
       cancel() {
+        clientGone = true;
         c.executionCtx.waitUntil(drain());
       },
     },
