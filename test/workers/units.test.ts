@@ -1,0 +1,161 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { keyGuard } from "../../src/env.ts";
+import { SseScanner } from "../../src/gateway/sse.ts";
+import type { KeyGuard } from "../../src/guard/key-guard.ts";
+import { checkRate } from "../../src/guard/rate.ts";
+import { periodEnd, periodStart } from "../../src/lib/cycles.ts";
+import { issueKey, parseKey } from "../../src/lib/keys.ts";
+import { costOf, formatFemtoUsd, formatUsd, parseUsd } from "../../src/lib/money.ts";
+import { chat, json, mgmt, setupKey } from "./helpers.ts";
+
+const at = (iso: string) => Date.parse(iso);
+const isoOf = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+describe("cycles are UTC calendar periods", () => {
+  it("day end, Monday, month end, 29 February, total", () => {
+    expect(isoOf(periodStart("daily", at("2026-11-27T23:59:59.999Z")))).toBe("2026-11-27T00:00:00.000Z");
+    expect(isoOf(periodEnd("daily", at("2026-11-27T23:59:59.999Z")))).toBe("2026-11-28T00:00:00.000Z");
+    // 2026-11-29 is a Sunday, 2026-11-30 a Monday
+    expect(isoOf(periodStart("weekly", at("2026-11-29T23:59:59Z")))).toBe("2026-11-23T00:00:00.000Z");
+    expect(isoOf(periodStart("weekly", at("2026-11-30T00:00:00Z")))).toBe("2026-11-30T00:00:00.000Z");
+    expect(isoOf(periodEnd("weekly", at("2026-11-30T00:00:00Z")))).toBe("2026-12-07T00:00:00.000Z");
+    expect(isoOf(periodStart("monthly", at("2026-12-31T23:59:59Z")))).toBe("2026-12-01T00:00:00.000Z");
+    expect(isoOf(periodEnd("monthly", at("2026-12-31T23:59:59Z")))).toBe("2027-01-01T00:00:00.000Z");
+    expect(isoOf(periodStart("daily", at("2028-02-29T12:00:00Z")))).toBe("2028-02-29T00:00:00.000Z");
+    expect(isoOf(periodEnd("monthly", at("2028-02-29T12:00:00Z")))).toBe("2028-03-01T00:00:00.000Z");
+    expect(periodStart("total", at("2028-02-29T12:00:00Z"))).toBe(0);
+    expect(periodEnd("total", at("2028-02-29T12:00:00Z"))).toBeNull();
+  });
+
+  it("the KeyGuard resets counters lazily at each boundary (injected clock)", async () => {
+    const cases: [string, string, string][] = [
+      ["daily", "2028-02-28T23:59:59Z", "2028-02-29T00:00:00Z"],
+      ["daily", "2028-02-29T23:59:59Z", "2028-03-01T00:00:00Z"],
+      ["weekly", "2026-11-29T23:59:59Z", "2026-11-30T00:00:00Z"],
+      ["monthly", "2028-02-29T23:59:59Z", "2028-03-01T00:00:00Z"],
+      ["monthly", "2026-12-31T23:59:59Z", "2027-01-01T00:00:00Z"],
+    ];
+    for (const [cycle, before, after] of cases) {
+      const { wallet, key, id } = await setupKey({ spend_limit: { amount: "1", cycle }, request_limit: { count: 1, cycle } });
+      const stub = keyGuard(env, id);
+      await runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => at(before)));
+      // the limit was set "now" in real time: move its period to the injected clock first
+      await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { spend_limit: { amount: "1", cycle: "total" }, request_limit: { count: 1, cycle: "total" } });
+      await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { spend_limit: { amount: "1", cycle }, request_limit: { count: 1, cycle } });
+      expect((await chat(key, { max_tokens: 5 })).status).toBe(200);
+      expect((await chat(key, { max_tokens: 5 })).status).toBe(429);
+      const mid = await stub.snapshot();
+      expect(mid.currentRequests).toBe(1);
+      expect(mid.currentSpendNanos).toBeGreaterThan(0);
+      await runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => at(after)));
+      const next = await stub.snapshot();
+      expect(next).toMatchObject({ currentRequests: 0, currentSpendNanos: 0, totalRequests: 1, totalSpendNanos: mid.totalSpendNanos });
+      expect((await chat(key, { max_tokens: 5 })).status).toBe(200);
+    }
+    const total = await setupKey({ request_limit: { count: 1, cycle: "total" } });
+    await chat(total.key);
+    await runInDurableObject(keyGuard(env, total.id), (g: KeyGuard) => void (g.now = () => at("2099-01-01T00:00:00Z")));
+    expect((await chat(total.key)).status).toBe(429);
+  });
+
+  it("changing a limit's amount keeps the period's usage; changing its cycle counts from the new period", async () => {
+    const { wallet, key, id } = await setupKey({ request_limit: { count: 2, cycle: "daily" } });
+    await chat(key);
+    const amount = await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { request_limit: { count: 3, cycle: "daily" } }), 200);
+    expect(amount.current_requests).toBe(1);
+    const cycle = await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { request_limit: { count: 3, cycle: "weekly" } }), 200);
+    expect(cycle.current_requests).toBe(0);
+    expect(cycle.total_requests).toBe(1);
+  });
+});
+
+describe("money", () => {
+  it("parses and formats exact decimal strings", () => {
+    expect(parseUsd("50.00")).toBe(50_000_000_000);
+    expect(parseUsd("0.000000001")).toBe(1);
+    for (const bad of ["", "1e3", "-1", "01", "1.", ".5", "1.0000000001", "1000000", "NaN"]) expect(parseUsd(bad)).toBeNull();
+    expect(formatUsd(50_000_000_000)).toBe("50.00");
+    expect(formatUsd(4_800)).toBe("0.0000048");
+    expect(formatUsd(0)).toBe("0.00");
+    expect(formatFemtoUsd(37_500n)).toBe("0.0000000000375");
+    fc.assert(fc.property(fc.integer({ min: 0, max: 999_999_999_999_999 }), (n) => parseUsd(formatUsd(n)) === n));
+  });
+
+  it("charges the exact cost rounded up by less than one nano-dollar", () => {
+    fc.assert(
+      fc.property(fc.nat(1_000_000), fc.nat(1_000_000), fc.nat(1_000_000), fc.nat(100_000_000_000), fc.nat(100_000_000_000), (i, o, cr, pi, po) => {
+        const cost = costOf({ inputTokens: i, outputTokens: o, cacheReadTokens: cr, cacheWriteTokens: 0, reasoningTokens: 0 }, { input: pi, output: po, cacheRead: 37_500_000, cacheWrite: pi });
+        const exact = cost.inputFemtos + cost.outputFemtos;
+        const charged = BigInt(cost.totalNanos) * 1_000_000n;
+        return charged >= exact && charged - exact < 1_000_000n;
+      }),
+    );
+  });
+});
+
+describe("keys", () => {
+  it("embeds the id, and any one-character change fails the checksum", () => {
+    const { id, key } = issueKey("spend");
+    expect(parseKey("spend", key)).toBe(id);
+    expect(key.length).toBeGreaterThan(40);
+    const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let refused = 0;
+    for (let i = 6; i < key.length; i++) {
+      if (key[i] === "_") continue;
+      const c = alphabet[(alphabet.indexOf(key[i]!) + 1 + (i % 61)) % 62]!;
+      expect(parseKey("spend", key.slice(0, i) + c + key.slice(i + 1))).toBeNull();
+      refused++;
+    }
+    expect(refused).toBeGreaterThan(40);
+    expect(parseKey("wallet", key)).toBeNull();
+  });
+});
+
+describe("SSE scanning", () => {
+  it("forwards the same bytes however the stream is split, and meters usage events", () => {
+    const events = [
+      'data: {"choices":[{"delta":{"content":"hi"}}],"usage":null}\n\n',
+      'data: {"choices":[],"usage":{"prompt_tokens":3}}\n\n',
+      "data: [DONE]\n\n",
+    ];
+    const whole = new TextEncoder().encode(events.join(""));
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 1, max: whole.length - 1 }), { maxLength: 8 }), (cuts) => {
+        const seen: unknown[] = [];
+        const keep = new SseScanner((e) => (seen.push(e.data), true));
+        const drop = new SseScanner((e) => !((e.data as any)?.choices?.length === 0));
+        const bounds = [0, ...[...cuts].sort((a, b) => a - b), whole.length];
+        const out: number[] = [];
+        const outDropped: number[] = [];
+        for (let i = 0; i + 1 < bounds.length; i++) {
+          const part = whole.subarray(bounds[i], bounds[i + 1]);
+          for (const b of keep.push(part)) out.push(...b);
+          for (const b of drop.push(part)) outDropped.push(...b);
+        }
+        expect(keep.end()).toBeNull();
+        expect(new Uint8Array(out)).toEqual(whole);
+        expect(new TextDecoder().decode(new Uint8Array(outDropped))).toBe(events[0]! + events[2]!);
+        expect(seen).toHaveLength(2);
+      }),
+    );
+  });
+});
+
+describe("rate bucket", () => {
+  it("GCRA: burst at once, then one per interval", () => {
+    let tat = 0;
+    const now = 1_000_000;
+    const ok = [];
+    for (let i = 0; i < 5; i++) {
+      const r = checkRate(tat, now, 60, 3);
+      ok.push(r.allowed);
+      if (r.allowed) tat = r.tat;
+    }
+    expect(ok).toEqual([true, true, true, false, false]);
+    expect(checkRate(tat, now, 60, 3).retryAfterMs).toBe(1000);
+    expect(checkRate(tat, now + 1000, 60, 3).allowed).toBe(true);
+  });
+});
