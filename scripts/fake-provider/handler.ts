@@ -232,8 +232,10 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
       const chunks = [
         ev("response.created", { response: { ...response, status: "in_progress", output: [], usage: null } }),
         ev("response.output_item.added", { output_index: 0, item: { ...item, status: "in_progress", content: [] } }),
+        ev("response.content_part.added", { item_id: item.id, output_index: 0, content_index: 0, part: { type: "output_text", text: "", annotations: [] } }),
         ...words.map((w, i) => ev("response.output_text.delta", { item_id: item.id, output_index: 0, content_index: 0, delta: (i ? " " : "") + w })),
         ev("response.output_text.done", { item_id: item.id, output_index: 0, content_index: 0, text }),
+        ev("response.content_part.done", { item_id: item.id, output_index: 0, content_index: 0, part: item.content[0] }),
         ev("response.output_item.done", { output_index: 0, item }),
         ev("response.completed", { response }),
       ];

@@ -11,3 +11,16 @@ export async function newWallet(name = "conformance"): Promise<{ wallet_id: stri
   if (res.status !== 201) throw new Error(`wallet: ${res.status} ${await res.text()}`);
   return (await res.json()) as { wallet_id: string; secret_key: string };
 }
+
+/** A fresh wallet and one spend key in it, created through the management API. */
+export async function newSpendKey(body: Record<string, unknown> = {}) {
+  const wallet = await newWallet();
+  const res = await fetch(`${gatewayUrl()}/v1/spend_keys`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${wallet.secret_key}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: "conformance", ...body }),
+  });
+  if (res.status !== 201) throw new Error(`spend key: ${res.status} ${await res.text()}`);
+  const created = (await res.json()) as { key: string; spend_key_id: string };
+  return { key: created.key, id: created.spend_key_id, walletKey: wallet.secret_key };
+}

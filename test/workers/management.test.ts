@@ -35,7 +35,7 @@ describe("operator API", () => {
   it("refuses a missing or wrong ADMIN_TOKEN and wallet/spend keys", async () => {
     const { wallet, key } = await setupKey();
     const before = (await d1All("SELECT * FROM wallets")).length;
-    for (const headers of [{}, { authorization: "Bearer nope" }, { authorization: `Bearer ${wallet.key}` }, { authorization: `Bearer ${key}` }]) {
+    for (const headers of [{} as Record<string, string>, { authorization: "Bearer nope" }, { authorization: `Bearer ${wallet.key}` }, { authorization: `Bearer ${key}` }]) {
       const res = await call("POST", "/admin/wallets", { headers, body: { name: "x" } });
       expect([401, 403]).toContain(res.status);
     }
