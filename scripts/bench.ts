@@ -1,0 +1,454 @@
+/**
+ * `npm run bench`: what the gateway adds to a request, measured against a direct baseline in the same run.
+ *
+ * Targets, each hit with the same requests in interleaved rounds after a warm-up:
+ *   direct      the fake provider itself (fixed latency, keep-alive): the baseline
+ *   floor       a minimal pass-through Worker in workerd (Miniflare): what the runtime alone costs
+ *   gateway     Spendgate in workerd (Miniflare, the bundle `wrangler deploy` would upload)
+ *   wrangler    Spendgate under `wrangler dev` (what `npm run dev` serves; wrangler adds its own proxy hop)
+ * Load is open-loop (requests are sent on a fixed schedule whatever the answers; latency counts from the
+ * scheduled time, so queueing shows). The load generator and fake provider run on core 0, workerd on core 1
+ * (taskset), where the machine allows it.
+ *
+ * Also: streaming time-to-first-byte and chunk gaps (and that streamed bytes are identical), the highest
+ * rate one key sustains, clean 429s past its rpm, 100 keys, CPU per request, memory, gzipped bundle size,
+ * zero overshoot at 500 concurrent requests on one key, and a soak (BENCH_SOAK_S, default 60 s) checking
+ * errors = 0, ledger rows = requests sent and spend = the fake provider's usage × price.
+ *
+ * BENCH_QUICK=1 shortens every phase (a smoke run). Results: a table on stdout and bench-results/latest.json.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { gzipSync } from "node:zlib";
+import * as hdr from "hdr-histogram-js";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { Pool } from "undici";
+import { startFakeProvider } from "./fake-provider/server.ts";
+import { freePort, PROVIDER_PATHS, ROOT, startStack } from "./lib/stack.ts";
+
+const QUICK = process.env.BENCH_QUICK === "1";
+const LATENCY_MS = Number(process.env.BENCH_PROVIDER_LATENCY_MS ?? 5);
+const RATE = Number(process.env.BENCH_RATE ?? 100);
+const ROUND_S = QUICK ? 1 : 4;
+const ROUNDS = QUICK ? 1 : 3;
+const SOAK_S = Number(process.env.BENCH_SOAK_S ?? (QUICK ? 5 : 60));
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (s: string) => console.error(`[bench] ${s}`);
+
+// ---------------------------------------------------------------------------------------------------------
+// Processes: pin where possible.
+
+function pin(pid: number, cpu: number): boolean {
+  return spawnSync("taskset", ["-a", "-pc", String(cpu), String(pid)], { stdio: "ignore" }).status === 0;
+}
+
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  for (const child of readChildren(pid)) out.push(child, ...descendants(child));
+  return out;
+}
+
+function readChildren(pid: number): number[] {
+  const res = spawnSync("pgrep", ["-P", String(pid)], { encoding: "utf8" });
+  return res.stdout.split("\n").filter(Boolean).map(Number);
+}
+
+function procName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+/** CPU ms (user + system) and RSS of the workerd processes below our process tree. */
+function workerdStats(root = process.pid): Map<number, { cpuMs: number; rssMb: number }> {
+  const out = new Map<number, { cpuMs: number; rssMb: number }>();
+  const tick = 100; // USER_HZ on Linux
+  for (const pid of descendants(root)) {
+    if (!procName(pid).startsWith("workerd")) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const cpuMs = ((Number(fields[11]) + Number(fields[12])) * 1000) / tick;
+      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      out.set(pid, { cpuMs, rssMb: rss ? Number(rss[1]) / 1024 : 0 });
+    } catch {
+      // exited
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// HTTP client and open-loop load.
+
+interface Target {
+  name: string;
+  origin: string;
+  pool: Pool;
+  path: (route: "chat" | "messages") => string;
+  auth: (key: string) => Record<string, string>;
+}
+
+function target(name: string, origin: string, prefix: string, providerAuth = false): Target {
+  return {
+    name,
+    origin,
+    pool: new Pool(origin, { connections: 128, pipelining: 1, keepAliveTimeout: 60_000 }),
+    path: (route) => (route === "chat" ? `${prefix}/chat/completions` : `${prefix.replace(/\/v1$/, "")}/v1/messages`),
+    auth: (key) => (providerAuth ? { authorization: "Bearer fake" } : { authorization: `Bearer ${key}` }),
+  };
+}
+
+const chatBody = (i: number, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ model: "gpt-4o-mini", max_tokens: 16, messages: [{ role: "user", content: `benchmark request ${i % 50}` }], ...extra });
+
+async function send(t: Target, key: string, body: string): Promise<{ status: number; text: string }> {
+  const res = await t.pool.request({ method: "POST", path: t.path("chat"), headers: { "content-type": "application/json", ...t.auth(key) }, body });
+  const text = await res.body.text();
+  return { status: res.statusCode, text };
+}
+
+interface LoadResult {
+  hist: hdr.Histogram;
+  sent: number;
+  statuses: Record<string, number>;
+  errors: number;
+  achievedRps: number;
+}
+
+/** Open loop: request i is sent at start + i/rate whatever happened before; latency counts from then. */
+async function openLoop(rate: number, seconds: number, fire: (i: number) => Promise<number>): Promise<LoadResult> {
+  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+  const statuses: Record<string, number> = {};
+  let errors = 0;
+  const total = Math.round(rate * seconds);
+  const start = performance.now();
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const at = start + (i * 1000) / rate;
+    const wait = at - performance.now();
+    if (wait > 1) await sleep(wait);
+    inflight.push(
+      fire(i).then(
+        (status) => {
+          hist.recordValue(Math.max(1, Math.round((performance.now() - at) * 1000)));
+          statuses[status] = (statuses[status] ?? 0) + 1;
+          if (status >= 500) errors++;
+        },
+        () => {
+          errors++;
+          statuses.error = (statuses.error ?? 0) + 1;
+        },
+      ),
+    );
+  }
+  await Promise.all(inflight);
+  const elapsed = (performance.now() - start) / 1000;
+  return { hist, sent: total, statuses, errors, achievedRps: total / elapsed };
+}
+
+const ms = (us: number) => Math.round(us / 10) / 100;
+
+// ---------------------------------------------------------------------------------------------------------
+// Workers under test.
+
+function buildBundle(outdir: string): { file: string; gzipKiB: number; rawKiB: number } {
+  execFileSync(join(ROOT, "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", outdir], { cwd: ROOT, stdio: "ignore", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
+  const file = join(outdir, "index.js");
+  const raw = readFileSync(file);
+  return { file, rawKiB: raw.length / 1024, gzipKiB: gzipSync(raw).length / 1024 };
+}
+
+function providerVars(fakeUrl: string): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const [name, path] of Object.entries(PROVIDER_PATHS)) {
+    vars[`${name}_BASE_URL`] = fakeUrl + path;
+    vars[`${name}_API_KEY`] = "fake";
+  }
+  return vars;
+}
+
+async function startGatewayMiniflare(bundle: string, fakeUrl: string, port: number) {
+  const mf = new Miniflare(convertV4MiniflareOptions({
+    host: "127.0.0.1",
+    port,
+    modules: [{ type: "ESModule", path: bundle }],
+    modulesRoot: dirname(bundle),
+    compatibilityDate: "2026-11-01",
+    d1Databases: { DB: "bench-db" },
+    durableObjects: { KEY_GUARD: { className: "KeyGuard", useSQLite: true } },
+    bindings: { ...providerVars(fakeUrl), ADMIN_TOKEN: "bench-admin", SPENDGATE_ENV: "development", MAX_BODY_BYTES: "33554432", UPSTREAM_TIMEOUT_MS: "600000", MAX_INFLIGHT_PER_KEY: "1000", HOLD_TTL_MS: "900000" },
+  }));
+  await mf.ready;
+  const db = await mf.getD1Database("DB");
+  for (const f of readdirSync(join(ROOT, "migrations")).filter((f) => f.endsWith(".sql")).sort()) {
+    for (const stmt of readFileSync(join(ROOT, "migrations", f), "utf8").split("--> statement-breakpoint")) {
+      if (stmt.trim()) await db.prepare(stmt).run();
+    }
+  }
+  return mf;
+}
+
+async function startFloorMiniflare(fakeUrl: string, port: number) {
+  // The least a Worker can do: forward the request and stream the answer back.
+  const script = `export default { async fetch(req) {
+    const url = new URL(req.url);
+    return fetch("${fakeUrl}/openai" + url.pathname, { method: req.method, headers: { "content-type": "application/json", authorization: "Bearer fake" }, body: req.body });
+  } }`;
+  const mf = new Miniflare(convertV4MiniflareOptions({ host: "127.0.0.1", port, modules: true, script, compatibilityDate: "2026-11-01" }));
+  await mf.ready;
+  return mf;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Management helpers over HTTP.
+
+async function api(origin: string, method: string, path: string, auth: string, body?: unknown) {
+  const res = await fetch(origin + path, { method, headers: { authorization: `Bearer ${auth}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const json = (await res.json()) as any;
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function newWallet(origin: string, admin: string): Promise<string> {
+  return (await api(origin, "POST", "/admin/wallets", admin, { name: "bench" })).secret_key;
+}
+
+async function newKey(origin: string, wallet: string, body: Record<string, unknown> = {}): Promise<{ key: string; id: string }> {
+  const k = await api(origin, "POST", "/v1/spend_keys", wallet, { name: "bench", ...body });
+  return { key: k.key, id: k.spend_key_id };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+async function main() {
+  const pinned = pin(process.pid, 0);
+  log(`pinning: load generator + fake provider on core 0, workerd on core 1 (${pinned ? "taskset ok" : "taskset unavailable: not pinned"})`);
+  const work = mkdtempSync(join(tmpdir(), "spendgate-bench-"));
+  const fake = await startFakeProvider(0, { latencyMs: LATENCY_MS, record: 1_000_000 });
+  const bundle = buildBundle(join(work, "dist"));
+  log(`bundle: ${bundle.rawKiB.toFixed(1)} KiB, ${bundle.gzipKiB.toFixed(1)} KiB gzipped`);
+
+  const gwPort = await freePort();
+  const floorPort = await freePort();
+  const gatewayMf = await startGatewayMiniflare(bundle.file, fake.url, gwPort);
+  // The gateway's own workerd, told apart from the floor's and wrangler's for CPU and memory.
+  const gwPids = descendants(process.pid).filter((pid) => procName(pid).startsWith("workerd"));
+  const floorMf = await startFloorMiniflare(fake.url, floorPort);
+  const wranglerStack = await startStack({ fake: false, quiet: true, persistTo: join(work, "wrangler-state"), vars: { ...providerVars(fake.url), ADMIN_TOKEN: "bench-admin", MAX_INFLIGHT_PER_KEY: "1000" } });
+  for (const pid of descendants(process.pid)) if (procName(pid).startsWith("workerd")) pin(pid, 1);
+
+  const gw = `http://127.0.0.1:${gwPort}`;
+  const targets = {
+    direct: target("direct", fake.url, "/openai/v1", true),
+    floor: target("floor", `http://127.0.0.1:${floorPort}`, "/v1", true),
+    gateway: target("gateway", gw, "/v1"),
+    wrangler: target("wrangler dev", wranglerStack.url, "/v1"),
+  };
+  const wallet = await newWallet(gw, "bench-admin");
+  const wranglerWallet = await newWallet(wranglerStack.url, "bench-admin");
+  const gwKey = (await newKey(gw, wallet)).key;
+  const wdKey = (await newKey(wranglerStack.url, wranglerWallet)).key;
+  const keyOf = (t: Target) => (t === targets.wrangler ? wdKey : gwKey);
+
+  // Warm-up: JIT, connection pools, Durable Objects.
+  log("warm-up");
+  for (const t of Object.values(targets)) await openLoop(50, QUICK ? 0.5 : 2, (i) => send(t, keyOf(t), chatBody(i)).then((r) => r.status));
+
+  // 1. JSON latency: interleaved rounds, same requests.
+  log(`JSON latency: ${ROUNDS} rounds × ${ROUND_S} s at ${RATE} req/s per target, provider latency ${LATENCY_MS} ms`);
+  const json: Record<string, hdr.Histogram> = {};
+  const jsonErrors: Record<string, number> = {};
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, t] of Object.entries(targets)) {
+      const res = await openLoop(RATE, ROUND_S, (i) => send(t, keyOf(t), chatBody(i)).then((x) => x.status));
+      json[name] ??= hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+      json[name]!.add(res.hist);
+      jsonErrors[name] = (jsonErrors[name] ?? 0) + res.errors + (res.statuses["200"] === res.sent ? 0 : res.sent - (res.statuses["200"] ?? 0));
+    }
+  }
+  const p = (name: string, q: number) => json[name]!.getValueAtPercentile(q);
+  const jsonRows = Object.keys(targets).map((name) => ({
+    target: name,
+    p50_ms: ms(p(name, 50)),
+    p99_ms: ms(p(name, 99)),
+    added_p50_ms: ms(p(name, 50) - p("direct", 50)),
+    added_p99_ms: ms(p(name, 99) - p("direct", 99)),
+    errors: jsonErrors[name],
+  }));
+  const gatewayOverFloor = { p50_ms: ms(p("gateway", 50) - p("floor", 50)), p99_ms: ms(p("gateway", 99) - p("floor", 99)) };
+
+  // 2. Streams: time to first byte, gaps between chunks, identical bytes.
+  log("streaming: TTFB and chunk gaps");
+  const streamBody = (i: number) => chatBody(i, { stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: `stream ${i % 20} [[fault:gap:5]]` }] });
+  const ttfb: Record<string, hdr.Histogram> = {};
+  const gaps: Record<string, hdr.Histogram> = {};
+  let identical = true;
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, t] of Object.entries({ direct: targets.direct, gateway: targets.gateway })) {
+      ttfb[name] ??= hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+      gaps[name] ??= hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+      await openLoop(20, ROUND_S, async (i) => {
+        const t0 = performance.now();
+        const res = await t.pool.request({ method: "POST", path: t.path("chat"), headers: { "content-type": "application/json", ...t.auth(gwKey) }, body: streamBody(i) });
+        let last = 0;
+        for await (const chunk of res.body) {
+          const now = performance.now();
+          if (!last) ttfb[name]!.recordValue(Math.max(1, Math.round((now - t0) * 1000)));
+          else gaps[name]!.recordValue(Math.max(1, Math.round((now - last) * 1000)));
+          last = now;
+          void chunk;
+        }
+        return res.statusCode;
+      });
+    }
+  }
+  for (let i = 0; i < 5; i++) {
+    const a = await send(targets.direct, gwKey, streamBody(i));
+    const b = await send(targets.gateway, gwKey, streamBody(i));
+    identical &&= a.text === b.text && a.text.length > 0;
+  }
+  const streamRow = {
+    ttfb_p50_ms: ms(ttfb.gateway!.getValueAtPercentile(50)),
+    added_ttfb_p50_ms: ms(ttfb.gateway!.getValueAtPercentile(50) - ttfb.direct!.getValueAtPercentile(50)),
+    added_ttfb_p99_ms: ms(ttfb.gateway!.getValueAtPercentile(99) - ttfb.direct!.getValueAtPercentile(99)),
+    gap_p99_direct_ms: ms(gaps.direct!.getValueAtPercentile(99)),
+    gap_p99_gateway_ms: ms(gaps.gateway!.getValueAtPercentile(99)),
+    bytes_identical: identical,
+  };
+
+  // 3. One key: the highest rate with zero errors; clean 429s past its rpm.
+  log("one key: rate steps");
+  const steps = QUICK ? [200, 400] : [200, 300, 400, 500, 600, 800];
+  const oneKey: { rate: number; achieved: number; errors: number; p99_ms: number }[] = [];
+  const hot = (await newKey(gw, wallet)).key;
+  const before = workerdStats();
+  let cpuRequests = 0;
+  for (const rate of steps) {
+    const res = await openLoop(rate, QUICK ? 1 : 3, (i) => send(targets.gateway, hot, chatBody(i)).then((x) => x.status));
+    cpuRequests += res.sent;
+    oneKey.push({ rate, achieved: Math.round(res.achievedRps), errors: res.errors + res.sent - (res.statuses["200"] ?? 0), p99_ms: ms(res.hist.getValueAtPercentile(99)) });
+  }
+  const after = workerdStats();
+  let cpuMs = 0;
+  let rssMb = 0;
+  for (const pid of gwPids) {
+    const a = after.get(pid);
+    if (!a) continue;
+    cpuMs += a.cpuMs - (before.get(pid)?.cpuMs ?? 0);
+    rssMb += a.rssMb;
+  }
+  const sustained = Math.max(0, ...oneKey.filter((s) => s.errors === 0 && s.p99_ms < 1000).map((s) => s.rate));
+  const limited = (await newKey(gw, wallet, { rate_limit: { rpm: 6000, burst: 100 } })).key;
+  const over = await openLoop(200, QUICK ? 1 : 3, (i) => send(targets.gateway, limited, chatBody(i)).then((x) => x.status));
+
+  // 4. 100 keys.
+  log("100 keys");
+  const keys: string[] = [];
+  for (let i = 0; i < 100; i++) keys.push((await newKey(gw, wallet)).key);
+  const many = await openLoop(QUICK ? 200 : 400, QUICK ? 1 : 3, (i) => send(targets.gateway, keys[i % 100]!, chatBody(i)).then((x) => x.status));
+
+  // 5. 500 concurrent requests on one key with a small budget: zero overshoot.
+  log("500 concurrent requests on one key");
+  const capped = await newKey(gw, wallet, { spend_limit: { amount: "0.0005", cycle: "total" } });
+  const burst = await Promise.all(Array.from({ length: 500 }, (_, i) => send(targets.gateway, capped.key, chatBody(i))));
+  const cappedView = await api(gw, "GET", `/v1/spend_keys/${capped.id}`, wallet);
+  const overshoot = {
+    admitted: burst.filter((r) => r.status === 200).length,
+    refused_429: burst.filter((r) => r.status === 429).length,
+    other: burst.filter((r) => r.status !== 200 && r.status !== 429).length,
+    limit: "0.0005",
+    spent: cappedView.total_spend as string,
+    overshoot: Number(cappedView.total_spend) > 0.0005,
+  };
+
+  // 6. Soak: a steady rate over many keys; nothing lost, spend matches the provider's usage.
+  log(`soak: ${SOAK_S} s at 50 req/s over 20 keys`);
+  const soakWallet = await newWallet(gw, "bench-admin");
+  const soakKeys: string[] = [];
+  for (let i = 0; i < 20; i++) soakKeys.push((await newKey(gw, soakWallet, { spend_limit: { amount: "100", cycle: "daily" } })).key);
+  const firstRecord = fake.recorded.length;
+  const soak = await openLoop(50, SOAK_S, (i) => send(targets.gateway, soakKeys[i % 20]!, chatBody(i, { messages: [{ role: "user", content: `soak ${i}` }] })).then((x) => x.status));
+  await sleep(3000); // KeyGuard alarms flush ledger rows within ~1 s
+  let rows = 0;
+  let ledgerNanos = 0n;
+  for (let cursor: string | undefined; ; ) {
+    const page = await api(gw, "GET", `/v1/requests?limit=100${cursor ? `&cursor=${cursor}` : ""}`, soakWallet);
+    rows += page.data.length;
+    for (const r of page.data) ledgerNanos += BigInt(Math.round(Number(r.cost) * 1e9));
+    if (!page.has_more) break;
+    cursor = page.next_cursor;
+  }
+  let keysNanos = 0n;
+  for (let cursor: string | undefined; ; ) {
+    const page = await api(gw, "GET", `/v1/spend_keys?limit=100${cursor ? `&cursor=${cursor}` : ""}`, soakWallet);
+    for (const k of page.data) keysNanos += BigInt(Math.round(Number(k.total_spend) * 1e9));
+    if (!page.has_more) break;
+    cursor = page.next_cursor;
+  }
+  // gpt-4o-mini list price: $0.15 / $0.60 per 1M (the fake reports no cached tokens here).
+  let providerNanos = 0n;
+  for (const rec of fake.recorded.slice(firstRecord)) {
+    if (!rec.usage) continue;
+    providerNanos += (BigInt(rec.usage.input) * 150_000_000n + BigInt(rec.usage.output) * 600_000_000n + 999_999n) / 1_000_000n;
+  }
+  const soakRow = {
+    seconds: SOAK_S,
+    sent: soak.sent,
+    ok: soak.statuses["200"] ?? 0,
+    errors: soak.errors + soak.sent - (soak.statuses["200"] ?? 0),
+    ledger_rows: rows,
+    spend_ledger_usd: Number(ledgerNanos) / 1e9,
+    spend_keys_usd: Number(keysNanos) / 1e9,
+    spend_provider_usage_usd: Number(providerNanos) / 1e9,
+    p99_ms: ms(soak.hist.getValueAtPercentile(99)),
+  };
+
+  const report = {
+    when: new Date().toISOString(),
+    machine: { cores: (await import("node:os")).cpus().length, node: process.version, pinned },
+    settings: { provider_latency_ms: LATENCY_MS, rate: RATE, rounds: ROUNDS, round_s: ROUND_S, quick: QUICK },
+    json_latency: jsonRows,
+    gateway_over_floor: gatewayOverFloor,
+    stream: streamRow,
+    one_key: { steps: oneKey, sustained_rps: sustained, past_rpm: { rpm: 6000, sent: over.sent, statuses: over.statuses } },
+    hundred_keys: { sent: many.sent, achieved_rps: Math.round(many.achievedRps), statuses: many.statuses, p99_ms: ms(many.hist.getValueAtPercentile(99)) },
+    cpu_ms_per_request: cpuRequests ? Math.round((cpuMs / cpuRequests) * 1000) / 1000 : null,
+    workerd_rss_mb: Math.round(rssMb),
+    bundle_kib: { raw: Math.round(bundle.rawKiB * 10) / 10, gzip: Math.round(bundle.gzipKiB * 10) / 10 },
+    concurrency_500: overshoot,
+    soak: soakRow,
+  };
+
+  mkdirSync(join(ROOT, "bench-results"), { recursive: true });
+  writeFileSync(join(ROOT, "bench-results", "latest.json"), JSON.stringify(report, null, 2));
+  console.log("\nJSON requests (latency from the scheduled send time; added = target − direct)");
+  console.table(jsonRows);
+  console.log(`gateway − floor (our own cost over a bare pass-through Worker): p50 ${gatewayOverFloor.p50_ms} ms, p99 ${gatewayOverFloor.p99_ms} ms`);
+  console.log("\nStreams");
+  console.table([streamRow]);
+  console.log("\nOne key");
+  console.table(oneKey);
+  console.log(`sustained with 0 errors: ${sustained} req/s; past rpm 6000 at 200 req/s: ${JSON.stringify(over.statuses)}`);
+  console.log(`100 keys: ${JSON.stringify(report.hundred_keys)}`);
+  console.log(`CPU per request (workerd, gateway): ${report.cpu_ms_per_request} ms; workerd RSS ${report.workerd_rss_mb} MB`);
+  console.log(`bundle: ${report.bundle_kib.raw} KiB raw, ${report.bundle_kib.gzip} KiB gzipped`);
+  console.log(`500 concurrent on one key: ${JSON.stringify(overshoot)}`);
+  console.log("\nSoak");
+  console.table([soakRow]);
+  console.log("\nwritten: bench-results/latest.json");
+
+  for (const t of Object.values(targets)) await t.pool.close();
+  await gatewayMf.dispose();
+  await floorMf.dispose();
+  await wranglerStack.stop();
+  await fake.close();
+  rmSync(work, { recursive: true, force: true });
+}
+
+await main();
