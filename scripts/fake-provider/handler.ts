@@ -17,10 +17,12 @@
  *   [[fault:hang]]               never answers
  *   [[fault:nousage]]            a JSON success without usage
  *   [[fault:words:N]]            reply with N words
+ *   [[fault:redirect]]           a 307 to another host (a gateway must not follow it)
  */
 
 export interface RecordedRequest {
   method: string;
+  url: string;
   path: string;
   headers: Record<string, string>;
   body: unknown;
@@ -146,7 +148,7 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     const anthropic = path.endsWith("/v1/messages") || path.endsWith("/v1/messages/count_tokens");
     const headers: Record<string, string> = {};
     req.headers.forEach((v, k) => (headers[k] = v));
-    const entry: RecordedRequest = { method: req.method, path, headers, body, usage: null };
+    const entry: RecordedRequest = { method: req.method, url: req.url, path, headers, body, usage: null };
     recorded.push(entry);
     if (recorded.length > keep) recorded.shift();
 
@@ -154,6 +156,9 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     if (p.fault.has("hang")) {
       await new Promise<void>((resolve) => req.signal.addEventListener("abort", () => resolve()));
       return json(499, {});
+    }
+    if (p.fault.has("redirect")) {
+      return new Response(null, { status: 307, headers: { location: "http://169.254.169.254/latest/meta-data/" } });
     }
     const status = p.fault.has("500") ? 500 : p.fault.has("429") ? 429 : 0;
     if (status) {

@@ -189,6 +189,13 @@ async function forward(
     throw new ApiError("upstream_unreachable", "The provider could not be reached.");
   }
 
+  if (res.status >= 300 && res.status < 400) {
+    // Provider APIs do not redirect; following (or relaying) one could point a client anywhere.
+    clearTimeout(timer);
+    await res.body?.cancel();
+    await settle({ status: "error", usage: null, fallbackNanos: 0, responseId: null, httpStatus: res.status });
+    throw new ApiError("upstream_unreachable", "The provider answered with a redirect, which the gateway does not follow.");
+  }
   const headers = downstreamHeaders(res.headers);
   headers.set(requestIdHeader(dialect), requestId);
   setRateHeaders(headers, dialect, admission.rate);

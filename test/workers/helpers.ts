@@ -58,6 +58,7 @@ export function messages(key: string, body: Record<string, unknown> = {}, header
 
 export interface FakeRecord {
   method: string;
+  url: string;
   path: string;
   headers: Record<string, string>;
   body: any;
