@@ -4,6 +4,8 @@
  * Targets, each hit with the same requests in interleaved rounds after a warm-up:
  *   direct      the fake provider itself (fixed latency, keep-alive): the baseline
  *   floor       a minimal pass-through Worker in workerd (Miniflare): what the runtime alone costs
+ *   floor+DO    the same Worker plus two Durable Object RPCs that each persist a counter: the floor of this design
+ *               (one admission and one settlement per request), so `gateway − floor+DO` is our own code
  *   gateway     Spendgate in workerd (Miniflare, the bundle `wrangler deploy` would upload)
  *   wrangler    Spendgate under `wrangler dev` (what `npm run dev` serves; wrangler adds its own proxy hop)
  * Load is open-loop (requests are sent on a fixed schedule whatever the answers; latency counts from the
@@ -194,13 +196,32 @@ async function startGatewayMiniflare(bundle: string, fakeUrl: string, port: numb
   return mf;
 }
 
-async function startFloorMiniflare(fakeUrl: string, port: number) {
-  // The least a Worker can do: forward the request and stream the answer back.
-  const script = `export default { async fetch(req) {
+async function startFloorMiniflare(fakeUrl: string, port: number, withDurableObject: boolean) {
+  // The least a Worker can do: forward the request and stream the answer back — optionally with two RPCs
+  // to a Durable Object that each persist one small write, as admission and settlement must (a durable
+  // commit holds each reply until it is on disk: that, not the RPC, is most of the cost locally).
+  const script = `import { DurableObject } from "cloudflare:workers";
+  export class Noop extends DurableObject { ping() { this.ctx.storage.kv.put("n", (this.ctx.storage.kv.get("n") ?? 0) + 1); return 1; } }
+  export default { async fetch(req, env) {
     const url = new URL(req.url);
-    return fetch("${fakeUrl}/openai" + url.pathname, { method: req.method, headers: { "content-type": "application/json", authorization: "Bearer fake" }, body: req.body });
+    const stub = ${withDurableObject} ? env.NOOP.getByName("k") : null;
+    if (stub) await stub.ping();
+    const res = await fetch("${fakeUrl}/openai" + url.pathname, { method: req.method, headers: { "content-type": "application/json", authorization: "Bearer fake" }, body: req.body });
+    if (!stub) return res;
+    const body = await res.arrayBuffer();
+    await stub.ping();
+    return new Response(body, res);
   } }`;
-  const mf = new Miniflare(convertV4MiniflareOptions({ host: "127.0.0.1", port, modules: true, script, compatibilityDate: "2026-11-01" }));
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      host: "127.0.0.1",
+      port,
+      modules: true,
+      script,
+      compatibilityDate: "2026-11-01",
+      durableObjects: { NOOP: { className: "Noop", useSQLite: true } },
+    }),
+  );
   await mf.ready;
   return mf;
 }
@@ -239,7 +260,9 @@ async function main() {
   const gatewayMf = await startGatewayMiniflare(bundle.file, fake.url, gwPort);
   // The gateway's own workerd, told apart from the floor's and wrangler's for CPU and memory.
   const gwPids = descendants(process.pid).filter((pid) => procName(pid).startsWith("workerd"));
-  const floorMf = await startFloorMiniflare(fake.url, floorPort);
+  const floorMf = await startFloorMiniflare(fake.url, floorPort, false);
+  const floorDoPort = await freePort();
+  const floorDoMf = await startFloorMiniflare(fake.url, floorDoPort, true);
   const wranglerStack = await startStack({ fake: false, quiet: true, persistTo: join(work, "wrangler-state"), vars: { ...providerVars(fake.url), ADMIN_TOKEN: "bench-admin", MAX_INFLIGHT_PER_KEY: "1000" } });
   for (const pid of descendants(process.pid)) if (procName(pid).startsWith("workerd")) pin(pid, 1);
 
@@ -247,6 +270,7 @@ async function main() {
   const targets = {
     direct: target("direct", fake.url, "/openai/v1", true),
     floor: target("floor", `http://127.0.0.1:${floorPort}`, "/v1", true),
+    "floor+DO": target("floor+DO", `http://127.0.0.1:${floorDoPort}`, "/v1", true),
     gateway: target("gateway", gw, "/v1"),
     wrangler: target("wrangler dev", wranglerStack.url, "/v1"),
   };
@@ -281,7 +305,12 @@ async function main() {
     added_p99_ms: ms(p(name, 99) - p("direct", 99)),
     errors: jsonErrors[name],
   }));
-  const gatewayOverFloor = { p50_ms: ms(p("gateway", 50) - p("floor", 50)), p99_ms: ms(p("gateway", 99) - p("floor", 99)) };
+  const gatewayOverFloor = {
+    over_floor_p50_ms: ms(p("gateway", 50) - p("floor", 50)),
+    over_floor_p99_ms: ms(p("gateway", 99) - p("floor", 99)),
+    over_floor_do_p50_ms: ms(p("gateway", 50) - p("floor+DO", 50)),
+    over_floor_do_p99_ms: ms(p("gateway", 99) - p("floor+DO", 99)),
+  };
 
   // 2. Streams: time to first byte, gaps between chunks, identical bytes.
   log("streaming: TTFB and chunk gaps");
@@ -429,7 +458,8 @@ async function main() {
   writeFileSync(join(ROOT, "bench-results", "latest.json"), JSON.stringify(report, null, 2));
   console.log("\nJSON requests (latency from the scheduled send time; added = target − direct)");
   console.table(jsonRows);
-  console.log(`gateway − floor (our own cost over a bare pass-through Worker): p50 ${gatewayOverFloor.p50_ms} ms, p99 ${gatewayOverFloor.p99_ms} ms`);
+  console.log(`gateway − floor (over a bare pass-through Worker): p50 ${gatewayOverFloor.over_floor_p50_ms} ms, p99 ${gatewayOverFloor.over_floor_p99_ms} ms`);
+  console.log(`gateway − floor+DO (our own code, over the same Worker with two persisting DO RPCs): p50 ${gatewayOverFloor.over_floor_do_p50_ms} ms, p99 ${gatewayOverFloor.over_floor_do_p99_ms} ms`);
   console.log("\nStreams");
   console.table([streamRow]);
   console.log("\nOne key");
@@ -446,6 +476,7 @@ async function main() {
   for (const t of Object.values(targets)) await t.pool.close();
   await gatewayMf.dispose();
   await floorMf.dispose();
+  await floorDoMf.dispose();
   await wranglerStack.stop();
   await fake.close();
   rmSync(work, { recursive: true, force: true });
