@@ -1,4 +1,3 @@
-import { createRoute } from "@hono/zod-openapi";
 import { desc, eq } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import { builtinModel, getCatalog, invalidateCatalog, type ModelEntry } from "../catalog/catalog.ts";
@@ -9,10 +8,10 @@ import { afterCursor, page } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashesEqual, hashSecret, keyKindOf, newId } from "../lib/keys.ts";
 import { formatUsd, parseUsd } from "../lib/money.ts";
-import { apiRouter } from "../lib/openapi.ts";
+import { ApiRouter } from "../lib/openapi.ts";
 import { bearer } from "../management/auth.ts";
 import { newSecretKey } from "../management/secret-keys.ts";
-import { CreateWallet, ErrorBody, ModelParam, listOf, ModelEntryWire, Pagination, PutModel, Wallet, WalletCreated } from "../management/schemas.ts";
+import { CreateWallet, ERRORS, listOf, ModelEntryWire, ModelParam, Pagination, PutModel, Wallet, WalletCreated } from "../management/schemas.ts";
 
 const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   const expected = c.env.ADMIN_TOKEN;
@@ -45,23 +44,17 @@ export function serializeModel(m: ModelEntry) {
 }
 
 const tags = ["Operator"];
-const security = [{ adminToken: [] }];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const errors = {
-  400: json(ErrorBody, "Invalid input"),
-  401: json(ErrorBody, "Missing or invalid ADMIN_TOKEN"),
-  404: json(ErrorBody, "Not found"),
-  503: json(ErrorBody, "ADMIN_TOKEN is not set"),
-};
+const security = "adminToken" as const;
+const ADMIN_ERRORS = { ...ERRORS, 503: { description: "ADMIN_TOKEN is not set", schema: ERRORS[400].schema } };
 
-export const adminRoutes = apiRouter();
-adminRoutes.use("*", requireAdmin);
+export const adminRoutes = new ApiRouter();
+adminRoutes.app.use("*", requireAdmin);
 adminRoutes
-  .openapi(
-    createRoute({ method: "post", path: "/wallets", tags, security, request: { body: { required: true, content: { "application/json": { schema: CreateWallet } } } }, responses: { 201: json(WalletCreated, "The wallet and its first secret key (shown only now)"), ...errors } }),
-    async (c) => {
+  .route(
+    { method: "post", path: "/wallets", summary: "Create a wallet and its first secret key", tags, security, body: CreateWallet, responses: { 201: { description: "The wallet and its first secret key (shown only now)", schema: WalletCreated }, ...ADMIN_ERRORS } },
+    async (c, { body }) => {
       const now = Date.now();
-      const wallet = { id: newId("wal"), name: c.req.valid("json").name, createdAt: now };
+      const wallet = { id: newId("wal"), name: body.name, createdAt: now };
       const secret = await newSecretKey(wallet.id, "default", now);
       const db = database(c.env.DB);
       await db.batch([db.insert(wallets).values(wallet), db.insert(walletSecretKeys).values(secret.row)]);
@@ -78,10 +71,9 @@ adminRoutes
       );
     },
   )
-  .openapi(
-    createRoute({ method: "get", path: "/wallets", tags, security, request: { query: Pagination }, responses: { 200: json(listOf(Wallet, "WalletList"), "Wallets, newest first"), ...errors } }),
-    async (c) => {
-      const { cursor, limit } = c.req.valid("query");
+  .route(
+    { method: "get", path: "/wallets", summary: "List wallets, newest first", tags, security, query: Pagination, responses: { 200: { description: "Wallets", schema: listOf("WalletList", Wallet) }, ...ADMIN_ERRORS } },
+    async (c, { query: { cursor, limit } }) => {
       const rows = await database(c.env.DB)
         .select()
         .from(wallets)
@@ -89,22 +81,16 @@ adminRoutes
         .orderBy(desc(wallets.createdAt), desc(wallets.id))
         .limit(limit + 1)
         .all();
-      return c.json(
-        page(rows, limit, (r) => [r.createdAt, r.id], (r) => ({ wallet_id: r.id, name: r.name, created_at: new Date(r.createdAt).toISOString() })),
-        200,
-      );
+      return c.json(page(rows, limit, (r) => [r.createdAt, r.id], (r) => ({ wallet_id: r.id, name: r.name, created_at: new Date(r.createdAt).toISOString() })));
     },
   )
-  .openapi(
-    createRoute({ method: "put", path: "/models/{model}", tags, security, request: { params: ModelParam, body: { required: true, content: { "application/json": { schema: PutModel } } } }, responses: { 200: json(ModelEntryWire, "The effective catalog entry"), ...errors } }),
-    async (c) => {
-      const model = c.req.valid("param").model;
-      const b = c.req.valid("json");
-      const input = parseUsd(b.input_price)!;
+  .route(
+    { method: "put", path: "/models/{model}", summary: "Override or add a model's prices (USD per 1M tokens)", tags, security, params: ModelParam, body: PutModel, responses: { 200: { description: "The effective catalog entry", schema: ModelEntryWire }, ...ADMIN_ERRORS } },
+    async (c, { params: { model }, body: b }) => {
       const row = {
         model,
         provider: b.provider,
-        inputPrice: input,
+        inputPrice: parseUsd(b.input_price)!,
         outputPrice: parseUsd(b.output_price)!,
         cacheReadPrice: b.cache_read_price === undefined ? null : parseUsd(b.cache_read_price),
         cacheWritePrice: b.cache_write_price === undefined ? null : parseUsd(b.cache_write_price),
@@ -114,17 +100,16 @@ adminRoutes
       await database(c.env.DB).insert(modelOverrides).values(row).onConflictDoUpdate({ target: modelOverrides.model, set: row });
       invalidateCatalog();
       const entry = (await getCatalog(c.env.DB)).get(model)!;
-      return c.json(serializeModel(entry), 200);
+      return c.json(serializeModel(entry));
     },
   )
-  .openapi(
-    createRoute({ method: "delete", path: "/models/{model}", tags, security, request: { params: ModelParam }, responses: { 200: json(ModelEntryWire.nullable(), "The built-in entry now in force, or null"), ...errors } }),
-    async (c) => {
-      const model = c.req.valid("param").model;
+  .route(
+    { method: "delete", path: "/models/{model}", summary: "Remove a model's override", tags, security, params: ModelParam, responses: { 200: { description: "The built-in entry now in force, or null", schema: ModelEntryWire }, ...ADMIN_ERRORS } },
+    async (c, { params: { model } }) => {
       const res = await database(c.env.DB).delete(modelOverrides).where(eq(modelOverrides.model, model)).run();
       if (res.meta.changes === 0) throw new ApiError("not_found", `No override for model '${model}'.`, { param: "model" });
       invalidateCatalog();
       const builtin = builtinModel(model);
-      return c.json(builtin ? serializeModel(builtin) : null, 200);
+      return c.json(builtin ? serializeModel(builtin) : null);
     },
   );

@@ -1,6 +1,32 @@
-import { OpenAPIHono } from "@hono/zod-openapi";
+import { Hono, type Context } from "hono";
+import * as z from "zod/mini";
+import en from "zod/v4/locales/en.js";
 import type { AppEnv } from "../env.ts";
 import { ApiError } from "./errors.ts";
+
+/**
+ * Routes of the operator and management APIs, declared once: the same zod schemas validate each request and
+ * describe it in `/openapi.json`. zod/mini with only the English messages keeps the Worker bundle small
+ * (the full zod build and an OpenAPI library would triple it).
+ */
+z.config(en());
+
+type Schema = z.ZodMiniType;
+
+export interface RouteSpec<P extends Schema | undefined, Q extends Schema | undefined, B extends Schema | undefined> {
+  method: "get" | "post" | "put" | "patch" | "delete";
+  /** OpenAPI style: `/spend_keys/{id}` */
+  path: string;
+  summary: string;
+  tags: string[];
+  security: "walletKey" | "adminToken";
+  params?: P;
+  query?: Q;
+  body?: B;
+  responses: Record<number, { description: string; schema?: Schema }>;
+}
+
+type Out<S> = S extends Schema ? z.output<S> : undefined;
 
 interface Issue {
   code: string;
@@ -10,7 +36,7 @@ interface Issue {
 }
 
 /** A zod failure as one 400 naming the field: `spend_limit.amount: must be a positive …`. */
-export function validationError(issues: readonly Issue[]): ApiError {
+export function validationError(issues: readonly Issue[], where?: string): ApiError {
   const issue = issues[0];
   if (!issue) return new ApiError("invalid_request", "Invalid request.");
   const base = issue.path.map(String).join(".");
@@ -18,15 +44,97 @@ export function validationError(issues: readonly Issue[]): ApiError {
     const field = [base, issue.keys[0]].filter(Boolean).join(".");
     return new ApiError("invalid_request", `${field}: unknown field`, { param: field });
   }
-  const field = base || "body";
+  const field = base || where || "body";
   return new ApiError("invalid_request", `${field}: ${issue.message}`, { param: field });
 }
 
-/** Routers of the operator and management APIs: zod validates, and the same schemas make /openapi.json. */
-export function apiRouter() {
-  return new OpenAPIHono<AppEnv>({
-    defaultHook: (result) => {
-      if (!result.success) throw validationError(result.error.issues as readonly Issue[]);
+function parse<S extends Schema>(schema: S, value: unknown, where: string): z.output<S> {
+  const result = z.safeParse(schema, value);
+  if (!result.success) throw validationError(result.error.issues as readonly Issue[], where);
+  return result.data;
+}
+
+/** Names given to schemas become `#/components/schemas/<name>` in the document. */
+const names = new Map<Schema, string>();
+export function named<S extends Schema>(name: string, schema: S): S {
+  names.set(schema, name);
+  return schema;
+}
+
+export class ApiRouter {
+  readonly app = new Hono<AppEnv>();
+  readonly specs: RouteSpec<Schema | undefined, Schema | undefined, Schema | undefined>[] = [];
+
+  route<P extends Schema | undefined, Q extends Schema | undefined, B extends Schema | undefined>(
+    spec: RouteSpec<P, Q, B>,
+    handler: (c: Context<AppEnv>, input: { params: Out<P>; query: Out<Q>; body: Out<B> }) => Promise<Response>,
+  ): this {
+    this.specs.push(spec);
+    this.app.on(spec.method.toUpperCase(), spec.path.replace(/\{(\w+)\}/g, ":$1"), async (c) => {
+      const params = (spec.params ? parse(spec.params, c.req.param(), "path") : undefined) as Out<P>;
+      const query = (spec.query ? parse(spec.query, c.req.query(), "query") : undefined) as Out<Q>;
+      let body = undefined as Out<B>;
+      if (spec.body) {
+        let json: unknown;
+        try {
+          json = JSON.parse(await c.req.text());
+        } catch {
+          throw new ApiError("invalid_request", "body: the request body is not valid JSON", { param: "body" });
+        }
+        body = parse(spec.body, json, "body") as Out<B>;
+      }
+      return handler(c, { params, query, body });
+    });
+    return this;
+  }
+}
+
+function jsonSchema(schema: Schema, io: "input" | "output", components: Record<string, unknown>): unknown {
+  const name = names.get(schema);
+  const rendered = z.toJSONSchema(schema, { io, unrepresentable: "any" }) as Record<string, unknown>;
+  delete rendered.$schema;
+  if (!name) return rendered;
+  components[name] ??= rendered;
+  return { $ref: `#/components/schemas/${name}` };
+}
+
+/** The OpenAPI 3.1 document of the given routers mounted at their prefixes. */
+export function openApiDocument(mounts: [prefix: string, router: ApiRouter][], info: { title: string; version: string; description: string }) {
+  const components: Record<string, unknown> = {};
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const [prefix, router] of mounts) {
+    for (const spec of router.specs) {
+      const parameters: unknown[] = [];
+      for (const [where, schema] of [["path", spec.params], ["query", spec.query]] as const) {
+        if (!schema) continue;
+        const props = (z.toJSONSchema(schema, { io: "input" }) as { properties?: Record<string, unknown>; required?: string[] }).properties ?? {};
+        const required = (z.toJSONSchema(schema, { io: "input" }) as { required?: string[] }).required ?? [];
+        for (const [name, s] of Object.entries(props)) parameters.push({ name, in: where, required: where === "path" || required.includes(name), schema: s });
+      }
+      const responses: Record<string, unknown> = {};
+      for (const [status, r] of Object.entries(spec.responses)) {
+        responses[status] = { description: r.description, ...(r.schema ? { content: { "application/json": { schema: jsonSchema(r.schema, "output", components) } } } : {}) };
+      }
+      (paths[prefix + spec.path] ??= {})[spec.method] = {
+        summary: spec.summary,
+        tags: spec.tags,
+        security: [{ [spec.security]: [] }],
+        ...(parameters.length ? { parameters } : {}),
+        ...(spec.body ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema(spec.body, "input", components) } } } } : {}),
+        responses,
+      };
+    }
+  }
+  return {
+    openapi: "3.1.0",
+    info,
+    paths,
+    components: {
+      schemas: components,
+      securitySchemes: {
+        walletKey: { type: "http", scheme: "bearer", description: "A wallet secret key (sgw_…)" },
+        adminToken: { type: "http", scheme: "bearer", description: "The ADMIN_TOKEN secret" },
+      },
     },
-  });
+  };
 }

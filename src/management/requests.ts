@@ -1,12 +1,11 @@
-import { createRoute } from "@hono/zod-openapi";
 import { and, desc, eq } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { requests } from "../db/schema.ts";
 import { afterCursor, page } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { formatFemtoUsd, formatUsd } from "../lib/money.ts";
-import { apiRouter } from "../lib/openapi.ts";
-import { ErrorBody, RequestIdParam, LedgerEntry, listOf, RequestsQuery } from "./schemas.ts";
+import { ApiRouter } from "../lib/openapi.ts";
+import { ERRORS, LedgerEntry, listOf, RequestIdParam, RequestsQuery } from "./schemas.ts";
 
 type Row = typeof requests.$inferSelect;
 
@@ -43,41 +42,31 @@ export function serializeLedgerRow(r: Row) {
 }
 
 const tags = ["Requests"];
-const security = [{ walletKey: [] }];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const errors = { 400: json(ErrorBody, "Invalid input"), 401: json(ErrorBody, "Missing or invalid wallet key"), 404: json(ErrorBody, "Unknown id") };
+const security = "walletKey" as const;
 
-export const requestRoutes = apiRouter()
-  .openapi(
-    createRoute({ method: "get", path: "/requests", tags, security, request: { query: RequestsQuery }, responses: { 200: json(listOf(LedgerEntry, "RequestList"), "The per-request ledger, newest first (rows reach it within ~1 s of settling)"), ...errors } }),
-    async (c) => {
-      const { cursor, limit, spend_key_id } = c.req.valid("query");
+export const requestRoutes = new ApiRouter()
+  .route(
+    { method: "get", path: "/requests", summary: "The per-request ledger, newest first", tags, security, query: RequestsQuery, responses: { 200: { description: "Ledger rows (they reach it within ~1 s of settling)", schema: listOf("RequestList", LedgerEntry) }, ...ERRORS } },
+    async (c, { query: { cursor, limit, spend_key_id } }) => {
       const rows = await database(c.env.DB)
         .select()
         .from(requests)
-        .where(
-          and(
-            eq(requests.walletId, c.get("walletId")),
-            spend_key_id ? eq(requests.spendKeyId, spend_key_id) : undefined,
-            afterCursor(cursor, requests.createdAt, requests.requestId),
-          ),
-        )
+        .where(and(eq(requests.walletId, c.get("walletId")), spend_key_id ? eq(requests.spendKeyId, spend_key_id) : undefined, afterCursor(cursor, requests.createdAt, requests.requestId)))
         .orderBy(desc(requests.createdAt), desc(requests.requestId))
         .limit(limit + 1)
         .all();
-      return c.json(page(rows, limit, (r) => [r.createdAt, r.requestId], serializeLedgerRow), 200);
+      return c.json(page(rows, limit, (r) => [r.createdAt, r.requestId], serializeLedgerRow));
     },
   )
-  .openapi(
-    createRoute({ method: "get", path: "/requests/{request_id}", tags, security, request: { params: RequestIdParam }, responses: { 200: json(LedgerEntry, "One ledger row"), ...errors } }),
-    async (c) => {
-      const id = c.req.valid("param").request_id;
+  .route(
+    { method: "get", path: "/requests/{request_id}", summary: "One ledger row", tags, security, params: RequestIdParam, responses: { 200: { description: "The ledger row", schema: LedgerEntry }, ...ERRORS } },
+    async (c, { params: { request_id: id } }) => {
       const row = await database(c.env.DB)
         .select()
         .from(requests)
         .where(and(eq(requests.requestId, id), eq(requests.walletId, c.get("walletId"))))
         .get();
       if (!row) throw new ApiError("not_found", `No request with id '${id}'.`, { param: "request_id" });
-      return c.json(serializeLedgerRow(row), 200);
+      return c.json(serializeLedgerRow(row));
     },
   );

@@ -1,106 +1,101 @@
-import { z } from "@hono/zod-openapi";
+import * as z from "zod/mini";
 import { CYCLES } from "../lib/cycles.ts";
 import { parseUsd } from "../lib/money.ts";
+import { named } from "../lib/openapi.ts";
 import { PROVIDER_IDS } from "../providers/registry.ts";
 
 /** The request and response shapes of the operator and management APIs: they validate and they document. */
 
-const Cycle = z.enum(CYCLES).openapi({ description: "UTC calendar cycle; `total` never resets" });
+const Cycle = z.enum(CYCLES);
+const opt = <S extends z.ZodMiniType>(s: S) => z.optional(z.nullable(s));
 
-export const UsdAmount = z
-  .string()
-  .refine((s) => {
+export const UsdAmount = z.string().check(
+  z.refine((s) => {
     const n = parseUsd(s);
     return n !== null && n > 0;
-  }, "must be a positive USD decimal string with at most 9 decimals and at most 999999 dollars, e.g. \"50.00\"")
-  .openapi({ example: "50.00" });
+  }, 'must be a positive USD decimal string with at most 9 decimals and at most 999999 dollars, e.g. "50.00"'),
+);
 
-const Price = z
-  .string()
-  .refine((s) => parseUsd(s) !== null, "must be a USD decimal string (per 1M tokens), e.g. \"0.15\"")
-  .openapi({ example: "0.15" });
+const Price = z.string().check(z.refine((s) => parseUsd(s) !== null, 'must be a USD decimal string (per 1M tokens), e.g. "0.15"'));
 
-const FutureDate = z.iso
-  .datetime({ offset: true })
-  .refine((s) => Date.parse(s) > Date.now(), "must be in the future")
-  .openapi({ example: "2027-01-01T00:00:00Z" });
+const FutureDate = z.iso.datetime({ offset: true }).check(z.refine((s) => Date.parse(s) > Date.now(), "must be in the future"));
 
+const PositiveInt = (max: number) => z.int().check(z.positive(), z.maximum(max));
 const SpendLimit = z.strictObject({ amount: UsdAmount, cycle: Cycle });
-const RequestLimit = z.strictObject({ count: z.number().int().positive().max(1_000_000_000), cycle: Cycle });
-const RateLimit = z.strictObject({
-  rpm: z.number().int().positive().max(1_000_000),
-  burst: z.number().int().positive().max(1_000_000).nullable().optional().openapi({ description: "defaults to rpm" }),
-});
-const Name = z.string().trim().min(1).max(200);
+const RequestLimit = z.strictObject({ count: PositiveInt(1_000_000_000), cycle: Cycle });
+const RateLimit = z.strictObject({ rpm: PositiveInt(1_000_000), burst: opt(PositiveInt(1_000_000)) });
+const Name = z.string().check(z.trim(), z.minLength(1), z.maxLength(200));
+const Providers = z.enum(PROVIDER_IDS as [string, ...string[]]);
 
 const spendKeyFields = {
-  status: z.enum(["active", "paused"]).optional(),
-  request_shape: z.enum(["openai", "anthropic"]).optional(),
-  allowed_models: z.array(z.string().min(1).max(200)).max(500).nullable().optional(),
-  allowed_providers: z.array(z.enum(PROVIDER_IDS as [string, ...string[]])).max(50).nullable().optional(),
-  spend_limit: SpendLimit.nullable().optional(),
-  request_limit: RequestLimit.nullable().optional(),
-  rate_limit: RateLimit.nullable().optional(),
-  expires_at: FutureDate.nullable().optional(),
+  status: z.optional(z.enum(["active", "paused"])),
+  request_shape: z.optional(z.enum(["openai", "anthropic"])),
+  allowed_models: opt(z.array(z.string().check(z.minLength(1), z.maxLength(200))).check(z.maxLength(500))),
+  allowed_providers: opt(z.array(Providers).check(z.maxLength(50))),
+  spend_limit: opt(SpendLimit),
+  request_limit: opt(RequestLimit),
+  rate_limit: opt(RateLimit),
+  expires_at: opt(FutureDate),
 };
 
-export const CreateSpendKey = z.strictObject({ name: Name, ...spendKeyFields }).openapi("CreateSpendKey");
-export const UpdateSpendKey = z.strictObject({ name: Name.optional(), ...spendKeyFields }).openapi("UpdateSpendKey");
-export type CreateSpendKeyBody = z.infer<typeof CreateSpendKey>;
-export type UpdateSpendKeyBody = z.infer<typeof UpdateSpendKey>;
+export const CreateSpendKey = named("CreateSpendKey", z.strictObject({ name: Name, ...spendKeyFields }));
+export const UpdateSpendKey = named("UpdateSpendKey", z.strictObject({ name: z.optional(Name), ...spendKeyFields }));
+export type UpdateSpendKeyBody = z.output<typeof UpdateSpendKey>;
 
-export const SpendKey = z
-  .object({
+const nullable = <S extends z.ZodMiniType>(s: S) => z.nullable(s);
+export const SpendKey = named(
+  "SpendKey",
+  z.object({
     spend_key_id: z.string(),
     key_preview: z.string(),
     name: z.string(),
     status: z.enum(["active", "paused"]),
     request_shape: z.enum(["openai", "anthropic"]),
     wallet_id: z.string(),
-    allowed_models: z.array(z.string()).nullable(),
-    allowed_providers: z.array(z.string()).nullable(),
-    spend_limit: z.object({ amount: z.string(), cycle: Cycle }).nullable(),
+    allowed_models: nullable(z.array(z.string())),
+    allowed_providers: nullable(z.array(z.string())),
+    spend_limit: nullable(z.object({ amount: z.string(), cycle: Cycle })),
     current_spend: z.string(),
     total_spend: z.string(),
-    request_limit: z.object({ count: z.number(), cycle: Cycle }).nullable(),
+    request_limit: nullable(z.object({ count: z.number(), cycle: Cycle })),
     current_requests: z.number(),
     total_requests: z.number(),
-    rate_limit: z.object({ rpm: z.number(), burst: z.number() }).nullable(),
-    expires_at: z.string().nullable(),
-    last_used_at: z.string().nullable(),
+    rate_limit: nullable(z.object({ rpm: z.number(), burst: z.number() })),
+    expires_at: nullable(z.string()),
+    last_used_at: nullable(z.string()),
     created_at: z.string(),
     updated_at: z.string(),
-    spend_resets_at: z.string().nullable(),
-    requests_resets_at: z.string().nullable(),
-  })
-  .openapi("SpendKey");
-export type SpendKeyWire = z.infer<typeof SpendKey>;
-
-export const SpendKeyCreated = SpendKey.extend({ key: z.string() }).openapi("SpendKeyCreated");
+    spend_resets_at: nullable(z.string()),
+    requests_resets_at: nullable(z.string()),
+  }),
+);
+export type SpendKeyWire = z.output<typeof SpendKey>;
+export const SpendKeyCreated = named("SpendKeyCreated", z.extend(SpendKey, { key: z.string() }));
+export const SpendKeyRevoked = named("SpendKeyRevoked", z.object({ success: z.literal(true) }));
 
 export const Pagination = z.object({
-  cursor: z.string().max(200).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.optional(z.string().check(z.maxLength(200))),
+  limit: z._default(z.coerce.number().check(z.int(), z.minimum(1), z.maximum(100)), 20),
 });
 
-export const listOf = <T extends z.ZodType>(item: T, name: string) =>
-  z.object({ data: z.array(item), has_more: z.boolean(), next_cursor: z.string().optional() }).openapi(name);
+export const listOf = <T extends z.ZodMiniType>(name: string, item: T) =>
+  named(name, z.object({ data: z.array(item), has_more: z.boolean(), next_cursor: z.optional(z.string()) }));
 
-export const SecretKey = z
-  .object({ secret_key_id: z.string(), name: z.string(), secret_key_hint: z.string(), created_at: z.string() })
-  .openapi("SecretKey");
-export const SecretKeyCreated = SecretKey.extend({ secret_key: z.string() }).openapi("SecretKeyCreated");
-export const CreateSecretKey = z.strictObject({ name: Name }).openapi("CreateSecretKey");
+export const SecretKey = named("SecretKey", z.object({ secret_key_id: z.string(), name: z.string(), secret_key_hint: z.string(), created_at: z.string() }));
+export const SecretKeyCreated = named("SecretKeyCreated", z.extend(SecretKey, { secret_key: z.string() }));
+export const CreateSecretKey = named("CreateSecretKey", z.strictObject({ name: Name }));
+export const SecretKeyDeleted = named("SecretKeyDeleted", z.object({ id: z.string(), deleted: z.literal(true) }));
 
-export const LedgerEntry = z
-  .object({
+export const LedgerEntry = named(
+  "Request",
+  z.object({
     request_id: z.string(),
     spend_key_id: z.string(),
     status: z.enum(["completed", "error", "aborted"]),
     provider: z.string(),
     model: z.string(),
     endpoint: z.string(),
-    response_id: z.string().nullable(),
+    response_id: nullable(z.string()),
     model_usage: z.object({
       input_tokens: z.number(),
       output_tokens: z.number(),
@@ -115,66 +110,59 @@ export const LedgerEntry = z
     cost: z.string(),
     usage_known: z.boolean(),
     stream: z.boolean(),
-    http_status: z.number().nullable(),
+    http_status: nullable(z.number()),
     latency_ms: z.number(),
     metadata: z.record(z.string(), z.string()),
     created_at: z.string(),
-  })
-  .openapi("Request");
+  }),
+);
 
-export const RequestsQuery = Pagination.extend({ spend_key_id: z.string().max(100).optional() });
+export const RequestsQuery = z.extend(Pagination, { spend_key_id: z.optional(z.string().check(z.maxLength(100))) });
 
-export const CreateWallet = z.strictObject({ name: Name }).openapi("CreateWallet");
-export const Wallet = z
-  .object({ wallet_id: z.string(), name: z.string(), created_at: z.string() })
-  .openapi("Wallet");
-export const WalletCreated = Wallet.extend({
-  secret_key_id: z.string(),
-  secret_key_hint: z.string(),
-  secret_key: z.string(),
-}).openapi("WalletCreated");
+export const CreateWallet = named("CreateWallet", z.strictObject({ name: Name }));
+export const Wallet = named("Wallet", z.object({ wallet_id: z.string(), name: z.string(), created_at: z.string() }));
+export const WalletCreated = named("WalletCreated", z.extend(Wallet, { secret_key_id: z.string(), secret_key_hint: z.string(), secret_key: z.string() }));
 
-export const PutModel = z
-  .strictObject({
-    provider: z.enum(PROVIDER_IDS as [string, ...string[]]),
+export const PutModel = named(
+  "PutModel",
+  z.strictObject({
+    provider: Providers,
     input_price: Price,
     output_price: Price,
-    cache_read_price: Price.optional(),
-    cache_write_price: Price.optional(),
-    max_output_tokens: z.number().int().min(0).max(10_000_000).optional(),
-  })
-  .openapi("PutModel");
+    cache_read_price: z.optional(Price),
+    cache_write_price: z.optional(Price),
+    max_output_tokens: z.optional(z.int().check(z.minimum(0), z.maximum(10_000_000))),
+  }),
+);
 
-export const ModelEntryWire = z
-  .object({
+export const ModelEntryWire = named(
+  "ModelEntry",
+  z.object({
     id: z.string(),
     provider: z.string(),
-    input_price: z.string().nullable(),
-    output_price: z.string().nullable(),
-    cache_read_price: z.string().nullable(),
-    cache_write_price: z.string().nullable(),
+    input_price: nullable(z.string()),
+    output_price: nullable(z.string()),
+    cache_read_price: nullable(z.string()),
+    cache_write_price: nullable(z.string()),
     max_output_tokens: z.number(),
     overridden: z.boolean(),
-  })
-  .openapi("ModelEntry");
+  }),
+);
 
-export const ModelList = z
-  .object({
-    object: z.literal("list"),
-    data: z.array(z.object({ id: z.string(), object: z.literal("model"), created: z.number(), owned_by: z.string() })),
-  })
-  .openapi("ModelList");
+export const ErrorBody = named(
+  "Error",
+  z.object({ error: z.object({ message: z.string(), type: z.string(), param: nullable(z.string()), code: z.string() }) }),
+);
 
-export const ErrorBody = z
-  .object({
-    error: z.object({ message: z.string(), type: z.string(), param: z.string().nullable(), code: z.string() }),
-  })
-  .openapi("Error");
-
-const PathId = z.string().min(1).max(200);
+const PathId = z.string().check(z.minLength(1), z.maxLength(200));
 export const IdParam = z.object({ id: PathId });
 export const ModelParam = z.object({ model: PathId });
 export const RequestIdParam = z.object({ request_id: PathId });
 
-export const SpendKeyRevoked = z.object({ success: z.literal(true) }).openapi("SpendKeyRevoked");
-export const SecretKeyDeleted = z.object({ id: z.string(), deleted: z.literal(true) }).openapi("SecretKeyDeleted");
+/** The error responses every route documents. */
+export const ERRORS = {
+  400: { description: "Invalid input; `error.param` names the field", schema: ErrorBody },
+  401: { description: "Missing or invalid credential", schema: ErrorBody },
+  403: { description: "A credential of the wrong kind", schema: ErrorBody },
+  404: { description: "Unknown id (another wallet's ids answer the same)", schema: ErrorBody },
+};

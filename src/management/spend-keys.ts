@@ -1,4 +1,3 @@
-import { createRoute } from "@hono/zod-openapi";
 import { and, desc, eq, isNull } from "drizzle-orm";
 import { getCatalog } from "../catalog/catalog.ts";
 import { database } from "../db/client.ts";
@@ -10,10 +9,10 @@ import { periodEnd, visibleCurrent, type Cycle } from "../lib/cycles.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashSecret, issueKey, keyPreview } from "../lib/keys.ts";
 import { formatUsd, parseUsd } from "../lib/money.ts";
-import { apiRouter } from "../lib/openapi.ts";
+import { ApiRouter } from "../lib/openapi.ts";
 import {
   CreateSpendKey,
-  ErrorBody,
+  ERRORS,
   IdParam,
   listOf,
   Pagination,
@@ -144,26 +143,20 @@ async function write(env: Bindings, row: SpendKeyRow, insert: boolean): Promise<
 }
 
 const tags = ["Spend keys"];
-const security = [{ walletKey: [] }];
-const errors = {
-  400: { description: "Invalid input (names the field)", content: { "application/json": { schema: ErrorBody } } },
-  401: { description: "Missing or invalid wallet key", content: { "application/json": { schema: ErrorBody } } },
-  404: { description: "Unknown id (or another wallet's)", content: { "application/json": { schema: ErrorBody } } },
-};
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+const security = "walletKey" as const;
 
-export const spendKeyRoutes = apiRouter()
-  .openapi(
-    createRoute({
+export const spendKeyRoutes = new ApiRouter()
+  .route(
+    {
       method: "post",
       path: "/spend_keys",
+      summary: "Create a spend key",
       tags,
       security,
-      request: { body: { required: true, content: { "application/json": { schema: CreateSpendKey } } } },
-      responses: { 201: json(SpendKeyCreated, "The new spend key; `key` is shown only now"), ...errors },
-    }),
-    async (c) => {
-      const body = c.req.valid("json");
+      body: CreateSpendKey,
+      responses: { 201: { description: "The new spend key; `key` is shown only now", schema: SpendKeyCreated }, ...ERRORS },
+    },
+    async (c, { body }) => {
       const now = Date.now();
       const issued = issueKey("spend");
       const row: SpendKeyRow = {
@@ -200,108 +193,99 @@ export const spendKeyRoutes = apiRouter()
       return c.json({ ...serializeSpendKey(row, snapshot, now), key: issued.key }, 201);
     },
   )
-  .openapi(
-    createRoute({
+  .route(
+    {
       method: "get",
       path: "/spend_keys",
+      summary: "List spend keys, newest first",
       tags,
       security,
-      request: { query: Pagination },
-      responses: { 200: json(listOf(SpendKey, "SpendKeyList"), "Spend keys, newest first"), ...errors },
-    }),
-    async (c) => {
-      const { cursor, limit } = c.req.valid("query");
+      query: Pagination,
+      responses: { 200: { description: "A page of spend keys (counters within ~1 s)", schema: listOf("SpendKeyList", SpendKey) }, ...ERRORS },
+    },
+    async (c, { query: { cursor, limit } }) => {
       const rows = await database(c.env.DB)
         .select()
         .from(spendKeys)
-        .where(
-          and(
-            eq(spendKeys.walletId, c.get("walletId")),
-            isNull(spendKeys.revokedAt),
-            afterCursor(cursor, spendKeys.createdAt, spendKeys.id),
-          ),
-        )
+        .where(and(eq(spendKeys.walletId, c.get("walletId")), isNull(spendKeys.revokedAt), afterCursor(cursor, spendKeys.createdAt, spendKeys.id)))
         .orderBy(desc(spendKeys.createdAt), desc(spendKeys.id))
         .limit(limit + 1)
         .all();
       const now = Date.now();
-      return c.json(page(rows, limit, (r) => [r.createdAt, r.id], (r) => serializeSpendKey(r, null, now)), 200);
+      return c.json(page(rows, limit, (r) => [r.createdAt, r.id], (r) => serializeSpendKey(r, null, now)));
     },
   )
-  .openapi(
-    createRoute({
+  .route(
+    {
       method: "get",
       path: "/spend_keys/{id}",
+      summary: "Retrieve a spend key with exact live counters",
       tags,
       security,
-      request: { params: IdParam },
-      responses: { 200: json(SpendKey, "The spend key with exact live counters"), ...errors },
-    }),
-    async (c) => {
-      const row = await findKey(c.env, c.get("walletId"), c.req.valid("param").id);
+      params: IdParam,
+      responses: { 200: { description: "The spend key", schema: SpendKey }, ...ERRORS },
+    },
+    async (c, { params }) => {
+      const row = await findKey(c.env, c.get("walletId"), params.id);
       const snapshot = await keyGuard(c.env, row.id).snapshot();
-      return c.json(serializeSpendKey(row, snapshot), 200);
+      return c.json(serializeSpendKey(row, snapshot));
     },
   );
 
-const updateRoute = (method: "put" | "patch") =>
-  createRoute({
-    method,
-    path: "/spend_keys/{id}",
-    tags,
-    security,
-    request: {
-      params: IdParam,
-      body: { required: true, content: { "application/json": { schema: UpdateSpendKey } } },
-    },
-    responses: { 200: json(SpendKey, "The updated spend key; only the fields sent changed"), ...errors },
-  });
-
 for (const method of ["put", "patch"] as const) {
-  spendKeyRoutes.openapi(updateRoute(method), async (c) => {
-    const row = await findKey(c.env, c.get("walletId"), c.req.valid("param").id);
-    const next: SpendKeyRow = { ...row, ...(await columnsFrom(c.env, c.req.valid("json"))), updatedAt: Date.now() };
-    const snapshot = await write(c.env, next, false);
-    return c.json(serializeSpendKey(next, snapshot), 200);
-  });
+  spendKeyRoutes.route(
+    {
+      method,
+      path: "/spend_keys/{id}",
+      summary: "Update a spend key: only the fields sent change; null clears a limit",
+      tags,
+      security,
+      params: IdParam,
+      body: UpdateSpendKey,
+      responses: { 200: { description: "The updated spend key", schema: SpendKey }, ...ERRORS },
+    },
+    async (c, { params, body }) => {
+      const row = await findKey(c.env, c.get("walletId"), params.id);
+      const next: SpendKeyRow = { ...row, ...(await columnsFrom(c.env, body)), updatedAt: Date.now() };
+      const snapshot = await write(c.env, next, false);
+      return c.json(serializeSpendKey(next, snapshot));
+    },
+  );
 }
 
 spendKeyRoutes
-  .openapi(
-    createRoute({
+  .route(
+    {
       method: "post",
       path: "/spend_keys/{id}/rotate",
+      summary: "Rotate a spend key's secret",
       tags,
       security,
-      request: { params: IdParam },
-      responses: { 200: json(SpendKeyCreated, "Same id, limits and counters; a new `key`. The old key fails at once."), ...errors },
-    }),
-    async (c) => {
-      const row = await findKey(c.env, c.get("walletId"), c.req.valid("param").id);
+      params: IdParam,
+      responses: { 200: { description: "Same id, limits and counters; a new `key`. The old key fails at once.", schema: SpendKeyCreated }, ...ERRORS },
+    },
+    async (c, { params }) => {
+      const row = await findKey(c.env, c.get("walletId"), params.id);
       const issued = issueKey("spend", row.id);
-      const next: SpendKeyRow = {
-        ...row,
-        keyHash: await hashSecret(issued.key),
-        keyPreview: keyPreview(issued.key),
-        updatedAt: Date.now(),
-      };
+      const next: SpendKeyRow = { ...row, keyHash: await hashSecret(issued.key), keyPreview: keyPreview(issued.key), updatedAt: Date.now() };
       const snapshot = await write(c.env, next, false);
-      return c.json({ ...serializeSpendKey(next, snapshot), key: issued.key }, 200);
+      return c.json({ ...serializeSpendKey(next, snapshot), key: issued.key });
     },
   )
-  .openapi(
-    createRoute({
+  .route(
+    {
       method: "delete",
       path: "/spend_keys/{id}",
+      summary: "Revoke a spend key",
       tags,
       security,
-      request: { params: IdParam },
-      responses: { 200: json(SpendKeyRevoked, "Revoked: the key fails on its very next request"), ...errors },
-    }),
-    async (c) => {
-      const row = await findKey(c.env, c.get("walletId"), c.req.valid("param").id);
+      params: IdParam,
+      responses: { 200: { description: "Revoked: the key fails on its very next request", schema: SpendKeyRevoked }, ...ERRORS },
+    },
+    async (c, { params }) => {
+      const row = await findKey(c.env, c.get("walletId"), params.id);
       const now = Date.now();
       await write(c.env, { ...row, revokedAt: now, updatedAt: now }, false);
-      return c.json({ success: true as const }, 200);
+      return c.json({ success: true });
     },
   );

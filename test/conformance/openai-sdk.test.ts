@@ -63,7 +63,7 @@ describe("openai SDK through Spendgate", () => {
       expect((err as InstanceType<typeof OpenAI.RateLimitError>).code).toMatch(/request_limit_exceeded|spend_limit_exceeded/);
       expect(n).toBe(1);
     }
-    const { key } = await newSpendKey({ rate_limit: { rpm: 6000, burst: 1 } });
+    const { key } = await newSpendKey({ rate_limit: { rpm: 120, burst: 1 } });
     let n = 0;
     const c = new OpenAI({ baseURL: `${gatewayUrl()}/v1`, apiKey: key, maxRetries: 2, fetch: (i, init) => (n++, fetch(i, init)) });
     await Promise.all([c.chat.completions.create({ model: "gpt-4o-mini", messages: [] }), c.chat.completions.create({ model: "gpt-4o-mini", messages: [] })]);
