@@ -8,7 +8,7 @@ import type { Provider } from "../providers/registry.ts";
  */
 const FORWARDED = ["content-type", "accept", "openai-beta", "anthropic-beta", "anthropic-version", "idempotency-key"];
 
-export function upstreamHeaders(incoming: Headers, provider: Provider, apiKey: string): Headers {
+export function upstreamHeaders(incoming: Headers, auth: Provider["auth"], apiKey: string): Headers {
   const out = new Headers();
   for (const name of FORWARDED) {
     const v = incoming.get(name);
@@ -16,7 +16,7 @@ export function upstreamHeaders(incoming: Headers, provider: Provider, apiKey: s
   }
   if (!out.has("content-type")) out.set("content-type", "application/json");
   out.set("user-agent", "spendgate/0.1");
-  if (provider.auth === "x-api-key") {
+  if (auth === "x-api-key") {
     out.set("x-api-key", apiKey);
     if (!out.has("anthropic-version")) out.set("anthropic-version", "2023-06-01");
   } else {

@@ -1,0 +1,57 @@
+import { ApiError } from "../lib/errors.ts";
+
+/** What the gateway reads from a request body: the model, whether it streams, its max output tokens. */
+export interface ParsedBody {
+  json: Record<string, unknown>;
+  model: string;
+  stream: boolean;
+  /** the smallest of max_tokens / max_completion_tokens / max_output_tokens, or null */
+  maxOutput: number | null;
+}
+
+export function parseBody(bytes: ArrayBuffer): ParsedBody {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new ApiError("invalid_request", "We could not parse the JSON body of your request.", { param: "body" });
+  }
+  if (!json || typeof json !== "object" || Array.isArray(json)) {
+    throw new ApiError("invalid_request", "The request body must be a JSON object.", { param: "body" });
+  }
+  const body = json as Record<string, unknown>;
+  if (typeof body.model !== "string" || body.model === "") {
+    throw new ApiError("invalid_request", "model: you must provide a model parameter.", { param: "model" });
+  }
+  if (body.stream !== undefined && typeof body.stream !== "boolean") {
+    throw new ApiError("invalid_request", "stream: must be a boolean.", { param: "stream" });
+  }
+  let maxOutput: number | null = null;
+  for (const field of ["max_tokens", "max_completion_tokens", "max_output_tokens"]) {
+    const v = body[field];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
+      throw new ApiError("invalid_request", `${field}: must be a non-negative integer.`, { param: field });
+    }
+    maxOutput = maxOutput === null ? v : Math.min(maxOutput, v);
+  }
+  return { json: body, model: body.model, stream: body.stream === true, maxOutput };
+}
+
+/** `x-spendgate-metadata: {"run":"42"}` tags the ledger row: at most 16 short string values. */
+export function metadataFrom(headers: Headers): Record<string, string> {
+  const raw = headers.get("x-spendgate-metadata");
+  if (!raw) return {};
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
+      const entries = Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === "string");
+      if (entries.length <= 16 && entries.every(([k, v]) => k.length <= 64 && v.length <= 512)) return Object.fromEntries(entries);
+    }
+  } catch {
+    // fall through to the 400
+  }
+  throw new ApiError("invalid_request", "x-spendgate-metadata: must be a JSON object of at most 16 string values.", {
+    param: "x-spendgate-metadata",
+  });
+}
