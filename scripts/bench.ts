@@ -260,9 +260,12 @@ async function main() {
   const gatewayMf = await startGatewayMiniflare(bundle.file, fake.url, gwPort);
   // The gateway's own workerd, told apart from the floor's and wrangler's for CPU and memory.
   const gwPids = descendants(process.pid).filter((pid) => procName(pid).startsWith("workerd"));
+  const workerds = () => descendants(process.pid).filter((pid) => procName(pid).startsWith("workerd"));
   const floorMf = await startFloorMiniflare(fake.url, floorPort, false);
+  const floorPids = workerds().filter((pid) => !gwPids.includes(pid));
   const floorDoPort = await freePort();
   const floorDoMf = await startFloorMiniflare(fake.url, floorDoPort, true);
+  const floorDoPids = workerds().filter((pid) => !gwPids.includes(pid) && !floorPids.includes(pid));
   const wranglerStack = await startStack({ fake: false, quiet: true, persistTo: join(work, "wrangler-state"), vars: { ...providerVars(fake.url), ADMIN_TOKEN: "bench-admin", MAX_INFLIGHT_PER_KEY: "1000" } });
   for (const pid of descendants(process.pid)) if (procName(pid).startsWith("workerd")) pin(pid, 1);
 
@@ -288,9 +291,23 @@ async function main() {
   log(`JSON latency: ${ROUNDS} rounds × ${ROUND_S} s at ${RATE} req/s per target, provider latency ${LATENCY_MS} ms`);
   const json: Record<string, hdr.Histogram> = {};
   const jsonErrors: Record<string, number> = {};
+  const pidsOf: Record<string, number[]> = { floor: floorPids, "floor+DO": floorDoPids, gateway: gwPids };
+  const cpu: Record<string, { ms: number; requests: number }> = {};
+  const cpuOf = (pids: number[]) => {
+    const stats = workerdStats();
+    return pids.reduce((sum, pid) => sum + (stats.get(pid)?.cpuMs ?? 0), 0);
+  };
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, t] of Object.entries(targets)) {
+      const pids = pidsOf[name];
+      const cpuBefore = pids ? cpuOf(pids) : 0;
       const res = await openLoop(RATE, ROUND_S, (i) => send(t, keyOf(t), chatBody(i)).then((x) => x.status));
+      if (pids) {
+        await sleep(1200); // include the alarm flush that follows the round
+        const entry = (cpu[name] ??= { ms: 0, requests: 0 });
+        entry.ms += cpuOf(pids) - cpuBefore;
+        entry.requests += res.sent;
+      }
       json[name] ??= hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
       json[name]!.add(res.hist);
       jsonErrors[name] = (jsonErrors[name] ?? 0) + res.errors + (res.statuses["200"] === res.sent ? 0 : res.sent - (res.statuses["200"] ?? 0));
@@ -304,6 +321,7 @@ async function main() {
     added_p50_ms: ms(p(name, 50) - p("direct", 50)),
     added_p99_ms: ms(p(name, 99) - p("direct", 99)),
     errors: jsonErrors[name],
+    cpu_ms_per_request: cpu[name] ? Math.round((cpu[name].ms / cpu[name].requests) * 100) / 100 : null,
   }));
   const gatewayOverFloor = {
     over_floor_p50_ms: ms(p("gateway", 50) - p("floor", 50)),
