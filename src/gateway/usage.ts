@@ -45,42 +45,42 @@ function responsesUsage(u: Json): TokenUsage {
   };
 }
 
-class OpenAIChatReader implements UsageReader {
-  private found: TokenUsage | null = null;
+/** What every reader keeps: the last usage it saw and the provider's id of the response. */
+abstract class Reader implements UsageReader {
+  protected found: TokenUsage | null = null;
   private id: string | null = null;
-  read(o: unknown): void {
-    const body = obj(o);
-    if (!body) return;
-    if (typeof body.id === "string") this.id ??= body.id;
-    const u = obj(body.usage);
-    if (u) this.found = openaiChatUsage(u);
-  }
-  usage() {
+  abstract read(o: unknown): void;
+  usage(): TokenUsage | null {
     return this.found;
   }
-  responseId() {
+  responseId(): string | null {
     return this.id;
+  }
+  protected noteId(v: unknown): void {
+    if (typeof v === "string") this.id ??= v;
   }
 }
 
-class ResponsesReader implements UsageReader {
-  private found: TokenUsage | null = null;
-  private id: string | null = null;
+class OpenAIChatReader extends Reader {
+  read(o: unknown): void {
+    const body = obj(o);
+    if (!body) return;
+    this.noteId(body.id);
+    const u = obj(body.usage);
+    if (u) this.found = openaiChatUsage(u);
+  }
+}
+
+class ResponsesReader extends Reader {
   read(o: unknown): void {
     const body = obj(o);
     if (!body) return;
     // JSON body: the response itself; stream: `response.completed` / `.incomplete` / `.failed` carry it.
     const response = typeof body.type === "string" ? obj(body.response) : body;
     if (!response) return;
-    if (typeof response.id === "string") this.id ??= response.id;
+    this.noteId(response.id);
     const u = obj(response.usage);
     if (u) this.found = responsesUsage(u);
-  }
-  usage() {
-    return this.found;
-  }
-  responseId() {
-    return this.id;
   }
 }
 
@@ -88,10 +88,8 @@ class ResponsesReader implements UsageReader {
  * Anthropic Messages: JSON `usage`, or in a stream `message_start` (input and cache fields) followed by
  * `message_delta` events whose usage is cumulative: each replaces the last, never summed.
  */
-class AnthropicReader implements UsageReader {
-  private found: TokenUsage | null = null;
+class AnthropicReader extends Reader {
   private final = false;
-  private id: string | null = null;
   read(o: unknown): void {
     const body = obj(o);
     if (!body) return;
@@ -99,13 +97,13 @@ class AnthropicReader implements UsageReader {
     // A stream's figures are final only with a message_delta; message_start's output count is a placeholder.
     if (body.type === "message_start") {
       const message = obj(body.message);
-      if (typeof message?.id === "string") this.id ??= message.id;
+      this.noteId(message?.id);
       u = obj(message?.usage);
     } else if (body.type === "message_delta") {
       u = obj(body.usage);
       this.final = u !== undefined;
     } else if (body.type === undefined || body.type === "message") {
-      if (typeof body.id === "string") this.id ??= body.id;
+      this.noteId(body.id);
       u = obj(body.usage);
       this.final = u !== undefined;
     }
@@ -121,11 +119,8 @@ class AnthropicReader implements UsageReader {
     if (output !== undefined) next.outputTokens = output;
     this.found = next;
   }
-  usage() {
+  override usage(): TokenUsage | null {
     return this.final ? this.found : null;
-  }
-  responseId() {
-    return this.id;
   }
 }
 
