@@ -41,14 +41,15 @@ console.log(`
 ${line}
  Spendgate is running at ${stack.url}
 ${stack.usingFake ? ` Provider: the bundled FAKE provider (${stack.fakeUrl}) — responses are fake.\n Set OPENAI_API_KEY / ANTHROPIC_API_KEY (environment or .dev.vars) for real ones.` : " Provider: real providers with the keys you configured."}
- Operator token (ADMIN_TOKEN):  ${stack.adminToken}
- Dev wallet ${wallet.wallet_id}
- Wallet secret key:             ${wallet.secret_key}
+ Operator token (ADMIN_TOKEN): ${stack.adminToken}
+ Dev wallet ${wallet.wallet_id}; its secret key, ready to paste into another shell:
 
- Create a spend key:
-   curl -s ${stack.url}/v1/spend_keys -H "authorization: Bearer ${wallet.secret_key}" \\
+   export WALLET=${wallet.secret_key}
+
+ Then create a spend key:
+   curl -s ${stack.url}/v1/spend_keys -H "authorization: Bearer $WALLET" \
      -H "content-type: application/json" -d '{"name":"my agent","spend_limit":{"amount":"5.00","cycle":"daily"}}'
- OpenAPI: ${stack.url}/openapi.json        Stop: Ctrl-C
+ OpenAPI: ${stack.url}/openapi.json   Demo: npm run demo   Stop: Ctrl-C
 ${line}
 `);
 
