@@ -32,7 +32,11 @@ export async function startFakeProvider(port = 0, options: FakeProviderOptions =
       }
       res.end();
     } catch {
-      res.destroy(); // a "connection reset" fault
+      // A "connection reset" fault: let what was written reach the client, then reset the socket (RST).
+      for (let i = 0; i < 20 && res.writableLength > 0; i++) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 20));
+      if (res.socket) res.socket.resetAndDestroy();
+      else res.destroy();
     }
   });
   server.keepAliveTimeout = 60_000;

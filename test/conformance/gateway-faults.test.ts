@@ -18,3 +18,28 @@ describe("upstream faults over a real socket", () => {
     expect(k.current_spend).toBe("0.00");
   });
 });
+
+describe("a connection reset mid-stream over a real socket", () => {
+  it("ends the client's stream with an in-band error and settles the hold from what was received", async () => {
+    const { key, id, walletKey } = await newSpendKey({ request_shape: "anthropic" });
+    const res = await fetch(`${gatewayUrl()}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": key, "content-type": "application/json" },
+      body: JSON.stringify({ model: "claude-sonnet-4-20250514", max_tokens: 50, stream: true, messages: [{ role: "user", content: "[[fault:reset]] go" }] }),
+    });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain("event: message_start");
+    expect(text).toMatch(/event: error\ndata: \{"type":"error","error":\{"type":"api_error"/);
+    const auth = { authorization: `Bearer ${walletKey}` };
+    const k = (await (await fetch(`${gatewayUrl()}/v1/spend_keys/${id}`, { headers: auth })).json()) as { total_spend: string; total_requests: number };
+    expect(k.total_requests).toBe(1);
+    expect(Number(k.total_spend)).toBeGreaterThan(0);
+    let rows: { status: string; usage_known: boolean }[] = [];
+    for (let i = 0; i < 30 && rows.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      rows = ((await (await fetch(`${gatewayUrl()}/v1/requests?spend_key_id=${id}`, { headers: auth })).json()) as { data: typeof rows }).data;
+    }
+    expect(rows[0]).toMatchObject({ status: "error", usage_known: false });
+  });
+});
