@@ -25,6 +25,7 @@ export interface AppEnv {
   };
 }
 
+/** The KeyGuard of a spend key: one Durable Object per key, addressed by the key's public id. */
 export function keyGuard(env: Env, spendKeyId: string): DurableObjectStub<KeyGuard> {
-  return (env.KEY_GUARD as unknown as DurableObjectNamespace<KeyGuard>).getByName(spendKeyId);
+  return env.KEY_GUARD.getByName(spendKeyId);
 }

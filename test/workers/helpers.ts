@@ -9,7 +9,7 @@ export function call(method: string, path: string, init: { body?: unknown; heade
     body = typeof init.body === "string" ? init.body : JSON.stringify(init.body);
     if (!headers.has("content-type")) headers.set("content-type", "application/json");
   }
-  return (exports as unknown as { default: Fetcher }).default.fetch(new Request(`http://gateway.test${path}`, { method, headers, body }));
+  return exports.default.fetch(new Request(`http://gateway.test${path}`, { method, headers, body }));
 }
 
 export const ADMIN = { authorization: "Bearer test-admin-token" };
