@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -94,8 +95,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   if (migrate.status !== 0) throw new Error(`D1 migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
 
   const port = opts.port ?? (await freePort());
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", "--log-level", opts.quiet ? "error" : "warn", ...persist];
-  for (const [k, v] of Object.entries(vars)) if (isWorkerVar(k)) args.push("--var", `${k}:${v}`);
+  // Settings reach the Worker through a private env file (mode 600), never the command line, where `ps`
+  // would show provider keys.
+  const envDir = mkdtempSync(join(tmpdir(), "spendgate-dev-"));
+  const envFile = join(envDir, "worker.env");
+  const lines = Object.entries(vars).filter(([k]) => isWorkerVar(k)).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  writeFileSync(envFile, lines.join("\n") + "\n", { mode: 0o600 });
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", "--log-level", opts.quiet ? "error" : "warn", "--env-file", envFile, ...persist];
   const child: ChildProcess = spawn(WRANGLER, args, {
     cwd: ROOT,
     stdio: opts.quiet ? ["ignore", "ignore", "pipe"] : ["ignore", "inherit", "inherit"],
@@ -116,6 +122,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     }
     if (Date.now() > deadline) {
       child.kill("SIGTERM");
+      rmSync(envDir, { recursive: true, force: true });
       throw new Error(`wrangler dev did not answer on ${url} within 60 s:\n${stderr}`);
     }
     await new Promise((r) => setTimeout(r, 250));
@@ -130,6 +137,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       child.kill("SIGTERM");
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r)));
       await fake?.close();
+      rmSync(envDir, { recursive: true, force: true });
     },
   };
 }
