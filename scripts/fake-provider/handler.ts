@@ -257,7 +257,9 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
           ...(noUsage ? {} : { usage: openaiUsage }),
         });
       }
-      const includeUsage = (body.stream_options as Record<string, unknown> | undefined)?.include_usage === true;
+      // Like Mistral's API, the `mistral` fake always ends its stream with usage (and has no stream_options).
+      const mistral = url.hostname.includes("mistral") || path.startsWith("/mistral/");
+      const includeUsage = mistral || (body.stream_options as Record<string, unknown> | undefined)?.include_usage === true;
       const chunk = (choices: unknown[], usage?: unknown) =>
         `data: ${JSON.stringify({ ...base, object: "chat.completion.chunk", choices, ...(includeUsage ? { usage: usage ?? null } : {}) })}\n\n`;
       const chunks = [

@@ -58,7 +58,8 @@ async function forward(c: Context<AppEnv>, route: RouteSpec, started: number, re
     unavailable = { code: "provider_not_configured", message: `The provider '${entry!.provider}' has no valid base URL configured.` };
   }
   const modelMax = entry?.maxOutputTokens ?? 0;
-  const maxOutput = route.kind === "embeddings" ? 0 : Math.min(body.maxOutput ?? modelMax, modelMax);
+  // Every one of `n` choices may use the whole max output.
+  const maxOutput = route.kind === "embeddings" ? 0 : Math.min(body.maxOutput ?? modelMax, modelMax) * body.choices;
   // Tokens never outnumber the UTF-8 bytes of their text, so the body's size bounds the input tokens.
   const inputBound = bytes.byteLength;
   /** The hold for `outputTokens` of output: the worst case at admission, a cut response's charge later. */
@@ -100,7 +101,7 @@ async function forward(c: Context<AppEnv>, route: RouteSpec, started: number, re
   };
   // From here the hold must be settled whatever happens to the client: waitUntil keeps the exchange (and
   // its settlement) running if the client disconnects before the answer.
-  const work = exchange({ c, route, body, bytes, upstream: upstream as Upstream, auth: provider!.auth, admission, dialect, requestId, boundCost, settle });
+  const work = exchange({ c, route, body, bytes, upstream: upstream as Upstream, provider: provider!, admission, dialect, requestId, boundCost, settle });
   waitUntil(work.then(() => settledOnce, () => settledOnce));
   return await work;
 }
@@ -112,7 +113,7 @@ interface Exchange {
   /** the client's request body, forwarded as is unless usage must be asked for */
   bytes: ArrayBuffer;
   upstream: Upstream;
-  auth: Provider["auth"];
+  provider: Provider;
   admission: Extract<AdmitResult, { ok: true }>;
   dialect: Dialect;
   requestId: string;
@@ -127,7 +128,7 @@ async function exchange(x: Exchange): Promise<Response> {
   let outBody: BodyInit = x.bytes;
   let stripUsageChunk = false;
   const streamOptions = body.json.stream_options as Record<string, unknown> | undefined;
-  if (route.kind === "chat" && body.stream && streamOptions?.include_usage !== true) {
+  if (route.kind === "chat" && body.stream && x.provider.streamUsage === "ask" && streamOptions?.include_usage !== true) {
     stripUsageChunk = true;
     outBody = JSON.stringify({ ...body.json, stream_options: { ...(streamOptions ?? {}), include_usage: true } });
   }
@@ -139,7 +140,7 @@ async function exchange(x: Exchange): Promise<Response> {
   try {
     res = await fetch(upstream.url, {
       method: "POST",
-      headers: upstreamHeaders(c.req.raw.headers, x.auth, upstream.apiKey),
+      headers: upstreamHeaders(c.req.raw.headers, x.provider.auth, upstream.apiKey),
       body: outBody,
       signal: abort.signal,
       redirect: "manual",

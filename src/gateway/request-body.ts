@@ -7,6 +7,8 @@ export interface ParsedBody {
   stream: boolean;
   /** the smallest of max_tokens / max_completion_tokens / max_output_tokens, or null */
   maxOutput: number | null;
+  /** how many completions the request asks for (OpenAI `n`): each may use the whole max output */
+  choices: number;
 }
 
 export function parseBody(bytes: ArrayBuffer): ParsedBody {
@@ -35,7 +37,14 @@ export function parseBody(bytes: ArrayBuffer): ParsedBody {
     }
     maxOutput = maxOutput === null ? v : Math.min(maxOutput, v);
   }
-  return { json: body, model: body.model, stream: body.stream === true, maxOutput };
+  let choices = 1;
+  if (body.n !== undefined && body.n !== null) {
+    if (typeof body.n !== "number" || !Number.isInteger(body.n) || body.n < 1 || body.n > 128) {
+      throw new ApiError("invalid_request", "n: must be an integer from 1 to 128.", { param: "n" });
+    }
+    choices = body.n;
+  }
+  return { json: body, model: body.model, stream: body.stream === true, maxOutput, choices };
 }
 
 /** `x-spendgate-metadata: {"run":"42"}` tags the ledger row: at most 16 short string values. */

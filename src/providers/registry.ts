@@ -14,14 +14,21 @@ export interface Provider {
   auth: "bearer" | "x-api-key";
   /** upstream path per route, appended to the base URL */
   paths: Partial<Record<RouteKind, string>>;
+  /**
+   * How an OpenAI-shaped chat stream reports usage: `ask` — only when the request sets
+   * `stream_options.include_usage` (the gateway sets it and strips the chunk again); `always` — the last chunk
+   * carries it and the API refuses unknown fields, so nothing is added.
+   */
+  streamUsage: "ask" | "always";
 }
 
-const openaiCompatible = (id: string, extra: Partial<Record<RouteKind, string>> = {}): Provider => ({
+const openaiCompatible = (id: string, extra: Partial<Record<RouteKind, string>> = {}, streamUsage: Provider["streamUsage"] = "ask"): Provider => ({
   id,
   baseUrlVar: `${id.toUpperCase()}_BASE_URL`,
   apiKeyVar: `${id.toUpperCase()}_API_KEY`,
   auth: "bearer",
   paths: { chat: "/chat/completions", ...extra },
+  streamUsage,
 });
 
 export const PROVIDERS: Record<string, Provider> = {
@@ -33,9 +40,10 @@ export const PROVIDERS: Record<string, Provider> = {
     auth: "x-api-key",
     // Anthropic's base URL has no /v1 (as in its SDK); it also serves an OpenAI-compatible chat endpoint.
     paths: { messages: "/v1/messages", count_tokens: "/v1/messages/count_tokens", chat: "/v1/chat/completions" },
+    streamUsage: "ask",
   },
   google: openaiCompatible("google", { embeddings: "/embeddings" }),
-  mistral: openaiCompatible("mistral", { embeddings: "/embeddings" }),
+  mistral: openaiCompatible("mistral", { embeddings: "/embeddings" }, "always"),
   groq: openaiCompatible("groq"),
   deepseek: openaiCompatible("deepseek"),
   xai: openaiCompatible("xai", { responses: "/responses" }),

@@ -11,6 +11,7 @@ const PRICES: Record<string, { in: string; out: string; cr: string; cw: string }
   "gpt-5-mini": { in: "0.25", out: "2", cr: "0.025", cw: "0.25" },
   "text-embedding-3-small": { in: "0.02", out: "0", cr: "0.02", cw: "0.02" },
   "claude-sonnet-4-20250514": { in: "3", out: "15", cr: "0.30", cw: "3.75" },
+  "mistral-small-latest": { in: "0.10", out: "0.30", cr: "0.10", cw: "0.10" },
 };
 
 /** USD decimal → units of 1e-15 USD per token (a USD-per-1M price is exactly that many nano-dollars per 1M). */
@@ -52,6 +53,7 @@ describe("the recorded cost equals usage × list price, for every route and dial
     { name: "responses JSON", path: "/v1/responses", model: "gpt-4o-mini", body: { input: "hello there [cached:1]" } },
     { name: "responses stream", path: "/v1/responses", model: "gpt-4o-mini", body: { input: "hello there", stream: true } },
     { name: "embeddings", path: "/v1/embeddings", model: "text-embedding-3-small", body: { input: ["alpha beta", "gamma"] } },
+    { name: "Mistral stream (usage always sent, nothing added)", path: "/v1/chat/completions", model: "mistral-small-latest", body: { stream: true, messages: [{ role: "user", content: "bonjour" }] } },
     { name: "Claude via the OpenAI shape", path: "/v1/chat/completions", model: "claude-sonnet-4-20250514", body: { stream: true, messages: [{ role: "user", content: "hi" }] } },
     { name: "messages JSON with cache read and write", shape: "anthropic", path: "/v1/messages", model: "claude-sonnet-4-20250514", anthropicInput: true, body: { max_tokens: 100, messages: [{ role: "user", content: "x y z w [cached:2] [cache_write:3]" }] } },
     { name: "messages stream with cache read and write", shape: "anthropic", path: "/v1/messages", model: "claude-sonnet-4-20250514", anthropicInput: true, body: { max_tokens: 100, stream: true, messages: [{ role: "user", content: "x y z w [cached:1] [cache_write:2]" }] } },
@@ -62,7 +64,9 @@ describe("the recorded cost equals usage × list price, for every route and dial
       const res = await call("POST", c.path, { headers: { authorization: `Bearer ${key}` }, body: { model: c.model, ...c.body } });
       expect(res.status).toBe(200);
       const text = await res.text();
-      const usage = (await lastFakeRequest()).usage!;
+      const seen = await lastFakeRequest();
+      const usage = seen.usage!;
+      if (c.model.startsWith("mistral")) expect(seen.body.stream_options).toBeUndefined();
       const expected = expectedCost(c.model, usage, c.anthropicInput);
       if (!c.body.stream) expect(res.headers.get("x-spendgate-cost")).toBe(expected);
       expect(text.length).toBeGreaterThan(0);
@@ -95,6 +99,16 @@ describe("holds", () => {
     expect(res.status).toBe(429);
     expect((await json(res)).error.message).toMatch(/worst-case cost \(\$0\.015/);
     expect((await chat(key, { model: "claude-sonnet-4-20250514", max_tokens: 20 })).status).toBe(200);
+  });
+
+  it("the worst case counts every one of n choices", async () => {
+    // gpt-4o-mini: 100 output tokens × $0.60/M = $0.00006 per choice; with n = 4 the hold is ≥ $0.00024.
+    const { key } = await setupKey({ spend_limit: { amount: "0.0002", cycle: "total" } });
+    const four = await chat(key, { max_tokens: 100, n: 4 });
+    expect(four.status).toBe(429);
+    expect((await json(four)).error.code).toBe("spend_limit_exceeded");
+    expect((await chat(key, { max_tokens: 100, n: 1 })).status).toBe(200);
+    expect((await chat(key, { max_tokens: 100, n: 0 })).status).toBe(400);
   });
 
   it("upstream errors without usage release the hold; the ledger says error", async () => {
