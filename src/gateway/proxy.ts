@@ -96,7 +96,7 @@ async function forward(c: Context<AppEnv>, route: RouteSpec, started: number, re
 
   let settledOnce: Promise<SettleResult | null> | undefined;
   const settle = (input: Omit<SettleInput, "requestId" | "latencyMs">) => {
-    settledOnce ??= metered ? guard.settle({ ...input, requestId, latencyMs: Date.now() - started }) : Promise.resolve(null);
+    settledOnce ??= metered ? settleWithRetry(guard, { ...input, requestId, latencyMs: Date.now() - started }) : Promise.resolve(null);
     return settledOnce;
   };
   // From here the hold must be settled whatever happens to the client: waitUntil keeps the exchange (and
@@ -104,6 +104,23 @@ async function forward(c: Context<AppEnv>, route: RouteSpec, started: number, re
   const work = exchange({ c, route, body, bytes, upstream: upstream as Upstream, provider: provider!, admission, dialect, requestId, boundCost, settle });
   waitUntil(work.then(() => settledOnce, () => settledOnce));
   return await work;
+}
+
+/**
+ * Settles once more if the first RPC fails (settle is idempotent). If both fail the answer still goes out: the
+ * hold stays open and its alarm charges it in full when it expires, so a lost settle never undercharges.
+ */
+async function settleWithRetry(guard: ReturnType<typeof keyGuard>, input: SettleInput): Promise<SettleResult | null> {
+  try {
+    return await guard.settle(input);
+  } catch {
+    try {
+      return await guard.settle(input);
+    } catch (err) {
+      console.error("settle failed; the hold will expire and be charged", input.requestId, err instanceof Error ? err.message : String(err));
+      return null;
+    }
+  }
 }
 
 interface Exchange {

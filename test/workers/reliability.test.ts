@@ -1,7 +1,8 @@
-import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { keyGuard } from "../../src/env.ts";
+import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { callWith, chat, fakeRequests, json, lastFakeRequest, messages, mgmt, setupKey } from "./helpers.ts";
 
 async function ledger(walletKey: string, id: string) {
@@ -97,6 +98,50 @@ describe("faults: each answered in the key's dialect, the hold settled or releas
     const usage = (await lastFakeRequest()).usage!;
     expect(snap.totalSpendNanos).toBe(Math.ceil((usage.input * 150 + usage.output * 600)));
     expect((await ledger(wallet.key, id))[0]).toMatchObject({ status: "completed", usage_known: true });
+  });
+});
+
+describe("a failing settlement", () => {
+  /** The KEY_GUARD binding, with `settle` failing the first `failures` times. */
+  function flakyGuards(failures: number) {
+    let left = failures;
+    return {
+      getByName(name: string) {
+        const stub = env.KEY_GUARD.getByName(name) as unknown as Record<string, unknown>;
+        return new Proxy(stub, {
+          get(target, prop) {
+            if (prop === "settle" && left > 0) {
+              left--;
+              return () => Promise.reject(new Error("settle lost"));
+            }
+            // RPC stubs answer every property with a remote method: call through the stub itself.
+            return (...args: unknown[]) => (target[prop as string] as (...a: unknown[]) => unknown)(...args);
+          },
+        });
+      },
+    };
+  }
+
+  it("is retried once (settle is idempotent)", async () => {
+    const { key, id } = await setupKey();
+    const res = await callWith({ KEY_GUARD: flakyGuards(1) as never } as never, "POST", "/v1/chat/completions", post(key, { model: "gpt-4o-mini", max_tokens: 12, messages: [] }));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-spendgate-cost")).not.toBeNull();
+    expect((await noHoldLeft(id)).totalRequests).toBe(1);
+  });
+
+  it("never loses the answer, and the open hold is charged in full when it expires", async () => {
+    const { key, id } = await setupKey();
+    const res = await callWith({ KEY_GUARD: flakyGuards(2) as never } as never, "POST", "/v1/chat/completions", post(key, { model: "gpt-4o-mini", max_tokens: 12, messages: [] }));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-spendgate-cost")).toBeNull();
+    const stub = keyGuard(env, id);
+    const open = await stub.snapshot();
+    expect(open.openHolds).toBe(1);
+    await runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => Date.now() + 900_001));
+    await runDurableObjectAlarm(stub);
+    const after = await stub.snapshot();
+    expect(after).toMatchObject({ openHolds: 0, heldNanos: 0, totalSpendNanos: open.heldNanos });
   });
 });
 
