@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { getCatalog } from "../catalog/catalog.ts";
 import { keyGuard, type AppEnv } from "../env.ts";
 import type { AdmitResult, RequestShape, SettleInput, SettleResult } from "../guard/types.ts";
-import { ApiError, renderError, toApiError, type Dialect, type ErrorCode } from "../lib/errors.ts";
+import { ApiError, INVALID_API_KEY_MESSAGE, renderError, toApiError, type Dialect, type ErrorCode } from "../lib/errors.ts";
 import { hashSecret, parseKey } from "../lib/keys.ts";
 import { formatUsd, worstCaseNanos } from "../lib/money.ts";
 import { PROVIDERS, resolveUpstream, upstreamUrlAllowed, type Provider, type RouteKind, type Upstream } from "../providers/registry.ts";
@@ -18,8 +18,6 @@ export interface RouteSpec {
   /** the path as the ledger records it */
   endpoint: string;
 }
-
-const INVALID_KEY = "Incorrect API key provided. You can create and manage spend keys with the Spendgate management API.";
 
 /** One proxied request: the hot path of ARCHITECTURE.md, step by step. Errors speak the key's dialect. */
 export async function proxy(c: Context<AppEnv>, route: RouteSpec): Promise<Response> {
@@ -40,7 +38,7 @@ async function forward(c: Context<AppEnv>, route: RouteSpec, started: number, re
   // 1. The credential: a malformed key or a bad checksum is refused here, with no I/O.
   const key = spendKeyFrom(c.req.raw.headers);
   const spendKeyId = key ? parseKey("spend", key) : null;
-  if (!key || !spendKeyId) throw new ApiError("invalid_api_key", INVALID_KEY);
+  if (!key || !spendKeyId) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
 
   // 2. The body (size-limited by the route's middleware), the model's catalog entry and its upstream.
   const bytes = await c.req.arrayBuffer();

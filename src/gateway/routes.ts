@@ -4,7 +4,8 @@ import { getCatalog, type ModelEntry } from "../catalog/catalog.ts";
 import { keyGuard, type AppEnv } from "../env.ts";
 import type { KeyConfig, KeySnapshot } from "../guard/types.ts";
 import { periodEnd } from "../lib/cycles.ts";
-import { ApiError, renderError, toApiError, type Dialect } from "../lib/errors.ts";
+import { isoOrNull as iso } from "../lib/time.ts";
+import { ApiError, INVALID_API_KEY_MESSAGE, renderError, toApiError, type Dialect } from "../lib/errors.ts";
 import { hashSecret, keyKindOf, parseKey } from "../lib/keys.ts";
 import { formatUsd } from "../lib/money.ts";
 import { walletOf } from "../management/auth.ts";
@@ -13,10 +14,7 @@ import { spendKeyFrom } from "./credential.ts";
 import { requestIdHeader } from "./headers.ts";
 import { proxy, type RouteSpec } from "./proxy.ts";
 
-const INVALID_KEY = new ApiError(
-  "invalid_api_key",
-  "Incorrect API key provided. You can create and manage spend keys with the Spendgate management API.",
-);
+const INVALID_KEY = new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
 
 const ROUTES: RouteSpec[] = [
   { kind: "chat", shape: "openai", endpoint: "/v1/chat/completions" },
@@ -67,7 +65,6 @@ function callable(env: AppEnv["Bindings"], cfg: KeyConfig, m: ModelEntry): boole
   );
 }
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /**
  * `GET /v1/models`: with a spend key, only what that key may call; with a wallet key or none, the catalog.

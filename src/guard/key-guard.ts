@@ -3,6 +3,7 @@ import { sql } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { requests, spendKeys, type LedgerRow } from "../db/schema.ts";
 import { periodEnd, periodStart, visibleCurrent, type Cycle } from "../lib/cycles.ts";
+import { INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashesEqual } from "../lib/keys.ts";
 import { costOf, formatUsd, type Prices } from "../lib/money.ts";
 import { checkRate, peekRate } from "./rate.ts";
@@ -45,7 +46,6 @@ interface HoldRow extends Record<string, SqlStorageValue> {
   info: string;
 }
 
-const INVALID_KEY = "Incorrect API key provided. You can create and manage spend keys with the Spendgate management API.";
 
 const freshCounters = (): Counters => ({
   spendPeriodStart: 0,
@@ -136,7 +136,7 @@ export class KeyGuard extends DurableObject<Env> {
     const now = this.now();
     const cfg = this.config;
     if (!this.authentic(cfg, input.secretHash, now)) {
-      return { ok: false, shape: null, code: "invalid_api_key", message: INVALID_KEY };
+      return { ok: false, shape: null, code: "invalid_api_key", message: INVALID_API_KEY_MESSAGE };
     }
     const shape = cfg.requestShape;
     const refuse = (code: Extract<AdmitResult, { ok: false }>["code"], message: string, extra: Partial<Extract<AdmitResult, { ok: false }>> = {}): AdmitResult => ({
@@ -434,9 +434,7 @@ export class KeyGuard extends DurableObject<Env> {
   }
 }
 
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
-}
+const iso = (ms: number) => new Date(ms).toISOString();
 
 function cycleWord(cycle: Cycle): string {
   return { daily: "day", weekly: "week", monthly: "month", total: "key lifetime" }[cycle];

@@ -44,6 +44,10 @@ const CODES = {
 
 export type ErrorCode = keyof typeof CODES;
 
+/** One message for every bad spend key (missing, malformed, unknown, revoked, rotated-out, expired). */
+export const INVALID_API_KEY_MESSAGE =
+  "Incorrect API key provided. You can create and manage spend keys with the Spendgate management API.";
+
 /** What a limit refusal names in the sibling `details` object. */
 export interface LimitDetails {
   limit: "spend" | "requests" | "rate" | "concurrency";

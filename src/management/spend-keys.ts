@@ -6,6 +6,7 @@ import { keyGuard, type Bindings } from "../env.ts";
 import type { KeyConfig, KeySnapshot } from "../guard/types.ts";
 import { afterCursor, page } from "../lib/cursor.ts";
 import { periodEnd, visibleCurrent, type Cycle } from "../lib/cycles.ts";
+import { isoOrNull as iso } from "../lib/time.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashSecret, issueKey, keyPreview } from "../lib/keys.ts";
 import { formatUsd, parseUsd } from "../lib/money.ts";
@@ -24,7 +25,6 @@ import {
   type UpdateSpendKeyBody,
 } from "./schemas.ts";
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export function toConfig(row: SpendKeyRow): KeyConfig {
   return {
