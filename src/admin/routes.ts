@@ -4,12 +4,12 @@ import { builtinModel, getCatalog, invalidateCatalog, type ModelEntry } from "..
 import { database } from "../db/client.ts";
 import { modelOverrides, wallets, walletSecretKeys } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
+import { bearer } from "../lib/credentials.ts";
 import { afterCursor, page } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashesEqual, hashSecret, keyKindOf, newId } from "../lib/keys.ts";
 import { formatUsd, parseUsd } from "../lib/money.ts";
 import { ApiRouter } from "../lib/openapi.ts";
-import { bearer } from "../management/auth.ts";
 import { newSecretKey } from "../management/secret-keys.ts";
 import { CreateWallet, ERRORS, listOf, ModelEntryWire, ModelParam, Pagination, PutModel, Wallet, WalletCreated } from "../management/schemas.ts";
 

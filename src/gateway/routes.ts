@@ -5,12 +5,12 @@ import { keyGuard, type AppEnv } from "../env.ts";
 import type { KeyConfig, KeySnapshot } from "../guard/types.ts";
 import { periodEnd } from "../lib/cycles.ts";
 import { isoOrNull as iso } from "../lib/time.ts";
+import { spendKeyFrom } from "../lib/credentials.ts";
 import { ApiError, INVALID_API_KEY_MESSAGE, renderError, toApiError, type Dialect } from "../lib/errors.ts";
 import { hashSecret, keyKindOf, parseKey } from "../lib/keys.ts";
 import { formatUsd } from "../lib/money.ts";
 import { walletOf } from "../management/auth.ts";
 import { PROVIDERS, resolveUpstream, type RouteKind } from "../providers/registry.ts";
-import { spendKeyFrom } from "./credential.ts";
 import { requestIdHeader } from "./headers.ts";
 import { proxy, type RouteSpec } from "./proxy.ts";
 

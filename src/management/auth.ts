@@ -3,15 +3,9 @@ import { createMiddleware } from "hono/factory";
 import { database } from "../db/client.ts";
 import { walletSecretKeys } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
+import { bearer } from "../lib/credentials.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashesEqual, hashSecret, keyKindOf, parseKey } from "../lib/keys.ts";
-
-/** `Authorization: Bearer <string>` only; credentials in query strings are never read. */
-export function bearer(header: string | undefined): string | null {
-  if (!header) return null;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  return m?.[1] ?? null;
-}
 
 const WALLET_KEY_REQUIRED = "A wallet secret key is required: send `Authorization: Bearer sgw_…`.";
 
