@@ -184,7 +184,7 @@ async function startGatewayMiniflare(bundle: string, fakeUrl: string, port: numb
     compatibilityDate: "2026-11-01",
     d1Databases: { DB: "bench-db" },
     durableObjects: { KEY_GUARD: { className: "KeyGuard", useSQLite: true } },
-    bindings: { ...providerVars(fakeUrl), ADMIN_TOKEN: "bench-admin", SPENDGATE_ENV: "development", MAX_BODY_BYTES: "33554432", UPSTREAM_TIMEOUT_MS: "600000", MAX_INFLIGHT_PER_KEY: "1000", HOLD_TTL_MS: "900000" },
+    bindings: { ...providerVars(fakeUrl), ADMIN_TOKEN: "bench-admin", SPENDGATE_ENV: "development", MAX_BODY_BYTES: "33554432", UPSTREAM_TIMEOUT_MS: "600000", MAX_INFLIGHT_PER_KEY: "1000", HOLD_TTL_MS: "900000", DISCONNECT_DRAIN_MS: "30000" },
   }));
   await mf.ready;
   const db = await mf.getD1Database("DB");

@@ -152,7 +152,7 @@ function isWorkerVar(name: string): boolean {
   return (
     name === "ADMIN_TOKEN" ||
     name === "SPENDGATE_ENV" ||
-    /^(MAX_BODY_BYTES|UPSTREAM_TIMEOUT_MS|MAX_INFLIGHT_PER_KEY|HOLD_TTL_MS)$/.test(name) ||
+    /^(MAX_BODY_BYTES|UPSTREAM_TIMEOUT_MS|MAX_INFLIGHT_PER_KEY|HOLD_TTL_MS|DISCONNECT_DRAIN_MS)$/.test(name) ||
     Object.keys(PROVIDER_PATHS).some((p) => name === `${p}_API_KEY` || name === `${p}_BASE_URL`)
   );
 }

@@ -3,9 +3,6 @@ import type { Dialect } from "../lib/errors.ts";
 import { SseScanner } from "./sse.ts";
 import type { UsageReader } from "./usage.ts";
 
-/** After a client disconnects, how long the gateway keeps reading upstream to learn the usage. */
-const DRAIN_MS = 30_000;
-
 export interface MeteredStreamOptions {
   upstream: ReadableStream<Uint8Array>;
   /** whether the provider answered 2xx (an error stream is passed through, never reported as cut) */
@@ -17,6 +14,8 @@ export interface MeteredStreamOptions {
   /** aborts the upstream fetch (the gateway's time limit, or the end of a drain) */
   abort: AbortController;
   waitUntil: (p: Promise<unknown>) => void;
+  /** after the client disconnects, how long to keep reading upstream to learn the usage before aborting it */
+  drainMs: number;
   /** settles the request, once; `outputBytes` bounds what a cut stream is charged */
   settle: (status: SettleStatus, outputBytes: number) => Promise<void>;
 }
@@ -47,7 +46,7 @@ export function meteredStream(o: MeteredStreamOptions): ReadableStream<Uint8Arra
   };
 
   const drain = async () => {
-    const deadline = setTimeout(() => o.abort.abort(), DRAIN_MS);
+    const deadline = setTimeout(() => o.abort.abort(), o.drainMs);
     try {
       for (;;) {
         const pending = inflight;

@@ -192,6 +192,7 @@ async function exchange(x: Exchange): Promise<Response> {
       stripUsageChunk,
       abort,
       waitUntil: (p) => c.executionCtx.waitUntil(p),
+      drainMs: Number(c.env.DISCONNECT_DRAIN_MS) || 30_000,
       settle: async (status, outputBytes) => {
         clearTimeout(timer);
         await settle({ status, usage: reader.usage(), fallbackNanos: boundCost(outputBytes), responseId: reader.responseId(), httpStatus: res.status });

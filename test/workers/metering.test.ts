@@ -160,6 +160,28 @@ describe("holds", () => {
     expect(row).toMatchObject({ status: "aborted", cost: expected, usage_known: true });
   });
 
+  it("a client gone for longer than the drain bound aborts the upstream and is charged what was seen", async () => {
+    // The tests run with DISCONNECT_DRAIN_MS = 2000; this stream would take 14 × 400 ms.
+    const { wallet, key, id } = await setupKey();
+    const res = await chat(key, { stream: true, max_tokens: 12, messages: [{ role: "user", content: "[[fault:gap:400]] slow" }] });
+    const reader = res.body!.getReader();
+    await reader.read();
+    const left = Date.now();
+    await reader.cancel();
+    let snap = await keyGuard(env, id).snapshot();
+    for (let i = 0; i < 200 && snap.openHolds > 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      snap = await keyGuard(env, id).snapshot();
+    }
+    const settledAfter = Date.now() - left;
+    expect(snap.openHolds).toBe(0);
+    expect(settledAfter).toBeGreaterThanOrEqual(1_900);
+    expect(settledAfter).toBeLessThan(4_500);
+    expect(snap.totalSpendNanos).toBeGreaterThan(0);
+    await flush(id);
+    expect((await ledger(wallet.key, id))[0]).toMatchObject({ status: "aborted", usage_known: false });
+  });
+
   it("a hold never settled expires through the alarm and is charged", async () => {
     const { wallet, id } = await setupKey({ spend_limit: { amount: "1", cycle: "total" } });
     const stub = keyGuard(env, id);
