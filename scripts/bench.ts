@@ -390,7 +390,8 @@ async function main() {
     cpuMs += a.cpuMs - (before.get(pid)?.cpuMs ?? 0);
     rssMb += a.rssMb;
   }
-  const sustained = Math.max(0, ...oneKey.filter((s) => s.errors === 0 && s.p99_ms < 1000).map((s) => s.rate));
+  // Sustained: every request answered without error, and the offered rate actually served (not queued up).
+  const sustained = Math.max(0, ...oneKey.filter((s) => s.errors === 0 && s.achieved >= 0.95 * s.rate && s.p99_ms < 1000).map((s) => s.rate));
   const limited = (await newKey(gw, wallet, { rate_limit: { rpm: 6000, burst: 100 } })).key;
   const over = await openLoop(200, QUICK ? 1 : 3, (i) => send(targets.gateway, limited, chatBody(i)).then((x) => x.status));
 
