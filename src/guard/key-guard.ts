@@ -92,10 +92,15 @@ export class KeyGuard extends DurableObject<Env> {
 
   // ---- management ---------------------------------------------------------------------------------
 
-  /** Receives the key's configuration in the same call as every create / update / rotate / revoke. */
-  configure(next: KeyConfig): KeySnapshot {
+  /**
+   * Receives the key's configuration in the same call as every create / update / rotate / revoke. The guard
+   * orders racing writes: it stamps each with a strictly increasing version, which the D1 write then carries
+   * (D1 keeps only a newer version), so D1 always ends with the configuration in force here.
+   */
+  configure(proposed: KeyConfig): KeySnapshot & { version: number } {
     const now = this.now();
     const prev = this.config;
+    const next = { ...proposed, version: Math.max(proposed.version, (prev?.version ?? 0) + 1) };
     this.roll(now);
     const c = this.counters;
     // Changing a limit's amount keeps the period's usage; changing its cycle counts from the new period.
@@ -112,7 +117,7 @@ export class KeyGuard extends DurableObject<Env> {
     this.ctx.storage.kv.put("config", next);
     this.ctx.storage.kv.put("counters", c);
     this.scheduleFlush(now);
-    return this.snapshotAt(now);
+    return { ...this.snapshotAt(now), version: next.version };
   }
 
   snapshot(): KeySnapshot {

@@ -18,6 +18,8 @@ export interface KeyConfig {
   rateLimit: { rpm: number; burst: number } | null;
   expiresAt: number | null;
   revoked: boolean;
+  /** the row's `updated_at`; the KeyGuard raises it above the version in force when writes race */
+  version: number;
 }
 
 /** Absolute counters; `current*` belong to the period starting at `*PeriodStart`. */

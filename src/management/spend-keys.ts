@@ -1,4 +1,4 @@
-import { and, desc, eq, isNull } from "drizzle-orm";
+import { and, desc, eq, isNull, lt } from "drizzle-orm";
 import { getCatalog } from "../catalog/catalog.ts";
 import { database } from "../db/client.ts";
 import { spendKeys, type SpendKeyRow } from "../db/schema.ts";
@@ -43,6 +43,7 @@ export function toConfig(row: SpendKeyRow): KeyConfig {
       row.rateLimitRpm !== null ? { rpm: row.rateLimitRpm, burst: row.rateLimitBurst ?? row.rateLimitRpm } : null,
     expiresAt: row.expiresAt,
     revoked: row.revokedAt !== null,
+    version: row.updatedAt,
   };
 }
 
@@ -134,13 +135,39 @@ async function findKey(env: Bindings, walletId: string, id: string): Promise<Spe
  * Management writes go to the key's KeyGuard first and to D1 second: if the D1 write fails the guard has
  * already moved to the stricter state (rotated / revoked / new limits) and a retry converges.
  */
-async function write(env: Bindings, row: SpendKeyRow, insert: boolean): Promise<KeySnapshot> {
-  const snapshot = await keyGuard(env, row.id).configure(toConfig(row));
+async function write(env: Bindings, proposed: SpendKeyRow, insert: boolean): Promise<{ row: SpendKeyRow; snapshot: KeySnapshot }> {
+  const { version, ...snapshot } = await keyGuard(env, proposed.id).configure(toConfig(proposed));
+  const row = { ...proposed, updatedAt: version };
   const db = database(env.DB);
-  if (insert) await db.insert(spendKeys).values(row);
-  else await db.update(spendKeys).set(row).where(eq(spendKeys.id, row.id));
-  return snapshot;
+  if (insert) {
+    await db.insert(spendKeys).values(row);
+  } else {
+    // Configuration only: the counter columns belong to the KeyGuard's flushes. Only a newer version lands.
+    const config = {
+      name: row.name,
+      keyHash: row.keyHash,
+      keyPreview: row.keyPreview,
+      status: row.status,
+      requestShape: row.requestShape,
+      allowedModels: row.allowedModels,
+      allowedProviders: row.allowedProviders,
+      spendLimitNanos: row.spendLimitNanos,
+      spendLimitCycle: row.spendLimitCycle,
+      requestLimitCount: row.requestLimitCount,
+      requestLimitCycle: row.requestLimitCycle,
+      rateLimitRpm: row.rateLimitRpm,
+      rateLimitBurst: row.rateLimitBurst,
+      expiresAt: row.expiresAt,
+      revokedAt: row.revokedAt,
+      updatedAt: row.updatedAt,
+    } satisfies Partial<SpendKeyRow>;
+    await db.update(spendKeys).set(config).where(and(eq(spendKeys.id, row.id), lt(spendKeys.updatedAt, row.updatedAt)));
+  }
+  return { row, snapshot };
 }
+
+/** A row's next `updated_at`: now, but always after the last one (it versions the configuration). */
+const nextVersion = (row: SpendKeyRow) => Math.max(Date.now(), row.updatedAt + 1);
 
 const tags = ["Spend keys"];
 const security = "walletKey" as const;
@@ -189,8 +216,8 @@ export const spendKeyRoutes = new ApiRouter()
         snapshotAt: 0,
         ...(await columnsFrom(c.env, body)),
       };
-      const snapshot = await write(c.env, row, true);
-      return c.json({ ...serializeSpendKey(row, snapshot, now), key: issued.key }, 201);
+      const written = await write(c.env, row, true);
+      return c.json({ ...serializeSpendKey(written.row, written.snapshot, now), key: issued.key }, 201);
     },
   )
   .route(
@@ -246,9 +273,8 @@ for (const method of ["put", "patch"] as const) {
     },
     async (c, { params, body }) => {
       const row = await findKey(c.env, c.get("walletId"), params.id);
-      const next: SpendKeyRow = { ...row, ...(await columnsFrom(c.env, body)), updatedAt: Date.now() };
-      const snapshot = await write(c.env, next, false);
-      return c.json(serializeSpendKey(next, snapshot));
+      const written = await write(c.env, { ...row, ...(await columnsFrom(c.env, body)), updatedAt: nextVersion(row) }, false);
+      return c.json(serializeSpendKey(written.row, written.snapshot));
     },
   );
 }
@@ -267,9 +293,8 @@ spendKeyRoutes
     async (c, { params }) => {
       const row = await findKey(c.env, c.get("walletId"), params.id);
       const issued = issueKey("spend", row.id);
-      const next: SpendKeyRow = { ...row, keyHash: await hashSecret(issued.key), keyPreview: keyPreview(issued.key), updatedAt: Date.now() };
-      const snapshot = await write(c.env, next, false);
-      return c.json({ ...serializeSpendKey(next, snapshot), key: issued.key });
+      const written = await write(c.env, { ...row, keyHash: await hashSecret(issued.key), keyPreview: keyPreview(issued.key), updatedAt: nextVersion(row) }, false);
+      return c.json({ ...serializeSpendKey(written.row, written.snapshot), key: issued.key });
     },
   )
   .route(
@@ -284,8 +309,8 @@ spendKeyRoutes
     },
     async (c, { params }) => {
       const row = await findKey(c.env, c.get("walletId"), params.id);
-      const now = Date.now();
-      await write(c.env, { ...row, revokedAt: now, updatedAt: now }, false);
+      const version = nextVersion(row);
+      await write(c.env, { ...row, revokedAt: version, updatedAt: version }, false);
       return c.json({ success: true });
     },
   );

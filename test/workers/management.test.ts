@@ -1,7 +1,9 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../src/app.ts";
+import { keyGuard } from "../../src/env.ts";
+import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { parseKey } from "../../src/lib/keys.ts";
 import { ADMIN, call, chat, createSpendKey, createWallet, d1All, json, mgmt, setupKey } from "./helpers.ts";
 
@@ -194,6 +196,24 @@ describe("spend keys", () => {
     const after = await json(await mgmt(wallet.key, "GET", `/spend_keys/${id}`), 200);
     expect(after.spend_limit).toBeNull();
     expect(after.status).toBe("paused");
+  });
+
+  it("concurrent updates leave D1 and the KeyGuard agreeing, and never touch the counters", async () => {
+    const { wallet, id, key } = await setupKey();
+    await chat(key);
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { rate_limit: { rpm: 100 + i } })),
+    );
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    const [row] = await d1All(`SELECT rate_limit_rpm, updated_at FROM spend_keys WHERE id = '${id}'`);
+    const guard = await runInDurableObject(keyGuard(env, id), (g: KeyGuard) => (g as any).config as { rateLimit: { rpm: number }; version: number });
+    expect(guard.rateLimit.rpm).toBe(row!.rate_limit_rpm);
+    expect(guard.version).toBe(row!.updated_at);
+    // The guard orders writes: a configuration proposed with an older version still gets a newer one.
+    const again = await keyGuard(env, id).configure({ ...(guard as any), version: 1 });
+    expect(again.version).toBe(guard.version + 1);
+    const retrieved = await json(await mgmt(wallet.key, "GET", `/spend_keys/${id}`), 200);
+    expect(retrieved.total_requests).toBe(1);
   });
 
   it("rotates: same id, limits and counters; a new key; the old key fails on its next request", async () => {
