@@ -75,7 +75,19 @@ export class KeyGuard extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    const sqlStore = ctx.storage.sql;
+    this.config = ctx.storage.kv.get<KeyConfig>("config") ?? null;
+    this.counters = ctx.storage.kv.get<Counters>("counters") ?? freshCounters();
+    // A key nobody configured (a forged id) gets no tables: refusing it writes nothing.
+    if (this.config) {
+      this.ensureSchema();
+      const held = ctx.storage.sql.exec<{ n: number; total: number }>("SELECT count(*) AS n, coalesce(sum(amount), 0) AS total FROM holds").one();
+      this.openHolds = held.n;
+      this.heldNanos = held.total;
+    }
+  }
+
+  private ensureSchema(): void {
+    const sqlStore = this.ctx.storage.sql;
     sqlStore.exec(`CREATE TABLE IF NOT EXISTS holds (
       request_id TEXT PRIMARY KEY, amount INTEGER NOT NULL, created_at INTEGER NOT NULL,
       expires_at INTEGER NOT NULL, info TEXT NOT NULL)`);
@@ -83,11 +95,6 @@ export class KeyGuard extends DurableObject<Env> {
       request_id TEXT PRIMARY KEY, row TEXT NOT NULL, cost INTEGER NOT NULL,
       flushed_at INTEGER, created_at INTEGER NOT NULL)`);
     sqlStore.exec("CREATE INDEX IF NOT EXISTS ledger_flush ON ledger (flushed_at, created_at)");
-    this.config = ctx.storage.kv.get<KeyConfig>("config") ?? null;
-    this.counters = ctx.storage.kv.get<Counters>("counters") ?? freshCounters();
-    const held = sqlStore.exec<{ n: number; total: number }>("SELECT count(*) AS n, coalesce(sum(amount), 0) AS total FROM holds").one();
-    this.openHolds = held.n;
-    this.heldNanos = held.total;
   }
 
   // ---- management ---------------------------------------------------------------------------------
@@ -101,6 +108,7 @@ export class KeyGuard extends DurableObject<Env> {
     const now = this.now();
     const prev = this.config;
     const next = { ...proposed, version: Math.max(proposed.version, (prev?.version ?? 0) + 1) };
+    if (!prev) this.ensureSchema();
     this.roll(now);
     const c = this.counters;
     // Changing a limit's amount keeps the period's usage; changing its cycle counts from the new period.
@@ -259,6 +267,7 @@ export class KeyGuard extends DurableObject<Env> {
    * ledger row. Idempotent: a second settle of the same request changes nothing.
    */
   settle(input: SettleInput): SettleResult {
+    if (!this.config) return { costNanos: 0, remainingNanos: null, applied: false };
     const hold = this.ctx.storage.sql.exec<HoldRow>("SELECT * FROM holds WHERE request_id = ?", input.requestId).toArray()[0];
     if (!hold) {
       const done = this.ctx.storage.sql.exec<{ cost: number }>("SELECT cost FROM ledger WHERE request_id = ?", input.requestId).toArray()[0];
@@ -273,6 +282,7 @@ export class KeyGuard extends DurableObject<Env> {
   /** Flushes counters and ledger rows to D1; charges holds that outlived their TTL (a lost settle). */
   override async alarm(): Promise<void> {
     this.alarmPending = false;
+    if (!this.config) return;
     const now = this.now();
     const expired = this.ctx.storage.sql.exec<HoldRow>("SELECT * FROM holds WHERE expires_at <= ?", now).toArray();
     for (const hold of expired) {

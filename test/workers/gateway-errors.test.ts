@@ -64,6 +64,18 @@ describe("401: missing, malformed, unknown, revoked, rotated-out or expired key"
     expect(id).toMatch(/^spk_/);
   });
 
+  it("a forged key with a valid checksum is refused and leaves its Durable Object empty", async () => {
+    const { issueKey } = await import("../../src/lib/keys.ts");
+    const forged = issueKey("spend");
+    expect((await chat(forged.key)).status).toBe(401);
+    const tables = await runInDurableObject(keyGuard(env, forged.id), (_g: KeyGuard, state: DurableObjectState) =>
+      state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((r) => r.name),
+    );
+    expect(tables).not.toContain("holds");
+    expect(tables).not.toContain("ledger");
+    expect(await runInDurableObject(keyGuard(env, forged.id), (_g: KeyGuard, state: DurableObjectState) => state.storage.kv.get("config"))).toBeUndefined();
+  });
+
   it("never reads a key from the query string", async () => {
     const { key } = await setupKey();
     const res = await call("POST", `/v1/chat/completions?api_key=${key}&key=${key}`, { body: { model: "gpt-4o-mini", messages: [] } });
