@@ -135,10 +135,10 @@ export class KeyGuard extends DurableObject<Env> {
   }
 
   /** `GET /v1/key`: the caller proves it holds the key; it gets its configuration and live counters. */
-  describe(secretHash: string): { ok: true; config: KeyConfig; snapshot: KeySnapshot } | { ok: false; shape: null } {
+  describe(secretHash: string): { ok: true; config: KeyConfig; snapshot: KeySnapshot } | { ok: false } {
     const now = this.now();
     const cfg = this.config;
-    if (!this.authentic(cfg, secretHash, now)) return { ok: false, shape: null };
+    if (!this.authentic(cfg, secretHash, now)) return { ok: false };
     this.roll(now);
     return { ok: true, config: { ...cfg, secretHash: "" }, snapshot: this.snapshotAt(now) };
   }
