@@ -11,8 +11,8 @@ const FORWARDED = ["content-type", "accept", "openai-beta", "anthropic-beta", "a
 export function upstreamHeaders(incoming: Headers, auth: Provider["auth"], apiKey: string): Headers {
   const out = new Headers();
   for (const name of FORWARDED) {
-    const v = incoming.get(name);
-    if (v !== null) out.set(name, v);
+    const v = incoming.get(name)?.trim();
+    if (v) out.set(name, v);
   }
   if (!out.has("content-type")) out.set("content-type", "application/json");
   out.set("user-agent", "spendgate/0.1");

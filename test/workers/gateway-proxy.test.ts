@@ -35,6 +35,7 @@ describe("the provider sees only its own key", () => {
     const { key } = await setupKey({ request_shape: "anthropic" });
     await messages(key, {}, { "anthropic-version": "", "anthropic-beta": "prompt-caching-2024-07-31", authorization: `Bearer ${key}` });
     const seen = await lastFakeRequest();
+    expect(seen.headers["anthropic-version"]).toBe("2023-06-01");
     expect(seen.path).toBe("/v1/messages");
     expect(seen.headers["x-api-key"]).toBe(TEST_PROVIDER_KEYS.ANTHROPIC_API_KEY);
     expect(seen.headers.authorization).toBeUndefined();
