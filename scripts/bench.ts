@@ -473,6 +473,20 @@ async function main() {
     soak: soakRow,
   };
 
+  // The issue's targets (loopback, warm), judged against the direct baseline of this same run.
+  const gatewayRow = jsonRows.find((r) => r.target === "gateway")!;
+  const goals = {
+    "added p50 ≤ 1.5 ms (JSON)": gatewayRow.added_p50_ms <= 1.5,
+    "added p99 ≤ 5 ms (JSON)": gatewayRow.added_p99_ms <= 5,
+    "added time to first streamed byte ≤ 2 ms": streamRow.added_ttfb_p50_ms <= 2,
+    "one key ≥ 400 admitted req/s without 5xx": sustained >= 400,
+    "zero overshoot at 500 concurrent requests on one key": !overshoot.overshoot && overshoot.other === 0,
+    "bundle ≤ 150 KiB gzipped": bundle.gzipKiB <= 150,
+    "streamed bytes identical": streamRow.bytes_identical,
+    "soak: 0 errors, ledger rows = requests, spend = usage × price":
+      soakRow.errors === 0 && soakRow.ledger_rows === soakRow.sent && soakRow.spend_ledger_usd === soakRow.spend_provider_usage_usd,
+  };
+  Object.assign(report, { targets: goals });
   mkdirSync(join(ROOT, "bench-results"), { recursive: true });
   writeFileSync(join(ROOT, "bench-results", "latest.json"), JSON.stringify(report, null, 2));
   console.log("\nJSON requests (latency from the scheduled send time; added = target − direct)");
@@ -490,6 +504,8 @@ async function main() {
   console.log(`500 concurrent on one key: ${JSON.stringify(overshoot)}`);
   console.log("\nSoak");
   console.table([soakRow]);
+  console.log("\nTargets");
+  for (const [name, met] of Object.entries(goals)) console.log(`  ${met ? "met    " : "NOT met"}  ${name}`);
   console.log("\nwritten: bench-results/latest.json");
 
   for (const t of Object.values(targets)) await t.pool.close();
