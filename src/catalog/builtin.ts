@@ -11,22 +11,24 @@ export interface BuiltinModel {
   /** USD per 1M tokens as decimal strings: [input, output, cacheRead, cacheWrite] */
   price: readonly [string, string, string?, string?] | null;
   maxOutput: number;
+  /** context window in tokens, where the gateway needs it (server-side state of the Responses API) */
+  context?: number;
   kind?: "embedding";
 }
 
 export const BUILTIN_MODELS: Record<string, BuiltinModel> = {
   // OpenAI
-  "gpt-5": { provider: "openai", price: ["1.25", "10", "0.125"], maxOutput: 128_000 },
-  "gpt-5-mini": { provider: "openai", price: ["0.25", "2", "0.025"], maxOutput: 128_000 },
-  "gpt-5-nano": { provider: "openai", price: ["0.05", "0.40", "0.005"], maxOutput: 128_000 },
-  "gpt-4.1": { provider: "openai", price: ["2", "8", "0.50"], maxOutput: 32_768 },
-  "gpt-4.1-mini": { provider: "openai", price: ["0.40", "1.60", "0.10"], maxOutput: 32_768 },
-  "gpt-4.1-nano": { provider: "openai", price: ["0.10", "0.40", "0.025"], maxOutput: 32_768 },
-  "gpt-4o": { provider: "openai", price: ["2.50", "10", "1.25"], maxOutput: 16_384 },
-  "gpt-4o-mini": { provider: "openai", price: ["0.15", "0.60", "0.075"], maxOutput: 16_384 },
-  o3: { provider: "openai", price: ["2", "8", "0.50"], maxOutput: 100_000 },
-  "o4-mini": { provider: "openai", price: ["1.10", "4.40", "0.275"], maxOutput: 100_000 },
-  "o3-mini": { provider: "openai", price: ["1.10", "4.40", "0.55"], maxOutput: 100_000 },
+  "gpt-5": { provider: "openai", price: ["1.25", "10", "0.125"], maxOutput: 128_000, context: 400_000 },
+  "gpt-5-mini": { provider: "openai", price: ["0.25", "2", "0.025"], maxOutput: 128_000, context: 400_000 },
+  "gpt-5-nano": { provider: "openai", price: ["0.05", "0.40", "0.005"], maxOutput: 128_000, context: 400_000 },
+  "gpt-4.1": { provider: "openai", price: ["2", "8", "0.50"], maxOutput: 32_768, context: 1_047_576 },
+  "gpt-4.1-mini": { provider: "openai", price: ["0.40", "1.60", "0.10"], maxOutput: 32_768, context: 1_047_576 },
+  "gpt-4.1-nano": { provider: "openai", price: ["0.10", "0.40", "0.025"], maxOutput: 32_768, context: 1_047_576 },
+  "gpt-4o": { provider: "openai", price: ["2.50", "10", "1.25"], maxOutput: 16_384, context: 128_000 },
+  "gpt-4o-mini": { provider: "openai", price: ["0.15", "0.60", "0.075"], maxOutput: 16_384, context: 128_000 },
+  o3: { provider: "openai", price: ["2", "8", "0.50"], maxOutput: 100_000, context: 200_000 },
+  "o4-mini": { provider: "openai", price: ["1.10", "4.40", "0.275"], maxOutput: 100_000, context: 200_000 },
+  "o3-mini": { provider: "openai", price: ["1.10", "4.40", "0.55"], maxOutput: 100_000, context: 200_000 },
   "gpt-4o-search-preview": { provider: "openai", price: null, maxOutput: 16_384 },
   "text-embedding-3-small": { provider: "openai", price: ["0.02", "0"], maxOutput: 0, kind: "embedding" },
   "text-embedding-3-large": { provider: "openai", price: ["0.13", "0"], maxOutput: 0, kind: "embedding" },
@@ -58,8 +60,8 @@ export const BUILTIN_MODELS: Record<string, BuiltinModel> = {
   "deepseek-chat": { provider: "deepseek", price: ["0.28", "0.42", "0.028"], maxOutput: 8_192 },
   "deepseek-reasoner": { provider: "deepseek", price: ["0.28", "0.42", "0.028"], maxOutput: 65_536 },
   // xAI
-  "grok-4": { provider: "xai", price: ["3", "15", "0.75"], maxOutput: 256_000 },
-  "grok-3-mini": { provider: "xai", price: ["0.30", "0.50", "0.075"], maxOutput: 131_072 },
+  "grok-4": { provider: "xai", price: ["3", "15", "0.75"], maxOutput: 256_000, context: 256_000 },
+  "grok-3-mini": { provider: "xai", price: ["0.30", "0.50", "0.075"], maxOutput: 131_072, context: 131_072 },
   // Together
   "meta-llama/Llama-3.3-70B-Instruct-Turbo": { provider: "together", price: ["0.88", "0.88"], maxOutput: 32_768 },
   // Fireworks

@@ -9,11 +9,15 @@ export interface ModelEntry {
   /** nano-dollars per 1M tokens; null = not priced */
   prices: Prices | null;
   maxOutputTokens: number;
+  /** context window in tokens (128k where the catalog does not say) */
+  contextWindow: number;
   created: number;
   overridden: boolean;
 }
 
 export type Catalog = ReadonlyMap<string, ModelEntry>;
+
+const DEFAULT_CONTEXT = 128_000;
 
 function builtinEntries(): Map<string, ModelEntry> {
   const map = new Map<string, ModelEntry>();
@@ -26,7 +30,15 @@ function builtinEntries(): Map<string, ModelEntry> {
           return { input, output: usd(p[1], 0), cacheRead: usd(p[2], input), cacheWrite: usd(p[3], input) };
         })()
       : null;
-    map.set(id, { id, provider: m.provider, prices, maxOutputTokens: m.maxOutput, created: CATALOG_CREATED, overridden: false });
+    map.set(id, {
+      id,
+      provider: m.provider,
+      prices,
+      maxOutputTokens: m.maxOutput,
+      contextWindow: m.context ?? DEFAULT_CONTEXT,
+      created: CATALOG_CREATED,
+      overridden: false,
+    });
   }
   return map;
 }
@@ -56,6 +68,7 @@ async function load(d1: D1Database): Promise<Catalog> {
         cacheWrite: r.cacheWritePrice ?? r.inputPrice,
       },
       maxOutputTokens: r.maxOutputTokens ?? BUILTIN.get(r.model)?.maxOutputTokens ?? 4096,
+      contextWindow: BUILTIN.get(r.model)?.contextWindow ?? DEFAULT_CONTEXT,
       created: Math.floor(r.updatedAt / 1000),
       overridden: true,
     });

@@ -58,8 +58,10 @@ async function forward(c: Context<AppEnv>, route: RouteSpec, started: number, re
   const modelMax = entry?.maxOutputTokens ?? 0;
   // Every one of `n` choices may use the whole max output.
   const maxOutput = route.kind === "embeddings" ? 0 : Math.min(body.maxOutput ?? modelMax, modelMax) * body.choices;
-  // Tokens never outnumber the UTF-8 bytes of their text, so the body's size bounds the input tokens.
-  const inputBound = bytes.byteLength;
+  // Tokens never outnumber the UTF-8 bytes of their text, so the body's size bounds the input tokens — unless
+  // the provider adds stored context (Responses API state): then the model's context window bounds them.
+  const storedContext = route.kind === "responses" && (body.json.previous_response_id != null || body.json.conversation != null);
+  const inputBound = storedContext ? Math.max(bytes.byteLength, entry?.contextWindow ?? 0) : bytes.byteLength;
   /** The hold for `outputTokens` of output: the worst case at admission, a cut response's charge later. */
   const boundCost = (outputTokens: number) => (entry?.prices ? worstCaseNanos(inputBound, Math.min(maxOutput, outputTokens), entry.prices) : 0);
 

@@ -101,6 +101,17 @@ describe("holds", () => {
     expect((await chat(key, { model: "claude-sonnet-4-20250514", max_tokens: 20 })).status).toBe(200);
   });
 
+  it("a Responses request that continues stored state holds for the model's whole context window", async () => {
+    // gpt-4o-mini: 128k context × $0.15/M = $0.0192 of input alone.
+    const { key } = await setupKey({ spend_limit: { amount: "0.01", cycle: "total" } });
+    const auth = { authorization: `Bearer ${key}` };
+    const cont = await call("POST", "/v1/responses", { headers: auth, body: { model: "gpt-4o-mini", max_output_tokens: 10, input: "and then?", previous_response_id: "resp_123" } });
+    expect(cont.status).toBe(429);
+    expect((await json(cont)).error.code).toBe("spend_limit_exceeded");
+    const fresh = await call("POST", "/v1/responses", { headers: auth, body: { model: "gpt-4o-mini", max_output_tokens: 10, input: "hello" } });
+    expect(fresh.status).toBe(200);
+  });
+
   it("the worst case counts every one of n choices", async () => {
     // gpt-4o-mini: 100 output tokens × $0.60/M = $0.00006 per choice; with n = 4 the hold is ≥ $0.00024.
     const { key } = await setupKey({ spend_limit: { amount: "0.0002", cycle: "total" } });
