@@ -177,7 +177,7 @@ export class KeyGuard extends DurableObject<Env> {
       return refuse("model_not_priced", `The model '${input.model}' has no price, and this spend key has a spend limit.`);
     }
     if (!input.metered) {
-      return { ok: true, shape, walletId: cfg.walletId, holdNanos: 0, rate: this.rateState(now), budget: this.budget() };
+      return { ok: true, shape, rate: this.rateState(now), budget: this.budget() };
     }
 
     this.roll(now);
@@ -259,7 +259,7 @@ export class KeyGuard extends DurableObject<Env> {
     this.openHolds++;
     this.ctx.storage.kv.put("counters", c);
     this.scheduleFlush(now);
-    return { ok: true, shape, walletId: cfg.walletId, holdNanos: hold, rate, budget: this.budget() };
+    return { ok: true, shape, rate, budget: this.budget() };
   }
 
   /**

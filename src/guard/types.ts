@@ -73,7 +73,7 @@ export interface Budget {
 }
 
 export type AdmitResult =
-  | { ok: true; shape: RequestShape; walletId: string; holdNanos: number; rate: RateState | null; budget: Budget }
+  | { ok: true; shape: RequestShape; rate: RateState | null; budget: Budget }
   | {
       ok: false;
       /** the key's shape when the key is known, so the error speaks its dialect */

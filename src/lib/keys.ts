@@ -91,10 +91,6 @@ export function keyKindOf(key: string): KeyKind | null {
   return null;
 }
 
-export function isSpendKeyId(id: string): boolean {
-  return new RegExp(`^spk_[0-9A-Za-z]{${ID_LEN}}$`).test(id);
-}
-
 export async function hashSecret(key: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
   let hex = "";

@@ -9,7 +9,7 @@ import { PROVIDER_IDS } from "../providers/registry.ts";
 const Cycle = z.enum(CYCLES);
 const opt = <S extends z.ZodMiniType>(s: S) => z.optional(z.nullable(s));
 
-export const UsdAmount = z.string().check(
+const UsdAmount = z.string().check(
   z.refine((s) => {
     const n = parseUsd(s);
     return n !== null && n > 0;
