@@ -1,5 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
+import type { RecordedRequest } from "../../scripts/fake-provider/handler.ts";
 
 /** Calls the Worker exactly as a client over HTTP would (its default export's fetch). */
 export function call(method: string, path: string, init: { body?: unknown; headers?: Record<string, string> } = {}): Promise<Response> {
@@ -56,14 +57,8 @@ export function messages(key: string, body: Record<string, unknown> = {}, header
   });
 }
 
-export interface FakeRecord {
-  method: string;
-  url: string;
-  path: string;
-  headers: Record<string, string>;
-  body: any;
-  usage: { input: number; output: number; cacheRead: number; cacheWrite: number; reasoning: number } | null;
-}
+/** What the fake provider recorded of one request it received. */
+export type FakeRecord = RecordedRequest & { body: any };
 
 /** What the fake provider received (reachable through the same outbound service as the Worker's fetches). */
 export async function fakeRequests(): Promise<FakeRecord[]> {
