@@ -54,6 +54,30 @@ describe("the provider sees only its own key", () => {
     expect(seen.headers["x-api-key"]).toBe(TEST_PROVIDER_KEYS.ANTHROPIC_API_KEY);
   });
 
+  it("sends each provider's models to its own base URL with its own key", async () => {
+    const { key } = await setupKey();
+    const cases: [string, string, string][] = [
+      ["gpt-4o-mini", "https://api.openai.com/v1/chat/completions", "OPENAI_API_KEY"],
+      ["gemini-2.5-flash", "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions", "GOOGLE_API_KEY"],
+      ["mistral-small-latest", "https://api.mistral.ai/v1/chat/completions", "MISTRAL_API_KEY"],
+      ["deepseek-chat", "https://api.deepseek.com/v1/chat/completions", "DEEPSEEK_API_KEY"],
+      ["grok-3-mini", "https://api.x.ai/v1/chat/completions", "XAI_API_KEY"],
+      ["meta-llama/Llama-3.3-70B-Instruct-Turbo", "https://api.together.xyz/v1/chat/completions", "TOGETHER_API_KEY"],
+      ["accounts/fireworks/models/llama-v3p1-8b-instruct", "https://api.fireworks.ai/inference/v1/chat/completions", "FIREWORKS_API_KEY"],
+    ];
+    for (const [model, url, secret] of cases) {
+      const res = await chat(key, { model, max_tokens: 5 });
+      expect(res.status, model).toBe(200);
+      const seen = await lastFakeRequest();
+      expect(seen.url).toBe(url);
+      expect(seen.headers.authorization).toBe(`Bearer ${TEST_PROVIDER_KEYS[secret as keyof typeof TEST_PROVIDER_KEYS]}`);
+      expect(seen.body.model).toBe(model);
+    }
+    const emb = await call("POST", "/v1/embeddings", { headers: { authorization: `Bearer ${key}` }, body: { model: "mistral-embed", input: "x" } });
+    expect(emb.status).toBe(200);
+    expect((await lastFakeRequest()).url).toBe("https://api.mistral.ai/v1/embeddings");
+  });
+
   it("accepts the spend key as x-api-key too", async () => {
     const { key } = await setupKey();
     const res = await call("POST", "/v1/chat/completions", { headers: { "x-api-key": key }, body: { model: "gpt-4o-mini", messages: [] } });
