@@ -98,7 +98,7 @@ function keyView(id: string, cfg: KeyConfig, s: KeySnapshot, now = Date.now()) {
       current: formatUsd(s.currentSpendNanos),
       total: formatUsd(s.totalSpendNanos),
       held: formatUsd(s.heldNanos),
-      remaining: spend ? formatUsd(Math.max(0, spend.nanos - s.currentSpendNanos - s.heldNanos)) : null,
+      remaining: s.remainingSpendNanos === null ? null : formatUsd(s.remainingSpendNanos),
       resets_at: spend ? iso(periodEnd(spend.cycle, now)) : null,
     },
     requests: {

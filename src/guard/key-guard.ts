@@ -190,11 +190,11 @@ export class KeyGuard extends DurableObject<Env> {
     }
     if (cfg.requestLimit && c.currentRequests >= cfg.requestLimit.count) {
       const { count, cycle } = cfg.requestLimit;
-      const end = periodEnd(cycle, now);
+      const reset = untilReset(cycle, now);
       return refuse("request_limit_exceeded", `Request limit reached: ${count} requests per ${cycleWord(cycle)}.`, {
-        details: { limit: "requests", count, current: c.currentRequests, cycle, resets_at: end === null ? null : iso(end) },
+        details: { limit: "requests", count, current: c.currentRequests, cycle, resets_at: reset.resetsAt },
         terminal: true,
-        ...(end === null ? {} : { retryAfterMs: end - now }),
+        ...reset.retry,
       });
     }
     const hold = target.worstCaseNanos;
@@ -202,7 +202,7 @@ export class KeyGuard extends DurableObject<Env> {
       const { nanos, cycle } = cfg.spendLimit;
       const committed = c.currentSpendNanos + this.heldNanos;
       if (committed + hold > nanos) {
-        const end = periodEnd(cycle, now);
+        const reset = untilReset(cycle, now);
         const message =
           c.currentSpendNanos >= nanos
             ? `Spend limit reached: $${formatUsd(c.currentSpendNanos)} of $${formatUsd(nanos)} per ${cycleWord(cycle)} used.`
@@ -213,10 +213,10 @@ export class KeyGuard extends DurableObject<Env> {
             amount: formatUsd(nanos),
             current: formatUsd(c.currentSpendNanos),
             cycle,
-            resets_at: end === null ? null : iso(end),
+            resets_at: reset.resetsAt,
           },
           terminal: true,
-          ...(end === null ? {} : { retryAfterMs: end - now }),
+          ...reset.retry,
         });
       }
     }
@@ -398,6 +398,7 @@ export class KeyGuard extends DurableObject<Env> {
       spendPeriodStart: c.spendPeriodStart,
       requestPeriodStart: c.requestPeriodStart,
       heldNanos: this.heldNanos,
+      remainingSpendNanos: this.budget().remainingNanos,
       openHolds: this.openHolds,
       lastUsedAt: c.lastUsedAt,
       rate: this.rateState(now),
@@ -450,6 +451,12 @@ export class KeyGuard extends DurableObject<Env> {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** When a terminal limit's cycle resets, for `resets_at` and `retry-after` (a `total` limit never does). */
+function untilReset(cycle: Cycle, now: number): { resetsAt: string | null; retry: { retryAfterMs?: number } } {
+  const end = periodEnd(cycle, now);
+  return end === null ? { resetsAt: null, retry: {} } : { resetsAt: iso(end), retry: { retryAfterMs: end - now } };
+}
 
 function cycleWord(cycle: Cycle): string {
   return { daily: "day", weekly: "week", monthly: "month", total: "key lifetime" }[cycle];

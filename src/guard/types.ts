@@ -116,6 +116,8 @@ export interface KeySnapshot {
   spendPeriodStart: number;
   requestPeriodStart: number;
   heldNanos: number;
+  /** what the spend limit leaves after spend and open holds (null: no spend limit) */
+  remainingSpendNanos: number | null;
   openHolds: number;
   lastUsedAt: number | null;
   rate: RateState | null;

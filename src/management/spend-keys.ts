@@ -143,24 +143,7 @@ async function write(env: Bindings, proposed: SpendKeyRow, insert: boolean): Pro
     await db.insert(spendKeys).values(row);
   } else {
     // Configuration only: the counter columns belong to the KeyGuard's flushes. Only a newer version lands.
-    const config = {
-      name: row.name,
-      keyHash: row.keyHash,
-      keyPreview: row.keyPreview,
-      status: row.status,
-      requestShape: row.requestShape,
-      allowedModels: row.allowedModels,
-      allowedProviders: row.allowedProviders,
-      spendLimitNanos: row.spendLimitNanos,
-      spendLimitCycle: row.spendLimitCycle,
-      requestLimitCount: row.requestLimitCount,
-      requestLimitCycle: row.requestLimitCycle,
-      rateLimitRpm: row.rateLimitRpm,
-      rateLimitBurst: row.rateLimitBurst,
-      expiresAt: row.expiresAt,
-      revokedAt: row.revokedAt,
-      updatedAt: row.updatedAt,
-    } satisfies Partial<SpendKeyRow>;
+    const { id, walletId, createdAt, currentSpendNanos, totalSpendNanos, currentRequests, totalRequests, spendPeriodStart, requestPeriodStart, lastUsedAt, snapshotAt, ...config } = row;
     await db.update(spendKeys).set(config).where(and(eq(spendKeys.id, row.id), lt(spendKeys.updatedAt, row.updatedAt)));
   }
   return { row, snapshot };
