@@ -6,7 +6,7 @@ import { spendKeyFrom } from "../lib/credentials.ts";
 import { ApiError, INVALID_API_KEY_MESSAGE, renderError, toApiError, type Dialect, type ErrorCode } from "../lib/errors.ts";
 import { hashSecret, parseKey } from "../lib/keys.ts";
 import { formatUsd, worstCaseNanos } from "../lib/money.ts";
-import { PROVIDERS, resolveUpstream, upstreamUrlAllowed, type Provider, type RouteKind, type Upstream } from "../providers/registry.ts";
+import { PROVIDERS, resolveUpstream, type Provider, type RouteKind, type Upstream } from "../providers/registry.ts";
 import { BUDGET_HEADER, COST_HEADER, downstreamHeaders, requestIdHeader, setRateHeaders, upstreamHeaders } from "./headers.ts";
 import { meteredStream } from "./metered-stream.ts";
 import { metadataFrom, parseBody, type ParsedBody } from "./request-body.ts";
@@ -52,7 +52,7 @@ async function forward(c: Context<AppEnv>, route: RouteSpec, started: number, re
     unavailable = { code: "invalid_request", message: `The model '${body.model}' (${entry!.provider}) is not served on ${route.endpoint}.` };
   } else if (upstream === "not_configured") {
     unavailable = { code: "provider_not_configured", message: `The provider '${entry!.provider}' is not configured on this gateway (set ${provider!.apiKeyVar}).` };
-  } else if (upstream && !upstreamUrlAllowed(upstream.url, env.SPENDGATE_ENV === "production")) {
+  } else if (upstream === "bad_url") {
     unavailable = { code: "provider_not_configured", message: `The provider '${entry!.provider}' has no valid base URL configured.` };
   }
   const modelMax = entry?.maxOutputTokens ?? 0;

@@ -107,9 +107,8 @@ export function openApiDocument(mounts: [prefix: string, router: ApiRouter][], i
       const parameters: unknown[] = [];
       for (const [where, schema] of [["path", spec.params], ["query", spec.query]] as const) {
         if (!schema) continue;
-        const props = (z.toJSONSchema(schema, { io: "input" }) as { properties?: Record<string, unknown>; required?: string[] }).properties ?? {};
-        const required = (z.toJSONSchema(schema, { io: "input" }) as { required?: string[] }).required ?? [];
-        for (const [name, s] of Object.entries(props)) parameters.push({ name, in: where, required: where === "path" || required.includes(name), schema: s });
+        const { properties = {}, required = [] } = z.toJSONSchema(schema, { io: "input" }) as { properties?: Record<string, unknown>; required?: string[] };
+        for (const [name, s] of Object.entries(properties)) parameters.push({ name, in: where, required: where === "path" || required.includes(name), schema: s });
       }
       const responses: Record<string, unknown> = {};
       for (const [status, r] of Object.entries(spec.responses)) {

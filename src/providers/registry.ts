@@ -58,22 +58,26 @@ export interface Upstream {
   apiKey: string;
 }
 
-/** Where a route goes for a provider, or why it cannot go: `unsupported` or `not_configured`. */
+/**
+ * Where a route goes for a provider, or why it cannot go: `unsupported` (no such route), `not_configured` (no key
+ * or base URL), `bad_url` (a base URL the SSRF guard refuses).
+ */
 export function resolveUpstream(
   env: Record<string, unknown>,
   provider: Provider,
   route: RouteKind,
-): Upstream | "unsupported" | "not_configured" {
+): Upstream | "unsupported" | "not_configured" | "bad_url" {
   const path = provider.paths[route];
   if (!path) return "unsupported";
   const apiKey = env[provider.apiKeyVar];
   const base = env[provider.baseUrlVar];
   if (typeof apiKey !== "string" || apiKey === "" || typeof base !== "string" || base === "") return "not_configured";
-  return { url: base.replace(/\/+$/, "") + path, apiKey };
+  const url = base.replace(/\/+$/, "") + path;
+  return upstreamUrlAllowed(url, env.SPENDGATE_ENV === "production") ? { url, apiKey } : "bad_url";
 }
 
 /** SSRF guard: in production only https provider URLs are used; loopback http only in development. */
-export function upstreamUrlAllowed(url: string, production: boolean): boolean {
+function upstreamUrlAllowed(url: string, production: boolean): boolean {
   let u: URL;
   try {
     u = new URL(url);
