@@ -28,7 +28,7 @@ import * as hdr from "hdr-histogram-js";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { Pool } from "undici";
 import { startFakeProvider } from "./fake-provider/server.ts";
-import { freePort, PROVIDER_PATHS, ROOT, startStack } from "./lib/stack.ts";
+import { fakeProviderVars, freePort, ROOT, startStack } from "./lib/stack.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const LATENCY_MS = Number(process.env.BENCH_PROVIDER_LATENCY_MS ?? 5);
@@ -166,15 +166,6 @@ function buildBundle(outdir: string): { file: string; gzipKiB: number; rawKiB: n
   return { file, rawKiB: raw.length / 1024, gzipKiB: gzipSync(raw).length / 1024 };
 }
 
-function providerVars(fakeUrl: string): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const [name, path] of Object.entries(PROVIDER_PATHS)) {
-    vars[`${name}_BASE_URL`] = fakeUrl + path;
-    vars[`${name}_API_KEY`] = "fake";
-  }
-  return vars;
-}
-
 async function startGatewayMiniflare(bundle: string, fakeUrl: string, port: number) {
   const mf = new Miniflare(convertV4MiniflareOptions({
     host: "127.0.0.1",
@@ -184,7 +175,7 @@ async function startGatewayMiniflare(bundle: string, fakeUrl: string, port: numb
     compatibilityDate: "2026-11-01",
     d1Databases: { DB: "bench-db" },
     durableObjects: { KEY_GUARD: { className: "KeyGuard", useSQLite: true } },
-    bindings: { ...providerVars(fakeUrl), ADMIN_TOKEN: "bench-admin", SPENDGATE_ENV: "development", MAX_BODY_BYTES: "33554432", UPSTREAM_TIMEOUT_MS: "600000", MAX_INFLIGHT_PER_KEY: "1000", HOLD_TTL_MS: "900000", DISCONNECT_DRAIN_MS: "30000" },
+    bindings: { ...fakeProviderVars(fakeUrl), ADMIN_TOKEN: "bench-admin", SPENDGATE_ENV: "development", MAX_BODY_BYTES: "33554432", UPSTREAM_TIMEOUT_MS: "600000", MAX_INFLIGHT_PER_KEY: "1000", HOLD_TTL_MS: "900000", DISCONNECT_DRAIN_MS: "30000" },
   }));
   await mf.ready;
   const db = await mf.getD1Database("DB");
@@ -266,7 +257,7 @@ async function main() {
   const floorDoPort = await freePort();
   const floorDoMf = await startFloorMiniflare(fake.url, floorDoPort, true);
   const floorDoPids = workerds().filter((pid) => !gwPids.includes(pid) && !floorPids.includes(pid));
-  const wranglerStack = await startStack({ fake: false, quiet: true, persistTo: join(work, "wrangler-state"), vars: { ...providerVars(fake.url), ADMIN_TOKEN: "bench-admin", MAX_INFLIGHT_PER_KEY: "1000" } });
+  const wranglerStack = await startStack({ fake: false, quiet: true, persistTo: join(work, "wrangler-state"), vars: { ...fakeProviderVars(fake.url), ADMIN_TOKEN: "bench-admin", MAX_INFLIGHT_PER_KEY: "1000" } });
   for (const pid of descendants(process.pid)) if (procName(pid).startsWith("workerd")) pin(pid, 1);
 
   const gw = `http://127.0.0.1:${gwPort}`;

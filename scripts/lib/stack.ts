@@ -22,6 +22,16 @@ export const PROVIDER_PATHS: Record<string, string> = {
   FIREWORKS: "/fireworks/inference/v1",
 };
 
+/** Every provider pointed at the fake provider at `fakeUrl`, each with a placeholder key. */
+export function fakeProviderVars(fakeUrl: string): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const [name, path] of Object.entries(PROVIDER_PATHS)) {
+    vars[`${name}_BASE_URL`] = fakeUrl + path;
+    vars[`${name}_API_KEY`] = `fake-${name.toLowerCase()}-key`;
+  }
+  return vars;
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -79,11 +89,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   let fake: Awaited<ReturnType<typeof startFakeProvider>> | null = null;
   if (usingFake) {
     fake = await startFakeProvider(0, { latencyMs: opts.fakeLatencyMs ?? 0 });
-    for (const [name, path] of Object.entries(PROVIDER_PATHS)) {
-      vars[`${name}_BASE_URL`] = fake.url + path;
-      vars[`${name}_API_KEY`] = `fake-${name.toLowerCase()}-key`;
-    }
-    Object.assign(vars, opts.vars ?? {});
+    Object.assign(vars, fakeProviderVars(fake.url), opts.vars ?? {});
   }
 
   const persist = opts.persistTo ? ["--persist-to", opts.persistTo] : [];
