@@ -102,6 +102,8 @@ export const requests = sqliteTable(
     outputCostFemtos: text("output_cost_femtos").notNull(),
     costNanos: integer("cost_nanos").notNull(),
     usageKnown: integer("usage_known", { mode: "boolean" }).notNull(),
+    // The provider billed more than the request's hold: charged in full, and the key stops until its next cycle.
+    overage: integer("overage", { mode: "boolean" }).notNull().default(false),
     stream: integer("stream", { mode: "boolean" }).notNull(),
     latencyMs: integer("latency_ms").notNull(),
     metadata: text("metadata", { mode: "json" }).$type<Record<string, string>>().notNull(),

@@ -1,12 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { database } from "../db/client.ts";
-import { requests, spendKeys, type LedgerRow } from "../db/schema.ts";
+import { requests, spendKeys, type LedgerRow, type SpendKeyRow } from "../db/schema.ts";
 import { periodEnd, periodStart, visibleCurrent, type Cycle } from "../lib/cycles.ts";
 import { INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashesEqual } from "../lib/keys.ts";
 import { costOf, formatUsd, type Prices } from "../lib/money.ts";
 import { checkRate, peekRate } from "./rate.ts";
+import { applyChange, configOf, recordOf, type KeyChange, type KeyRecord } from "./record.ts";
 import type {
   AdmitInput,
   AdmitResult,
@@ -17,6 +18,12 @@ import type {
   SettleInput,
   SettleResult,
 } from "./types.ts";
+
+/** What a management call answers: the record now in force and the live counters. */
+export interface Managed {
+  record: KeyRecord;
+  snapshot: KeySnapshot;
+}
 
 /** How soon after a change counters and ledger rows reach D1 (`list` is exact within 2 s). */
 const FLUSH_DELAY_MS = 1_000;
@@ -30,6 +37,8 @@ const FLUSH_BATCH = 200;
 const ROWS_PER_INSERT = 4;
 
 interface HoldInfo {
+  /** false for count_tokens: the hold only counts toward the in-flight cap, and closes with no charge or row */
+  metered?: boolean;
   model: string;
   provider: string;
   prices: Prices | null;
@@ -65,6 +74,8 @@ const freshCounters = (): Counters => ({
  * platform serialises them and persists the result before the reply leaves (the hard cap needs no locks).
  */
 export class KeyGuard extends DurableObject<Env> {
+  private record: KeyRecord | null;
+  /** derived from `record`: what the hot path enforces */
   private config: KeyConfig | null;
   private counters: Counters;
   private heldNanos = 0;
@@ -75,10 +86,15 @@ export class KeyGuard extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.config = ctx.storage.kv.get<KeyConfig>("config") ?? null;
+    this.record = ctx.storage.kv.get<KeyRecord>("record") ?? null;
+    this.config = this.record ? configOf(this.record) : null;
     this.counters = ctx.storage.kv.get<Counters>("counters") ?? freshCounters();
+    // Guards written before they owned the whole record kept only the enforced configuration: rebuild the
+    // record from D1's row once, with the guard's own secret hash, status and revocation winning.
+    const legacy = this.record ? undefined : ctx.storage.kv.get<KeyConfig>("config");
+    if (legacy) void ctx.blockConcurrencyWhile(() => this.upgrade(legacy));
     // A key nobody configured (a forged id) gets no tables: refusing it writes nothing.
-    if (this.config) {
+    if (this.config || legacy) {
       this.ensureSchema();
       const held = ctx.storage.sql.exec<{ n: number; total: number }>("SELECT count(*) AS n, coalesce(sum(amount), 0) AS total FROM holds").one();
       this.openHolds = held.n;
@@ -98,34 +114,84 @@ export class KeyGuard extends DurableObject<Env> {
   }
 
   // ---- management ---------------------------------------------------------------------------------
+  //
+  // The guard is the one writer of its key: every create / update / rotate / revoke is applied here as one
+  // read-modify-write with no await inside, so racing writes are ordered by the platform and each applies only
+  // the fields it sent to the record the previous one left. D1 then follows the returned record (newest wins).
 
-  /**
-   * Receives the key's configuration in the same call as every create / update / rotate / revoke. The guard
-   * orders racing writes: it stamps each with a strictly increasing version, which the D1 write then carries
-   * (D1 keeps only a newer version), so D1 always ends with the configuration in force here.
-   */
-  configure(proposed: KeyConfig): KeySnapshot & { version: number } {
+  /** The key's first write; null when the id already has a record. */
+  create(record: KeyRecord): Managed | null {
+    if (this.record) return null;
+    return this.commit(record, this.now());
+  }
+
+  /** Applies one change; null when the key is unknown here, another wallet's, or revoked (revoked is final). */
+  manage(walletId: string, change: KeyChange): Managed | null {
+    const prev = this.owned(walletId);
+    if (!prev) return null;
     const now = this.now();
+    return this.commit(applyChange(prev, change, now), now);
+  }
+
+  /** The record and exact counters, for `GET /v1/spend_keys/{id}`; null as for `manage`. */
+  read(walletId: string): Managed | null {
+    const record = this.owned(walletId);
+    return record ? { record, snapshot: this.snapshot() } : null;
+  }
+
+  private owned(walletId: string): KeyRecord | null {
+    const r = this.record;
+    return r && r.walletId === walletId && r.revokedAt === null ? r : null;
+  }
+
+  private commit(next: KeyRecord, now: number): Managed {
     const prev = this.config;
-    const next = { ...proposed, version: Math.max(proposed.version, (prev?.version ?? 0) + 1) };
+    const cfg = configOf(next);
     if (!prev) this.ensureSchema();
     this.roll(now);
     const c = this.counters;
     // Changing a limit's amount keeps the period's usage; changing its cycle counts from the new period.
-    if (prev?.spendLimit?.cycle !== next.spendLimit?.cycle) {
+    if (prev?.spendLimit?.cycle !== cfg.spendLimit?.cycle) {
       c.currentSpendNanos = 0;
-      c.spendPeriodStart = next.spendLimit ? periodStart(next.spendLimit.cycle, now) : 0;
+      c.spendPeriodStart = cfg.spendLimit ? periodStart(cfg.spendLimit.cycle, now) : 0;
     }
-    if (prev?.requestLimit?.cycle !== next.requestLimit?.cycle) {
+    if (prev?.requestLimit?.cycle !== cfg.requestLimit?.cycle) {
       c.currentRequests = 0;
-      c.requestPeriodStart = next.requestLimit ? periodStart(next.requestLimit.cycle, now) : 0;
+      c.requestPeriodStart = cfg.requestLimit ? periodStart(cfg.requestLimit.cycle, now) : 0;
     }
     c.version++;
-    this.config = next;
-    this.ctx.storage.kv.put("config", next);
-    this.ctx.storage.kv.put("counters", c);
+    const kv = this.ctx.storage.kv;
+    this.ctx.storage.transactionSync(() => {
+      kv.put("record", next);
+      kv.put("counters", c);
+      kv.delete("config");
+    });
+    this.record = next;
+    this.config = cfg;
     this.scheduleFlush(now);
-    return { ...this.snapshotAt(now), version: next.version };
+    return { record: next, snapshot: this.snapshotAt(now) };
+  }
+
+  private async upgrade(legacy: KeyConfig): Promise<void> {
+    const base: SpendKeyRow | undefined = await database(this.env.DB)
+      .select()
+      .from(spendKeys)
+      .where(sql`${spendKeys.id} = ${legacy.spendKeyId}`)
+      .get();
+    if (!base) return;
+    const record: KeyRecord = {
+      ...recordOf(base),
+      keyHash: legacy.secretHash,
+      status: legacy.status,
+      revokedAt: legacy.revoked ? (base.revokedAt ?? legacy.version) : null,
+      updatedAt: Math.max(base.updatedAt, legacy.version),
+    };
+    this.ctx.storage.transactionSync(() => {
+      this.ctx.storage.kv.put("record", record);
+      this.ctx.storage.kv.delete("config");
+    });
+    this.record = record;
+    this.config = configOf(record);
   }
 
   snapshot(): KeySnapshot {
@@ -176,9 +242,7 @@ export class KeyGuard extends DurableObject<Env> {
     if (cfg.spendLimit && !target.prices) {
       return refuse("model_not_priced", `The model '${input.model}' has no price, and this spend key has a spend limit.`);
     }
-    if (!input.metered) {
-      return { ok: true, shape, rate: this.rateState(now), budget: this.budget() };
-    }
+    if (cfg.spendLimit && target.unbounded) return refuse("invalid_request", target.unbounded);
 
     this.roll(now);
     const c = this.counters;
@@ -188,7 +252,8 @@ export class KeyGuard extends DurableObject<Env> {
         retryAfterMs: 1_000,
       });
     }
-    if (cfg.requestLimit && c.currentRequests >= cfg.requestLimit.count) {
+    // count_tokens (unmetered) obeys the in-flight cap and the rate, but is neither counted nor charged.
+    if (input.metered && cfg.requestLimit && c.currentRequests >= cfg.requestLimit.count) {
       const { count, cycle } = cfg.requestLimit;
       const reset = untilReset(cycle, now);
       return refuse("request_limit_exceeded", `Request limit reached: ${count} requests per ${cycleWord(cycle)}.`, {
@@ -197,16 +262,17 @@ export class KeyGuard extends DurableObject<Env> {
         ...reset.retry,
       });
     }
-    const hold = target.worstCaseNanos;
-    if (cfg.spendLimit) {
+    const hold = input.metered ? target.worstCaseNanos : 0;
+    if (input.metered && cfg.spendLimit) {
       const { nanos, cycle } = cfg.spendLimit;
       const committed = c.currentSpendNanos + this.heldNanos;
-      if (committed + hold > nanos) {
+      // Spend at or over the limit (an overage) refuses everything until the cycle resets or the limit rises.
+      if (c.currentSpendNanos >= nanos || committed + hold > nanos) {
         const reset = untilReset(cycle, now);
         const message =
           c.currentSpendNanos >= nanos
             ? `Spend limit reached: $${formatUsd(c.currentSpendNanos)} of $${formatUsd(nanos)} per ${cycleWord(cycle)} used.`
-            : `This request's worst-case cost ($${formatUsd(hold)}) does not fit the spend limit: $${formatUsd(Math.max(0, nanos - committed))} of $${formatUsd(nanos)} per ${cycleWord(cycle)} is left. Lower max_tokens or raise the limit.`;
+            : `This request's worst-case cost ($${formatUsd(hold)}${target.holdNote ? `, ${target.holdNote}` : ""}) does not fit the spend limit: $${formatUsd(Math.max(0, nanos - committed))} of $${formatUsd(nanos)} per ${cycleWord(cycle)} is left. Lower max_tokens or raise the limit.`;
         return refuse("spend_limit_exceeded", message, {
           details: {
             limit: "spend",
@@ -235,11 +301,14 @@ export class KeyGuard extends DurableObject<Env> {
     }
 
     // Every check passed: take the request, place the hold, persist — all before returning.
-    c.currentRequests++;
-    c.totalRequests++;
-    c.lastUsedAt = now;
+    if (input.metered) {
+      c.currentRequests++;
+      c.totalRequests++;
+      c.lastUsedAt = now;
+    }
     c.version++;
     const info: HoldInfo = {
+      metered: input.metered,
       model: input.model,
       provider: target.provider,
       prices: target.prices,
@@ -247,17 +316,19 @@ export class KeyGuard extends DurableObject<Env> {
       stream: input.stream,
       metadata: input.metadata,
     };
-    this.ctx.storage.sql.exec(
-      "INSERT INTO holds (request_id, amount, created_at, expires_at, info) VALUES (?, ?, ?, ?, ?)",
-      input.requestId,
-      hold,
-      now,
-      now + input.holdTtlMs,
-      JSON.stringify(info),
-    );
+    this.ctx.storage.transactionSync(() => {
+      this.ctx.storage.sql.exec(
+        "INSERT INTO holds (request_id, amount, created_at, expires_at, info) VALUES (?, ?, ?, ?, ?)",
+        input.requestId,
+        hold,
+        now,
+        now + input.holdTtlMs,
+        JSON.stringify(info),
+      );
+      this.ctx.storage.kv.put("counters", c);
+    });
     this.heldNanos += hold;
     this.openHolds++;
-    this.ctx.storage.kv.put("counters", c);
     this.scheduleFlush(now);
     return { ok: true, shape, rate, budget: this.budget() };
   }
@@ -303,6 +374,14 @@ export class KeyGuard extends DurableObject<Env> {
 
   private closeHold(hold: HoldRow, input: SettleInput, now: number): number {
     const info = JSON.parse(hold.info) as HoldInfo;
+    const store = this.ctx.storage.sql;
+    if (info.metered === false) {
+      // count_tokens: the hold only held a place among the in-flight requests.
+      store.exec("DELETE FROM holds WHERE request_id = ?", hold.request_id);
+      this.heldNanos -= hold.amount;
+      this.openHolds--;
+      return 0;
+    }
     const usage = input.usage;
     let costNanos = 0;
     let inputFemtos = 0n;
@@ -339,18 +418,28 @@ export class KeyGuard extends DurableObject<Env> {
       inputCostFemtos: inputFemtos.toString(),
       outputCostFemtos: outputFemtos.toString(),
       costNanos,
+      // The provider billed more than the hold allowed for: charged in full, flagged, and the key refuses
+      // once its spend reaches the limit.
+      overage: costNanos > hold.amount,
       usageKnown: usage !== null,
       stream: info.stream,
       latencyMs: input.latencyMs,
       metadata: info.metadata,
       createdAt: hold.created_at,
     };
-    const store = this.ctx.storage.sql;
-    store.exec("DELETE FROM holds WHERE request_id = ?", hold.request_id);
-    store.exec("INSERT INTO ledger (request_id, row, cost, created_at) VALUES (?, ?, ?, ?)", input.requestId, JSON.stringify(row), costNanos, now);
+    this.ctx.storage.transactionSync(() => {
+      store.exec("DELETE FROM holds WHERE request_id = ?", hold.request_id);
+      store.exec(
+        "INSERT INTO ledger (request_id, row, cost, created_at) VALUES (?, ?, ?, ?)",
+        input.requestId,
+        JSON.stringify(row),
+        costNanos,
+        now,
+      );
+      this.ctx.storage.kv.put("counters", c);
+    });
     this.heldNanos -= hold.amount;
     this.openHolds--;
-    this.ctx.storage.kv.put("counters", c);
     return costNanos;
   }
 

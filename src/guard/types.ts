@@ -4,7 +4,7 @@ import type { Prices, TokenUsage } from "../lib/money.ts";
 
 export type RequestShape = "openai" | "anthropic";
 
-/** A spend key's configuration as the KeyGuard enforces it (pushed by every management write). */
+/** A spend key's configuration as the KeyGuard enforces it (derived from its record, see record.ts). */
 export interface KeyConfig {
   spendKeyId: string;
   walletId: string;
@@ -18,7 +18,7 @@ export interface KeyConfig {
   rateLimit: { rpm: number; burst: number } | null;
   expiresAt: number | null;
   revoked: boolean;
-  /** the row's `updated_at`; the KeyGuard raises it above the version in force when writes race */
+  /** the record's `updatedAt`: the configuration's version */
   version: number;
 }
 
@@ -50,7 +50,16 @@ export interface AdmitInput extends RequestInfo {
   routeShape: RequestShape;
   model: string;
   /** the catalog entry of `model`, null when the catalog does not know it */
-  target: { provider: string; prices: Prices | null; worstCaseNanos: number } | null;
+  target: {
+    provider: string;
+    prices: Prices | null;
+    /** the hold: the most the provider can bill for this request */
+    worstCaseNanos: number;
+    /** why the hold is as large as it is, when the body alone does not say (told when it does not fit) */
+    holdNote?: string;
+    /** set when no safe bound exists: a key with a spend limit refuses the request with this message */
+    unbounded?: string;
+  } | null;
   /** why the request cannot be served (provider not configured, route unsupported), told only to its key */
   unavailable?: { code: ErrorCode; message: string };
   /** false for count_tokens: checked like any request, never counted or charged */

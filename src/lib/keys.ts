@@ -85,6 +85,12 @@ export function parseKey(kind: KeyKind, key: string): string | null {
   return `${idPrefix}${m[1]}`;
 }
 
+/** Whether `id` has the shape of a public id of this kind (checked before any I/O on a path parameter). */
+export function isKeyId(kind: KeyKind, id: string): boolean {
+  const { idPrefix } = KINDS[kind];
+  return id.startsWith(idPrefix) && /^[0-9A-Za-z]+$/.test(id.slice(idPrefix.length)) && id.length === idPrefix.length + ID_LEN;
+}
+
 export function keyKindOf(key: string): KeyKind | null {
   if (key.startsWith(KINDS.spend.prefix)) return "spend";
   if (key.startsWith(KINDS.wallet.prefix)) return "wallet";

@@ -33,6 +33,7 @@ export function serializeLedgerRow(r: Row) {
     },
     cost: formatUsd(r.costNanos),
     usage_known: r.usageKnown,
+    overage: r.overage,
     stream: r.stream,
     http_status: r.httpStatus,
     latency_ms: r.latencyMs,

@@ -109,6 +109,8 @@ export const LedgerEntry = named(
     }),
     cost: z.string(),
     usage_known: z.boolean(),
+    /** the provider billed more than the request's hold */
+    overage: z.boolean(),
     stream: z.boolean(),
     http_status: nullable(z.number()),
     latency_ms: z.number(),

@@ -3,12 +3,14 @@ import { getCatalog } from "../catalog/catalog.ts";
 import { database } from "../db/client.ts";
 import { spendKeys, type SpendKeyRow } from "../db/schema.ts";
 import { keyGuard, type Bindings } from "../env.ts";
-import type { KeyConfig, KeySnapshot } from "../guard/types.ts";
+import type { Managed } from "../guard/key-guard.ts";
+import { recordOf, type KeyChange, type KeyFields, type KeyRecord } from "../guard/record.ts";
+import type { KeySnapshot } from "../guard/types.ts";
 import { afterCursor, page } from "../lib/cursor.ts";
 import { periodEnd, visibleCurrent, type Cycle } from "../lib/cycles.ts";
 import { isoOrNull as iso } from "../lib/time.ts";
 import { ApiError } from "../lib/errors.ts";
-import { hashSecret, issueKey, keyPreview } from "../lib/keys.ts";
+import { hashSecret, isKeyId, issueKey, keyPreview } from "../lib/keys.ts";
 import { formatUsd, parseUsd } from "../lib/money.ts";
 import { ApiRouter } from "../lib/openapi.ts";
 import {
@@ -26,38 +28,25 @@ import {
 } from "./schemas.ts";
 
 
-export function toConfig(row: SpendKeyRow): KeyConfig {
-  return {
-    spendKeyId: row.id,
-    walletId: row.walletId,
-    secretHash: row.keyHash,
-    status: row.status,
-    requestShape: row.requestShape,
-    allowedModels: row.allowedModels ?? null,
-    allowedProviders: row.allowedProviders ?? null,
-    spendLimit:
-      row.spendLimitNanos !== null ? { nanos: row.spendLimitNanos, cycle: row.spendLimitCycle as Cycle } : null,
-    requestLimit:
-      row.requestLimitCount !== null ? { count: row.requestLimitCount, cycle: row.requestLimitCycle as Cycle } : null,
-    rateLimit:
-      row.rateLimitRpm !== null ? { rpm: row.rateLimitRpm, burst: row.rateLimitBurst ?? row.rateLimitRpm } : null,
-    expiresAt: row.expiresAt,
-    revoked: row.revokedAt !== null,
-    version: row.updatedAt,
-  };
-}
+type Counts = Pick<KeySnapshot, "currentSpendNanos" | "totalSpendNanos" | "currentRequests" | "totalRequests" | "lastUsedAt">;
 
-/** The wire form; counters come from the KeyGuard (exact) or, in lists, from the D1 snapshot. */
-export function serializeSpendKey(row: SpendKeyRow, live: KeySnapshot | null, now = Date.now()): SpendKeyWire {
+/** The counters of a D1 row (the KeyGuard's last flushed snapshot), with cycle resets applied. */
+function countsOf(row: SpendKeyRow, now: number): Counts {
   const spendCycle = (row.spendLimitCycle as Cycle | null) ?? null;
   const requestCycle = (row.requestLimitCycle as Cycle | null) ?? null;
-  const counters = live ?? {
+  return {
     currentSpendNanos: visibleCurrent(spendCycle, row.spendPeriodStart ?? 0, row.currentSpendNanos, row.totalSpendNanos, now),
     totalSpendNanos: row.totalSpendNanos,
     currentRequests: visibleCurrent(requestCycle, row.requestPeriodStart ?? 0, row.currentRequests, row.totalRequests, now),
     totalRequests: row.totalRequests,
     lastUsedAt: row.lastUsedAt,
   };
+}
+
+/** The wire form; counters come from the KeyGuard (exact) or, in lists, from the D1 snapshot. */
+export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.now()): SpendKeyWire {
+  const spendCycle = (row.spendLimitCycle as Cycle | null) ?? null;
+  const requestCycle = (row.requestLimitCycle as Cycle | null) ?? null;
   return {
     spend_key_id: row.id,
     key_preview: row.keyPreview,
@@ -84,8 +73,8 @@ export function serializeSpendKey(row: SpendKeyRow, live: KeySnapshot | null, no
 }
 
 /** Fields of a create/update body as column values; absent fields stay untouched, `null` clears. */
-async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Promise<Partial<SpendKeyRow>> {
-  const cols: Partial<SpendKeyRow> = {};
+async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Promise<KeyFields> {
+  const cols: KeyFields = {};
   if (body.name !== undefined) cols.name = body.name;
   if (body.status !== undefined) cols.status = body.status;
   if (body.request_shape !== undefined) cols.requestShape = body.request_shape;
@@ -120,37 +109,31 @@ async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Promise<Par
   return cols;
 }
 
-async function findKey(env: Bindings, walletId: string, id: string): Promise<SpendKeyRow> {
-  const row = await database(env.DB)
-    .select()
-    .from(spendKeys)
-    .where(and(eq(spendKeys.id, id), eq(spendKeys.walletId, walletId), isNull(spendKeys.revokedAt)))
-    .get();
-  // Another wallet's key answers exactly like an unknown one.
-  if (!row) throw new ApiError("not_found", `No spend key with id '${id}'.`, { param: "id" });
-  return row;
+const notFound = (id: string) => new ApiError("not_found", `No spend key with id '${id}'.`, { param: "id" });
+
+/**
+ * Applies one change inside the key's KeyGuard (the one writer of a key), then lets D1 follow. Unknown ids,
+ * another wallet's keys (answered exactly like unknown ones) and revoked keys are 404.
+ */
+async function change(env: Bindings, walletId: string, id: string, what: KeyChange): Promise<Managed> {
+  const managed = isKeyId("spend", id) ? await keyGuard(env, id).manage(walletId, what) : null;
+  if (!managed) throw notFound(id);
+  await mirror(env, managed.record);
+  return managed;
 }
 
 /**
- * Management writes go to the key's KeyGuard first and to D1 second: if the D1 write fails the guard has
- * already moved to the stricter state (rotated / revoked / new limits) and a retry converges.
+ * D1 follows the guard: only a copy newer than the one it holds lands, so racing writes leave D1 with the
+ * guard's latest record whatever order their D1 writes arrive in. The counter columns belong to the guard's
+ * flushes and are never written here.
  */
-async function write(env: Bindings, proposed: SpendKeyRow, insert: boolean): Promise<{ row: SpendKeyRow; snapshot: KeySnapshot }> {
-  const { version, ...snapshot } = await keyGuard(env, proposed.id).configure(toConfig(proposed));
-  const row = { ...proposed, updatedAt: version };
-  const db = database(env.DB);
-  if (insert) {
-    await db.insert(spendKeys).values(row);
-  } else {
-    // Configuration only: the counter columns belong to the KeyGuard's flushes. Only a newer version lands.
-    const { id, walletId, createdAt, currentSpendNanos, totalSpendNanos, currentRequests, totalRequests, spendPeriodStart, requestPeriodStart, lastUsedAt, snapshotAt, ...config } = row;
-    await db.update(spendKeys).set(config).where(and(eq(spendKeys.id, row.id), lt(spendKeys.updatedAt, row.updatedAt)));
-  }
-  return { row, snapshot };
+async function mirror(env: Bindings, record: KeyRecord): Promise<void> {
+  const { id, walletId, createdAt, ...fields } = record;
+  await database(env.DB)
+    .update(spendKeys)
+    .set(fields)
+    .where(and(eq(spendKeys.id, id), lt(spendKeys.updatedAt, record.updatedAt)));
 }
-
-/** A row's next `updated_at`: now, but always after the last one (it versions the configuration). */
-const nextVersion = (row: SpendKeyRow) => Math.max(Date.now(), row.updatedAt + 1);
 
 const tags = ["Spend keys"];
 const security = "walletKey" as const;
@@ -169,7 +152,7 @@ export const spendKeyRoutes = new ApiRouter()
     async (c, { body }) => {
       const now = Date.now();
       const issued = issueKey("spend");
-      const row: SpendKeyRow = {
+      const record: KeyRecord = {
         id: issued.id,
         walletId: c.get("walletId"),
         name: body.name,
@@ -189,18 +172,13 @@ export const spendKeyRoutes = new ApiRouter()
         createdAt: now,
         updatedAt: now,
         revokedAt: null,
-        currentSpendNanos: 0,
-        totalSpendNanos: 0,
-        currentRequests: 0,
-        totalRequests: 0,
-        spendPeriodStart: null,
-        requestPeriodStart: null,
-        lastUsedAt: null,
-        snapshotAt: 0,
         ...(await columnsFrom(c.env, body)),
       };
-      const written = await write(c.env, row, true);
-      return c.json({ ...serializeSpendKey(written.row, written.snapshot, now), key: issued.key }, 201);
+      const created = await keyGuard(c.env, record.id).create(record);
+      // A fresh random id cannot have a record already; if it does, nothing is written and nothing shown.
+      if (!created) throw new ApiError("conflict", "Could not create the spend key; try again.");
+      await database(c.env.DB).insert(spendKeys).values(created.record);
+      return c.json({ ...serializeSpendKey(created.record, created.snapshot, now), key: issued.key }, 201);
     },
   )
   .route(
@@ -222,7 +200,7 @@ export const spendKeyRoutes = new ApiRouter()
         .limit(limit + 1)
         .all();
       const now = Date.now();
-      return c.json(page(rows, limit, (r) => [r.createdAt, r.id], (r) => serializeSpendKey(r, null, now)));
+      return c.json(page(rows, limit, (r) => [r.createdAt, r.id], (r) => serializeSpendKey(recordOf(r), countsOf(r, now), now)));
     },
   )
   .route(
@@ -236,9 +214,10 @@ export const spendKeyRoutes = new ApiRouter()
       responses: { 200: { description: "The spend key", schema: SpendKey }, ...ERRORS },
     },
     async (c, { params }) => {
-      const row = await findKey(c.env, c.get("walletId"), params.id);
-      const snapshot = await keyGuard(c.env, row.id).snapshot();
-      return c.json(serializeSpendKey(row, snapshot));
+      // The guard's record, not D1's copy: what a read shows is what the gateway enforces.
+      const managed = isKeyId("spend", params.id) ? await keyGuard(c.env, params.id).read(c.get("walletId")) : null;
+      if (!managed) throw notFound(params.id);
+      return c.json(serializeSpendKey(managed.record, managed.snapshot));
     },
   );
 
@@ -255,9 +234,9 @@ for (const method of ["put", "patch"] as const) {
       responses: { 200: { description: "The updated spend key", schema: SpendKey }, ...ERRORS },
     },
     async (c, { params, body }) => {
-      const row = await findKey(c.env, c.get("walletId"), params.id);
-      const written = await write(c.env, { ...row, ...(await columnsFrom(c.env, body)), updatedAt: nextVersion(row) }, false);
-      return c.json(serializeSpendKey(written.row, written.snapshot));
+      const fields = await columnsFrom(c.env, body);
+      const managed = await change(c.env, c.get("walletId"), params.id, { kind: "update", fields });
+      return c.json(serializeSpendKey(managed.record, managed.snapshot));
     },
   );
 }
@@ -274,10 +253,10 @@ spendKeyRoutes
       responses: { 200: { description: "Same id, limits and counters; a new `key`. The old key fails at once.", schema: SpendKeyCreated }, ...ERRORS },
     },
     async (c, { params }) => {
-      const row = await findKey(c.env, c.get("walletId"), params.id);
-      const issued = issueKey("spend", row.id);
-      const written = await write(c.env, { ...row, keyHash: await hashSecret(issued.key), keyPreview: keyPreview(issued.key), updatedAt: nextVersion(row) }, false);
-      return c.json({ ...serializeSpendKey(written.row, written.snapshot), key: issued.key });
+      const issued = issueKey("spend", params.id);
+      const rotate = { kind: "rotate" as const, keyHash: await hashSecret(issued.key), keyPreview: keyPreview(issued.key) };
+      const managed = await change(c.env, c.get("walletId"), params.id, rotate);
+      return c.json({ ...serializeSpendKey(managed.record, managed.snapshot), key: issued.key });
     },
   )
   .route(
@@ -291,9 +270,7 @@ spendKeyRoutes
       responses: { 200: { description: "Revoked: the key fails on its very next request", schema: SpendKeyRevoked }, ...ERRORS },
     },
     async (c, { params }) => {
-      const row = await findKey(c.env, c.get("walletId"), params.id);
-      const version = nextVersion(row);
-      await write(c.env, { ...row, revokedAt: version, updatedAt: version }, false);
+      await change(c.env, c.get("walletId"), params.id, { kind: "revoke" });
       return c.json({ success: true });
     },
   );

@@ -1,0 +1,1 @@
+ALTER TABLE `requests` ADD `overage` integer DEFAULT false NOT NULL;
