@@ -39,6 +39,7 @@ export function serializeModel(m: ModelEntry) {
     cache_read_price: p ? formatUsd(p.cacheRead) : null,
     cache_write_price: p ? formatUsd(p.cacheWrite) : null,
     max_output_tokens: m.maxOutputTokens,
+    context_window: m.contextWindow,
     overridden: m.overridden,
   };
 }
@@ -95,6 +96,7 @@ adminRoutes
         cacheReadPrice: b.cache_read_price === undefined ? null : parseUsd(b.cache_read_price),
         cacheWritePrice: b.cache_write_price === undefined ? null : parseUsd(b.cache_write_price),
         maxOutputTokens: b.max_output_tokens ?? null,
+        contextWindow: b.context_window ?? null,
         updatedAt: Date.now(),
       };
       await database(c.env.DB).insert(modelOverrides).values(row).onConflictDoUpdate({ target: modelOverrides.model, set: row });

@@ -11,8 +11,8 @@ export interface BuiltinModel {
   /** USD per 1M tokens as decimal strings: [input, output, cacheRead, cacheWrite] */
   price: readonly [string, string, string?, string?] | null;
   maxOutput: number;
-  /** context window in tokens, where the gateway needs it (server-side state of the Responses API) */
-  context?: number;
+  /** context window in tokens: the input bound of a request that makes the provider pull in more than its body */
+  context: number;
   kind?: "embedding";
 }
 
@@ -29,46 +29,47 @@ export const BUILTIN_MODELS: Record<string, BuiltinModel> = {
   o3: { provider: "openai", price: ["2", "8", "0.50"], maxOutput: 100_000, context: 200_000 },
   "o4-mini": { provider: "openai", price: ["1.10", "4.40", "0.275"], maxOutput: 100_000, context: 200_000 },
   "o3-mini": { provider: "openai", price: ["1.10", "4.40", "0.55"], maxOutput: 100_000, context: 200_000 },
-  "gpt-4o-search-preview": { provider: "openai", price: null, maxOutput: 16_384 },
-  "text-embedding-3-small": { provider: "openai", price: ["0.02", "0"], maxOutput: 0, kind: "embedding" },
-  "text-embedding-3-large": { provider: "openai", price: ["0.13", "0"], maxOutput: 0, kind: "embedding" },
-  "text-embedding-ada-002": { provider: "openai", price: ["0.10", "0"], maxOutput: 0, kind: "embedding" },
+  "gpt-4o-search-preview": { provider: "openai", price: null, maxOutput: 16_384, context: 128_000 },
+  "text-embedding-3-small": { provider: "openai", price: ["0.02", "0"], maxOutput: 0, context: 8_192, kind: "embedding" },
+  "text-embedding-3-large": { provider: "openai", price: ["0.13", "0"], maxOutput: 0, context: 8_192, kind: "embedding" },
+  "text-embedding-ada-002": { provider: "openai", price: ["0.10", "0"], maxOutput: 0, context: 8_192, kind: "embedding" },
   // Anthropic (cache write = 5-minute cache writes, 1.25× input; cache read 0.1× input)
-  "claude-opus-4-5-20251101": { provider: "anthropic", price: ["5", "25", "0.50", "6.25"], maxOutput: 64_000 },
-  "claude-opus-4-1-20250805": { provider: "anthropic", price: ["15", "75", "1.50", "18.75"], maxOutput: 32_000 },
-  "claude-opus-4-20250514": { provider: "anthropic", price: ["15", "75", "1.50", "18.75"], maxOutput: 32_000 },
-  "claude-sonnet-4-5-20250929": { provider: "anthropic", price: ["3", "15", "0.30", "3.75"], maxOutput: 64_000 },
-  "claude-sonnet-4-20250514": { provider: "anthropic", price: ["3", "15", "0.30", "3.75"], maxOutput: 64_000 },
-  "claude-3-7-sonnet-20250219": { provider: "anthropic", price: ["3", "15", "0.30", "3.75"], maxOutput: 64_000 },
-  "claude-haiku-4-5-20251001": { provider: "anthropic", price: ["1", "5", "0.10", "1.25"], maxOutput: 64_000 },
-  "claude-3-5-haiku-20241022": { provider: "anthropic", price: ["0.80", "4", "0.08", "1"], maxOutput: 8_192 },
+  "claude-opus-4-5-20251101": { provider: "anthropic", price: ["5", "25", "0.50", "6.25"], maxOutput: 64_000, context: 200_000 },
+  "claude-opus-4-1-20250805": { provider: "anthropic", price: ["15", "75", "1.50", "18.75"], maxOutput: 32_000, context: 200_000 },
+  "claude-opus-4-20250514": { provider: "anthropic", price: ["15", "75", "1.50", "18.75"], maxOutput: 32_000, context: 200_000 },
+  "claude-sonnet-4-5-20250929": { provider: "anthropic", price: ["3", "15", "0.30", "3.75"], maxOutput: 64_000, context: 200_000 },
+  "claude-sonnet-4-20250514": { provider: "anthropic", price: ["3", "15", "0.30", "3.75"], maxOutput: 64_000, context: 200_000 },
+  "claude-3-7-sonnet-20250219": { provider: "anthropic", price: ["3", "15", "0.30", "3.75"], maxOutput: 64_000, context: 200_000 },
+  "claude-haiku-4-5-20251001": { provider: "anthropic", price: ["1", "5", "0.10", "1.25"], maxOutput: 64_000, context: 200_000 },
+  "claude-3-5-haiku-20241022": { provider: "anthropic", price: ["0.80", "4", "0.08", "1"], maxOutput: 8_192, context: 200_000 },
   // Google Gemini (OpenAI-compatible endpoint; prompts ≤ 200k tokens)
-  "gemini-2.5-pro": { provider: "google", price: ["1.25", "10", "0.125"], maxOutput: 65_536 },
-  "gemini-2.5-flash": { provider: "google", price: ["0.30", "2.50", "0.03"], maxOutput: 65_536 },
-  "gemini-2.5-flash-lite": { provider: "google", price: ["0.10", "0.40", "0.01"], maxOutput: 65_536 },
-  "gemini-2.0-flash": { provider: "google", price: ["0.10", "0.40", "0.025"], maxOutput: 8_192 },
+  "gemini-2.5-pro": { provider: "google", price: ["1.25", "10", "0.125"], maxOutput: 65_536, context: 1_048_576 },
+  "gemini-2.5-flash": { provider: "google", price: ["0.30", "2.50", "0.03"], maxOutput: 65_536, context: 1_048_576 },
+  "gemini-2.5-flash-lite": { provider: "google", price: ["0.10", "0.40", "0.01"], maxOutput: 65_536, context: 1_048_576 },
+  "gemini-2.0-flash": { provider: "google", price: ["0.10", "0.40", "0.025"], maxOutput: 8_192, context: 1_048_576 },
   // Mistral
-  "mistral-large-latest": { provider: "mistral", price: ["2", "6"], maxOutput: 32_768 },
-  "mistral-medium-latest": { provider: "mistral", price: ["0.40", "2"], maxOutput: 32_768 },
-  "mistral-small-latest": { provider: "mistral", price: ["0.10", "0.30"], maxOutput: 32_768 },
-  "codestral-latest": { provider: "mistral", price: ["0.30", "0.90"], maxOutput: 32_768 },
-  "mistral-embed": { provider: "mistral", price: ["0.10", "0"], maxOutput: 0, kind: "embedding" },
+  "mistral-large-latest": { provider: "mistral", price: ["2", "6"], maxOutput: 32_768, context: 262_144 },
+  "mistral-medium-latest": { provider: "mistral", price: ["0.40", "2"], maxOutput: 32_768, context: 262_144 },
+  "mistral-small-latest": { provider: "mistral", price: ["0.10", "0.30"], maxOutput: 32_768, context: 262_144 },
+  "codestral-latest": { provider: "mistral", price: ["0.30", "0.90"], maxOutput: 32_768, context: 262_144 },
+  "mistral-embed": { provider: "mistral", price: ["0.10", "0"], maxOutput: 0, context: 8_192, kind: "embedding" },
   // Groq
-  "llama-3.3-70b-versatile": { provider: "groq", price: ["0.59", "0.79"], maxOutput: 32_768 },
-  "llama-3.1-8b-instant": { provider: "groq", price: ["0.05", "0.08"], maxOutput: 131_072 },
+  "llama-3.3-70b-versatile": { provider: "groq", price: ["0.59", "0.79"], maxOutput: 32_768, context: 131_072 },
+  "llama-3.1-8b-instant": { provider: "groq", price: ["0.05", "0.08"], maxOutput: 131_072, context: 131_072 },
   // DeepSeek
-  "deepseek-chat": { provider: "deepseek", price: ["0.28", "0.42", "0.028"], maxOutput: 8_192 },
-  "deepseek-reasoner": { provider: "deepseek", price: ["0.28", "0.42", "0.028"], maxOutput: 65_536 },
+  "deepseek-chat": { provider: "deepseek", price: ["0.28", "0.42", "0.028"], maxOutput: 8_192, context: 131_072 },
+  "deepseek-reasoner": { provider: "deepseek", price: ["0.28", "0.42", "0.028"], maxOutput: 65_536, context: 131_072 },
   // xAI
   "grok-4": { provider: "xai", price: ["3", "15", "0.75"], maxOutput: 256_000, context: 256_000 },
   "grok-3-mini": { provider: "xai", price: ["0.30", "0.50", "0.075"], maxOutput: 131_072, context: 131_072 },
   // Together
-  "meta-llama/Llama-3.3-70B-Instruct-Turbo": { provider: "together", price: ["0.88", "0.88"], maxOutput: 32_768 },
+  "meta-llama/Llama-3.3-70B-Instruct-Turbo": { provider: "together", price: ["0.88", "0.88"], maxOutput: 32_768, context: 131_072 },
   // Fireworks
   "accounts/fireworks/models/llama-v3p1-8b-instruct": {
     provider: "fireworks",
     price: ["0.20", "0.20"],
     maxOutput: 16_384,
+    context: 131_072,
   },
 };
 

@@ -8,16 +8,15 @@ export interface ModelEntry {
   provider: string;
   /** nano-dollars per 1M tokens; null = not priced */
   prices: Prices | null;
-  maxOutputTokens: number;
-  /** context window in tokens (128k where the catalog does not say) */
-  contextWindow: number;
+  /** the most output tokens the model produces unasked; null when not known (operator models) */
+  maxOutputTokens: number | null;
+  /** context window in tokens; null when not known (operator models) */
+  contextWindow: number | null;
   created: number;
   overridden: boolean;
 }
 
 export type Catalog = ReadonlyMap<string, ModelEntry>;
-
-const DEFAULT_CONTEXT = 128_000;
 
 function builtinEntries(): Map<string, ModelEntry> {
   const map = new Map<string, ModelEntry>();
@@ -35,7 +34,7 @@ function builtinEntries(): Map<string, ModelEntry> {
       provider: m.provider,
       prices,
       maxOutputTokens: m.maxOutput,
-      contextWindow: m.context ?? DEFAULT_CONTEXT,
+      contextWindow: m.context,
       created: CATALOG_CREATED,
       overridden: false,
     });
@@ -67,8 +66,9 @@ async function load(d1: D1Database): Promise<Catalog> {
         cacheRead: r.cacheReadPrice ?? r.inputPrice,
         cacheWrite: r.cacheWritePrice ?? r.inputPrice,
       },
-      maxOutputTokens: r.maxOutputTokens ?? BUILTIN.get(r.model)?.maxOutputTokens ?? 4096,
-      contextWindow: BUILTIN.get(r.model)?.contextWindow ?? DEFAULT_CONTEXT,
+      // No guessed defaults: an unknown bound makes a spend-limited key ask the client for max_tokens (hold.ts).
+      maxOutputTokens: r.maxOutputTokens ?? BUILTIN.get(r.model)?.maxOutputTokens ?? null,
+      contextWindow: r.contextWindow ?? BUILTIN.get(r.model)?.contextWindow ?? null,
       created: Math.floor(r.updatedAt / 1000),
       overridden: true,
     });

@@ -77,6 +77,7 @@ export const modelOverrides = sqliteTable("model_overrides", {
   cacheReadPrice: integer("cache_read_price"),
   cacheWritePrice: integer("cache_write_price"),
   maxOutputTokens: integer("max_output_tokens"),
+  contextWindow: integer("context_window"),
   updatedAt: integer("updated_at").notNull(),
 });
 

@@ -9,6 +9,7 @@ import { formatUsd, worstCaseNanos } from "../lib/money.ts";
 import { PROVIDERS, resolveUpstream, type Provider, type RouteKind, type Upstream } from "../providers/registry.ts";
 import { BUDGET_HEADER, COST_HEADER, downstreamHeaders, requestIdHeader, setRateHeaders, upstreamHeaders } from "./headers.ts";
 import { meteredStream } from "./metered-stream.ts";
+import { holdBounds } from "./hold.ts";
 import { metadataFrom, parseBody, type ParsedBody } from "./request-body.ts";
 import { usageReader } from "./usage.ts";
 
@@ -55,15 +56,22 @@ async function forward(c: Context<AppEnv>, route: RouteSpec, started: number, re
   } else if (upstream === "bad_url") {
     unavailable = { code: "provider_not_configured", message: `The provider '${entry!.provider}' has no valid base URL configured.` };
   }
-  const modelMax = entry?.maxOutputTokens ?? 0;
-  // Every one of `n` choices may use the whole max output.
-  const maxOutput = route.kind === "embeddings" ? 0 : Math.min(body.maxOutput ?? modelMax, modelMax) * body.choices;
-  // Tokens never outnumber the UTF-8 bytes of their text, so the body's size bounds the input tokens — unless
-  // the provider adds stored context (Responses API state): then the model's context window bounds them.
-  const storedContext = route.kind === "responses" && (body.json.previous_response_id != null || body.json.conversation != null);
-  const inputBound = storedContext ? Math.max(bytes.byteLength, entry?.contextWindow ?? 0) : bytes.byteLength;
+  // What goes upstream: the client's bytes, or — for OpenAI-shaped streams whose client did not ask for usage —
+  // the body with `stream_options.include_usage` set (the usage chunk is removed again on the way back).
+  let outBody: BodyInit = bytes;
+  let outBytes = bytes.byteLength;
+  let stripUsageChunk = false;
+  const streamOptions = body.json.stream_options as Record<string, unknown> | undefined;
+  if (route.kind === "chat" && body.stream && provider?.streamUsage === "ask" && streamOptions?.include_usage !== true) {
+    stripUsageChunk = true;
+    const text = JSON.stringify({ ...body.json, stream_options: { ...(streamOptions ?? {}), include_usage: true } });
+    outBody = text;
+    outBytes = new TextEncoder().encode(text).byteLength;
+  }
+  const bounds = entry ? holdBounds(route.kind, body, outBytes, c.req.raw.headers, entry) : null;
   /** The hold for `outputTokens` of output: the worst case at admission, a cut response's charge later. */
-  const boundCost = (outputTokens: number) => (entry?.prices ? worstCaseNanos(inputBound, Math.min(maxOutput, outputTokens), entry.prices) : 0);
+  const boundCost = (outputTokens: number) =>
+    entry?.prices && bounds ? worstCaseNanos(bounds.inputTokens, Math.min(bounds.outputTokens, outputTokens), entry.prices) : 0;
 
   // 3. One RPC: authentication, the key's rules and limits, and the spend hold.
   const guard = keyGuard(env, spendKeyId);
@@ -76,7 +84,16 @@ async function forward(c: Context<AppEnv>, route: RouteSpec, started: number, re
     secretHash: await hashSecret(key),
     routeShape: route.shape,
     model: body.model,
-    target: entry ? { provider: entry.provider, prices: entry.prices, worstCaseNanos: boundCost(maxOutput) } : null,
+    target:
+      entry && bounds
+        ? {
+            provider: entry.provider,
+            prices: entry.prices,
+            worstCaseNanos: boundCost(bounds.outputTokens),
+            ...(bounds.note ? { holdNote: bounds.note } : {}),
+            ...(bounds.unbounded ? { unbounded: bounds.unbounded } : {}),
+          }
+        : null,
     unavailable,
     metered,
     maxInflight: Number(env.MAX_INFLIGHT_PER_KEY) || 256,
@@ -96,12 +113,12 @@ async function forward(c: Context<AppEnv>, route: RouteSpec, started: number, re
 
   let settledOnce: Promise<SettleResult | null> | undefined;
   const settle = (input: Omit<SettleInput, "requestId" | "latencyMs">) => {
-    settledOnce ??= metered ? settleWithRetry(guard, { ...input, requestId, latencyMs: Date.now() - started }) : Promise.resolve(null);
+    settledOnce ??= settleWithRetry(guard, { ...input, requestId, latencyMs: Date.now() - started });
     return settledOnce;
   };
   // From here the hold must be settled whatever happens to the client: waitUntil keeps the exchange (and
   // its settlement) running if the client disconnects before the answer.
-  const work = exchange({ c, route, body, bytes, upstream: upstream as Upstream, provider: provider!, admission, dialect, requestId, boundCost, settle });
+  const work = exchange({ c, route, body, outBody, stripUsageChunk, metered, upstream: upstream as Upstream, provider: provider!, admission, dialect, requestId, boundCost, settle });
   waitUntil(work.then(() => settledOnce, () => settledOnce));
   return await work;
 }
@@ -128,7 +145,10 @@ interface Exchange {
   route: RouteSpec;
   body: ParsedBody;
   /** the client's request body, forwarded as is unless usage must be asked for */
-  bytes: ArrayBuffer;
+  outBody: BodyInit;
+  stripUsageChunk: boolean;
+  /** false for count_tokens: its settle only frees its in-flight place, and it has no cost */
+  metered: boolean;
   upstream: Upstream;
   provider: Provider;
   admission: Extract<AdmitResult, { ok: true }>;
@@ -140,15 +160,7 @@ interface Exchange {
 
 /** 4–6: forward with the provider's key, answer the client, settle the hold before the answer ends. */
 async function exchange(x: Exchange): Promise<Response> {
-  const { c, route, body, upstream, admission, dialect, requestId, boundCost, settle } = x;
-  // OpenAI-shaped streams are asked for usage when the client did not ask (the chunk is removed again).
-  let outBody: BodyInit = x.bytes;
-  let stripUsageChunk = false;
-  const streamOptions = body.json.stream_options as Record<string, unknown> | undefined;
-  if (route.kind === "chat" && body.stream && x.provider.streamUsage === "ask" && streamOptions?.include_usage !== true) {
-    stripUsageChunk = true;
-    outBody = JSON.stringify({ ...body.json, stream_options: { ...(streamOptions ?? {}), include_usage: true } });
-  }
+  const { c, route, upstream, admission, dialect, requestId, boundCost, settle, outBody, stripUsageChunk } = x;
 
   const abort = new AbortController();
   // One deadline for the whole exchange: first byte and, for streams, the longest a stream may run.
@@ -228,7 +240,7 @@ async function exchange(x: Exchange): Promise<Response> {
     responseId: reader.responseId(),
     httpStatus: res.status,
   });
-  if (settled) {
+  if (settled && x.metered) {
     headers.set(COST_HEADER, formatUsd(settled.costNanos));
     headers.set(BUDGET_HEADER, settled.remainingNanos === null ? "unlimited" : formatUsd(settled.remainingNanos));
   }

@@ -5,7 +5,11 @@ export interface ParsedBody {
   json: Record<string, unknown>;
   model: string;
   stream: boolean;
-  /** the smallest of max_tokens / max_completion_tokens / max_output_tokens, or null */
+  /**
+   * The largest output limit the body sends in any field a provider may read (max_tokens,
+   * max_completion_tokens, max_output_tokens), or null when it sends none. Largest, because a provider reads its
+   * own field and ignores the others: the hold must cover whichever one it reads.
+   */
   maxOutput: number | null;
   /** how many completions the request asks for (OpenAI `n`): each may use the whole max output */
   choices: number;
@@ -35,7 +39,7 @@ export function parseBody(bytes: ArrayBuffer): ParsedBody {
     if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
       throw new ApiError("invalid_request", `${field}: must be a non-negative integer.`, { param: field });
     }
-    maxOutput = maxOutput === null ? v : Math.min(maxOutput, v);
+    maxOutput = maxOutput === null ? v : Math.max(maxOutput, v);
   }
   let choices = 1;
   if (body.n !== undefined && body.n !== null) {
@@ -47,20 +51,24 @@ export function parseBody(bytes: ArrayBuffer): ParsedBody {
   return { json: body, model: body.model, stream: body.stream === true, maxOutput, choices };
 }
 
-/** `x-spendgate-metadata: {"run":"42"}` tags the ledger row: at most 16 short string values. */
+/**
+ * `x-spendgate-metadata: {"run":"42"}` tags the ledger row: at most 16 keys of ≤ 64 characters, each value a
+ * string of ≤ 512. Anything else is refused whole (never silently dropped).
+ */
 export function metadataFrom(headers: Headers): Record<string, string> {
   const raw = headers.get("x-spendgate-metadata");
   if (!raw) return {};
   try {
     const parsed: unknown = JSON.parse(raw);
     if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
-      const entries = Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === "string");
-      if (entries.length <= 16 && entries.every(([k, v]) => k.length <= 64 && v.length <= 512)) return Object.fromEntries(entries);
+      const entries = Object.entries(parsed);
+      const valid = entries.every(([k, v]) => k.length <= 64 && typeof v === "string" && v.length <= 512);
+      if (valid && entries.length <= 16) return Object.fromEntries(entries) as Record<string, string>;
     }
   } catch {
     // fall through to the 400
   }
-  throw new ApiError("invalid_request", "x-spendgate-metadata: must be a JSON object of at most 16 string values.", {
+  throw new ApiError("invalid_request", "x-spendgate-metadata: must be a JSON object of at most 16 string values (keys ≤ 64, values ≤ 512 characters).", {
     param: "x-spendgate-metadata",
   });
 }

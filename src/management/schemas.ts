@@ -134,6 +134,7 @@ export const PutModel = named(
     cache_read_price: z.optional(Price),
     cache_write_price: z.optional(Price),
     max_output_tokens: z.optional(z.int().check(z.minimum(0), z.maximum(10_000_000))),
+    context_window: z.optional(z.int().check(z.minimum(1), z.maximum(100_000_000))),
   }),
 );
 
@@ -146,7 +147,8 @@ export const ModelEntryWire = named(
     output_price: nullable(z.string()),
     cache_read_price: nullable(z.string()),
     cache_write_price: nullable(z.string()),
-    max_output_tokens: z.number(),
+    max_output_tokens: nullable(z.number()),
+    context_window: nullable(z.number()),
     overridden: z.boolean(),
   }),
 );

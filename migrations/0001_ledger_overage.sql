@@ -1,1 +1,0 @@
-ALTER TABLE `requests` ADD `overage` integer DEFAULT false NOT NULL;

@@ -1,0 +1,122 @@
+import type { ModelEntry } from "../catalog/catalog.ts";
+import type { RouteKind } from "../providers/registry.ts";
+import type { ParsedBody } from "./request-body.ts";
+
+/**
+ * The token bounds of a request's hold: the most input and output the provider can bill for it. The hard cap
+ * rests on these being true upper bounds; every rule is listed in the README ("How holds are sized").
+ */
+export interface HoldBounds {
+  inputTokens: number;
+  outputTokens: number;
+  /** why the bound is larger than the body suggests, for the refusal message */
+  note?: string;
+  /** no safe bound exists: a spend-limited key refuses the request with this message */
+  unbounded?: string;
+}
+
+/** Tokens a provider may add for tool use (its tool-use system prompt, the definitions of schema-less tools). */
+export const TOOL_PROMPT_TOKENS = 1_024;
+
+/** Content types the provider turns into tokens by its own measure (images, audio, files), not by their bytes. */
+const MEDIA_TYPES = new Set([
+  "image",
+  "image_url",
+  "input_image",
+  "audio",
+  "input_audio",
+  "file",
+  "input_file",
+  "document",
+  "container_upload",
+  "search_result",
+]);
+/** Keys that make the provider fetch content the body does not hold. */
+const FETCHED_KEYS = ["file_id", "file_url", "container"];
+/** Tool types a client runs itself (Responses, chat and Anthropic's custom tools): their results come in the body. */
+const CLIENT_TOOL_TYPES = new Set(["function", "custom"]);
+/** Anthropic tools the client runs whose definitions the provider adds (beyond the body): bounded by the allowance. */
+const ANTHROPIC_CLIENT_TOOL = /^(bash|text_editor|computer|memory)_/;
+/** Anthropic beta features that pull content in or raise the context window. */
+const PULLING_BETAS = /(^|,)\s*(files-api|mcp-client|web-fetch|web-search|code-execution|skills|context-1m)/;
+const ONE_MILLION_CONTEXT = /(^|,)\s*context-1m/;
+
+/**
+ * Sizes the hold. Output: the largest output-limit field sent, never capped below it (providers do not all
+ * stop at the catalog's figure), times `n`; without one, the model's max output. Input: the forwarded body's
+ * UTF-8 bytes (a token is never shorter than one byte of its text), plus an allowance when tools are sent —
+ * unless the request can make the provider bill input the body does not hold (stored state, server tools,
+ * fetched files and URLs, media, MCP servers, pulling beta features): then the model's context window.
+ */
+export function holdBounds(kind: RouteKind, body: ParsedBody, forwardedBytes: number, headers: Headers, entry: ModelEntry): HoldBounds {
+  const bounds: HoldBounds = { inputTokens: forwardedBytes, outputTokens: 0 };
+  const tools = Array.isArray(body.json.tools) ? (body.json.tools as unknown[]) : [];
+  if (tools.length > 0) bounds.inputTokens += TOOL_PROMPT_TOKENS * (1 + tools.filter(isTypedTool).length);
+
+  const pulled = kind === "embeddings" ? null : pullsInput(kind, body.json, tools, headers);
+  if (pulled) {
+    const beta = headers.get("anthropic-beta") ?? "";
+    const window = ONE_MILLION_CONTEXT.test(beta) ? Math.max(entry.contextWindow ?? 0, 1_000_000) : entry.contextWindow;
+    if (window === null) {
+      bounds.unbounded = `The request uses ${pulled}, so the provider may bill input beyond its body, and the model '${entry.id}' has no known context window to bound it. This spend key has a spend limit: the gateway cannot hold a safe amount.`;
+    } else {
+      bounds.inputTokens = Math.max(bounds.inputTokens, window);
+      bounds.note = `because ${pulled} may make the provider bill up to the model's context window of ${window} tokens`;
+    }
+  }
+
+  if (kind === "embeddings" || kind === "count_tokens") return bounds;
+  let output = body.maxOutput ?? entry.maxOutputTokens;
+  if (output === null) {
+    bounds.unbounded ??= `The model '${entry.id}' has no known maximum output. This spend key has a spend limit: set max_tokens (or max_completion_tokens / max_output_tokens) so the gateway can hold a safe amount.`;
+    // Keys without a spend limit still hold something (a cut stream's charge is capped by it).
+    output = entry.contextWindow ?? bounds.inputTokens;
+  }
+  // OpenAI predicted outputs: rejected prediction tokens are billed as output on top of the answer.
+  if (body.json.prediction != null) output += forwardedBytes;
+  bounds.outputTokens = output * body.choices;
+  return bounds;
+}
+
+function isTypedTool(tool: unknown): boolean {
+  const type = (tool as { type?: unknown } | null)?.type;
+  return typeof type === "string" && !CLIENT_TOOL_TYPES.has(type);
+}
+
+/** What in the request lets the provider bill input its body does not hold, in words; null when nothing does. */
+function pullsInput(kind: RouteKind, json: Record<string, unknown>, tools: unknown[], headers: Headers): string | null {
+  if (kind === "responses" && (json.previous_response_id != null || json.conversation != null || json.prompt != null)) {
+    return "stored conversation state";
+  }
+  if (json.mcp_servers != null) return "MCP servers";
+  if (json.web_search_options != null) return "web search";
+  for (const tool of tools) {
+    const type = (tool as { type?: unknown } | null)?.type;
+    if (typeof type !== "string" || CLIENT_TOOL_TYPES.has(type)) continue;
+    if (kind === "messages" && ANTHROPIC_CLIENT_TOOL.test(type)) continue;
+    return `a server tool ('${type}')`;
+  }
+  const beta = headers.get("anthropic-beta");
+  if (beta && PULLING_BETAS.test(beta)) return "a beta feature that fetches content or raises the context window";
+  return findFetched(json, 0);
+}
+
+/** Media, file ids and URLs anywhere in the messages (bounded depth: request bodies are shallow). */
+function findFetched(value: unknown, depth: number): string | null {
+  if (depth > 12 || value === null || typeof value !== "object") return null;
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      const found = findFetched(v, depth + 1);
+      if (found) return found;
+    }
+    return null;
+  }
+  const o = value as Record<string, unknown>;
+  if (typeof o.type === "string" && MEDIA_TYPES.has(o.type)) return `${o.type} content`;
+  for (const key of FETCHED_KEYS) if (o[key] != null) return `'${key}'`;
+  for (const v of Object.values(o)) {
+    const found = findFetched(v, depth + 1);
+    if (found) return found;
+  }
+  return null;
+}
