@@ -4,7 +4,6 @@ import { builtinModel, getCatalog, invalidateCatalog, type ModelEntry } from "..
 import { database } from "../db/client.ts";
 import { modelOverrides, wallets, walletSecretKeys } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
-import { bearer } from "../lib/credentials.ts";
 import { afterCursor, page } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashesEqual, hashSecret, keyKindOf, newId } from "../lib/keys.ts";
@@ -21,7 +20,9 @@ const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
       "The operator API is disabled because ADMIN_TOKEN is not set. Set it with `wrangler secret put ADMIN_TOKEN` (deployed) or in .dev.vars / the environment (local).",
     );
   }
-  const token = bearer(c.req.header("authorization"));
+  // Exactly one `Bearer ` and the token as sent: nothing trimmed, nothing else tolerated.
+  const header = c.req.header("authorization") ?? "";
+  const token = header.startsWith("Bearer ") ? header.slice("Bearer ".length) : "";
   if (!token) throw new ApiError("unauthorized", "The operator API needs `Authorization: Bearer <ADMIN_TOKEN>`.");
   if (keyKindOf(token)) throw new ApiError("forbidden", "Spend keys and wallet keys cannot call the operator API.");
   // Hash both sides first so the comparison is constant-time whatever the lengths.

@@ -1,4 +1,5 @@
 import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import * as z from "zod/mini";
 import en from "zod/v4/locales/en.js";
 import type { AppEnv } from "../env.ts";
@@ -10,6 +11,15 @@ import { ApiError } from "./errors.ts";
  * (the full zod build and an OpenAPI library would triple it).
  */
 z.config(en());
+
+/** The largest management or operator request body; larger ones are refused (413) before being read whole. */
+export const MAX_MANAGEMENT_BODY_BYTES = 256 * 1024;
+const limitBody = bodyLimit({
+  maxSize: MAX_MANAGEMENT_BODY_BYTES,
+  onError: () => {
+    throw new ApiError("request_too_large", `The request body exceeds ${MAX_MANAGEMENT_BODY_BYTES} bytes.`);
+  },
+});
 
 type Schema = z.ZodMiniType;
 
@@ -70,7 +80,7 @@ export class ApiRouter {
     handler: (c: Context<AppEnv>, input: { params: Out<P>; query: Out<Q>; body: Out<B> }) => Promise<Response>,
   ): this {
     this.specs.push(spec);
-    this.app.on(spec.method.toUpperCase(), spec.path.replace(/\{(\w+)\}/g, ":$1"), async (c) => {
+    this.app.on(spec.method.toUpperCase(), spec.path.replace(/\{(\w+)\}/g, ":$1"), limitBody, async (c) => {
       const params = (spec.params ? parse(spec.params, c.req.param(), "path") : undefined) as Out<P>;
       const query = (spec.query ? parse(spec.query, c.req.query(), "query") : undefined) as Out<Q>;
       let body = undefined as Out<B>;

@@ -73,9 +73,15 @@ export type SpendKeyWire = z.output<typeof SpendKey>;
 export const SpendKeyCreated = named("SpendKeyCreated", z.extend(SpendKey, { key: z.string() }));
 export const SpendKeyRevoked = named("SpendKeyRevoked", z.object({ success: z.literal(true) }));
 
+/** Plain decimal digits only: `1e1`, `0x10`, ` 5` or `5.0` are refused, not coerced. */
+const Limit = z.pipe(
+  z.string().check(z.regex(/^(100|[1-9][0-9]?)$/, "must be a whole number from 1 to 100 written in plain decimal digits")),
+  z.transform(Number),
+);
+
 export const Pagination = z.object({
   cursor: z.optional(z.string().check(z.maxLength(200))),
-  limit: z._default(z.coerce.number().check(z.int(), z.minimum(1), z.maximum(100)), 20),
+  limit: z._default(Limit, 20),
 });
 
 export const listOf = <T extends z.ZodMiniType>(name: string, item: T) =>
