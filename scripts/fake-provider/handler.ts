@@ -18,6 +18,13 @@
  *   [[fault:nousage]]            a JSON success without usage
  *   [[fault:words:N]]            reply with N words
  *   [[fault:redirect]]           a 307 to another host (a gateway must not follow it)
+ *
+ * Billing at the worst case a request allows (for the hard-cap tests), with [[fault:worst]] in the text:
+ *   output = the largest output-limit field this route reads (chat: max_tokens / max_completion_tokens,
+ *            responses: max_output_tokens, messages: max_tokens) × n, or [maxout:N] when none is sent;
+ *   input  = the bytes of the body received, plus a tool-use prompt (500, and 900 per schema-less tool), or
+ *            [pulled:N] when the request makes the provider pull content in (server tools, files, state).
+ *   [overbill:N] adds N output tokens beyond that: a provider billing more than any bound (overage).
  */
 
 export interface RecordedRequest {
@@ -123,6 +130,19 @@ function sse(chunks: string[], opts: { gapMs: number; truncate: boolean; reset: 
   });
 }
 
+/** The most a provider could bill for this request (see [[fault:worst]] above). */
+function worstCase(path: string, body: Record<string, unknown>, raw: string, text: string): { input: number; output: number } {
+  const fields = path.endsWith("/responses") ? ["max_output_tokens"] : path.endsWith("/messages") ? ["max_tokens"] : ["max_tokens", "max_completion_tokens"];
+  const sent = fields.map((f) => body[f]).filter((v): v is number => typeof v === "number");
+  const choices = typeof body.n === "number" ? body.n : 1;
+  const output = (sent.length ? Math.max(...sent) : marker(text, "maxout")) * choices + marker(text, "overbill");
+  const tools = Array.isArray(body.tools) ? (body.tools as { type?: string }[]) : [];
+  const schemaless = tools.filter((t) => typeof t?.type === "string" && t.type !== "function" && t.type !== "custom").length;
+  const toolPrompt = tools.length ? 500 + 900 * schemaless : 0;
+  const input = marker(text, "pulled") || new TextEncoder().encode(raw).byteLength + toolPrompt;
+  return { input, output };
+}
+
 export function createFakeProvider(options: FakeProviderOptions = {}) {
   const recorded: RecordedRequest[] = [];
   const keep = options.record ?? 200;
@@ -169,13 +189,18 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
 
     // Ids are a hash of model + text, so the same prompt gives the same bytes (streams can be compared).
     const id = `fake_${fnv1a(`${String(body.model)}|${p.text}`)}`;
-    const input = countWords(p.text) + 3 * Math.max(1, p.messages);
+    let input = countWords(p.text) + 3 * Math.max(1, p.messages);
     const cacheRead = Math.min(input, marker(p.text, "cached"));
     const cacheWrite = Math.min(input - cacheRead, marker(p.text, "cache_write"));
     const words = replyWords(body, p);
     const model = String(body.model);
     const reasoning = /^o\d|^gpt-5/.test(model) ? Math.min(words.length, 2) : 0;
-    const output = words.length;
+    let output = words.length;
+    if (p.fault.has("worst")) {
+      const worst = worstCase(path, body, raw, p.text);
+      input = worst.input;
+      output = worst.output;
+    }
     entry.usage = { input, output, cacheRead, cacheWrite, reasoning };
     const noUsage = p.fault.has("nousage");
     const streamOpts = { gapMs: Number(p.fault.get("gap") ?? 0), truncate: p.fault.has("truncate"), reset: p.fault.has("reset"), signal: req.signal };

@@ -1,6 +1,6 @@
 import type { ModelEntry } from "../catalog/catalog.ts";
 import type { RouteKind } from "../providers/registry.ts";
-import type { ParsedBody } from "./request-body.ts";
+import type { OutputLimitField, ParsedBody } from "./request-body.ts";
 
 /**
  * The token bounds of a request's hold: the most input and output the provider can bill for it. The hard cap
@@ -14,6 +14,13 @@ export interface HoldBounds {
   /** no safe bound exists: a spend-limited key refuses the request with this message */
   unbounded?: string;
 }
+
+/** The output-limit fields each route's provider reads; without one of them it may write up to the model's max. */
+const ROUTE_OUTPUT_FIELDS: Partial<Record<RouteKind, OutputLimitField[]>> = {
+  chat: ["max_tokens", "max_completion_tokens"],
+  responses: ["max_output_tokens"],
+  messages: ["max_tokens"],
+};
 
 /** Tokens a provider may add for tool use (its tool-use system prompt, the definitions of schema-less tools). */
 export const TOOL_PROMPT_TOKENS = 1_024;
@@ -43,7 +50,8 @@ const ONE_MILLION_CONTEXT = /(^|,)\s*context-1m/;
 
 /**
  * Sizes the hold. Output: the largest output-limit field sent, never capped below it (providers do not all
- * stop at the catalog's figure), times `n`; without one, the model's max output. Input: the forwarded body's
+ * stop at the catalog's figure), times `n`; when none of the fields the route's provider reads is sent, at
+ * least the model's max output. Input: the forwarded body's
  * UTF-8 bytes (a token is never shorter than one byte of its text), plus an allowance when tools are sent —
  * unless the request can make the provider bill input the body does not hold (stored state, server tools,
  * fetched files and URLs, media, MCP servers, pulling beta features): then the model's context window.
@@ -66,7 +74,11 @@ export function holdBounds(kind: RouteKind, body: ParsedBody, forwardedBytes: nu
   }
 
   if (kind === "embeddings" || kind === "count_tokens") return bounds;
-  let output = body.maxOutput ?? entry.maxOutputTokens;
+  const sent = Object.values(body.outputLimits);
+  const routeFields = ROUTE_OUTPUT_FIELDS[kind] ?? [];
+  const readsOne = routeFields.some((f) => body.outputLimits[f] !== undefined);
+  const largest = sent.length ? Math.max(...sent) : 0;
+  let output: number | null = readsOne ? largest : entry.maxOutputTokens === null ? null : Math.max(largest, entry.maxOutputTokens);
   if (output === null) {
     bounds.unbounded ??= `The model '${entry.id}' has no known maximum output. This spend key has a spend limit: set max_tokens (or max_completion_tokens / max_output_tokens) so the gateway can hold a safe amount.`;
     // Keys without a spend limit still hold something (a cut stream's charge is capped by it).

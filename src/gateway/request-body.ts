@@ -5,15 +5,14 @@ export interface ParsedBody {
   json: Record<string, unknown>;
   model: string;
   stream: boolean;
-  /**
-   * The largest output limit the body sends in any field a provider may read (max_tokens,
-   * max_completion_tokens, max_output_tokens), or null when it sends none. Largest, because a provider reads its
-   * own field and ignores the others: the hold must cover whichever one it reads.
-   */
-  maxOutput: number | null;
+  /** the output-limit fields sent (max_tokens, max_completion_tokens, max_output_tokens) and their values */
+  outputLimits: Partial<Record<OutputLimitField, number>>;
   /** how many completions the request asks for (OpenAI `n`): each may use the whole max output */
   choices: number;
 }
+
+export const OUTPUT_LIMIT_FIELDS = ["max_tokens", "max_completion_tokens", "max_output_tokens"] as const;
+export type OutputLimitField = (typeof OUTPUT_LIMIT_FIELDS)[number];
 
 export function parseBody(bytes: ArrayBuffer): ParsedBody {
   let json: unknown;
@@ -32,14 +31,14 @@ export function parseBody(bytes: ArrayBuffer): ParsedBody {
   if (body.stream !== undefined && typeof body.stream !== "boolean") {
     throw new ApiError("invalid_request", "stream: must be a boolean.", { param: "stream" });
   }
-  let maxOutput: number | null = null;
-  for (const field of ["max_tokens", "max_completion_tokens", "max_output_tokens"]) {
+  const outputLimits: ParsedBody["outputLimits"] = {};
+  for (const field of OUTPUT_LIMIT_FIELDS) {
     const v = body[field];
     if (v === undefined || v === null) continue;
     if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
       throw new ApiError("invalid_request", `${field}: must be a non-negative integer.`, { param: field });
     }
-    maxOutput = maxOutput === null ? v : Math.max(maxOutput, v);
+    outputLimits[field] = v;
   }
   let choices = 1;
   if (body.n !== undefined && body.n !== null) {
@@ -48,7 +47,7 @@ export function parseBody(bytes: ArrayBuffer): ParsedBody {
     }
     choices = body.n;
   }
-  return { json: body, model: body.model, stream: body.stream === true, maxOutput, choices };
+  return { json: body, model: body.model, stream: body.stream === true, outputLimits, choices };
 }
 
 /**

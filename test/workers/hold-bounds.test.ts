@@ -1,0 +1,157 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { builtinModel } from "../../src/catalog/catalog.ts";
+import { keyGuard } from "../../src/env.ts";
+import type { KeyGuard } from "../../src/guard/key-guard.ts";
+import { call, chat, json, mgmt, setupKey } from "./helpers.ts";
+
+/**
+ * The hold must bound everything the provider can bill. The fake provider bills the worst case each request
+ * allows ([[fault:worst]]): the largest output field it reads (or the model's max), the body's bytes plus a
+ * tool-use prompt, or the whole context window when the request pulls content in. Fired concurrently at small
+ * `total` limits, recorded spend must never pass the limit, and no row may need the overage flag.
+ */
+type Route = "chat" | "responses" | "messages";
+type Feature = "none" | "function_tool" | "client_tool" | "server_tool" | "image_url" | "file" | "state" | "beta";
+const PULLS: Feature[] = ["server_tool", "image_url", "file", "state", "beta"];
+const MODEL: Record<Route, string> = { chat: "gpt-4o-mini", responses: "gpt-4o-mini", messages: "claude-haiku-4-5-20251001" };
+const PATH: Record<Route, string> = { chat: "/v1/chat/completions", responses: "/v1/responses", messages: "/v1/messages" };
+
+function request(route: Route, feature: Feature, fields: Record<string, number>, n: number, stream: boolean) {
+  const model = builtinModel(MODEL[route])!;
+  const pulls = PULLS.includes(feature) && !(feature === "beta" && route !== "messages");
+  const text = `Tell me [[fault:worst]] [maxout:${model.maxOutputTokens}]${pulls ? ` [pulled:${model.contextWindow}]` : ""}`;
+  const url = "https://example.com/cat.png";
+  const body: Record<string, unknown> = { model: model.id, stream, ...fields };
+  const headers: Record<string, string> = {};
+  if (route === "chat") {
+    const parts: unknown[] = [{ type: "text", text }];
+    if (feature === "image_url") parts.push({ type: "image_url", image_url: { url } });
+    if (feature === "file") parts.push({ type: "file", file: { file_id: "file-abc" } });
+    body.messages = [{ role: "user", content: parts }];
+    if (n > 1) body.n = n;
+    if (feature === "function_tool") body.tools = [{ type: "function", function: { name: "f", parameters: { type: "object" } } }];
+    if (feature === "client_tool") body.tools = [{ type: "custom", custom: { name: "g" } }];
+    if (feature === "server_tool" || feature === "state") body.web_search_options = {};
+  } else if (route === "responses") {
+    const parts: unknown[] = [{ type: "input_text", text }];
+    if (feature === "image_url") parts.push({ type: "input_image", image_url: url });
+    if (feature === "file") parts.push({ type: "input_file", file_id: "file-abc" });
+    body.input = [{ role: "user", content: parts }];
+    if (feature === "function_tool") body.tools = [{ type: "function", name: "f", parameters: { type: "object" } }];
+    if (feature === "client_tool") body.tools = [{ type: "custom", name: "g" }];
+    if (feature === "server_tool") body.tools = [{ type: "web_search" }];
+    if (feature === "state") body.previous_response_id = "resp_earlier";
+  } else {
+    const parts: unknown[] = [{ type: "text", text }];
+    if (feature === "image_url") parts.push({ type: "image", source: { type: "url", url } });
+    if (feature === "file") parts.push({ type: "document", source: { type: "file", file_id: "file_abc" } });
+    body.messages = [{ role: "user", content: parts }];
+    if (feature === "function_tool") body.tools = [{ name: "f", input_schema: { type: "object" } }];
+    if (feature === "client_tool") body.tools = [{ type: "bash_20250124", name: "bash" }, { type: "text_editor_20250728", name: "str_replace_based_edit_tool" }];
+    if (feature === "server_tool") body.tools = [{ type: "web_search_20250305", name: "web_search" }];
+    if (feature === "state") body.mcp_servers = [{ type: "url", url: "https://mcp.example.com/sse", name: "m" }];
+    if (feature === "beta") headers["anthropic-beta"] = "files-api-2025-04-14";
+  }
+  const auth: Record<string, string> = route === "messages" ? { "anthropic-version": "2023-06-01" } : {};
+  return { path: PATH[route], body, headers: { ...auth, ...headers } };
+}
+
+const ledgerOf = (id: string) =>
+  runInDurableObject(keyGuard(env, id), (g: KeyGuard) =>
+    (g as unknown as { ctx: DurableObjectState }).ctx.storage.sql.exec<{ row: string }>("SELECT row FROM ledger").toArray().map((r) => JSON.parse(r.row)),
+  );
+
+describe("holds bound what the provider can bill", () => {
+  it("concurrent worst-case requests never take spend past a small total limit (property, both dialects, JSON and streams)", async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom<Route>("chat", "responses", "messages"),
+        fc.constantFrom<Feature>("none", "function_tool", "client_tool", "server_tool", "image_url", "file", "state", "beta"),
+        fc.record(
+          { max_tokens: fc.integer({ min: 1, max: 200_000 }), max_completion_tokens: fc.integer({ min: 1, max: 200_000 }), max_output_tokens: fc.integer({ min: 1, max: 200_000 }) },
+          { requiredKeys: [] },
+        ),
+        fc.integer({ min: 1, max: 3 }),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 150 }),
+        fc.integer({ min: 2, max: 6 }),
+        async (route, feature, fields, n, stream, cents, concurrent) => {
+          const limitNanos = cents * 10_000_000;
+          const { key, id } = await setupKey({
+            name: `bound-${run++}`,
+            request_shape: route === "messages" ? "anthropic" : "openai",
+            spend_limit: { amount: (cents / 100).toFixed(2), cycle: "total" },
+          });
+          const req = request(route, feature, fields, n, stream);
+          const credential: Record<string, string> = route === "messages" ? { "x-api-key": key } : { authorization: `Bearer ${key}` };
+          const results = await Promise.all(
+            Array.from({ length: concurrent }, async () => {
+              const res = await call("POST", req.path, { headers: { ...credential, ...req.headers }, body: req.body });
+              await res.text();
+              return res.status;
+            }),
+          );
+          for (const status of results) expect([200, 400, 402, 429]).toContain(status);
+          const snap = await keyGuard(env, id).snapshot();
+          const rows = await ledgerOf(id);
+          expect(snap.openHolds).toBe(0);
+          expect(snap.currentSpendNanos).toBeLessThanOrEqual(limitNanos);
+          expect(rows.filter((r) => r.overage)).toEqual([]);
+          expect(rows.reduce((sum, r) => sum + r.costNanos, 0)).toBe(snap.totalSpendNanos);
+          expect(rows.length).toBe(results.filter((s) => s === 200).length);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  }, 240_000);
+
+  it("a provider that bills past the hold is charged in full, the row is flagged, and the key refuses until its limit rises", async () => {
+    const { key, id, wallet } = await setupKey({ spend_limit: { amount: "0.01", cycle: "total" } });
+    const res = await chat(key, { max_tokens: 100, messages: [{ role: "user", content: "[[fault:worst]] [overbill:100000]" }] });
+    expect(res.status).toBe(200);
+    const [row] = await ledgerOf(id);
+    expect(row).toMatchObject({ overage: true, outputTokens: 100_100 });
+    const snap = await keyGuard(env, id).snapshot();
+    expect(snap.currentSpendNanos).toBeGreaterThan(10_000_000);
+    const refused = await chat(key, { max_tokens: 1 });
+    expect(refused.status).toBe(429);
+    expect(await refused.json()).toMatchObject({ error: { code: "spend_limit_exceeded" } });
+    await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { spend_limit: { amount: "1", cycle: "total" } }), 200);
+    expect((await chat(key, { max_tokens: 1 })).status).toBe(200);
+  });
+
+  it("the output bound is the largest field sent, never the catalog's max; a pulled-in input holds the context window", async () => {
+    const { key } = await setupKey({ spend_limit: { amount: "0.015", cycle: "total" } });
+    // gpt-4o-mini: 16,384 max output in the catalog; 50,000 asked → $0.03 of output alone does not fit $0.015.
+    const big = await chat(key, { max_tokens: 50_000 });
+    expect(big.status).toBe(429);
+    expect(((await big.json()) as any).error.message).toContain("worst-case cost");
+    const mixed = await chat(key, { max_tokens: 50_000, max_completion_tokens: 1 });
+    expect(mixed.status).toBe(429);
+    expect((await chat(key, { max_tokens: 100 })).status).toBe(200);
+    // A web search may bill up to 128k input tokens ($0.0192) + 100 output: more than what is left.
+    const search = await chat(key, { max_tokens: 100, web_search_options: {} });
+    expect(search.status).toBe(429);
+    expect(((await search.json()) as any).error.message).toContain("context window");
+  });
+
+  it("an operator model without a max output is refused on a spend-limited key unless the request sets one", async () => {
+    const put = await call("PUT", "/admin/models/house-model", {
+      headers: { authorization: "Bearer test-admin-token" },
+      body: { provider: "openai", input_price: "1", output_price: "2" },
+    });
+    expect(put.status).toBe(200);
+    const limited = await setupKey({ spend_limit: { amount: "5", cycle: "total" } });
+    const refused = await chat(limited.key, { model: "house-model" });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as any).error.message).toContain("set max_tokens");
+    expect((await chat(limited.key, { model: "house-model", max_tokens: 20_000 })).status).toBe(200);
+    const unlimited = await setupKey();
+    expect((await chat(unlimited.key, { model: "house-model" })).status).toBe(200);
+    await call("DELETE", "/admin/models/house-model", { headers: { authorization: "Bearer test-admin-token" } });
+  });
+});
