@@ -464,7 +464,7 @@ async function main() {
     soak: soakRow,
   };
 
-  // The targets (loopback, warm), judged against the direct baseline of this same run.
+  // Our targets (loopback, warm), judged against the direct baseline of this same run.
   const gatewayRow = jsonRows.find((r) => r.target === "gateway")!;
   const goals = {
     "added p50 ≤ 1.5 ms (JSON)": gatewayRow.added_p50_ms <= 1.5,

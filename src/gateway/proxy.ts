@@ -20,7 +20,7 @@ export interface RouteSpec {
   endpoint: string;
 }
 
-/** One proxied request: the hot path of ARCHITECTURE.md, step by step. Errors speak the key's dialect. */
+/** One proxied request, step by step (README "Architecture"). Errors speak the key's dialect. */
 export async function proxy(c: Context<AppEnv>, route: RouteSpec): Promise<Response> {
   const started = Date.now();
   const requestId = c.get("requestId");
