@@ -82,7 +82,15 @@ export interface Budget {
 }
 
 export type AdmitResult =
-  | { ok: true; shape: RequestShape; rate: RateState | null; budget: Budget }
+  | {
+      ok: true;
+      shape: RequestShape;
+      rate: RateState | null;
+      /** what the spend limit leaves after this request's hold */
+      budget: Budget;
+      /** this request's hold */
+      holdNanos: number;
+    }
   | {
       ok: false;
       /** the key's shape when the key is known, so the error speaks its dialect */

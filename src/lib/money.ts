@@ -80,6 +80,16 @@ export function costOf(usage: TokenUsage, prices: Prices): Cost {
   return { inputFemtos, outputFemtos, totalNanos };
 }
 
+/**
+ * What a settled request is charged: its usage at its prices; without usage (a cut stream, a lost settle) the
+ * fallback the gateway measured, never more than the hold. The KeyGuard charges it and the Worker reports it
+ * (`x-spendgate-cost`) from the same function.
+ */
+export function chargeFor(usage: TokenUsage | null, prices: Prices | null, holdNanos: number, fallbackNanos: number): Cost {
+  if (usage) return prices ? costOf(usage, prices) : { inputFemtos: 0n, outputFemtos: 0n, totalNanos: 0 };
+  return { inputFemtos: 0n, outputFemtos: 0n, totalNanos: Math.min(holdNanos, Math.max(0, fallbackNanos)) };
+}
+
 /** Worst case for a hold: every input token at the dearest input rate, every possible output token. */
 export function worstCaseNanos(inputTokenBound: number, maxOutputTokens: number, prices: Prices): number {
   const inputRate = Math.max(prices.input, prices.cacheWrite);

@@ -1,0 +1,184 @@
+import { sql } from "drizzle-orm";
+import { database } from "../db/client.ts";
+import { type LedgerRow, requests, spendKeys } from "../db/schema.ts";
+import { chargeFor, type Prices } from "../lib/money.ts";
+import type { HeldTotals } from "./policy.ts";
+import type { Counters, SettleInput } from "./types.ts";
+
+/**
+ * The KeyGuard's two SQLite tables — open holds, and settled ledger rows waiting for (or kept after) their
+ * flush to D1 — and the flush itself. Callers wrap writes in `transactionSync`.
+ */
+
+/** Settled rows stay this long after their flush so a replayed settle stays a no-op (holds live ≤ HOLD_TTL_MS). */
+const LEDGER_RETENTION_MS = 3_600_000;
+/** Ledger rows per D1 round trip: multi-row inserts of 4 (23 columns × 4 stays under D1's 100 bound values). */
+const FLUSH_BATCH = 200;
+const ROWS_PER_INSERT = 4;
+
+export interface HoldInfo {
+  /** false for count_tokens: the hold only counts toward the in-flight cap, and closes with no charge or row */
+  metered?: boolean;
+  model: string;
+  provider: string;
+  prices: Prices | null;
+  endpoint: string;
+  stream: boolean;
+  metadata: Record<string, string>;
+}
+
+export interface HoldRow extends Record<string, SqlStorageValue> {
+  request_id: string;
+  amount: number;
+  created_at: number;
+  expires_at: number;
+  info: string;
+}
+
+export class GuardTables {
+  constructor(private readonly sql: SqlStorage) {}
+
+  ensureSchema(): void {
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS holds (
+      request_id TEXT PRIMARY KEY, amount INTEGER NOT NULL, created_at INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL, info TEXT NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS ledger (
+      request_id TEXT PRIMARY KEY, row TEXT NOT NULL, cost INTEGER NOT NULL,
+      flushed_at INTEGER, created_at INTEGER NOT NULL)`);
+    this.sql.exec("CREATE INDEX IF NOT EXISTS ledger_flush ON ledger (flushed_at, created_at)");
+  }
+
+  heldTotals(): HeldTotals {
+    const held = this.sql
+      .exec<{ n: number; total: number }>("SELECT count(*) AS n, coalesce(sum(amount), 0) AS total FROM holds")
+      .one();
+    return { count: held.n, nanos: held.total };
+  }
+
+  placeHold(requestId: string, amount: number, now: number, ttlMs: number, info: HoldInfo): void {
+    this.sql.exec(
+      "INSERT INTO holds (request_id, amount, created_at, expires_at, info) VALUES (?, ?, ?, ?, ?)",
+      requestId,
+      amount,
+      now,
+      now + ttlMs,
+      JSON.stringify(info),
+    );
+  }
+
+  hold(requestId: string): HoldRow | undefined {
+    return this.sql.exec<HoldRow>("SELECT * FROM holds WHERE request_id = ?", requestId).toArray()[0];
+  }
+
+  expiredHolds(now: number): HoldRow[] {
+    return this.sql.exec<HoldRow>("SELECT * FROM holds WHERE expires_at <= ?", now).toArray();
+  }
+
+  nextExpiry(): number | null {
+    return this.sql.exec<{ at: number | null }>("SELECT min(expires_at) AS at FROM holds").one().at;
+  }
+
+  /** The cost a request was already charged, when it was settled before (an idempotent replay). */
+  settledCost(requestId: string): number | undefined {
+    return this.sql.exec<{ cost: number }>("SELECT cost FROM ledger WHERE request_id = ?", requestId).toArray()[0]?.cost;
+  }
+
+  /** Removes the hold and, for a metered request, records its ledger row. */
+  closeHold(requestId: string, row: LedgerRow | null, now: number): void {
+    this.sql.exec("DELETE FROM holds WHERE request_id = ?", requestId);
+    if (row) {
+      this.sql.exec(
+        "INSERT INTO ledger (request_id, row, cost, created_at) VALUES (?, ?, ?, ?)",
+        requestId,
+        JSON.stringify(row),
+        row.costNanos,
+        now,
+      );
+    }
+  }
+
+  /**
+   * Absolute counters and up to one batch of unflushed ledger rows to D1 in one round trip (replays are harmless:
+   * counters carry their version, rows their unique request id). True when more rows wait.
+   */
+  async flush(db: D1Database, spendKeyId: string, c: Counters, now: () => number): Promise<boolean> {
+    const pending = this.sql
+      .exec<{ request_id: string; row: string }>(
+        "SELECT request_id, row FROM ledger WHERE flushed_at IS NULL ORDER BY created_at LIMIT ?",
+        FLUSH_BATCH,
+      )
+      .toArray();
+    const d1 = database(db);
+    const update = d1
+      .update(spendKeys)
+      .set({
+        currentSpendNanos: c.currentSpendNanos,
+        totalSpendNanos: c.totalSpendNanos,
+        currentRequests: c.currentRequests,
+        totalRequests: c.totalRequests,
+        spendPeriodStart: c.spendPeriodStart,
+        requestPeriodStart: c.requestPeriodStart,
+        lastUsedAt: c.lastUsedAt,
+        snapshotAt: c.version,
+      })
+      .where(sql`${spendKeys.id} = ${spendKeyId} AND ${spendKeys.snapshotAt} < ${c.version}`);
+    const inserts = [];
+    for (let i = 0; i < pending.length; i += ROWS_PER_INSERT) {
+      const rows = pending.slice(i, i + ROWS_PER_INSERT).map((p) => JSON.parse(p.row) as LedgerRow);
+      inserts.push(d1.insert(requests).values(rows).onConflictDoNothing());
+    }
+    await d1.batch([update, ...inserts]);
+    const at = now();
+    for (const p of pending) this.sql.exec("UPDATE ledger SET flushed_at = ? WHERE request_id = ?", at, p.request_id);
+    this.sql.exec("DELETE FROM ledger WHERE flushed_at IS NOT NULL AND flushed_at < ?", at - LEDGER_RETENTION_MS);
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM ledger WHERE flushed_at IS NULL").one().n > 0;
+  }
+
+  /** Every row kept here (tests and `KeyGuard.inspect`). */
+  ledgerRows(): LedgerRow[] {
+    return this.sql
+      .exec<{ row: string }>("SELECT row FROM ledger ORDER BY created_at")
+      .toArray()
+      .map((r) => JSON.parse(r.row) as LedgerRow);
+  }
+}
+
+/** The ledger row of a settled hold and what it costs (null for count_tokens: no row, no cost). */
+export function ledgerRowFor(
+  hold: HoldRow,
+  input: SettleInput,
+  key: { spendKeyId: string; walletId: string },
+): LedgerRow | null {
+  const info = JSON.parse(hold.info) as HoldInfo;
+  if (info.metered === false) return null;
+  const usage = input.usage;
+  const cost = chargeFor(usage, info.prices, hold.amount, input.fallbackNanos);
+  const costNanos = cost.totalNanos;
+  return {
+    requestId: input.requestId,
+    spendKeyId: key.spendKeyId,
+    walletId: key.walletId,
+    status: input.status,
+    provider: info.provider,
+    model: info.model,
+    endpoint: info.endpoint,
+    responseId: input.responseId,
+    httpStatus: input.httpStatus,
+    inputTokens: usage?.inputTokens ?? 0,
+    outputTokens: usage?.outputTokens ?? 0,
+    cacheReadTokens: usage?.cacheReadTokens ?? 0,
+    cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
+    reasoningTokens: usage?.reasoningTokens ?? 0,
+    inputCostFemtos: cost.inputFemtos.toString(),
+    outputCostFemtos: cost.outputFemtos.toString(),
+    costNanos,
+    // The provider billed more than the hold allowed for: charged in full and flagged; the key refuses once
+    // its spend reaches the limit.
+    overage: costNanos > hold.amount,
+    usageKnown: usage !== null,
+    stream: info.stream,
+    latencyMs: input.latencyMs,
+    metadata: info.metadata,
+    createdAt: hold.created_at,
+  };
+}

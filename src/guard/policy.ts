@@ -1,0 +1,232 @@
+import { type Cycle, periodEnd, periodStart, visibleCurrent } from "../lib/cycles.ts";
+import { INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
+import { hashesEqual } from "../lib/keys.ts";
+import { formatUsd } from "../lib/money.ts";
+import { checkRate, peekRate } from "./rate.ts";
+import type { AdmitInput, AdmitResult, Budget, Counters, KeyConfig, KeySnapshot, RateState } from "./types.ts";
+
+/**
+ * The KeyGuard's rules as pure functions of (configuration, counters, open holds, input, now): the refusal
+ * order, the messages and the cycles. No storage and no clock of their own, so they are tested directly; the
+ * Durable Object only persists what they return.
+ */
+
+/** What the open holds add up to. */
+export interface HeldTotals {
+  count: number;
+  nanos: number;
+}
+
+export type Refusal = Extract<AdmitResult, { ok: false }>;
+
+export type Decision =
+  | { ok: false; refusal: Refusal }
+  | {
+      ok: true;
+      shape: KeyConfig["requestShape"];
+      target: NonNullable<AdmitInput["target"]>;
+      counters: Counters;
+      hold: number;
+      rate: RateState | null;
+      budget: Budget;
+    };
+
+export const freshCounters = (): Counters => ({
+  spendPeriodStart: 0,
+  currentSpendNanos: 0,
+  totalSpendNanos: 0,
+  requestPeriodStart: 0,
+  currentRequests: 0,
+  totalRequests: 0,
+  lastUsedAt: null,
+  tat: 0,
+  version: 0,
+});
+
+/** The right secret, not revoked, not expired. */
+export function authentic(cfg: KeyConfig | null, secretHash: string, now: number): cfg is KeyConfig {
+  if (!cfg) return false;
+  const match = hashesEqual(cfg.secretHash, secretHash);
+  return match && !cfg.revoked && (cfg.expiresAt === null || now < cfg.expiresAt);
+}
+
+/** Lazy cycle reset: the counters of "now"'s period (a new object when a period rolled over). */
+export function roll(cfg: KeyConfig | null, c: Counters, now: number): Counters {
+  let next = c;
+  if (cfg?.spendLimit) {
+    const start = periodStart(cfg.spendLimit.cycle, now);
+    if (start !== c.spendPeriodStart) next = { ...next, spendPeriodStart: start, currentSpendNanos: 0 };
+  }
+  if (cfg?.requestLimit) {
+    const start = periodStart(cfg.requestLimit.cycle, now);
+    if (start !== c.requestPeriodStart) next = { ...next, requestPeriodStart: start, currentRequests: 0 };
+  }
+  return next;
+}
+
+/** A new configuration: an amount change keeps the period's usage; a cycle change counts from the new period. */
+export function reconfigure(prev: KeyConfig | null, next: KeyConfig, c: Counters, now: number): Counters {
+  const out = { ...roll(prev, c, now), version: c.version + 1 };
+  if (prev?.spendLimit?.cycle !== next.spendLimit?.cycle) {
+    out.currentSpendNanos = 0;
+    out.spendPeriodStart = next.spendLimit ? periodStart(next.spendLimit.cycle, now) : 0;
+  }
+  if (prev?.requestLimit?.cycle !== next.requestLimit?.cycle) {
+    out.currentRequests = 0;
+    out.requestPeriodStart = next.requestLimit ? periodStart(next.requestLimit.cycle, now) : 0;
+  }
+  return out;
+}
+
+/** The counters after charging `costNanos` to a settled request. */
+export function charge(cfg: KeyConfig | null, c: Counters, costNanos: number, now: number): Counters {
+  const rolled = roll(cfg, c, now);
+  return {
+    ...rolled,
+    currentSpendNanos: rolled.currentSpendNanos + costNanos,
+    totalSpendNanos: rolled.totalSpendNanos + costNanos,
+    version: rolled.version + 1,
+  };
+}
+
+export function budget(cfg: KeyConfig | null, c: Counters, held: HeldTotals): Budget {
+  const limit = cfg?.spendLimit?.nanos ?? null;
+  return {
+    limitNanos: limit,
+    remainingNanos: limit === null ? null : Math.max(0, limit - c.currentSpendNanos - held.nanos),
+  };
+}
+
+export function rateState(cfg: KeyConfig | null, c: Counters, now: number): RateState | null {
+  const r = cfg?.rateLimit;
+  return r ? peekRate(c.tat, now, r.rpm, r.burst) : null;
+}
+
+/** Exact live counters (with cycle resets applied) as management and `GET /v1/key` show them. */
+export function snapshot(cfg: KeyConfig | null, counters: Counters, held: HeldTotals, now: number): KeySnapshot {
+  const c = roll(cfg, counters, now);
+  return {
+    currentSpendNanos: visibleCurrent(cfg?.spendLimit?.cycle ?? null, c.spendPeriodStart, c.currentSpendNanos, c.totalSpendNanos, now),
+    totalSpendNanos: c.totalSpendNanos,
+    currentRequests: visibleCurrent(cfg?.requestLimit?.cycle ?? null, c.requestPeriodStart, c.currentRequests, c.totalRequests, now),
+    totalRequests: c.totalRequests,
+    spendPeriodStart: c.spendPeriodStart,
+    requestPeriodStart: c.requestPeriodStart,
+    heldNanos: held.nanos,
+    remainingSpendNanos: budget(cfg, c, held).remainingNanos,
+    openHolds: held.count,
+    lastUsedAt: c.lastUsedAt,
+    rate: rateState(cfg, c, now),
+  };
+}
+
+/**
+ * Admission, in this order: the key (401), its status and scopes (403/404/400), then the in-flight cap, the
+ * request limit, the spend limit with this request's hold, and the rate (429). The rate is checked last so a
+ * refused request never spends a token of the bucket.
+ */
+export function decide(cfg: KeyConfig | null, counters: Counters, held: HeldTotals, input: AdmitInput, now: number): Decision {
+  if (!authentic(cfg, input.secretHash, now)) {
+    return { ok: false, refusal: { ok: false, shape: null, code: "invalid_api_key", message: INVALID_API_KEY_MESSAGE } };
+  }
+  const shape = cfg.requestShape;
+  const refuse = (code: Refusal["code"], message: string, extra: Partial<Refusal> = {}): Decision => ({
+    ok: false,
+    refusal: { ok: false, shape, code, message, ...extra },
+  });
+  if (cfg.status === "paused") return refuse("key_paused", "This spend key is paused by its owner.");
+  if (cfg.requestShape !== input.routeShape) {
+    const where =
+      shape === "openai"
+        ? "the OpenAI-shaped routes (/v1/chat/completions, /v1/responses, /v1/embeddings)"
+        : "the Anthropic-shaped routes (/v1/messages)";
+    return refuse("model_not_allowed", `This spend key has request_shape '${shape}': call ${where}.`);
+  }
+  const target = input.target;
+  if (!target) {
+    return refuse("model_not_found", `The model '${input.model}' does not exist or is not in the gateway's catalog.`);
+  }
+  if (cfg.allowedModels && !cfg.allowedModels.includes(input.model)) {
+    return refuse("model_not_allowed", `This spend key may not use the model '${input.model}'.`);
+  }
+  if (cfg.allowedProviders && !cfg.allowedProviders.includes(target.provider)) {
+    return refuse("model_not_allowed", `This spend key may not use the provider '${target.provider}'.`);
+  }
+  if (input.unavailable) return refuse(input.unavailable.code, input.unavailable.message);
+  if (cfg.spendLimit && !target.prices) {
+    return refuse("model_not_priced", `The model '${input.model}' has no price, and this spend key has a spend limit.`);
+  }
+  if (cfg.spendLimit && target.unbounded) return refuse("invalid_request", target.unbounded);
+
+  const c = roll(cfg, counters, now);
+  if (held.count >= input.maxInflight) {
+    return refuse("too_many_concurrent_requests", `This spend key already has ${held.count} requests in flight.`, {
+      details: { limit: "concurrency", count: input.maxInflight, current: held.count },
+      retryAfterMs: 1_000,
+    });
+  }
+  // count_tokens (unmetered) obeys the in-flight cap and the rate, but is neither counted nor charged.
+  if (input.metered && cfg.requestLimit && c.currentRequests >= cfg.requestLimit.count) {
+    const { count, cycle } = cfg.requestLimit;
+    const reset = untilReset(cycle, now);
+    return refuse("request_limit_exceeded", `Request limit reached: ${count} requests per ${cycleWord(cycle)}.`, {
+      details: { limit: "requests", count, current: c.currentRequests, cycle, resets_at: reset.resetsAt },
+      terminal: true,
+      ...reset.retry,
+    });
+  }
+  const hold = input.metered ? target.worstCaseNanos : 0;
+  if (input.metered && cfg.spendLimit) {
+    const { nanos, cycle } = cfg.spendLimit;
+    const committed = c.currentSpendNanos + held.nanos;
+    // Spend at or over the limit (an overage) refuses everything until the cycle resets or the limit rises.
+    if (c.currentSpendNanos >= nanos || committed + hold > nanos) {
+      const reset = untilReset(cycle, now);
+      const per = `per ${cycleWord(cycle)}`;
+      const why = target.holdNote ? `, ${target.holdNote}` : "";
+      const message =
+        c.currentSpendNanos >= nanos
+          ? `Spend limit reached: $${formatUsd(c.currentSpendNanos)} of $${formatUsd(nanos)} ${per} used.`
+          : `This request's worst-case cost ($${formatUsd(hold)}${why}) does not fit the spend limit: ` +
+            `$${formatUsd(Math.max(0, nanos - committed))} of $${formatUsd(nanos)} ${per} is left. ` +
+            "Lower max_tokens or raise the limit.";
+      return refuse("spend_limit_exceeded", message, {
+        details: { limit: "spend", amount: formatUsd(nanos), current: formatUsd(c.currentSpendNanos), cycle, resets_at: reset.resetsAt },
+        terminal: true,
+        ...reset.retry,
+      });
+    }
+  }
+  let tat = c.tat;
+  let rate: RateState | null = null;
+  if (cfg.rateLimit) {
+    const { rpm, burst } = cfg.rateLimit;
+    const check = checkRate(c.tat, now, rpm, burst);
+    if (!check.allowed) {
+      const seconds = Math.ceil(check.retryAfterMs / 1000);
+      return refuse("rate_limit_exceeded", `Rate limit reached: ${rpm} requests per minute (burst ${burst}). Retry after ${seconds}s.`, {
+        details: { limit: "rate", count: rpm, current: burst, resets_at: iso(now + check.retryAfterMs) },
+        retryAfterMs: check.retryAfterMs,
+      });
+    }
+    tat = check.tat;
+    rate = { limit: burst, remaining: check.remaining, resetMs: check.resetMs };
+  }
+  const next: Counters = input.metered
+    ? { ...c, tat, currentRequests: c.currentRequests + 1, totalRequests: c.totalRequests + 1, lastUsedAt: now, version: c.version + 1 }
+    : { ...c, tat, version: c.version + 1 };
+  const after = { count: held.count + 1, nanos: held.nanos + hold };
+  return { ok: true, shape, target, counters: next, hold, rate, budget: budget(cfg, next, after) };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** When a terminal limit's cycle resets, for `resets_at` and `retry-after` (a `total` limit never does). */
+function untilReset(cycle: Cycle, now: number): { resetsAt: string | null; retry: { retryAfterMs?: number } } {
+  const end = periodEnd(cycle, now);
+  return end === null ? { resetsAt: null, retry: {} } : { resetsAt: iso(end), retry: { retryAfterMs: end - now } };
+}
+
+function cycleWord(cycle: Cycle): string {
+  return { daily: "day", weekly: "week", monthly: "month", total: "key lifetime" }[cycle];
+}
