@@ -33,7 +33,7 @@ describe("hard cap: settled spend + open holds ≤ limit", () => {
           let now = Date.UTC(2028, 1, 27, 12);
           const setClock = () => runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => now));
           await setClock();
-          const secretHash = await runInDurableObject(stub, (g: KeyGuard) => (g as any).config.secretHash as string);
+          const secretHash = (await stub.inspect()).config!.secretHash;
           const open: { id: string; worst: number }[] = [];
           let n = 0;
           for (const step of ops) {

@@ -59,10 +59,7 @@ function request(route: Route, feature: Feature, fields: Record<string, number>,
   return { path: PATH[route], body, headers: { ...auth, ...headers } };
 }
 
-const ledgerOf = (id: string) =>
-  runInDurableObject(keyGuard(env, id), (g: KeyGuard) =>
-    (g as unknown as { ctx: DurableObjectState }).ctx.storage.sql.exec<{ row: string }>("SELECT row FROM ledger").toArray().map((r) => JSON.parse(r.row)),
-  );
+const ledgerOf = async (id: string) => (await keyGuard(env, id).inspect()).ledger;
 
 describe("holds bound what the provider can bill", () => {
   it("concurrent worst-case requests never take spend past a small total limit (property, both dialects, JSON and streams)", async () => {

@@ -206,8 +206,8 @@ describe("spend keys", () => {
     );
     expect(results.every((r) => r.status === 200)).toBe(true);
     const [row] = await d1All(`SELECT rate_limit_rpm, updated_at FROM spend_keys WHERE id = '${id}'`);
-    const guard = await runInDurableObject(keyGuard(env, id), (g: KeyGuard) => (g as any).config as { rateLimit: { rpm: number }; version: number });
-    expect(guard.rateLimit.rpm).toBe(row!.rate_limit_rpm);
+    const guard = (await keyGuard(env, id).inspect()).config!;
+    expect(guard.rateLimit?.rpm).toBe(row!.rate_limit_rpm);
     expect(guard.version).toBe(row!.updated_at);
     const retrieved = await json(await mgmt(wallet.key, "GET", `/spend_keys/${id}`), 200);
     expect(retrieved.total_requests).toBe(1);

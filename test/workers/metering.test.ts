@@ -198,7 +198,7 @@ describe("holds", () => {
     const stub = keyGuard(env, id);
     let now = Date.now();
     await runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => now));
-    const cfg = await runInDurableObject(stub, (g: KeyGuard) => (g as any).config);
+    const cfg = (await stub.inspect()).config!;
     const admitted = await stub.admit({
       requestId: "req_crashed_worker",
       endpoint: "/v1/chat/completions",

@@ -59,7 +59,7 @@ describe("racing management writes", () => {
         const rotated = answers.get("rotate")?.status === 200 ? (answers.get("rotate")!.body.key as string) : null;
         const get = await mgmt(wallet.key, "GET", `/spend_keys/${id}`);
         const [row] = await d1All(`SELECT * FROM spend_keys WHERE id = '${id}'`);
-        const record = await runInDurableObject(keyGuard(env, id), (g: KeyGuard) => (g as unknown as { record: KeyRecord }).record);
+        const record = (await keyGuard(env, id).inspect()).record!;
 
         // The guard and D1 hold the same record.
         expect(row!.key_hash, ctx).toBe(record.keyHash);
@@ -118,7 +118,7 @@ describe("guards written before the record moved into them", () => {
     const view = (await (await mgmt(wallet.key, "GET", `/spend_keys/${id}`)).json()) as any;
     expect(view).toMatchObject({ name: "old guard", status: "paused", rate_limit: { rpm: 5, burst: 5 } });
     expect((await chat(created.key)).status).toBe(403);
-    const record = await runInDurableObject(stub, (g: KeyGuard) => (g as unknown as { record: KeyRecord }).record);
+    const record = (await stub.inspect()).record!;
     expect(record.keyHash).toBe((await d1All(`SELECT key_hash FROM spend_keys WHERE id = '${id}'`))[0]!.key_hash);
   });
 });
