@@ -53,6 +53,9 @@ app.get("/openapi.json", (c) => {
   return c.json(openapi);
 });
 
-app.notFound((c) => renderError(new ApiError("not_found", `Unknown route: ${c.req.method} ${c.req.path}`), "openai", c.get("requestId") ?? newId("req")));
+app.notFound(() => {
+  throw new ApiError("not_found", "Unknown route.");
+});
 
-app.onError((err, c) => renderError(toApiError(err), "openai", c.get("requestId") ?? newId("req")));
+/** The one place errors become responses: in the dialect the route (or the key, once known) set. */
+app.onError((err, c) => renderError(toApiError(err), c.get("dialect") ?? "openai", c.get("requestId") ?? newId("req")));

@@ -1,18 +1,15 @@
 import type { KeyGuard } from "./guard/key-guard.ts";
+import type { Dialect } from "./lib/errors.ts";
+import type { ApiKeyVar, BaseUrlVar } from "./providers/registry.ts";
 
-/** Secrets are not in wrangler.toml, so `wrangler types` cannot see them; they are declared here. */
-export interface Secrets {
-  ADMIN_TOKEN?: string;
-  OPENAI_API_KEY?: string;
-  ANTHROPIC_API_KEY?: string;
-  GOOGLE_API_KEY?: string;
-  MISTRAL_API_KEY?: string;
-  GROQ_API_KEY?: string;
-  DEEPSEEK_API_KEY?: string;
-  XAI_API_KEY?: string;
-  TOGETHER_API_KEY?: string;
-  FIREWORKS_API_KEY?: string;
-}
+/**
+ * What `wrangler types` cannot see: secrets (never in wrangler.toml) and the provider vars, which the provider
+ * registry names (each `<NAME>_BASE_URL` defaults to the provider's official URL).
+ */
+export type Secrets = { ADMIN_TOKEN?: string } & Partial<Record<ApiKeyVar | BaseUrlVar, string>> & {
+  /** the bench's simulated distance to the KeyGuard (config.ts) */
+  GUARD_DELAY_MS?: string;
+};
 
 export type Bindings = Env & Secrets;
 
@@ -22,6 +19,8 @@ export interface AppEnv {
     requestId: string;
     /** set by the wallet-key middleware on management routes */
     walletId: string;
+    /** the dialect errors are rendered in: the key's once it is known, else the route's (OpenAI by default) */
+    dialect: Dialect;
   };
 }
 

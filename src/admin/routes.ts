@@ -1,10 +1,10 @@
-import { desc, eq } from "drizzle-orm";
+import { eq, type SQL } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import { builtinModel, getCatalog, invalidateCatalog, type ModelEntry } from "../catalog/catalog.ts";
 import { database } from "../db/client.ts";
 import { modelOverrides, wallets, walletSecretKeys } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
-import { afterCursor, page } from "../lib/cursor.ts";
+import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashesEqual, hashSecret, keyKindOf, newId } from "../lib/keys.ts";
 import { formatUsd, parseUsd } from "../lib/money.ts";
@@ -75,15 +75,12 @@ adminRoutes
   )
   .route(
     { method: "get", path: "/wallets", summary: "List wallets, newest first", tags, security, query: Pagination, responses: { 200: { description: "Wallets", schema: listOf("WalletList", Wallet) }, ...ADMIN_ERRORS } },
-    async (c, { query: { cursor, limit } }) => {
-      const rows = await database(c.env.DB)
-        .select()
-        .from(wallets)
-        .where(afterCursor(cursor, wallets.createdAt, wallets.id))
-        .orderBy(desc(wallets.createdAt), desc(wallets.id))
-        .limit(limit + 1)
-        .all();
-      return c.json(page(rows, limit, (r) => [r.createdAt, r.id], (r) => ({ wallet_id: r.id, name: r.name, created_at: new Date(r.createdAt).toISOString() })));
+    async (c, { query }) => {
+      const keys = { createdAt: wallets.createdAt, id: wallets.id, of: (r: typeof wallets.$inferSelect): [number, string] => [r.createdAt, r.id] };
+      const fetch = (after: SQL | undefined, order: SQL[], take: number) =>
+        database(c.env.DB).select().from(wallets).where(after).orderBy(...order).limit(take).all();
+      const wire = (r: typeof wallets.$inferSelect) => ({ wallet_id: r.id, name: r.name, created_at: new Date(r.createdAt).toISOString() });
+      return c.json(await listPage(query, keys, fetch, wire));
     },
   )
   .route(

@@ -1,9 +1,11 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { gatewayConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
-import { ApiError, renderError } from "../lib/errors.ts";
+import { ApiError } from "../lib/errors.ts";
+import type { RouteSpec } from "./admission.ts";
 import { keyRoutes } from "./key-routes.ts";
-import { proxy, type RouteSpec } from "./proxy.ts";
+import { proxy } from "./proxy.ts";
 
 /** The gateway API: the proxied routes (spend key), plus `GET /v1/models` and `GET /v1/key`. */
 const ROUTES: RouteSpec[] = [
@@ -19,17 +21,21 @@ export const gatewayRoutes = new Hono<AppEnv>();
 for (const route of ROUTES) {
   gatewayRoutes.post(
     route.endpoint,
+    // Until the key is known, errors speak the route's dialect.
+    async (c, next) => {
+      c.set("dialect", route.shape);
+      await next();
+    },
     // The body limit is configurable per deployment; it counts streamed (chunked) bodies too.
-    (c, next) =>
-      bodyLimit({
-        maxSize: Number(c.env.MAX_BODY_BYTES) || 32 * 1024 * 1024,
-        onError: (c) =>
-          renderError(
-            new ApiError("request_too_large", `The request body exceeds the gateway's limit of ${c.env.MAX_BODY_BYTES} bytes.`),
-            route.shape,
-            c.get("requestId"),
-          ),
-      })(c, next),
+    (c, next) => {
+      const maxSize = gatewayConfig(c.env).maxBodyBytes;
+      return bodyLimit({
+        maxSize,
+        onError: () => {
+          throw new ApiError("request_too_large", `The request body exceeds the gateway's limit of ${maxSize} bytes.`);
+        },
+      })(c, next);
+    },
     (c) => proxy(c, route),
   );
 }

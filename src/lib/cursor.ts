@@ -1,4 +1,4 @@
-import { and, eq, lt, or, type SQL } from "drizzle-orm";
+import { and, desc, eq, lt, or, type SQL } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { ApiError } from "./errors.ts";
 
@@ -23,20 +23,30 @@ export function decodeCursor(cursor: string): [number, string] {
 }
 
 /** The WHERE clause that continues a newest-first list after `cursor`. */
-export function afterCursor(cursor: string | undefined, createdAt: SQLiteColumn, id: SQLiteColumn): SQL | undefined {
+function afterCursor(cursor: string | undefined, createdAt: SQLiteColumn, id: SQLiteColumn): SQL | undefined {
   if (!cursor) return undefined;
   const [at, last] = decodeCursor(cursor);
   return or(lt(createdAt, at), and(eq(createdAt, at), lt(id, last)));
 }
 
-/** Cuts the `limit + 1` rows fetched into a page with `has_more` and `next_cursor`. */
-export function page<R, T>(rows: R[], limit: number, key: (r: R) => [number, string], wire: (r: R) => T) {
-  const more = rows.length > limit;
-  const kept = more ? rows.slice(0, limit) : rows;
+/**
+ * One page of a newest-first list, as every list route answers it: `{ data, has_more, next_cursor? }`.
+ * `fetch` runs the route's own query with the keyset condition, the order and how many rows to take
+ * (one more than the page, to know whether more follow).
+ */
+export async function listPage<R, W>(
+  q: { cursor?: string | undefined; limit: number },
+  keys: { createdAt: SQLiteColumn; id: SQLiteColumn; of: (r: R) => [number, string] },
+  fetch: (after: SQL | undefined, order: SQL[], take: number) => Promise<R[]>,
+  wire: (r: R) => W,
+) {
+  const rows = await fetch(afterCursor(q.cursor, keys.createdAt, keys.id), [desc(keys.createdAt), desc(keys.id)], q.limit + 1);
+  const more = rows.length > q.limit;
+  const kept = more ? rows.slice(0, q.limit) : rows;
   const last = kept[kept.length - 1];
   return {
     data: kept.map(wire),
     has_more: more,
-    ...(more && last ? { next_cursor: encodeCursor(...key(last)) } : {}),
+    ...(more && last ? { next_cursor: encodeCursor(...keys.of(last)) } : {}),
   };
 }

@@ -1,7 +1,7 @@
-import { and, desc, eq } from "drizzle-orm";
+import { and, eq, type SQL } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { requests } from "../db/schema.ts";
-import { afterCursor, page } from "../lib/cursor.ts";
+import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { formatFemtoUsd, formatUsd } from "../lib/money.ts";
 import { ApiRouter } from "../lib/openapi.ts";
@@ -48,15 +48,13 @@ const security = "walletKey" as const;
 export const requestRoutes = new ApiRouter()
   .route(
     { method: "get", path: "/requests", summary: "The per-request ledger, newest first", tags, security, query: RequestsQuery, responses: { 200: { description: "Ledger rows (they reach it within ~1 s of settling)", schema: listOf("RequestList", LedgerEntry) }, ...ERRORS } },
-    async (c, { query: { cursor, limit, spend_key_id } }) => {
-      const rows = await database(c.env.DB)
-        .select()
-        .from(requests)
-        .where(and(eq(requests.walletId, c.get("walletId")), spend_key_id ? eq(requests.spendKeyId, spend_key_id) : undefined, afterCursor(cursor, requests.createdAt, requests.requestId)))
-        .orderBy(desc(requests.createdAt), desc(requests.requestId))
-        .limit(limit + 1)
-        .all();
-      return c.json(page(rows, limit, (r) => [r.createdAt, r.requestId], serializeLedgerRow));
+    async (c, { query }) => {
+      const key = query.spend_key_id;
+      const mine = and(eq(requests.walletId, c.get("walletId")), key ? eq(requests.spendKeyId, key) : undefined);
+      const keys = { createdAt: requests.createdAt, id: requests.requestId, of: (r: Row): [number, string] => [r.createdAt, r.requestId] };
+      const fetch = (after: SQL | undefined, order: SQL[], take: number) =>
+        database(c.env.DB).select().from(requests).where(and(mine, after)).orderBy(...order).limit(take).all();
+      return c.json(await listPage(query, keys, fetch, serializeLedgerRow));
     },
   )
   .route(

@@ -1,7 +1,7 @@
-import { and, desc, eq, isNull, sql } from "drizzle-orm";
+import { and, desc, eq, isNull, type SQL, sql } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { walletSecretKeys } from "../db/schema.ts";
-import { afterCursor, page } from "../lib/cursor.ts";
+import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashSecret, issueKey, keyPreview } from "../lib/keys.ts";
 import { ApiRouter } from "../lib/openapi.ts";
@@ -38,15 +38,13 @@ const ERRORS_409 = { ...ERRORS, 409: { description: "Refused: it is the wallet's
 export const secretKeyRoutes = new ApiRouter()
   .route(
     { method: "get", path: "/secret_keys", summary: "List wallet secret keys", tags, security, query: Pagination, responses: { 200: { description: "Wallet secret keys (hints only), newest first", schema: listOf("SecretKeyList", SecretKey) }, ...ERRORS } },
-    async (c, { query: { cursor, limit } }) => {
-      const rows = await database(c.env.DB)
-        .select()
-        .from(walletSecretKeys)
-        .where(and(eq(walletSecretKeys.walletId, c.get("walletId")), isNull(walletSecretKeys.deletedAt), afterCursor(cursor, walletSecretKeys.createdAt, walletSecretKeys.id)))
-        .orderBy(desc(walletSecretKeys.createdAt), desc(walletSecretKeys.id))
-        .limit(limit + 1)
-        .all();
-      return c.json(page(rows, limit, (r) => [r.createdAt, r.id], wire));
+    async (c, { query }) => {
+      const t = walletSecretKeys;
+      const mine = and(eq(t.walletId, c.get("walletId")), isNull(t.deletedAt));
+      const keys = { createdAt: t.createdAt, id: t.id, of: (r: typeof t.$inferSelect): [number, string] => [r.createdAt, r.id] };
+      const fetch = (after: SQL | undefined, order: SQL[], take: number) =>
+        database(c.env.DB).select().from(t).where(and(mine, after)).orderBy(...order).limit(take).all();
+      return c.json(await listPage(query, keys, fetch, wire));
     },
   )
   .route(

@@ -1,17 +1,14 @@
-import { and, desc, eq, isNull, lt } from "drizzle-orm";
+import { and, eq, isNull, lt, type SQL } from "drizzle-orm";
 import { getCatalog } from "../catalog/catalog.ts";
 import { database } from "../db/client.ts";
 import { spendKeys, type SpendKeyRow } from "../db/schema.ts";
 import { keyGuard, type Bindings } from "../env.ts";
 import type { Managed } from "../guard/key-guard.ts";
 import { recordOf, type KeyChange, type KeyFields, type KeyRecord } from "../guard/record.ts";
-import type { KeySnapshot } from "../guard/types.ts";
-import { afterCursor, page } from "../lib/cursor.ts";
-import { periodEnd, visibleCurrent, type Cycle } from "../lib/cycles.ts";
-import { isoOrNull as iso } from "../lib/time.ts";
+import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashSecret, isKeyId, issueKey, keyPreview } from "../lib/keys.ts";
-import { formatUsd, parseUsd } from "../lib/money.ts";
+import { parseUsd } from "../lib/money.ts";
 import { ApiRouter } from "../lib/openapi.ts";
 import {
   CreateSpendKey,
@@ -23,54 +20,10 @@ import {
   SpendKeyCreated,
   SpendKeyRevoked,
   UpdateSpendKey,
-  type SpendKeyWire,
   type UpdateSpendKeyBody,
 } from "./schemas.ts";
+import { countsOf, serializeSpendKey } from "./spend-key-view.ts";
 
-
-type Counts = Pick<KeySnapshot, "currentSpendNanos" | "totalSpendNanos" | "currentRequests" | "totalRequests" | "lastUsedAt">;
-
-/** The counters of a D1 row (the KeyGuard's last flushed snapshot), with cycle resets applied. */
-function countsOf(row: SpendKeyRow, now: number): Counts {
-  const spendCycle = (row.spendLimitCycle as Cycle | null) ?? null;
-  const requestCycle = (row.requestLimitCycle as Cycle | null) ?? null;
-  return {
-    currentSpendNanos: visibleCurrent(spendCycle, row.spendPeriodStart ?? 0, row.currentSpendNanos, row.totalSpendNanos, now),
-    totalSpendNanos: row.totalSpendNanos,
-    currentRequests: visibleCurrent(requestCycle, row.requestPeriodStart ?? 0, row.currentRequests, row.totalRequests, now),
-    totalRequests: row.totalRequests,
-    lastUsedAt: row.lastUsedAt,
-  };
-}
-
-/** The wire form; counters come from the KeyGuard (exact) or, in lists, from the D1 snapshot. */
-export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.now()): SpendKeyWire {
-  const spendCycle = (row.spendLimitCycle as Cycle | null) ?? null;
-  const requestCycle = (row.requestLimitCycle as Cycle | null) ?? null;
-  return {
-    spend_key_id: row.id,
-    key_preview: row.keyPreview,
-    name: row.name,
-    status: row.status,
-    request_shape: row.requestShape,
-    wallet_id: row.walletId,
-    allowed_models: row.allowedModels ?? null,
-    allowed_providers: row.allowedProviders ?? null,
-    spend_limit: row.spendLimitNanos !== null ? { amount: formatUsd(row.spendLimitNanos), cycle: spendCycle! } : null,
-    current_spend: formatUsd(counters.currentSpendNanos),
-    total_spend: formatUsd(counters.totalSpendNanos),
-    request_limit: row.requestLimitCount !== null ? { count: row.requestLimitCount, cycle: requestCycle! } : null,
-    current_requests: counters.currentRequests,
-    total_requests: counters.totalRequests,
-    rate_limit: row.rateLimitRpm !== null ? { rpm: row.rateLimitRpm, burst: row.rateLimitBurst ?? row.rateLimitRpm } : null,
-    expires_at: iso(row.expiresAt),
-    last_used_at: iso(counters.lastUsedAt),
-    created_at: iso(row.createdAt)!,
-    updated_at: iso(row.updatedAt)!,
-    spend_resets_at: spendCycle ? iso(periodEnd(spendCycle, now)) : null,
-    requests_resets_at: requestCycle ? iso(periodEnd(requestCycle, now)) : null,
-  };
-}
 
 /** Fields of a create/update body as column values; absent fields stay untouched, `null` clears. */
 async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Promise<KeyFields> {
@@ -191,16 +144,14 @@ export const spendKeyRoutes = new ApiRouter()
       query: Pagination,
       responses: { 200: { description: "A page of spend keys (counters within ~1 s)", schema: listOf("SpendKeyList", SpendKey) }, ...ERRORS },
     },
-    async (c, { query: { cursor, limit } }) => {
-      const rows = await database(c.env.DB)
-        .select()
-        .from(spendKeys)
-        .where(and(eq(spendKeys.walletId, c.get("walletId")), isNull(spendKeys.revokedAt), afterCursor(cursor, spendKeys.createdAt, spendKeys.id)))
-        .orderBy(desc(spendKeys.createdAt), desc(spendKeys.id))
-        .limit(limit + 1)
-        .all();
+    async (c, { query }) => {
+      const t = spendKeys;
+      const mine = and(eq(t.walletId, c.get("walletId")), isNull(t.revokedAt));
+      const keys = { createdAt: t.createdAt, id: t.id, of: (r: SpendKeyRow): [number, string] => [r.createdAt, r.id] };
+      const fetch = (after: SQL | undefined, order: SQL[], take: number) =>
+        database(c.env.DB).select().from(t).where(and(mine, after)).orderBy(...order).limit(take).all();
       const now = Date.now();
-      return c.json(page(rows, limit, (r) => [r.createdAt, r.id], (r) => serializeSpendKey(recordOf(r), countsOf(r, now), now)));
+      return c.json(await listPage(query, keys, fetch, (r) => serializeSpendKey(recordOf(r), countsOf(r, now), now)));
     },
   )
   .route(

@@ -1,16 +1,15 @@
 /**
- * The providers the gateway can forward to, declared as data. The upstream URL is always
- * `<NAME>_BASE_URL` (a var, official URL by default) + the route's fixed path: it never comes from a request.
+ * The providers the gateway can forward to, declared as data: the one place that names them. The upstream URL
+ * is always `<NAME>_BASE_URL` (a var; the official URL below by default) + the route's fixed path: it never
+ * comes from a request. The env types (env.ts), the dev stack and the fake provider's paths derive from it.
  */
 
 /** The gateway routes a request can take; `chat` etc. are OpenAI-shaped, `messages` Anthropic-shaped. */
 export type RouteKind = "chat" | "responses" | "embeddings" | "messages" | "count_tokens";
 
-export interface Provider {
-  id: string;
-  /** env var names */
-  baseUrlVar: string;
-  apiKeyVar: string;
+interface ProviderSpec {
+  /** the official base URL, exactly as the provider's own SDK uses it */
+  defaultBaseUrl: string;
   auth: "bearer" | "x-api-key";
   /** upstream path per route, appended to the base URL */
   paths: Partial<Record<RouteKind, string>>;
@@ -22,36 +21,53 @@ export interface Provider {
   streamUsage: "ask" | "always";
 }
 
-const openaiCompatible = (id: string, extra: Partial<Record<RouteKind, string>> = {}, streamUsage: Provider["streamUsage"] = "ask"): Provider => ({
-  id,
-  baseUrlVar: `${id.toUpperCase()}_BASE_URL`,
-  apiKeyVar: `${id.toUpperCase()}_API_KEY`,
-  auth: "bearer",
-  paths: { chat: "/chat/completions", ...extra },
-  streamUsage,
-});
+const openaiCompatible = (
+  defaultBaseUrl: string,
+  extra: Partial<Record<RouteKind, string>> = {},
+  streamUsage: ProviderSpec["streamUsage"] = "ask",
+): ProviderSpec => ({ defaultBaseUrl, auth: "bearer", paths: { chat: "/chat/completions", ...extra }, streamUsage });
 
-export const PROVIDERS: Record<string, Provider> = {
-  openai: openaiCompatible("openai", { responses: "/responses", embeddings: "/embeddings" }),
+const SPECS = {
+  openai: openaiCompatible("https://api.openai.com/v1", { responses: "/responses", embeddings: "/embeddings" }),
   anthropic: {
-    id: "anthropic",
-    baseUrlVar: "ANTHROPIC_BASE_URL",
-    apiKeyVar: "ANTHROPIC_API_KEY",
-    auth: "x-api-key",
     // Anthropic's base URL has no /v1 (as in its SDK); it also serves an OpenAI-compatible chat endpoint.
+    defaultBaseUrl: "https://api.anthropic.com",
+    auth: "x-api-key",
     paths: { messages: "/v1/messages", count_tokens: "/v1/messages/count_tokens", chat: "/v1/chat/completions" },
     streamUsage: "ask",
   },
-  google: openaiCompatible("google", { embeddings: "/embeddings" }),
-  mistral: openaiCompatible("mistral", { embeddings: "/embeddings" }, "always"),
-  groq: openaiCompatible("groq"),
-  deepseek: openaiCompatible("deepseek"),
-  xai: openaiCompatible("xai", { responses: "/responses" }),
-  together: openaiCompatible("together", { embeddings: "/embeddings" }),
-  fireworks: openaiCompatible("fireworks", { embeddings: "/embeddings" }),
-};
+  google: openaiCompatible("https://generativelanguage.googleapis.com/v1beta/openai", { embeddings: "/embeddings" }),
+  mistral: openaiCompatible("https://api.mistral.ai/v1", { embeddings: "/embeddings" }, "always"),
+  groq: openaiCompatible("https://api.groq.com/openai/v1"),
+  deepseek: openaiCompatible("https://api.deepseek.com/v1"),
+  xai: openaiCompatible("https://api.x.ai/v1", { responses: "/responses" }),
+  together: openaiCompatible("https://api.together.xyz/v1", { embeddings: "/embeddings" }),
+  fireworks: openaiCompatible("https://api.fireworks.ai/inference/v1", { embeddings: "/embeddings" }),
+} satisfies Record<string, ProviderSpec>;
 
-export const PROVIDER_IDS = Object.keys(PROVIDERS);
+export type ProviderId = keyof typeof SPECS;
+export type ApiKeyVar = `${Uppercase<ProviderId>}_API_KEY`;
+export type BaseUrlVar = `${Uppercase<ProviderId>}_BASE_URL`;
+
+export interface Provider extends ProviderSpec {
+  id: ProviderId;
+  apiKeyVar: ApiKeyVar;
+  baseUrlVar: BaseUrlVar;
+}
+
+export const PROVIDER_IDS = Object.keys(SPECS) as ProviderId[];
+
+export const PROVIDERS: Readonly<Record<ProviderId, Provider>> = Object.fromEntries(
+  PROVIDER_IDS.map((id) => {
+    const name = id.toUpperCase() as Uppercase<ProviderId>;
+    return [id, { id, ...SPECS[id], apiKeyVar: `${name}_API_KEY`, baseUrlVar: `${name}_BASE_URL` }];
+  }),
+) as Record<ProviderId, Provider>;
+
+/** The provider of a catalog entry, when the gateway knows it. */
+export function providerOf(id: string): Provider | undefined {
+  return Object.hasOwn(PROVIDERS, id) ? PROVIDERS[id as ProviderId] : undefined;
+}
 
 export interface Upstream {
   url: string;
@@ -70,7 +86,7 @@ export function resolveUpstream(
   const path = provider.paths[route];
   if (!path) return "unsupported";
   const apiKey = env[provider.apiKeyVar];
-  const base = env[provider.baseUrlVar];
+  const base = env[provider.baseUrlVar] ?? provider.defaultBaseUrl;
   if (typeof apiKey !== "string" || apiKey === "" || typeof base !== "string" || base === "") return "not_configured";
   const url = base.replace(/\/+$/, "") + path;
   return upstreamUrlAllowed(url, env.SPENDGATE_ENV === "production") ? { url, apiKey } : "bad_url";

@@ -198,7 +198,7 @@ describe("the key's view", () => {
   });
 
   it("GET /v1/key shows limits, usage, remaining and resets, never the secret", async () => {
-    const { key, id } = await setupKey({
+    const { key, id, wallet } = await setupKey({
       spend_limit: { amount: "2", cycle: "daily" },
       request_limit: { count: 10, cycle: "monthly" },
       rate_limit: { rpm: 30, burst: 5 },
@@ -207,12 +207,21 @@ describe("the key's view", () => {
     const view = await json(await call("GET", "/v1/key", { headers: { authorization: `Bearer ${key}` } }), 200);
     expect(view).toMatchObject({
       spend_key_id: id,
-      spend: { limit: { amount: "2.00", cycle: "daily" }, held: "0.00" },
-      requests: { limit: { count: 10, cycle: "monthly" }, current: 1, total: 1, remaining: 9 },
-      rate_limit: { rpm: 30, burst: 5, remaining: 4 },
+      spend_limit: { amount: "2.00", cycle: "daily" },
+      held_spend: "0.00",
+      request_limit: { count: 10, cycle: "monthly" },
+      current_requests: 1,
+      total_requests: 1,
+      rate_limit: { rpm: 30, burst: 5 },
+      remaining: { requests: 9, rate: 4 },
+      in_flight: 0,
     });
-    expect(Number(view.spend.current)).toBeGreaterThan(0);
-    expect(view.spend.resets_at).toMatch(/T00:00:00\.000Z$/);
+    // The same view the management API answers, plus the live figures.
+    const managed = await json(await mgmt(wallet.key, "GET", `/spend_keys/${id}`), 200);
+    for (const [field, value] of Object.entries(managed)) expect(view[field], field).toEqual(value);
+    expect(Number(view.current_spend)).toBeGreaterThan(0);
+    expect(Number(view.remaining.spend)).toBeCloseTo(2 - Number(view.current_spend), 9);
+    expect(view.spend_resets_at).toMatch(/T00:00:00\.000Z$/);
     expect(JSON.stringify(view)).not.toContain(key.slice(-20));
     expect((await call("GET", "/v1/key")).status).toBe(401);
   });

@@ -1,0 +1,53 @@
+import type { keyGuard } from "../env.ts";
+import type { SettleInput, SettleResult } from "../guard/types.ts";
+
+type Guard = ReturnType<typeof keyGuard>;
+export type SettleFacts = Omit<SettleInput, "requestId" | "latencyMs">;
+
+/**
+ * The one settlement of an admitted request. Whatever path the exchange takes (answer, upstream error, cut
+ * stream, client gone), `settle` runs once; later calls return the first result. `done` is what the request's
+ * `waitUntil` keeps alive, so a settle is never dropped when the client leaves.
+ */
+export class Settlement {
+  private result: Promise<SettleResult | null> | undefined;
+
+  constructor(
+    private readonly guard: Guard,
+    private readonly requestId: string,
+    private readonly started: number,
+    /** the bench's simulated distance to the guard (0 outside the bench) */
+    private readonly delayMs: number,
+  ) {}
+
+  settle(facts: SettleFacts): Promise<SettleResult | null> {
+    this.result ??= this.send({ ...facts, requestId: this.requestId, latencyMs: Date.now() - this.started });
+    return this.result;
+  }
+
+  /** Resolves when the settle (if any was started) has landed or finally failed. */
+  get done(): Promise<unknown> {
+    return this.result ?? Promise.resolve(null);
+  }
+
+  /**
+   * Settles once more if the first RPC fails (settle is idempotent). If both fail the answer still goes out:
+   * the hold stays open and its alarm charges it in full when it expires, so a lost settle never undercharges.
+   */
+  private async send(input: SettleInput): Promise<SettleResult | null> {
+    if (this.delayMs) await sleep(this.delayMs);
+    try {
+      return await this.guard.settle(input);
+    } catch {
+      try {
+        return await this.guard.settle(input);
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        console.error("settle failed; the hold will expire and be charged", input.requestId, why);
+        return null;
+      }
+    }
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

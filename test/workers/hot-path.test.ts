@@ -1,0 +1,66 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { app } from "../../src/app.ts";
+import { keyGuard } from "../../src/env.ts";
+import { callWith, chat, setupKey } from "./helpers.ts";
+
+const post = (key: string, body: unknown) =>
+  new Request("http://gateway.test/v1/chat/completions", {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+
+describe("one round trip on the hot path", () => {
+  it("a JSON answer leaves before its settle lands, and its hold still blocks overspending meanwhile", async () => {
+    // $0.006 to spend: one hold (9,000 output tokens of gpt-4o-mini ≈ $0.0054) fits, two do not.
+    const { key, id } = await setupKey({ spend_limit: { amount: "0.006", cycle: "total" } });
+    const ctx = createExecutionContext();
+    // A simulated distance of 300 ms to the key's KeyGuard, each way of each RPC.
+    const res = await app.fetch(post(key, { model: "gpt-4o-mini", max_tokens: 9_000, messages: [{ role: "user", content: "hi" }] }), { ...env, GUARD_DELAY_MS: "300" }, ctx);
+    expect(res.status).toBe(200);
+    const cost = res.headers.get("x-spendgate-cost");
+    expect(Number(cost)).toBeGreaterThan(0);
+    // The answer is here; the settle is still on its way: the hold is as held.
+    const between = await keyGuard(env, id).snapshot();
+    expect(between.openHolds).toBe(1);
+    expect(between.heldNanos).toBeGreaterThan(5_000_000);
+    expect(between.totalSpendNanos).toBe(0);
+    const second = await chat(key, { max_tokens: 9_000 });
+    expect(second.status).toBe(429);
+    expect(await second.json()).toMatchObject({ error: { code: "spend_limit_exceeded" } });
+    await waitOnExecutionContext(ctx);
+    const after = await keyGuard(env, id).snapshot();
+    expect(after).toMatchObject({ openHolds: 0, heldNanos: 0 });
+    expect(after.totalSpendNanos).toBe(Math.round(Number(cost) * 1e9));
+    expect(res.headers.get("x-spendgate-budget-remaining")).toBe((0.006 - Number(cost)).toFixed(9).replace(/0+$/, ""));
+    // With the hold released, the same request fits again.
+    expect((await chat(key, { max_tokens: 9_000 })).status).toBe(200);
+  });
+});
+
+describe("configuration is checked as a whole", () => {
+  it("a hold lifetime shorter than the longest exchange refuses to serve, naming the setting", async () => {
+    const { key } = await setupKey();
+    const errors: string[] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => void errors.push(args.map(String).join(" "));
+    try {
+      const res = await callWith({ HOLD_TTL_MS: "60000", UPSTREAM_TIMEOUT_MS: "60000" }, "POST", "/v1/chat/completions", {
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-4o-mini", messages: [] }),
+      });
+      expect(res.status).toBe(500);
+      const bad = await callWith({ MAX_INFLIGHT_PER_KEY: "lots" }, "POST", "/v1/chat/completions", {
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-4o-mini", messages: [] }),
+      });
+      expect(bad.status).toBe(500);
+    } finally {
+      console.error = original;
+    }
+    expect(errors.join("\n")).toContain("HOLD_TTL_MS (60000) must exceed UPSTREAM_TIMEOUT_MS + DISCONNECT_DRAIN_MS");
+    expect(errors.join("\n")).toContain("MAX_INFLIGHT_PER_KEY must be a whole number");
+  });
+});
