@@ -55,6 +55,8 @@ export const spendKeys = sqliteTable(
     expiresAt: integer("expires_at"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
+    // Bumped by one on every management change, in the key's KeyGuard; D1 only takes a newer version.
+    configVersion: integer("config_version").notNull().default(0),
     revokedAt: integer("revoked_at"),
     // Counter snapshot, written by the KeyGuard's alarm (absolute values, newest `snapshotAt` wins).
     currentSpendNanos: integer("current_spend_nanos").notNull().default(0),

@@ -135,7 +135,8 @@ export class KeyGuard extends DurableObject<Env> {
       keyHash: legacy.secretHash,
       status: legacy.status,
       revokedAt: legacy.revoked ? (base.revokedAt ?? legacy.version) : null,
-      updatedAt: Math.max(base.updatedAt, legacy.version),
+      // Earlier rows versioned the configuration with updated_at; the migration copied it to config_version.
+      configVersion: Math.max(base.configVersion, legacy.version),
     };
     this.ctx.storage.transactionSync(() => {
       this.ctx.storage.kv.put("record", record);

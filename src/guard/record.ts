@@ -15,8 +15,7 @@ type CounterColumn =
 
 /**
  * A spend key's management fields. The key's KeyGuard owns them: every change is applied there, one at a time,
- * and D1 keeps a copy stamped with `updatedAt`, which doubles as the configuration's version (D1 only accepts
- * a copy newer than the one it has).
+ * and bumps `configVersion`; D1 keeps a copy and only accepts one with a newer version than its own.
  */
 export type KeyRecord = Omit<SpendKeyRow, CounterColumn>;
 
@@ -82,19 +81,19 @@ export function configOf(r: KeyRecord): KeyConfig {
     rateLimit: r.rateLimitRpm !== null ? { rpm: r.rateLimitRpm, burst: r.rateLimitBurst ?? r.rateLimitRpm } : null,
     expiresAt: r.expiresAt,
     revoked: r.revokedAt !== null,
-    version: r.updatedAt,
+    version: r.configVersion,
   };
 }
 
-/** The record after `change`, stamped with the next version (strictly after the last, and not before `now`). */
+/** The record after `change`: the next version, stamped with the time of the change. */
 export function applyChange(prev: KeyRecord, change: KeyChange, now: number): KeyRecord {
-  const updatedAt = Math.max(now, prev.updatedAt + 1);
+  const stamp = { configVersion: prev.configVersion + 1, updatedAt: now };
   switch (change.kind) {
     case "update":
-      return { ...prev, ...change.fields, updatedAt };
+      return { ...prev, ...change.fields, ...stamp };
     case "rotate":
-      return { ...prev, keyHash: change.keyHash, keyPreview: change.keyPreview, updatedAt };
+      return { ...prev, keyHash: change.keyHash, keyPreview: change.keyPreview, ...stamp };
     case "revoke":
-      return { ...prev, revokedAt: updatedAt, updatedAt };
+      return { ...prev, revokedAt: now, ...stamp };
   }
 }

@@ -18,7 +18,7 @@ export interface KeyConfig {
   rateLimit: { rpm: number; burst: number } | null;
   expiresAt: number | null;
   revoked: boolean;
-  /** the record's `updatedAt`: the configuration's version */
+  /** the record's `configVersion` */
   version: number;
 }
 

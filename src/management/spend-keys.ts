@@ -85,7 +85,7 @@ async function mirror(env: Bindings, record: KeyRecord): Promise<void> {
   await database(env.DB)
     .update(spendKeys)
     .set(fields)
-    .where(and(eq(spendKeys.id, id), lt(spendKeys.updatedAt, record.updatedAt)));
+    .where(and(eq(spendKeys.id, id), lt(spendKeys.configVersion, record.configVersion)));
 }
 
 const tags = ["Spend keys"];
@@ -124,6 +124,7 @@ export const spendKeyRoutes = new ApiRouter()
         expiresAt: null,
         createdAt: now,
         updatedAt: now,
+        configVersion: 1,
         revokedAt: null,
         ...(await columnsFrom(c.env, body)),
       };

@@ -205,10 +205,10 @@ describe("spend keys", () => {
       Array.from({ length: 12 }, (_, i) => mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { rate_limit: { rpm: 100 + i } })),
     );
     expect(results.every((r) => r.status === 200)).toBe(true);
-    const [row] = await d1All(`SELECT rate_limit_rpm, updated_at FROM spend_keys WHERE id = '${id}'`);
+    const [row] = await d1All(`SELECT rate_limit_rpm, config_version FROM spend_keys WHERE id = '${id}'`);
     const guard = (await keyGuard(env, id).inspect()).config!;
     expect(guard.rateLimit?.rpm).toBe(row!.rate_limit_rpm);
-    expect(guard.version).toBe(row!.updated_at);
+    expect(guard.version).toBe(row!.config_version);
     const retrieved = await json(await mgmt(wallet.key, "GET", `/spend_keys/${id}`), 200);
     expect(retrieved.total_requests).toBe(1);
   });

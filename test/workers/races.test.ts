@@ -65,6 +65,10 @@ describe("racing management writes", () => {
         expect(row!.key_hash, ctx).toBe(record.keyHash);
         expect(row!.revoked_at, ctx).toBe(record.revokedAt);
         expect(row!.updated_at, ctx).toBe(record.updatedAt);
+        expect(row!.config_version, ctx).toBe(record.configVersion);
+        // Created at version 1, then exactly one version per write that applied.
+        const applied = [...answers.values()].filter((a) => a.status === 200).length;
+        expect(record.configVersion, ctx).toBe(1 + applied);
         expect(row!.name, ctx).toBe(record.name);
         expect(row!.status, ctx).toBe(record.status);
         expect(row!.rate_limit_rpm, ctx).toBe(record.rateLimitRpm);
