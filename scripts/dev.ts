@@ -3,12 +3,14 @@
  * the bundled fake provider when no provider key is configured, and a dev wallet created once.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ROOT, startStack } from "./lib/stack.ts";
 
 const port = Number(process.env.PORT ?? 8787);
-const stack = await startStack({ port });
-const walletFile = join(ROOT, ".wrangler", "spendgate-dev-wallet.json");
+// SPENDGATE_STATE_DIR: keep local D1 and Durable Object state somewhere else than wrangler's .wrangler/state.
+const stateDir = process.env.SPENDGATE_STATE_DIR;
+const stack = await startStack({ port, ...(stateDir ? { persistTo: stateDir } : {}) });
+const walletFile = join(stateDir ?? join(ROOT, ".wrangler"), "spendgate-dev-wallet.json");
 
 interface DevWallet {
   wallet_id: string;
@@ -30,7 +32,7 @@ async function devWallet(): Promise<DevWallet> {
   });
   if (!res.ok) throw new Error(`could not create the dev wallet: ${res.status} ${await res.text()}`);
   const created = (await res.json()) as DevWallet;
-  mkdirSync(join(ROOT, ".wrangler"), { recursive: true });
+  mkdirSync(dirname(walletFile), { recursive: true });
   writeFileSync(walletFile, JSON.stringify({ wallet_id: created.wallet_id, secret_key: created.secret_key }, null, 2), { mode: 0o600 });
   return created;
 }
@@ -53,10 +55,20 @@ ${stack.usingFake ? ` Provider: the bundled FAKE provider (${stack.fakeUrl}) —
 ${line}
 `);
 
+let stopping = false;
 const stop = async () => {
+  if (stopping) return;
+  stopping = true;
   await stack.stop();
   process.exit(0);
 };
 process.on("SIGINT", stop);
 process.on("SIGTERM", stop);
+process.on("SIGHUP", stop);
+// A process manager may signal only `npm`, whose shell does not pass the signal on: when our parent is gone,
+// stop too rather than leave wrangler and workerd running.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) void stop();
+}, 500);
 await new Promise(() => undefined);

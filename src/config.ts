@@ -1,5 +1,3 @@
-import type { Bindings } from "./env.ts";
-
 /**
  * The gateway's settings, parsed once per environment from its vars (wrangler.toml `[vars]`, `.dev.vars`) with
  * their defaults, and checked together: a deployment with settings that break a promise refuses to serve
@@ -39,7 +37,8 @@ export class ConfigError extends Error {}
 
 const parsed = new WeakMap<object, GatewayConfig>();
 
-export function gatewayConfig(env: Bindings): GatewayConfig {
+/** `env`: the Worker's bindings (typed loosely so Node scripts can import the var names without Worker types). */
+export function gatewayConfig(env: object): GatewayConfig {
   let config = parsed.get(env);
   if (!config) {
     config = parse(env as unknown as Record<string, unknown>);

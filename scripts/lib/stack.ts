@@ -4,30 +4,28 @@ import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { NUMERIC_VARS } from "../../src/config.ts";
+import { PROVIDERS } from "../../src/providers/registry.ts";
 import { startFakeProvider } from "../fake-provider/server.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
 
-/** Where each provider's fake lives on the fake server (the path prefixes mimic the official base URLs). */
-export const PROVIDER_PATHS: Record<string, string> = {
-  OPENAI: "/openai/v1",
-  ANTHROPIC: "/anthropic",
-  GOOGLE: "/google/v1beta/openai",
-  MISTRAL: "/mistral/v1",
-  GROQ: "/groq/openai/v1",
-  DEEPSEEK: "/deepseek/v1",
-  XAI: "/xai/v1",
-  TOGETHER: "/together/v1",
-  FIREWORKS: "/fireworks/inference/v1",
-};
+/**
+ * Where each provider's fake lives on the fake server: `/<id>` + the path of its official base URL
+ * (`/openai/v1`, `/anthropic`, `/google/v1beta/openai`, …), from the provider registry.
+ */
+export const FAKE_PATHS = Object.values(PROVIDERS).map((p) => ({
+  provider: p,
+  path: `/${p.id}${new URL(p.defaultBaseUrl).pathname.replace(/\/$/, "")}`,
+}));
 
 /** Every provider pointed at the fake provider at `fakeUrl`, each with a placeholder key. */
 export function fakeProviderVars(fakeUrl: string): Record<string, string> {
   const vars: Record<string, string> = {};
-  for (const [name, path] of Object.entries(PROVIDER_PATHS)) {
-    vars[`${name}_BASE_URL`] = fakeUrl + path;
-    vars[`${name}_API_KEY`] = `fake-${name.toLowerCase()}-key`;
+  for (const { provider, path } of FAKE_PATHS) {
+    vars[provider.baseUrlVar] = fakeUrl + path;
+    vars[provider.apiKeyVar] = `fake-${provider.id}-key`;
   }
   return vars;
 }
@@ -81,7 +79,7 @@ export interface Stack {
  */
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const configured = { ...readDevVars(), ...pick(process.env) };
-  const providerKeys = Object.keys(PROVIDER_PATHS).filter((p) => configured[`${p}_API_KEY`]);
+  const providerKeys = Object.values(PROVIDERS).filter((p) => configured[p.apiKeyVar]);
   const usingFake = opts.fake ?? providerKeys.length === 0;
   const vars: Record<string, string> = { SPENDGATE_ENV: "development", ...configured, ...(opts.vars ?? {}) };
   vars.ADMIN_TOKEN ??= "dev-admin-token";
@@ -112,8 +110,27 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     cwd: ROOT,
     stdio: opts.quiet ? ["ignore", "ignore", "pipe"] : ["ignore", "inherit", "inherit"],
     env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-    detached: false,
+    // Its own process group, so stopping it stops wrangler and every workerd it started, all at once.
+    detached: true,
   });
+  const stopWrangler = async () => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    const group = -child.pid;
+    try {
+      process.kill(group, "SIGTERM");
+    } catch {
+      return; // already gone
+    }
+    const timeout = new Promise((r) => setTimeout(r, 5_000, "timeout"));
+    if ((await Promise.race([exited, timeout])) === "timeout") {
+      try {
+        process.kill(group, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+  };
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
   const url = `http://127.0.0.1:${port}`;
@@ -127,7 +144,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       // not up yet
     }
     if (Date.now() > deadline) {
-      child.kill("SIGTERM");
+      await stopWrangler();
       rmSync(envDir, { recursive: true, force: true });
       throw new Error(`wrangler dev did not answer on ${url} within 60 s:\n${stderr}`);
     }
@@ -140,8 +157,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     fakeUrl: fake?.url ?? null,
     usingFake,
     async stop() {
-      child.kill("SIGTERM");
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r)));
+      await stopWrangler();
       await fake?.close();
       rmSync(envDir, { recursive: true, force: true });
     },
@@ -154,11 +170,12 @@ function pick(env: NodeJS.ProcessEnv): Record<string, string> {
   return out;
 }
 
+/** The vars the Worker reads: its settings (src/config.ts) and each provider's key and base URL. */
 function isWorkerVar(name: string): boolean {
   return (
     name === "ADMIN_TOKEN" ||
     name === "SPENDGATE_ENV" ||
-    /^(MAX_BODY_BYTES|UPSTREAM_TIMEOUT_MS|MAX_INFLIGHT_PER_KEY|HOLD_TTL_MS|DISCONNECT_DRAIN_MS)$/.test(name) ||
-    Object.keys(PROVIDER_PATHS).some((p) => name === `${p}_API_KEY` || name === `${p}_BASE_URL`)
+    Object.hasOwn(NUMERIC_VARS, name) ||
+    Object.values(PROVIDERS).some((p) => name === p.apiKeyVar || name === p.baseUrlVar)
   );
 }
