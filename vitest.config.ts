@@ -23,7 +23,13 @@ export default defineConfig(async () => {
             cloudflareTest({
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
-                bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token", SPENDGATE_ENV: "test", DISCONNECT_DRAIN_MS: "2000", ...TEST_PROVIDER_KEYS },
+                bindings: {
+                  TEST_MIGRATIONS: migrations,
+                  ADMIN_TOKEN: "test-admin-token",
+                  SPENDGATE_ENV: "test",
+                  DISCONNECT_DRAIN_MS: "2000",
+                  ...TEST_PROVIDER_KEYS,
+                },
                 outboundService: (request: Request) => fake.handle(request),
               },
             }),

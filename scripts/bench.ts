@@ -20,7 +20,7 @@
  * BENCH_QUICK=1 shortens every phase (a smoke run). Results: a table on stdout and bench-results/latest.json.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -107,10 +107,20 @@ function target(name: string, origin: string, prefix: string, providerAuth = fal
 }
 
 const chatBody = (i: number, extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ model: "gpt-4o-mini", max_tokens: 16, messages: [{ role: "user", content: `benchmark request ${i % 50}` }], ...extra });
+  JSON.stringify({
+    model: "gpt-4o-mini",
+    max_tokens: 16,
+    messages: [{ role: "user", content: `benchmark request ${i % 50}` }],
+    ...extra,
+  });
 
 async function send(t: Target, key: string, body: string): Promise<{ status: number; text: string }> {
-  const res = await t.pool.request({ method: "POST", path: t.path("chat"), headers: { "content-type": "application/json", ...t.auth(key) }, body });
+  const res = await t.pool.request({
+    method: "POST",
+    path: t.path("chat"),
+    headers: { "content-type": "application/json", ...t.auth(key) },
+    body,
+  });
   const text = await res.body.text();
   return { status: res.statusCode, text };
 }
@@ -125,7 +135,11 @@ interface LoadResult {
 
 /** Open loop: request i is sent at start + i/rate whatever happened before; latency counts from then. */
 async function openLoop(rate: number, seconds: number, fire: (i: number) => Promise<number>): Promise<LoadResult> {
-  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+  const hist = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 120_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   const statuses: Record<string, number> = {};
   let errors = 0;
   const total = Math.round(rate * seconds);
@@ -160,26 +174,43 @@ const ms = (us: number) => Math.round(us / 10) / 100;
 // Workers under test.
 
 function buildBundle(outdir: string): { file: string; gzipKiB: number; rawKiB: number } {
-  execFileSync(join(ROOT, "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", outdir], { cwd: ROOT, stdio: "ignore", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
+  execFileSync(join(ROOT, "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", outdir], {
+    cwd: ROOT,
+    stdio: "ignore",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+  });
   const file = join(outdir, "index.js");
   const raw = readFileSync(file);
   return { file, rawKiB: raw.length / 1024, gzipKiB: gzipSync(raw).length / 1024 };
 }
 
 async function startGatewayMiniflare(bundle: string, fakeUrl: string, port: number) {
-  const mf = new Miniflare(convertV4MiniflareOptions({
-    host: "127.0.0.1",
-    port,
-    modules: [{ type: "ESModule", path: bundle }],
-    modulesRoot: dirname(bundle),
-    compatibilityDate: "2026-11-01",
-    d1Databases: { DB: "bench-db" },
-    durableObjects: { KEY_GUARD: { className: "KeyGuard", useSQLite: true } },
-    bindings: { ...fakeProviderVars(fakeUrl), ADMIN_TOKEN: "bench-admin", SPENDGATE_ENV: "development", MAX_BODY_BYTES: "33554432", UPSTREAM_TIMEOUT_MS: "600000", MAX_INFLIGHT_PER_KEY: "1000", HOLD_TTL_MS: "900000", DISCONNECT_DRAIN_MS: "30000" },
-  }));
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      host: "127.0.0.1",
+      port,
+      modules: [{ type: "ESModule", path: bundle }],
+      modulesRoot: dirname(bundle),
+      compatibilityDate: "2026-11-01",
+      d1Databases: { DB: "bench-db" },
+      durableObjects: { KEY_GUARD: { className: "KeyGuard", useSQLite: true } },
+      bindings: {
+        ...fakeProviderVars(fakeUrl),
+        ADMIN_TOKEN: "bench-admin",
+        SPENDGATE_ENV: "development",
+        MAX_BODY_BYTES: "33554432",
+        UPSTREAM_TIMEOUT_MS: "600000",
+        MAX_INFLIGHT_PER_KEY: "1000",
+        HOLD_TTL_MS: "900000",
+        DISCONNECT_DRAIN_MS: "30000",
+      },
+    }),
+  );
   await mf.ready;
   const db = await mf.getD1Database("DB");
-  for (const f of readdirSync(join(ROOT, "migrations")).filter((f) => f.endsWith(".sql")).sort()) {
+  for (const f of readdirSync(join(ROOT, "migrations"))
+    .filter((f) => f.endsWith(".sql"))
+    .sort()) {
     for (const stmt of readFileSync(join(ROOT, "migrations", f), "utf8").split("--> statement-breakpoint")) {
       if (stmt.trim()) await db.prepare(stmt).run();
     }
@@ -192,12 +223,15 @@ async function startFloorMiniflare(fakeUrl: string, port: number, withDurableObj
   // to a Durable Object that each persist one small write, as admission and settlement must (a durable
   // commit holds each reply until it is on disk: that, not the RPC, is most of the cost locally).
   const script = `import { DurableObject } from "cloudflare:workers";
-  export class Noop extends DurableObject { ping() { this.ctx.storage.kv.put("n", (this.ctx.storage.kv.get("n") ?? 0) + 1); return 1; } }
+  export class Noop extends DurableObject {
+    ping() { this.ctx.storage.kv.put("n", (this.ctx.storage.kv.get("n") ?? 0) + 1); return 1; }
+  }
   export default { async fetch(req, env) {
     const url = new URL(req.url);
     const stub = ${withDurableObject} ? env.NOOP.getByName("k") : null;
     if (stub) await stub.ping();
-    const res = await fetch("${fakeUrl}/openai" + url.pathname, { method: req.method, headers: { "content-type": "application/json", authorization: "Bearer fake" }, body: req.body });
+    const headers = { "content-type": "application/json", authorization: "Bearer fake" };
+    const res = await fetch("${fakeUrl}/openai" + url.pathname, { method: req.method, headers, body: req.body });
     if (!stub) return res;
     const body = await res.arrayBuffer();
     await stub.ping();
@@ -221,7 +255,11 @@ async function startFloorMiniflare(fakeUrl: string, port: number, withDurableObj
 // Management helpers over HTTP.
 
 async function api(origin: string, method: string, path: string, auth: string, body?: unknown) {
-  const res = await fetch(origin + path, { method, headers: { authorization: `Bearer ${auth}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(origin + path, {
+    method,
+    headers: { authorization: `Bearer ${auth}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const json = (await res.json()) as any;
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
   return json;
@@ -231,7 +269,11 @@ async function newWallet(origin: string, admin: string): Promise<string> {
   return (await api(origin, "POST", "/admin/wallets", admin, { name: "bench" })).secret_key;
 }
 
-async function newKey(origin: string, wallet: string, body: Record<string, unknown> = {}): Promise<{ key: string; id: string }> {
+async function newKey(
+  origin: string,
+  wallet: string,
+  body: Record<string, unknown> = {},
+): Promise<{ key: string; id: string }> {
   const k = await api(origin, "POST", "/v1/spend_keys", wallet, { name: "bench", ...body });
   return { key: k.key, id: k.spend_key_id };
 }
@@ -240,7 +282,10 @@ async function newKey(origin: string, wallet: string, body: Record<string, unkno
 
 async function main() {
   const pinned = pin(process.pid, 0);
-  log(`pinning: load generator + fake provider on core 0, workerd on core 1 (${pinned ? "taskset ok" : "taskset unavailable: not pinned"})`);
+  log(
+    "pinning: load generator + fake provider on core 0, workerd on core 1 " +
+      `(${pinned ? "taskset ok" : "taskset unavailable: not pinned"})`,
+  );
   const work = mkdtempSync(join(tmpdir(), "spendgate-bench-"));
   const fake = await startFakeProvider(0, { latencyMs: LATENCY_MS, record: 1_000_000 });
   const bundle = buildBundle(join(work, "dist"));
@@ -257,7 +302,12 @@ async function main() {
   const floorDoPort = await freePort();
   const floorDoMf = await startFloorMiniflare(fake.url, floorDoPort, true);
   const floorDoPids = workerds().filter((pid) => !gwPids.includes(pid) && !floorPids.includes(pid));
-  const wranglerStack = await startStack({ fake: false, quiet: true, persistTo: join(work, "wrangler-state"), vars: { ...fakeProviderVars(fake.url), ADMIN_TOKEN: "bench-admin", MAX_INFLIGHT_PER_KEY: "1000" } });
+  const wranglerStack = await startStack({
+    fake: false,
+    quiet: true,
+    persistTo: join(work, "wrangler-state"),
+    vars: { ...fakeProviderVars(fake.url), ADMIN_TOKEN: "bench-admin", MAX_INFLIGHT_PER_KEY: "1000" },
+  });
   for (const pid of descendants(process.pid)) if (procName(pid).startsWith("workerd")) pin(pid, 1);
 
   const gw = `http://127.0.0.1:${gwPort}`;
@@ -276,7 +326,8 @@ async function main() {
 
   // Warm-up: JIT, connection pools, Durable Objects.
   log("warm-up");
-  for (const t of Object.values(targets)) await openLoop(50, QUICK ? 0.5 : 2, (i) => send(t, keyOf(t), chatBody(i)).then((r) => r.status));
+  for (const t of Object.values(targets))
+    await openLoop(50, QUICK ? 0.5 : 2, (i) => send(t, keyOf(t), chatBody(i)).then((r) => r.status));
 
   // 1. JSON latency: interleaved rounds, same requests.
   log(`JSON latency: ${ROUNDS} rounds × ${ROUND_S} s at ${RATE} req/s per target, provider latency ${LATENCY_MS} ms`);
@@ -299,9 +350,16 @@ async function main() {
         entry.ms += cpuOf(pids) - cpuBefore;
         entry.requests += res.sent;
       }
-      json[name] ??= hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+      json[name] ??= hdr.build({
+        lowestDiscernibleValue: 1,
+        highestTrackableValue: 120_000_000,
+        numberOfSignificantValueDigits: 3,
+      });
       json[name]!.add(res.hist);
-      jsonErrors[name] = (jsonErrors[name] ?? 0) + res.errors + (res.statuses["200"] === res.sent ? 0 : res.sent - (res.statuses["200"] ?? 0));
+      jsonErrors[name] =
+        (jsonErrors[name] ?? 0) +
+        res.errors +
+        (res.statuses["200"] === res.sent ? 0 : res.sent - (res.statuses["200"] ?? 0));
     }
   }
   const p = (name: string, q: number) => json[name]!.getValueAtPercentile(q);
@@ -323,17 +381,35 @@ async function main() {
 
   // 2. Streams: time to first byte, gaps between chunks, identical bytes.
   log("streaming: TTFB and chunk gaps");
-  const streamBody = (i: number) => chatBody(i, { stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: `stream ${i % 20} [[fault:gap:5]]` }] });
+  const streamBody = (i: number) =>
+    chatBody(i, {
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: "user", content: `stream ${i % 20} [[fault:gap:5]]` }],
+    });
   const ttfb: Record<string, hdr.Histogram> = {};
   const gaps: Record<string, hdr.Histogram> = {};
   let identical = true;
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, t] of Object.entries({ direct: targets.direct, gateway: targets.gateway })) {
-      ttfb[name] ??= hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
-      gaps[name] ??= hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+      ttfb[name] ??= hdr.build({
+        lowestDiscernibleValue: 1,
+        highestTrackableValue: 120_000_000,
+        numberOfSignificantValueDigits: 3,
+      });
+      gaps[name] ??= hdr.build({
+        lowestDiscernibleValue: 1,
+        highestTrackableValue: 120_000_000,
+        numberOfSignificantValueDigits: 3,
+      });
       await openLoop(20, ROUND_S, async (i) => {
         const t0 = performance.now();
-        const res = await t.pool.request({ method: "POST", path: t.path("chat"), headers: { "content-type": "application/json", ...t.auth(gwKey) }, body: streamBody(i) });
+        const res = await t.pool.request({
+          method: "POST",
+          path: t.path("chat"),
+          headers: { "content-type": "application/json", ...t.auth(gwKey) },
+          body: streamBody(i),
+        });
         let last = 0;
         for await (const chunk of res.body) {
           const now = performance.now();
@@ -368,9 +444,16 @@ async function main() {
   const before = workerdStats();
   let cpuRequests = 0;
   for (const rate of steps) {
-    const res = await openLoop(rate, QUICK ? 1 : 3, (i) => send(targets.gateway, hot, chatBody(i)).then((x) => x.status));
+    const res = await openLoop(rate, QUICK ? 1 : 3, (i) =>
+      send(targets.gateway, hot, chatBody(i)).then((x) => x.status),
+    );
     cpuRequests += res.sent;
-    oneKey.push({ rate, achieved: Math.round(res.achievedRps), errors: res.errors + res.sent - (res.statuses["200"] ?? 0), p99_ms: ms(res.hist.getValueAtPercentile(99)) });
+    oneKey.push({
+      rate,
+      achieved: Math.round(res.achievedRps),
+      errors: res.errors + res.sent - (res.statuses["200"] ?? 0),
+      p99_ms: ms(res.hist.getValueAtPercentile(99)),
+    });
   }
   const after = workerdStats();
   let cpuMs = 0;
@@ -382,20 +465,29 @@ async function main() {
     rssMb += a.rssMb;
   }
   // Sustained: every request answered without error, and the offered rate actually served (not queued up).
-  const sustained = Math.max(0, ...oneKey.filter((s) => s.errors === 0 && s.achieved >= 0.95 * s.rate && s.p99_ms < 1000).map((s) => s.rate));
+  const sustained = Math.max(
+    0,
+    ...oneKey.filter((s) => s.errors === 0 && s.achieved >= 0.95 * s.rate && s.p99_ms < 1000).map((s) => s.rate),
+  );
   const limited = (await newKey(gw, wallet, { rate_limit: { rpm: 6000, burst: 100 } })).key;
-  const over = await openLoop(200, QUICK ? 1 : 3, (i) => send(targets.gateway, limited, chatBody(i)).then((x) => x.status));
+  const over = await openLoop(200, QUICK ? 1 : 3, (i) =>
+    send(targets.gateway, limited, chatBody(i)).then((x) => x.status),
+  );
 
   // 4. 100 keys.
   log("100 keys");
   const keys: string[] = [];
   for (let i = 0; i < 100; i++) keys.push((await newKey(gw, wallet)).key);
-  const many = await openLoop(QUICK ? 200 : 400, QUICK ? 1 : 3, (i) => send(targets.gateway, keys[i % 100]!, chatBody(i)).then((x) => x.status));
+  const many = await openLoop(QUICK ? 200 : 400, QUICK ? 1 : 3, (i) =>
+    send(targets.gateway, keys[i % 100]!, chatBody(i)).then((x) => x.status),
+  );
 
   // 5. 500 concurrent requests on one key with a small budget: zero overshoot.
   log("500 concurrent requests on one key");
   const capped = await newKey(gw, wallet, { spend_limit: { amount: "0.0005", cycle: "total" } });
-  const burst = await Promise.all(Array.from({ length: 500 }, (_, i) => send(targets.gateway, capped.key, chatBody(i))));
+  const burst = await Promise.all(
+    Array.from({ length: 500 }, (_, i) => send(targets.gateway, capped.key, chatBody(i))),
+  );
   const cappedView = await api(gw, "GET", `/v1/spend_keys/${capped.id}`, wallet);
   const overshoot = {
     admitted: burst.filter((r) => r.status === 200).length,
@@ -410,9 +502,14 @@ async function main() {
   log(`soak: ${SOAK_S} s at 50 req/s over 20 keys`);
   const soakWallet = await newWallet(gw, "bench-admin");
   const soakKeys: string[] = [];
-  for (let i = 0; i < 20; i++) soakKeys.push((await newKey(gw, soakWallet, { spend_limit: { amount: "100", cycle: "daily" } })).key);
+  for (let i = 0; i < 20; i++)
+    soakKeys.push((await newKey(gw, soakWallet, { spend_limit: { amount: "100", cycle: "daily" } })).key);
   const firstRecord = fake.recorded.length;
-  const soak = await openLoop(50, SOAK_S, (i) => send(targets.gateway, soakKeys[i % 20]!, chatBody(i, { messages: [{ role: "user", content: `soak ${i}` }] })).then((x) => x.status));
+  const soak = await openLoop(50, SOAK_S, (i) =>
+    send(targets.gateway, soakKeys[i % 20]!, chatBody(i, { messages: [{ role: "user", content: `soak ${i}` }] })).then(
+      (x) => x.status,
+    ),
+  );
   await sleep(3000); // KeyGuard alarms flush ledger rows within ~1 s
   let rows = 0;
   let ledgerNanos = 0n;
@@ -434,7 +531,8 @@ async function main() {
   let providerNanos = 0n;
   for (const rec of fake.recorded.slice(firstRecord)) {
     if (!rec.usage) continue;
-    providerNanos += (BigInt(rec.usage.input) * 150_000_000n + BigInt(rec.usage.output) * 600_000_000n + 999_999n) / 1_000_000n;
+    providerNanos +=
+      (BigInt(rec.usage.input) * 150_000_000n + BigInt(rec.usage.output) * 600_000_000n + 999_999n) / 1_000_000n;
   }
   const soakRow = {
     seconds: SOAK_S,
@@ -455,8 +553,17 @@ async function main() {
     json_latency: jsonRows,
     gateway_over_floor: gatewayOverFloor,
     stream: streamRow,
-    one_key: { steps: oneKey, sustained_rps: sustained, past_rpm: { rpm: 6000, sent: over.sent, statuses: over.statuses } },
-    hundred_keys: { sent: many.sent, achieved_rps: Math.round(many.achievedRps), statuses: many.statuses, p99_ms: ms(many.hist.getValueAtPercentile(99)) },
+    one_key: {
+      steps: oneKey,
+      sustained_rps: sustained,
+      past_rpm: { rpm: 6000, sent: over.sent, statuses: over.statuses },
+    },
+    hundred_keys: {
+      sent: many.sent,
+      achieved_rps: Math.round(many.achievedRps),
+      statuses: many.statuses,
+      p99_ms: ms(many.hist.getValueAtPercentile(99)),
+    },
     cpu_ms_per_request: cpuRequests ? Math.round((cpuMs / cpuRequests) * 1000) / 1000 : null,
     workerd_rss_mb: Math.round(rssMb),
     bundle_kib: { raw: Math.round(bundle.rawKiB * 10) / 10, gzip: Math.round(bundle.gzipKiB * 10) / 10 },
@@ -475,22 +582,34 @@ async function main() {
     "bundle ≤ 150 KiB gzipped": bundle.gzipKiB <= 150,
     "streamed bytes identical": streamRow.bytes_identical,
     "soak: 0 errors, ledger rows = requests, spend = usage × price":
-      soakRow.errors === 0 && soakRow.ledger_rows === soakRow.sent && soakRow.spend_ledger_usd === soakRow.spend_provider_usage_usd,
+      soakRow.errors === 0 &&
+      soakRow.ledger_rows === soakRow.sent &&
+      soakRow.spend_ledger_usd === soakRow.spend_provider_usage_usd,
   };
   Object.assign(report, { targets: goals });
   mkdirSync(join(ROOT, "bench-results"), { recursive: true });
   writeFileSync(join(ROOT, "bench-results", "latest.json"), JSON.stringify(report, null, 2));
   console.log("\nJSON requests (latency from the scheduled send time; added = target − direct)");
   console.table(jsonRows);
-  console.log(`gateway − floor (over a bare pass-through Worker): p50 ${gatewayOverFloor.over_floor_p50_ms} ms, p99 ${gatewayOverFloor.over_floor_p99_ms} ms`);
-  console.log(`gateway − floor+DO (our own code, over the same Worker with two persisting DO RPCs): p50 ${gatewayOverFloor.over_floor_do_p50_ms} ms, p99 ${gatewayOverFloor.over_floor_do_p99_ms} ms`);
+  console.log(
+    "gateway − floor (over a bare pass-through Worker): " +
+      `p50 ${gatewayOverFloor.over_floor_p50_ms} ms, p99 ${gatewayOverFloor.over_floor_p99_ms} ms`,
+  );
+  console.log(
+    "gateway − floor+DO (our own code, over the same Worker with two persisting DO RPCs): " +
+      `p50 ${gatewayOverFloor.over_floor_do_p50_ms} ms, p99 ${gatewayOverFloor.over_floor_do_p99_ms} ms`,
+  );
   console.log("\nStreams");
   console.table([streamRow]);
   console.log("\nOne key");
   console.table(oneKey);
-  console.log(`sustained with 0 errors: ${sustained} req/s; past rpm 6000 at 200 req/s: ${JSON.stringify(over.statuses)}`);
+  console.log(
+    `sustained with 0 errors: ${sustained} req/s; past rpm 6000 at 200 req/s: ${JSON.stringify(over.statuses)}`,
+  );
   console.log(`100 keys: ${JSON.stringify(report.hundred_keys)}`);
-  console.log(`CPU per request (workerd, gateway): ${report.cpu_ms_per_request} ms; workerd RSS ${report.workerd_rss_mb} MB`);
+  console.log(
+    `CPU per request (workerd, gateway): ${report.cpu_ms_per_request} ms; workerd RSS ${report.workerd_rss_mb} MB`,
+  );
   console.log(`bundle: ${report.bundle_kib.raw} KiB raw, ${report.bundle_kib.gzip} KiB gzipped`);
   console.log(`500 concurrent on one key: ${JSON.stringify(overshoot)}`);
   console.log("\nSoak");

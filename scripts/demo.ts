@@ -3,12 +3,13 @@
  * Uses the gateway at GATEWAY_URL (default http://127.0.0.1:8787) when one answers there — e.g. `npm run dev` —
  * and otherwise starts its own (local D1 + Durable Objects + the fake provider) for the length of the demo.
  */
-import Anthropic from "@anthropic-ai/sdk";
-import { Lava } from "@lavapayments/nodejs";
+
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import Anthropic from "@anthropic-ai/sdk";
+import { Lava } from "@lavapayments/nodejs";
 import OpenAI from "openai";
-import { ROOT, startStack, type Stack } from "./lib/stack.ts";
+import { ROOT, type Stack, startStack } from "./lib/stack.ts";
 
 const bold = (s: string) => `\x1b[1m${s}\x1b[0m`;
 const dim = (s: string) => `\x1b[2m${s}\x1b[0m`;
@@ -29,13 +30,15 @@ try {
 
 async function walletKey(): Promise<string> {
   const saved = join(ROOT, ".wrangler", "spendgate-dev-wallet.json");
-  if (!stack && existsSync(saved)) return (JSON.parse(readFileSync(saved, "utf8")) as { secret_key: string }).secret_key;
+  if (!stack && existsSync(saved))
+    return (JSON.parse(readFileSync(saved, "utf8")) as { secret_key: string }).secret_key;
   const res = await fetch(`${url}/admin/wallets`, {
     method: "POST",
     headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
     body: JSON.stringify({ name: "demo wallet" }),
   });
-  if (!res.ok) throw new Error(`creating a wallet needs the operator token (ADMIN_TOKEN): ${res.status} ${await res.text()}`);
+  if (!res.ok)
+    throw new Error(`creating a wallet needs the operator token (ADMIN_TOKEN): ${res.status} ${await res.text()}`);
   return ((await res.json()) as { secret_key: string }).secret_key;
 }
 
@@ -49,22 +52,54 @@ try {
     spend_limit: { amount: "0.002", cycle: "daily" },
     rate_limit: { rpm: 600, burst: 20 },
   });
-  const claude = await lava.spendKeys.create({ name: "claude-coder", request_shape: "anthropic", request_limit: { count: 100, cycle: "daily" } });
-  say(`openai-shaped key    ${agent.key_preview}  spend limit $${agent.spend_limit!.amount}/${agent.spend_limit!.cycle}, ${agent.rate_limit!.rpm} rpm`);
-  say(`anthropic-shaped key ${claude.key_preview}  ${claude.request_limit!.count} requests/${claude.request_limit!.cycle}`);
+  const claude = await lava.spendKeys.create({
+    name: "claude-coder",
+    request_shape: "anthropic",
+    request_limit: { count: 100, cycle: "daily" },
+  });
+  say(
+    `openai-shaped key    ${agent.key_preview}  ` +
+      `spend limit $${agent.spend_limit!.amount}/${agent.spend_limit!.cycle}, ${agent.rate_limit!.rpm} rpm`,
+  );
+  say(
+    `anthropic-shaped key ${claude.key_preview}  ` +
+      `${claude.request_limit!.count} requests/${claude.request_limit!.cycle}`,
+  );
 
   step(2, "The agent uses them as ordinary provider keys (openai and @anthropic-ai/sdk, only baseURL changed)");
   const openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: agent.key, maxRetries: 0 });
-  const chat = await openai.chat.completions.create({ model: "gpt-4o-mini", max_tokens: 50, messages: [{ role: "user", content: "Say hello" }] });
-  say(`chat (JSON):   "${chat.choices[0]!.message.content}"  ${dim(`${chat.usage!.prompt_tokens} in / ${chat.usage!.completion_tokens} out tokens`)}`);
-  const stream = await openai.chat.completions.create({ model: "gpt-4o-mini", max_tokens: 50, stream: true, messages: [{ role: "user", content: "Stream please" }] });
+  const chat = await openai.chat.completions.create({
+    model: "gpt-4o-mini",
+    max_tokens: 50,
+    messages: [{ role: "user", content: "Say hello" }],
+  });
+  say(
+    `chat (JSON):   "${chat.choices[0]!.message.content}"  ` +
+      dim(`${chat.usage!.prompt_tokens} in / ${chat.usage!.completion_tokens} out tokens`),
+  );
+  const stream = await openai.chat.completions.create({
+    model: "gpt-4o-mini",
+    max_tokens: 50,
+    stream: true,
+    messages: [{ role: "user", content: "Stream please" }],
+  });
   let streamed = "";
   for await (const c of stream) streamed += c.choices[0]?.delta?.content ?? "";
   say(`chat (stream): "${streamed}"`);
   const anthropic = new Anthropic({ baseURL: url, apiKey: claude.key, maxRetries: 0 });
-  const msg = await anthropic.messages.create({ model: "claude-sonnet-4-20250514", max_tokens: 100, messages: [{ role: "user", content: "Hi Claude" }] });
+  const msg = await anthropic.messages.create({
+    model: "claude-sonnet-4-20250514",
+    max_tokens: 100,
+    messages: [{ role: "user", content: "Hi Claude" }],
+  });
   say(`messages (JSON): "${msg.content[0]!.type === "text" ? msg.content[0]!.text : ""}"`);
-  const final = await anthropic.messages.stream({ model: "claude-sonnet-4-20250514", max_tokens: 100, messages: [{ role: "user", content: "Stream, Claude" }] }).finalMessage();
+  const final = await anthropic.messages
+    .stream({
+      model: "claude-sonnet-4-20250514",
+      max_tokens: 100,
+      messages: [{ role: "user", content: "Stream, Claude" }],
+    })
+    .finalMessage();
   say(`messages (stream): ${final.usage.output_tokens} output tokens metered`);
 
   step(3, "The rate limit: a key allowed 2 requests at once, then 1 per second");
@@ -72,47 +107,80 @@ try {
   const b = new OpenAI({ baseURL: `${url}/v1`, apiKey: burst.key, maxRetries: 0 });
   for (let i = 1; i <= 3; i++) {
     try {
-      await b.chat.completions.create({ model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: "ping" }] });
+      await b.chat.completions.create({
+        model: "gpt-4o-mini",
+        max_tokens: 5,
+        messages: [{ role: "user", content: "ping" }],
+      });
       say(`request ${i}: 200`);
     } catch (e) {
       const err = e as InstanceType<typeof OpenAI.APIError>;
-      say(`request ${i}: ${err.status} ${err.code} — retry-after ${err.headers?.get("retry-after")}s (retry-after-ms ${err.headers?.get("retry-after-ms")})`);
+      say(
+        `request ${i}: ${err.status} ${err.code} — retry-after ${err.headers?.get("retry-after")}s ` +
+          `(retry-after-ms ${err.headers?.get("retry-after-ms")})`,
+      );
     }
   }
 
   step(4, "Spend grows with every request until the hard cap refuses");
   for (let i = 1; ; i++) {
     try {
-      await openai.chat.completions.create({ model: "gpt-4o", max_tokens: 20, messages: [{ role: "user", content: `question ${i}` }] });
+      await openai.chat.completions.create({
+        model: "gpt-4o",
+        max_tokens: 20,
+        messages: [{ role: "user", content: `question ${i}` }],
+      });
       const k = await lava.spendKeys.retrieve(agent.spend_key_id);
       say(`request ${i}: spent $${k.current_spend} of $${k.spend_limit!.amount}`);
     } catch (e) {
       const err = e as InstanceType<typeof OpenAI.APIError>;
-      say(`request ${i}: ${err.status} ${err.code} (x-should-retry: ${err.headers?.get("x-should-retry")}) — ${err.message.replace(/^\d+ /, "")}`);
+      say(
+        `request ${i}: ${err.status} ${err.code} (x-should-retry: ${err.headers?.get("x-should-retry")}) — ` +
+          err.message.replace(/^\d+ /, ""),
+      );
       break;
     }
     if (i > 50) break;
   }
 
   step(5, "The owner restricts models: the change acts on the very next request");
-  await lava.spendKeys.update(agent.spend_key_id, { allowed_models: ["gpt-4o-mini"], spend_limit: { amount: "1.00", cycle: "daily" } });
+  await lava.spendKeys.update(agent.spend_key_id, {
+    allowed_models: ["gpt-4o-mini"],
+    spend_limit: { amount: "1.00", cycle: "daily" },
+  });
   try {
-    await openai.chat.completions.create({ model: "gpt-4o", max_tokens: 5, messages: [{ role: "user", content: "hi" }] });
+    await openai.chat.completions.create({
+      model: "gpt-4o",
+      max_tokens: 5,
+      messages: [{ role: "user", content: "hi" }],
+    });
   } catch (e) {
-    say(`gpt-4o now: ${(e as InstanceType<typeof OpenAI.APIError>).status} ${(e as InstanceType<typeof OpenAI.APIError>).code}`);
+    say(`gpt-4o now: ${apiError(e).status} ${apiError(e).code}`);
   }
-  await openai.chat.completions.create({ model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: "hi" }] });
+  await openai.chat.completions.create({
+    model: "gpt-4o-mini",
+    max_tokens: 5,
+    messages: [{ role: "user", content: "hi" }],
+  });
   say("gpt-4o-mini still: 200");
 
   step(6, "Rotate: same key id, limits and counters; the old secret fails at once");
   const rotated = await lava.spendKeys.rotate(agent.spend_key_id);
   try {
-    await openai.chat.completions.create({ model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: "hi" }] });
+    await openai.chat.completions.create({
+      model: "gpt-4o-mini",
+      max_tokens: 5,
+      messages: [{ role: "user", content: "hi" }],
+    });
   } catch (e) {
-    say(`old key: ${(e as InstanceType<typeof OpenAI.APIError>).status} ${(e as InstanceType<typeof OpenAI.APIError>).code}`);
+    say(`old key: ${apiError(e).status} ${apiError(e).code}`);
   }
   const fresh = new OpenAI({ baseURL: `${url}/v1`, apiKey: rotated.key, maxRetries: 0 });
-  await fresh.chat.completions.create({ model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: "hi" }] });
+  await fresh.chat.completions.create({
+    model: "gpt-4o-mini",
+    max_tokens: 5,
+    messages: [{ role: "user", content: "hi" }],
+  });
   say(`new key ${rotated.key_preview}: 200`);
 
   step(7, "Usage: keys and the per-request ledger");
@@ -120,17 +188,28 @@ try {
   for (const k of (await lava.spendKeys.list()).data) {
     say(`${k.name.padEnd(16)} ${String(k.total_requests).padStart(3)} requests  $${k.total_spend} spent`);
   }
-  const ledger = (await lava.requests.list({ limit: 5 })) as unknown as { data: { model: string; cost: string; stream: boolean; status: string }[] };
-  for (const r of ledger.data) say(dim(`${r.status.padEnd(9)} ${r.model.padEnd(26)} ${r.stream ? "stream" : "json  "}  $${r.cost}`));
+  const ledger = (await lava.requests.list({ limit: 5 })) as unknown as {
+    data: { model: string; cost: string; stream: boolean; status: string }[];
+  };
+  for (const r of ledger.data)
+    say(dim(`${r.status.padEnd(9)} ${r.model.padEnd(26)} ${r.stream ? "stream" : "json  "}  $${r.cost}`));
 
   step(8, "Revoke: the key fails on its very next request");
   await lava.spendKeys.revoke(agent.spend_key_id);
   try {
-    await fresh.chat.completions.create({ model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: "hi" }] });
+    await fresh.chat.completions.create({
+      model: "gpt-4o-mini",
+      max_tokens: 5,
+      messages: [{ role: "user", content: "hi" }],
+    });
   } catch (e) {
-    say(`revoked key: ${(e as InstanceType<typeof OpenAI.APIError>).status} ${(e as InstanceType<typeof OpenAI.APIError>).code}`);
+    say(`revoked key: ${apiError(e).status} ${apiError(e).code}`);
   }
   console.log(`\n${bold("Done.")} Every figure above came from the gateway${stack ? " (fake provider)" : ""}.`);
 } finally {
   await stack?.stop();
+}
+
+function apiError(e: unknown): InstanceType<typeof OpenAI.APIError> {
+  return e as InstanceType<typeof OpenAI.APIError>;
 }

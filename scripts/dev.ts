@@ -22,7 +22,9 @@ async function devWallet(): Promise<DevWallet> {
   // a restart can print it again. A deployed gateway never writes a key anywhere.
   if (existsSync(walletFile)) {
     const saved = JSON.parse(readFileSync(walletFile, "utf8")) as DevWallet;
-    const check = await fetch(`${stack.url}/v1/spend_keys?limit=1`, { headers: { authorization: `Bearer ${saved.secret_key}` } });
+    const check = await fetch(`${stack.url}/v1/spend_keys?limit=1`, {
+      headers: { authorization: `Bearer ${saved.secret_key}` },
+    });
     if (check.ok) return saved;
   }
   const res = await fetch(`${stack.url}/admin/wallets`, {
@@ -33,16 +35,22 @@ async function devWallet(): Promise<DevWallet> {
   if (!res.ok) throw new Error(`could not create the dev wallet: ${res.status} ${await res.text()}`);
   const created = (await res.json()) as DevWallet;
   mkdirSync(dirname(walletFile), { recursive: true });
-  writeFileSync(walletFile, JSON.stringify({ wallet_id: created.wallet_id, secret_key: created.secret_key }, null, 2), { mode: 0o600 });
+  writeFileSync(walletFile, JSON.stringify({ wallet_id: created.wallet_id, secret_key: created.secret_key }, null, 2), {
+    mode: 0o600,
+  });
   return created;
 }
 
 const wallet = await devWallet();
 const line = "─".repeat(72);
+const providerLine = stack.usingFake
+  ? ` Provider: the bundled FAKE provider (${stack.fakeUrl}) — responses are fake.\n` +
+    " Set OPENAI_API_KEY / ANTHROPIC_API_KEY (environment or .dev.vars) for real ones."
+  : " Provider: real providers with the keys you configured.";
 console.log(`
 ${line}
  Spendgate is running at ${stack.url}
-${stack.usingFake ? ` Provider: the bundled FAKE provider (${stack.fakeUrl}) — responses are fake.\n Set OPENAI_API_KEY / ANTHROPIC_API_KEY (environment or .dev.vars) for real ones.` : " Provider: real providers with the keys you configured."}
+${providerLine}
  Operator token (ADMIN_TOKEN): ${stack.adminToken}
  Dev wallet ${wallet.wallet_id}; its secret key, ready to paste into another shell:
 

@@ -29,7 +29,14 @@ app.use(async (c, next) => {
 
 app.route("/", gatewayRoutes);
 app.route("/admin", adminRoutes.app);
-for (const path of ["/v1/spend_keys", "/v1/spend_keys/*", "/v1/secret_keys", "/v1/secret_keys/*", "/v1/requests", "/v1/requests/*"]) {
+for (const path of [
+  "/v1/spend_keys",
+  "/v1/spend_keys/*",
+  "/v1/secret_keys",
+  "/v1/secret_keys/*",
+  "/v1/requests",
+  "/v1/requests/*",
+]) {
   app.use(path, requireWallet);
 }
 for (const router of [spendKeyRoutes, secretKeyRoutes, requestRoutes]) app.route("/v1", router.app);
@@ -47,7 +54,9 @@ app.get("/openapi.json", (c) => {
       title: "Spendgate operator and management API",
       version: "0.1.0",
       description:
-        "Wallets, spend keys, wallet secret keys, the request ledger and model prices. Compatible with the @lavapayments/nodejs SDK's spendKeys, secretKeys, models and requests. The gateway routes (/v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages) follow the OpenAI and Anthropic APIs.",
+        "Wallets, spend keys, wallet secret keys, the request ledger and model prices. Compatible with the " +
+        "@lavapayments/nodejs SDK's spendKeys, secretKeys, models and requests. The gateway routes " +
+        "(/v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages) follow the OpenAI and Anthropic APIs.",
     },
   );
   return c.json(openapi);

@@ -63,7 +63,8 @@ function parse(env: Record<string, unknown>): GatewayConfig {
   // otherwise the alarm could charge a hold in full while its request is still running, and charge it twice.
   if (out.holdTtlMs <= out.upstreamTimeoutMs + out.disconnectDrainMs) {
     throw new ConfigError(
-      `HOLD_TTL_MS (${out.holdTtlMs}) must exceed UPSTREAM_TIMEOUT_MS + DISCONNECT_DRAIN_MS (${out.upstreamTimeoutMs + out.disconnectDrainMs}).`,
+      `HOLD_TTL_MS (${out.holdTtlMs}) must exceed UPSTREAM_TIMEOUT_MS + DISCONNECT_DRAIN_MS ` +
+        `(${out.upstreamTimeoutMs + out.disconnectDrainMs}).`,
     );
   }
   return out;

@@ -7,9 +7,9 @@ import type { ApiKeyVar, BaseUrlVar } from "./providers/registry.ts";
  * registry names (each `<NAME>_BASE_URL` defaults to the provider's official URL).
  */
 export type Secrets = { ADMIN_TOKEN?: string } & Partial<Record<ApiKeyVar | BaseUrlVar, string>> & {
-  /** the bench's simulated distance to the KeyGuard (config.ts) */
-  GUARD_DELAY_MS?: string;
-};
+    /** the bench's simulated distance to the KeyGuard (config.ts) */
+    GUARD_DELAY_MS?: string;
+  };
 
 export type Bindings = Env & Secrets;
 

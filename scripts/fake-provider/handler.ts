@@ -101,7 +101,9 @@ const marker = (text: string, name: string) => Number(new RegExp(`\\[${name}:(\\
 
 function replyWords(body: Record<string, unknown>, p: Plan): string[] {
   const wanted = p.fault.has("words") ? Number(p.fault.get("words")) : REPLY_WORDS;
-  const max = [body.max_tokens, body.max_completion_tokens, body.max_output_tokens].find((v) => typeof v === "number") as number | undefined;
+  const max = [body.max_tokens, body.max_completion_tokens, body.max_output_tokens].find(
+    (v) => typeof v === "number",
+  ) as number | undefined;
   const n = Math.max(0, Math.min(wanted, max ?? wanted));
   return Array.from({ length: n }, (_, i) => WORDS[i % WORDS.length]!);
 }
@@ -109,7 +111,10 @@ function replyWords(body: Record<string, unknown>, p: Plan): string[] {
 const json = (status: number, body: unknown, extra: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...extra } });
 
-function sse(chunks: string[], opts: { gapMs: number; truncate: boolean; reset: boolean; signal?: AbortSignal }): Response {
+function sse(
+  chunks: string[],
+  opts: { gapMs: number; truncate: boolean; reset: boolean; signal?: AbortSignal },
+): Response {
   const enc = new TextEncoder();
   let i = 0;
   const cut = Math.max(1, Math.floor(chunks.length / 2));
@@ -126,18 +131,33 @@ function sse(chunks: string[], opts: { gapMs: number; truncate: boolean; reset: 
     },
   });
   return new Response(stream, {
-    headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-request-id": "fake-upstream-id" },
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      "x-request-id": "fake-upstream-id",
+    },
   });
 }
 
 /** The most a provider could bill for this request (see [[fault:worst]] above). */
-function worstCase(path: string, body: Record<string, unknown>, raw: string, text: string): { input: number; output: number } {
-  const fields = path.endsWith("/responses") ? ["max_output_tokens"] : path.endsWith("/messages") ? ["max_tokens"] : ["max_tokens", "max_completion_tokens"];
+function worstCase(
+  path: string,
+  body: Record<string, unknown>,
+  raw: string,
+  text: string,
+): { input: number; output: number } {
+  const fields = path.endsWith("/responses")
+    ? ["max_output_tokens"]
+    : path.endsWith("/messages")
+      ? ["max_tokens"]
+      : ["max_tokens", "max_completion_tokens"];
   const sent = fields.map((f) => body[f]).filter((v): v is number => typeof v === "number");
   const choices = typeof body.n === "number" ? body.n : 1;
   const output = (sent.length ? Math.max(...sent) : marker(text, "maxout")) * choices + marker(text, "overbill");
   const tools = Array.isArray(body.tools) ? (body.tools as { type?: string }[]) : [];
-  const schemaless = tools.filter((t) => typeof t?.type === "string" && t.type !== "function" && t.type !== "custom").length;
+  const schemaless = tools.filter(
+    (t) => typeof t?.type === "string" && t.type !== "function" && t.type !== "custom",
+  ).length;
   const toolPrompt = tools.length ? 500 + 900 * schemaless : 0;
   const input = marker(text, "pulled") || new TextEncoder().encode(raw).byteLength + toolPrompt;
   return { input, output };
@@ -155,7 +175,8 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
       return json(200, { data: recorded });
     }
     if (req.method === "GET" && path.endsWith("/models")) return json(200, { object: "list", data: [] });
-    if (req.method !== "POST") return json(404, { error: { message: "fake provider: unknown route", type: "invalid_request_error" } });
+    if (req.method !== "POST")
+      return json(404, { error: { message: "fake provider: unknown route", type: "invalid_request_error" } });
 
     const raw = await req.text();
     let body: Record<string, unknown>;
@@ -167,7 +188,9 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     const p = plan(body);
     const anthropic = path.endsWith("/v1/messages") || path.endsWith("/v1/messages/count_tokens");
     const headers: Record<string, string> = {};
-    req.headers.forEach((v, k) => (headers[k] = v));
+    req.headers.forEach((v, k) => {
+      headers[k] = v;
+    });
     const entry: RecordedRequest = { method: req.method, url: req.url, path, headers, body, usage: null };
     recorded.push(entry);
     if (recorded.length > keep) recorded.shift();
@@ -183,8 +206,18 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     const status = p.fault.has("500") ? 500 : p.fault.has("429") ? 429 : 0;
     if (status) {
       return anthropic
-        ? json(status, { type: "error", error: { type: status === 429 ? "rate_limit_error" : "api_error", message: `fake ${status}` } })
-        : json(status, { error: { message: `fake ${status}`, type: status === 429 ? "requests" : "server_error", param: null, code: null } });
+        ? json(status, {
+            type: "error",
+            error: { type: status === 429 ? "rate_limit_error" : "api_error", message: `fake ${status}` },
+          })
+        : json(status, {
+            error: {
+              message: `fake ${status}`,
+              type: status === 429 ? "requests" : "server_error",
+              param: null,
+              code: null,
+            },
+          });
     }
 
     // Ids are a hash of model + text, so the same prompt gives the same bytes (streams can be compared).
@@ -203,24 +236,55 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     }
     entry.usage = { input, output, cacheRead, cacheWrite, reasoning };
     const noUsage = p.fault.has("nousage");
-    const streamOpts = { gapMs: Number(p.fault.get("gap") ?? 0), truncate: p.fault.has("truncate"), reset: p.fault.has("reset"), signal: req.signal };
+    const streamOpts = {
+      gapMs: Number(p.fault.get("gap") ?? 0),
+      truncate: p.fault.has("truncate"),
+      reset: p.fault.has("reset"),
+      signal: req.signal,
+    };
     const created = 1_793_491_200;
 
     if (path.endsWith("/messages/count_tokens")) return json(200, { input_tokens: input });
 
     if (path.endsWith("/v1/messages")) {
       // Anthropic: input_tokens counts only uncached input.
-      const usage = { input_tokens: input - cacheRead - cacheWrite, cache_creation_input_tokens: cacheWrite, cache_read_input_tokens: cacheRead, output_tokens: output };
-      const message = { id, type: "message", role: "assistant", model, content: [{ type: "text", text: words.join(" ") }], stop_reason: "end_turn", stop_sequence: null };
+      const usage = {
+        input_tokens: input - cacheRead - cacheWrite,
+        cache_creation_input_tokens: cacheWrite,
+        cache_read_input_tokens: cacheRead,
+        output_tokens: output,
+      };
+      const message = {
+        id,
+        type: "message",
+        role: "assistant",
+        model,
+        content: [{ type: "text", text: words.join(" ") }],
+        stop_reason: "end_turn",
+        stop_sequence: null,
+      };
       if (!body.stream) return json(200, noUsage ? message : { ...message, usage });
       const ev = (type: string, data: unknown) => `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
       const chunks = [
-        ev("message_start", { type: "message_start", message: { ...message, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } } }),
+        ev("message_start", {
+          type: "message_start",
+          message: { ...message, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } },
+        }),
         ev("content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }),
         ev("ping", { type: "ping" }),
-        ...words.map((w, i) => ev("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: (i ? " " : "") + w } })),
+        ...words.map((w, i) =>
+          ev("content_block_delta", {
+            type: "content_block_delta",
+            index: 0,
+            delta: { type: "text_delta", text: (i ? " " : "") + w },
+          }),
+        ),
         ev("content_block_stop", { type: "content_block_stop", index: 0 }),
-        ev("message_delta", { type: "message_delta", delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: output } }),
+        ev("message_delta", {
+          type: "message_delta",
+          delta: { stop_reason: "end_turn", stop_sequence: null },
+          usage: { output_tokens: output },
+        }),
         ev("message_stop", { type: "message_stop" }),
       ];
       return sse(chunks, streamOpts);
@@ -231,7 +295,12 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
       completion_tokens: output,
       total_tokens: input + output,
       prompt_tokens_details: { cached_tokens: cacheRead, audio_tokens: 0 },
-      completion_tokens_details: { reasoning_tokens: reasoning, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+      completion_tokens_details: {
+        reasoning_tokens: reasoning,
+        audio_tokens: 0,
+        accepted_prediction_tokens: 0,
+        rejected_prediction_tokens: 0,
+      },
     };
 
     if (path.endsWith("/embeddings")) {
@@ -254,18 +323,50 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
         total_tokens: input + output,
       };
       const text = words.join(" ");
-      const item = { id: `msg_${id}`, type: "message", status: "completed", role: "assistant", content: [{ type: "output_text", text, annotations: [] }] };
-      const response = { id: `resp_${id}`, object: "response", created_at: created, status: "completed", model, output: [item], usage: noUsage ? null : usage };
+      const item = {
+        id: `msg_${id}`,
+        type: "message",
+        status: "completed",
+        role: "assistant",
+        content: [{ type: "output_text", text, annotations: [] }],
+      };
+      const response = {
+        id: `resp_${id}`,
+        object: "response",
+        created_at: created,
+        status: "completed",
+        model,
+        output: [item],
+        usage: noUsage ? null : usage,
+      };
       if (!body.stream) return json(200, response);
       let n = 0;
-      const ev = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: n++, ...data })}\n\n`;
+      const ev = (type: string, data: Record<string, unknown>) =>
+        `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: n++, ...data })}\n\n`;
       const chunks = [
         ev("response.created", { response: { ...response, status: "in_progress", output: [], usage: null } }),
         ev("response.output_item.added", { output_index: 0, item: { ...item, status: "in_progress", content: [] } }),
-        ev("response.content_part.added", { item_id: item.id, output_index: 0, content_index: 0, part: { type: "output_text", text: "", annotations: [] } }),
-        ...words.map((w, i) => ev("response.output_text.delta", { item_id: item.id, output_index: 0, content_index: 0, delta: (i ? " " : "") + w })),
+        ev("response.content_part.added", {
+          item_id: item.id,
+          output_index: 0,
+          content_index: 0,
+          part: { type: "output_text", text: "", annotations: [] },
+        }),
+        ...words.map((w, i) =>
+          ev("response.output_text.delta", {
+            item_id: item.id,
+            output_index: 0,
+            content_index: 0,
+            delta: (i ? " " : "") + w,
+          }),
+        ),
         ev("response.output_text.done", { item_id: item.id, output_index: 0, content_index: 0, text }),
-        ev("response.content_part.done", { item_id: item.id, output_index: 0, content_index: 0, part: item.content[0] }),
+        ev("response.content_part.done", {
+          item_id: item.id,
+          output_index: 0,
+          content_index: 0,
+          part: item.content[0],
+        }),
         ev("response.output_item.done", { output_index: 0, item }),
         ev("response.completed", { response }),
       ];
@@ -278,18 +379,33 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
         return json(200, {
           ...base,
           object: "chat.completion",
-          choices: [{ index: 0, message: { role: "assistant", content: words.join(" "), refusal: null }, logprobs: null, finish_reason: "stop" }],
+          choices: [
+            {
+              index: 0,
+              message: { role: "assistant", content: words.join(" "), refusal: null },
+              logprobs: null,
+              finish_reason: "stop",
+            },
+          ],
           ...(noUsage ? {} : { usage: openaiUsage }),
         });
       }
       // Like Mistral's API, the `mistral` fake always ends its stream with usage (and has no stream_options).
       const mistral = url.hostname.includes("mistral") || path.startsWith("/mistral/");
-      const includeUsage = mistral || (body.stream_options as Record<string, unknown> | undefined)?.include_usage === true;
+      const includeUsage =
+        mistral || (body.stream_options as Record<string, unknown> | undefined)?.include_usage === true;
       const chunk = (choices: unknown[], usage?: unknown) =>
-        `data: ${JSON.stringify({ ...base, object: "chat.completion.chunk", choices, ...(includeUsage ? { usage: usage ?? null } : {}) })}\n\n`;
+        `data: ${JSON.stringify({
+          ...base,
+          object: "chat.completion.chunk",
+          choices,
+          ...(includeUsage ? { usage: usage ?? null } : {}),
+        })}\n\n`;
       const chunks = [
         chunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]),
-        ...words.map((w, i) => chunk([{ index: 0, delta: { content: (i ? " " : "") + w }, logprobs: null, finish_reason: null }])),
+        ...words.map((w, i) =>
+          chunk([{ index: 0, delta: { content: (i ? " " : "") + w }, logprobs: null, finish_reason: null }]),
+        ),
         chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }]),
         ...(includeUsage ? [chunk([], openaiUsage)] : []),
         "data: [DONE]\n\n",

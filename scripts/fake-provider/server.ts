@@ -13,7 +13,12 @@ export async function startFakeProvider(port = 0, options: FakeProviderOptions =
     const headers = new Headers();
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
     const body = chunks.length ? Buffer.concat(chunks) : undefined;
-    const request = new Request(`http://${req.headers.host ?? "fake"}${req.url}`, { method: req.method, headers, body, signal: abort.signal });
+    const request = new Request(`http://${req.headers.host ?? "fake"}${req.url}`, {
+      method: req.method,
+      headers,
+      body,
+      signal: abort.signal,
+    });
     let response: Response;
     try {
       response = await fake.handle(request);

@@ -1,7 +1,7 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NUMERIC_VARS } from "../../src/config.ts";
@@ -103,9 +103,23 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   // would show provider keys.
   const envDir = mkdtempSync(join(tmpdir(), "spendgate-dev-"));
   const envFile = join(envDir, "worker.env");
-  const lines = Object.entries(vars).filter(([k]) => isWorkerVar(k)).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
-  writeFileSync(envFile, lines.join("\n") + "\n", { mode: 0o600 });
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", "--log-level", opts.quiet ? "error" : "warn", "--env-file", envFile, ...persist];
+  const lines = Object.entries(vars)
+    .filter(([k]) => isWorkerVar(k))
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  writeFileSync(envFile, `${lines.join("\n")}\n`, { mode: 0o600 });
+  const args = [
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--show-interactive-dev-session=false",
+    "--log-level",
+    opts.quiet ? "error" : "warn",
+    "--env-file",
+    envFile,
+    ...persist,
+  ];
   const child: ChildProcess = spawn(WRANGLER, args, {
     cwd: ROOT,
     stdio: opts.quiet ? ["ignore", "ignore", "pipe"] : ["ignore", "inherit", "inherit"],

@@ -2,22 +2,33 @@ import { eq, type SQL } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import { builtinModel, getCatalog, invalidateCatalog, type ModelEntry } from "../catalog/catalog.ts";
 import { database } from "../db/client.ts";
-import { modelOverrides, wallets, walletSecretKeys } from "../db/schema.ts";
+import { modelOverrides, walletSecretKeys, wallets } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashesEqual, hashSecret, keyKindOf, newId } from "../lib/keys.ts";
 import { formatUsd, parseUsd } from "../lib/money.ts";
 import { ApiRouter } from "../lib/openapi.ts";
+import {
+  CreateWallet,
+  ERRORS,
+  listOf,
+  ModelEntryWire,
+  ModelParam,
+  Pagination,
+  PutModel,
+  Wallet,
+  WalletCreated,
+} from "../management/schemas.ts";
 import { newSecretKey } from "../management/secret-keys.ts";
-import { CreateWallet, ERRORS, listOf, ModelEntryWire, ModelParam, Pagination, PutModel, Wallet, WalletCreated } from "../management/schemas.ts";
 
 const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   const expected = c.env.ADMIN_TOKEN;
   if (!expected) {
     throw new ApiError(
       "admin_disabled",
-      "The operator API is disabled because ADMIN_TOKEN is not set. Set it with `wrangler secret put ADMIN_TOKEN` (deployed) or in .dev.vars / the environment (local).",
+      "The operator API is disabled because ADMIN_TOKEN is not set. Set it with " +
+        "`wrangler secret put ADMIN_TOKEN` (deployed) or in .dev.vars / the environment (local).",
     );
   }
   // Exactly one `Bearer ` and the token as sent: nothing trimmed, nothing else tolerated.
@@ -26,7 +37,8 @@ const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   if (!token) throw new ApiError("unauthorized", "The operator API needs `Authorization: Bearer <ADMIN_TOKEN>`.");
   if (keyKindOf(token)) throw new ApiError("forbidden", "Spend keys and wallet keys cannot call the operator API.");
   // Hash both sides first so the comparison is constant-time whatever the lengths.
-  if (!hashesEqual(await hashSecret(token), await hashSecret(expected))) throw new ApiError("unauthorized", "Invalid ADMIN_TOKEN.");
+  if (!hashesEqual(await hashSecret(token), await hashSecret(expected)))
+    throw new ApiError("unauthorized", "Invalid ADMIN_TOKEN.");
   await next();
 });
 
@@ -45,6 +57,13 @@ export function serializeModel(m: ModelEntry) {
   };
 }
 
+/** A price the schema has already validated, as nano-dollars per 1M tokens. */
+function price(text: string): number {
+  const nanos = parseUsd(text);
+  if (nanos === null) throw new ApiError("invalid_request", `Not a USD amount: '${text}'.`);
+  return nanos;
+}
+
 const tags = ["Operator"];
 const security = "adminToken" as const;
 const ADMIN_ERRORS = { ...ERRORS, 503: { description: "ADMIN_TOKEN is not set", schema: ERRORS[400].schema } };
@@ -53,7 +72,18 @@ export const adminRoutes = new ApiRouter();
 adminRoutes.app.use("*", requireAdmin);
 adminRoutes
   .route(
-    { method: "post", path: "/wallets", summary: "Create a wallet and its first secret key", tags, security, body: CreateWallet, responses: { 201: { description: "The wallet and its first secret key (shown only now)", schema: WalletCreated }, ...ADMIN_ERRORS } },
+    {
+      method: "post",
+      path: "/wallets",
+      summary: "Create a wallet and its first secret key",
+      tags,
+      security,
+      body: CreateWallet,
+      responses: {
+        201: { description: "The wallet and its first secret key (shown only now)", schema: WalletCreated },
+        ...ADMIN_ERRORS,
+      },
+    },
     async (c, { body }) => {
       const now = Date.now();
       const wallet = { id: newId("wal"), name: body.name, createdAt: now };
@@ -74,40 +104,87 @@ adminRoutes
     },
   )
   .route(
-    { method: "get", path: "/wallets", summary: "List wallets, newest first", tags, security, query: Pagination, responses: { 200: { description: "Wallets", schema: listOf("WalletList", Wallet) }, ...ADMIN_ERRORS } },
+    {
+      method: "get",
+      path: "/wallets",
+      summary: "List wallets, newest first",
+      tags,
+      security,
+      query: Pagination,
+      responses: { 200: { description: "Wallets", schema: listOf("WalletList", Wallet) }, ...ADMIN_ERRORS },
+    },
     async (c, { query }) => {
-      const keys = { createdAt: wallets.createdAt, id: wallets.id, of: (r: typeof wallets.$inferSelect): [number, string] => [r.createdAt, r.id] };
+      const keys = {
+        createdAt: wallets.createdAt,
+        id: wallets.id,
+        of: (r: typeof wallets.$inferSelect): [number, string] => [r.createdAt, r.id],
+      };
       const fetch = (after: SQL | undefined, order: SQL[], take: number) =>
-        database(c.env.DB).select().from(wallets).where(after).orderBy(...order).limit(take).all();
-      const wire = (r: typeof wallets.$inferSelect) => ({ wallet_id: r.id, name: r.name, created_at: new Date(r.createdAt).toISOString() });
+        database(c.env.DB)
+          .select()
+          .from(wallets)
+          .where(after)
+          .orderBy(...order)
+          .limit(take)
+          .all();
+      const wire = (r: typeof wallets.$inferSelect) => ({
+        wallet_id: r.id,
+        name: r.name,
+        created_at: new Date(r.createdAt).toISOString(),
+      });
       return c.json(await listPage(query, keys, fetch, wire));
     },
   )
   .route(
-    { method: "put", path: "/models/{model}", summary: "Override or add a model's prices (USD per 1M tokens)", tags, security, params: ModelParam, body: PutModel, responses: { 200: { description: "The effective catalog entry", schema: ModelEntryWire }, ...ADMIN_ERRORS } },
+    {
+      method: "put",
+      path: "/models/{model}",
+      summary: "Override or add a model's prices (USD per 1M tokens)",
+      tags,
+      security,
+      params: ModelParam,
+      body: PutModel,
+      responses: { 200: { description: "The effective catalog entry", schema: ModelEntryWire }, ...ADMIN_ERRORS },
+    },
     async (c, { params: { model }, body: b }) => {
       const row = {
         model,
         provider: b.provider,
-        inputPrice: parseUsd(b.input_price)!,
-        outputPrice: parseUsd(b.output_price)!,
-        cacheReadPrice: b.cache_read_price === undefined ? null : parseUsd(b.cache_read_price),
-        cacheWritePrice: b.cache_write_price === undefined ? null : parseUsd(b.cache_write_price),
+        inputPrice: price(b.input_price),
+        outputPrice: price(b.output_price),
+        cacheReadPrice: b.cache_read_price === undefined ? null : price(b.cache_read_price),
+        cacheWritePrice: b.cache_write_price === undefined ? null : price(b.cache_write_price),
         maxOutputTokens: b.max_output_tokens ?? null,
         contextWindow: b.context_window ?? null,
         updatedAt: Date.now(),
       };
-      await database(c.env.DB).insert(modelOverrides).values(row).onConflictDoUpdate({ target: modelOverrides.model, set: row });
+      await database(c.env.DB)
+        .insert(modelOverrides)
+        .values(row)
+        .onConflictDoUpdate({ target: modelOverrides.model, set: row });
       invalidateCatalog();
-      const entry = (await getCatalog(c.env.DB)).get(model)!;
+      const entry = (await getCatalog(c.env.DB)).get(model);
+      if (!entry) throw new ApiError("internal_error", "The override was saved but could not be read back.");
       return c.json(serializeModel(entry));
     },
   )
   .route(
-    { method: "delete", path: "/models/{model}", summary: "Remove a model's override", tags, security, params: ModelParam, responses: { 200: { description: "The built-in entry now in force, or null", schema: ModelEntryWire }, ...ADMIN_ERRORS } },
+    {
+      method: "delete",
+      path: "/models/{model}",
+      summary: "Remove a model's override",
+      tags,
+      security,
+      params: ModelParam,
+      responses: {
+        200: { description: "The built-in entry now in force, or null", schema: ModelEntryWire },
+        ...ADMIN_ERRORS,
+      },
+    },
     async (c, { params: { model } }) => {
       const res = await database(c.env.DB).delete(modelOverrides).where(eq(modelOverrides.model, model)).run();
-      if (res.meta.changes === 0) throw new ApiError("not_found", `No override for model '${model}'.`, { param: "model" });
+      if (res.meta.changes === 0)
+        throw new ApiError("not_found", `No override for model '${model}'.`, { param: "model" });
       invalidateCatalog();
       const builtin = builtinModel(model);
       return c.json(builtin ? serializeModel(builtin) : null);

@@ -1,6 +1,6 @@
-import { modelOverrides } from "../db/schema.ts";
 import { database } from "../db/client.ts";
-import { parseUsd, type Prices } from "../lib/money.ts";
+import { modelOverrides } from "../db/schema.ts";
+import { type Prices, parseUsd } from "../lib/money.ts";
 import { BUILTIN_MODELS, CATALOG_CREATED } from "./builtin.ts";
 
 export interface ModelEntry {
@@ -22,7 +22,11 @@ function builtinEntries(): Map<string, ModelEntry> {
   const map = new Map<string, ModelEntry>();
   for (const [id, m] of Object.entries(BUILTIN_MODELS)) {
     const p = m.price;
-    const usd = (s: string | undefined, fallback: number) => (s === undefined ? fallback : parseUsd(s)!);
+    const usd = (s: string | undefined, fallback: number) => {
+      const nanos = s === undefined ? fallback : parseUsd(s);
+      if (nanos === null) throw new Error(`builtin catalog: bad price '${s}' for ${id}`);
+      return nanos;
+    };
     const prices = p
       ? (() => {
           const input = usd(p[0], 0);

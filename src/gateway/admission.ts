@@ -107,7 +107,10 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
       headers["retry-after"] = String(Math.ceil(admission.retryAfterMs / 1000));
       if (!admission.terminal) headers["retry-after-ms"] = String(admission.retryAfterMs);
     }
-    throw new ApiError(admission.code, admission.message, { headers, ...(admission.details ? { details: admission.details } : {}) });
+    throw new ApiError(admission.code, admission.message, {
+      headers,
+      ...(admission.details ? { details: admission.details } : {}),
+    });
   }
   const settlement = new Settlement(guard, c.get("requestId"), started, config.guardDelayMs);
   // The guard refuses unknown and unavailable targets, so an admitted request has a ready one; were it not so,

@@ -4,7 +4,14 @@ import type { AppEnv } from "../env.ts";
 import { ApiError } from "../lib/errors.ts";
 import { chargeFor, formatUsd } from "../lib/money.ts";
 import type { Admitted, RouteSpec } from "./admission.ts";
-import { BUDGET_HEADER, COST_HEADER, downstreamHeaders, requestIdHeader, setRateHeaders, upstreamHeaders } from "./headers.ts";
+import {
+  BUDGET_HEADER,
+  COST_HEADER,
+  downstreamHeaders,
+  requestIdHeader,
+  setRateHeaders,
+  upstreamHeaders,
+} from "./headers.ts";
 import { meteredStream } from "./metered-stream.ts";
 import { usageReader } from "./usage.ts";
 
@@ -45,7 +52,10 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
     // Provider APIs do not redirect; following (or relaying) one could point a client anywhere.
     await res.body?.cancel();
     await release(res.status);
-    throw new ApiError("upstream_unreachable", "The provider answered with a redirect, which the gateway does not follow.");
+    throw new ApiError(
+      "upstream_unreachable",
+      "The provider answered with a redirect, which the gateway does not follow.",
+    );
   }
 
   const headers = downstreamHeaders(res.headers);
@@ -69,7 +79,13 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
       settle: async (status, outputBytes) => {
         clearTimeout(timer);
         const usage = reader.usage();
-        await settlement.settle({ status, usage, fallbackNanos: boundCost(outputBytes), responseId: reader.responseId(), httpStatus: res.status });
+        await settlement.settle({
+          status,
+          usage,
+          fallbackNanos: boundCost(outputBytes),
+          responseId: reader.responseId(),
+          httpStatus: res.status,
+        });
       },
     });
     return new Response(stream, { status: res.status, headers });
@@ -84,7 +100,10 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
     clearTimeout(timer);
     const fallbackNanos = boundCost(0);
     await settlement.settle({ status: "error", usage: null, fallbackNanos, responseId: null, httpStatus: res.status });
-    throw new ApiError(abort.signal.aborted ? "upstream_timeout" : "upstream_unreachable", "The provider's response was cut off.");
+    throw new ApiError(
+      abort.signal.aborted ? "upstream_timeout" : "upstream_unreachable",
+      "The provider's response was cut off.",
+    );
   }
   clearTimeout(timer);
   if (res.ok) {
@@ -97,7 +116,13 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
   const usage = reader.usage();
   // A success without usage is charged its bound: an unmetered success is never free. Errors release.
   const fallbackNanos = res.ok ? boundCost(payload.byteLength) : 0;
-  void settlement.settle({ status: res.ok ? "completed" : "error", usage, fallbackNanos, responseId: reader.responseId(), httpStatus: res.status });
+  void settlement.settle({
+    status: res.ok ? "completed" : "error",
+    usage,
+    fallbackNanos,
+    responseId: reader.responseId(),
+    httpStatus: res.status,
+  });
   if (a.metered) {
     // The same charge the KeyGuard applies, computed here from the same prices and usage.
     const cost = chargeFor(usage, entry.prices, admission.holdNanos, fallbackNanos).totalNanos;

@@ -29,7 +29,12 @@ export function upstreamHeaders(incoming: Headers, auth: Provider["auth"], apiKe
  * Response headers: the provider's, minus what describes the operator's provider account (its rate limits,
  * organisation), cookies, hop-by-hop and encoding headers (fetch already decoded the body).
  */
-const DROPPED = /^(set-cookie|content-length|content-encoding|transfer-encoding|connection|keep-alive|openai-organization|openai-project|cf-.*|x-ratelimit-.*|anthropic-ratelimit-.*|anthropic-organization-id|x-request-id|request-id|retry-after|retry-after-ms|server|alt-svc|report-to|nel)$/i;
+const DROPPED = new RegExp(
+  "^(set-cookie|content-length|content-encoding|transfer-encoding|connection|keep-alive|" +
+    "openai-organization|openai-project|cf-.*|x-ratelimit-.*|anthropic-ratelimit-.*|anthropic-organization-id|" +
+    "x-request-id|request-id|retry-after|retry-after-ms|server|alt-svc|report-to|nel)$",
+  "i",
+);
 
 export function downstreamHeaders(upstream: Headers): Headers {
   const out = new Headers();

@@ -56,7 +56,13 @@ const ONE_MILLION_CONTEXT = /(^|,)\s*context-1m/;
  * unless the request can make the provider bill input the body does not hold (stored state, server tools,
  * fetched files and URLs, media, MCP servers, pulling beta features): then the model's context window.
  */
-export function holdBounds(kind: RouteKind, body: ParsedBody, forwardedBytes: number, headers: Headers, entry: ModelEntry): HoldBounds {
+export function holdBounds(
+  kind: RouteKind,
+  body: ParsedBody,
+  forwardedBytes: number,
+  headers: Headers,
+  entry: ModelEntry,
+): HoldBounds {
   const bounds: HoldBounds = { inputTokens: forwardedBytes, outputTokens: 0 };
   const tools = Array.isArray(body.json.tools) ? (body.json.tools as unknown[]) : [];
   if (tools.length > 0) bounds.inputTokens += TOOL_PROMPT_TOKENS * (1 + tools.filter(isTypedTool).length);
@@ -66,7 +72,10 @@ export function holdBounds(kind: RouteKind, body: ParsedBody, forwardedBytes: nu
     const beta = headers.get("anthropic-beta") ?? "";
     const window = ONE_MILLION_CONTEXT.test(beta) ? Math.max(entry.contextWindow ?? 0, 1_000_000) : entry.contextWindow;
     if (window === null) {
-      bounds.unbounded = `The request uses ${pulled}, so the provider may bill input beyond its body, and the model '${entry.id}' has no known context window to bound it. This spend key has a spend limit: the gateway cannot hold a safe amount.`;
+      bounds.unbounded =
+        `The request uses ${pulled}, so the provider may bill input beyond its body, and the model '${entry.id}' ` +
+        "has no known context window to bound it. This spend key has a spend limit: the gateway cannot hold a safe " +
+        "amount.";
     } else {
       bounds.inputTokens = Math.max(bounds.inputTokens, window);
       bounds.note = `because ${pulled} may make the provider bill up to the model's context window of ${window} tokens`;
@@ -78,9 +87,15 @@ export function holdBounds(kind: RouteKind, body: ParsedBody, forwardedBytes: nu
   const routeFields = ROUTE_OUTPUT_FIELDS[kind] ?? [];
   const readsOne = routeFields.some((f) => body.outputLimits[f] !== undefined);
   const largest = sent.length ? Math.max(...sent) : 0;
-  let output: number | null = readsOne ? largest : entry.maxOutputTokens === null ? null : Math.max(largest, entry.maxOutputTokens);
+  let output: number | null = readsOne
+    ? largest
+    : entry.maxOutputTokens === null
+      ? null
+      : Math.max(largest, entry.maxOutputTokens);
   if (output === null) {
-    bounds.unbounded ??= `The model '${entry.id}' has no known maximum output. This spend key has a spend limit: set max_tokens (or max_completion_tokens / max_output_tokens) so the gateway can hold a safe amount.`;
+    bounds.unbounded ??=
+      `The model '${entry.id}' has no known maximum output. This spend key has a spend limit: set max_tokens ` +
+      "(or max_completion_tokens / max_output_tokens) so the gateway can hold a safe amount.";
     // Keys without a spend limit still hold something (a cut stream's charge is capped by it).
     output = entry.contextWindow ?? bounds.inputTokens;
   }

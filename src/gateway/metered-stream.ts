@@ -116,7 +116,9 @@ export function meteredStream(o: MeteredStreamOptions): ReadableStream<Uint8Arra
 
 /** An error after the stream started, in-band as each provider sends it. */
 function inBandError(dialect: Dialect, timedOut: boolean): string {
-  const message = timedOut ? "The provider's stream exceeded the gateway's time limit." : "The provider's stream was interrupted.";
+  const message = timedOut
+    ? "The provider's stream exceeded the gateway's time limit."
+    : "The provider's stream was interrupted.";
   if (dialect === "anthropic") {
     return `event: error\ndata: ${JSON.stringify({ type: "error", error: { type: "api_error", message } })}\n\n`;
   }

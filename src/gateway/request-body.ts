@@ -67,7 +67,11 @@ export function metadataFrom(headers: Headers): Record<string, string> {
   } catch {
     // fall through to the 400
   }
-  throw new ApiError("invalid_request", "x-spendgate-metadata: must be a JSON object of at most 16 string values (keys ≤ 64, values ≤ 512 characters).", {
-    param: "x-spendgate-metadata",
-  });
+  throw new ApiError(
+    "invalid_request",
+    "x-spendgate-metadata: must be a JSON object of at most 16 string values (keys ≤ 64, values ≤ 512 characters).",
+    {
+      param: "x-spendgate-metadata",
+    },
+  );
 }

@@ -8,8 +8,13 @@ const LF = 10;
 const CR = 13;
 
 function indexOf(hay: Uint8Array, needle: Uint8Array, from = 0): number {
-  const first = needle[0]!;
-  outer: for (let i = hay.indexOf(first, from); i !== -1 && i <= hay.length - needle.length; i = hay.indexOf(first, i + 1)) {
+  const first: number = needle[0] ?? -1;
+  if (first < 0) return -1;
+  outer: for (
+    let i = hay.indexOf(first, from);
+    i !== -1 && i <= hay.length - needle.length;
+    i = hay.indexOf(first, i + 1)
+  ) {
     for (let j = 1; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
     return i;
   }

@@ -19,16 +19,40 @@ export function resolveTarget(
   if (!entry) return { kind: "unknown" };
   const provider = providerOf(entry.provider);
   if (!provider) {
-    return { kind: "unavailable", entry, provider, code: "provider_not_configured", message: `The provider '${entry.provider}' is not supported.` };
+    return {
+      kind: "unavailable",
+      entry,
+      provider,
+      code: "provider_not_configured",
+      message: `The provider '${entry.provider}' is not supported.`,
+    };
   }
   const upstream = resolveUpstream(env, provider, route.kind);
   switch (upstream) {
     case "unsupported":
-      return { kind: "unavailable", entry, provider, code: "invalid_request", message: `The model '${entry.id}' (${entry.provider}) is not served on ${route.endpoint}.` };
+      return {
+        kind: "unavailable",
+        entry,
+        provider,
+        code: "invalid_request",
+        message: `The model '${entry.id}' (${entry.provider}) is not served on ${route.endpoint}.`,
+      };
     case "not_configured":
-      return { kind: "unavailable", entry, provider, code: "provider_not_configured", message: `The provider '${entry.provider}' is not configured on this gateway (set ${provider.apiKeyVar}).` };
+      return {
+        kind: "unavailable",
+        entry,
+        provider,
+        code: "provider_not_configured",
+        message: `The provider '${entry.provider}' is not configured on this gateway (set ${provider.apiKeyVar}).`,
+      };
     case "bad_url":
-      return { kind: "unavailable", entry, provider, code: "provider_not_configured", message: `The provider '${entry.provider}' has no valid base URL configured.` };
+      return {
+        kind: "unavailable",
+        entry,
+        provider,
+        code: "provider_not_configured",
+        message: `The provider '${entry.provider}' has no valid base URL configured.`,
+      };
     default:
       return { kind: "ready", entry, provider, upstream };
   }

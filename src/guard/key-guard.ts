@@ -90,7 +90,9 @@ export class KeyGuard extends DurableObject<Env> {
   }
 
   /** `GET /v1/key`: the caller proves it holds the key; it gets its record (no hash) and live counters. */
-  describe(secretHash: string): { ok: true; record: KeyRecord; config: KeyConfig; snapshot: KeySnapshot } | { ok: false } {
+  describe(
+    secretHash: string,
+  ): { ok: true; record: KeyRecord; config: KeyConfig; snapshot: KeySnapshot } | { ok: false } {
     const now = this.now();
     if (!this.record || !authentic(this.config, secretHash, now)) return { ok: false };
     const config = { ...this.config, secretHash: "" };
@@ -98,7 +100,13 @@ export class KeyGuard extends DurableObject<Env> {
   }
 
   inspect(): GuardState {
-    return { record: this.record, config: this.config, counters: this.counters, held: this.held, ledger: this.config ? this.tables.ledgerRows() : [] };
+    return {
+      record: this.record,
+      config: this.config,
+      counters: this.counters,
+      held: this.held,
+      ledger: this.config ? this.tables.ledgerRows() : [],
+    };
   }
 
   private owned(walletId: string): KeyRecord | null {
@@ -196,7 +204,19 @@ export class KeyGuard extends DurableObject<Env> {
     const now = this.now();
     for (const hold of this.tables.expiredHolds(now)) {
       const latencyMs = now - hold.created_at;
-      this.closeHold(hold, { requestId: hold.request_id, status: "aborted", usage: null, fallbackNanos: hold.amount, responseId: null, httpStatus: null, latencyMs }, now);
+      this.closeHold(
+        hold,
+        {
+          requestId: hold.request_id,
+          status: "aborted",
+          usage: null,
+          fallbackNanos: hold.amount,
+          responseId: null,
+          httpStatus: null,
+          latencyMs,
+        },
+        now,
+      );
     }
     const backlog = await this.tables.flush(this.env.DB, cfg.spendKeyId, { ...this.counters }, this.now);
     // A backlog (a hot key) is drained at once rather than one batch per delay.
@@ -208,7 +228,10 @@ export class KeyGuard extends DurableObject<Env> {
   // ---- internals ----------------------------------------------------------------------------------
 
   private closeHold(hold: HoldRow, input: SettleInput, now: number): number {
-    const row = ledgerRowFor(hold, input, { spendKeyId: this.config?.spendKeyId ?? "", walletId: this.config?.walletId ?? "" });
+    const row = ledgerRowFor(hold, input, {
+      spendKeyId: this.config?.spendKeyId ?? "",
+      walletId: this.config?.walletId ?? "",
+    });
     const costNanos = row?.costNanos ?? 0;
     const counters = row ? charge(this.config, this.counters, costNanos, now) : this.counters;
     this.ctx.storage.transactionSync(() => {

@@ -80,7 +80,8 @@ export class GuardTables {
 
   /** The cost a request was already charged, when it was settled before (an idempotent replay). */
   settledCost(requestId: string): number | undefined {
-    return this.sql.exec<{ cost: number }>("SELECT cost FROM ledger WHERE request_id = ?", requestId).toArray()[0]?.cost;
+    return this.sql.exec<{ cost: number }>("SELECT cost FROM ledger WHERE request_id = ?", requestId).toArray()[0]
+      ?.cost;
   }
 
   /** Removes the hold and, for a metered request, records its ledger row. */

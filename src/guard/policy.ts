@@ -106,9 +106,21 @@ export function rateState(cfg: KeyConfig | null, c: Counters, now: number): Rate
 export function snapshot(cfg: KeyConfig | null, counters: Counters, held: HeldTotals, now: number): KeySnapshot {
   const c = roll(cfg, counters, now);
   return {
-    currentSpendNanos: visibleCurrent(cfg?.spendLimit?.cycle ?? null, c.spendPeriodStart, c.currentSpendNanos, c.totalSpendNanos, now),
+    currentSpendNanos: visibleCurrent(
+      cfg?.spendLimit?.cycle ?? null,
+      c.spendPeriodStart,
+      c.currentSpendNanos,
+      c.totalSpendNanos,
+      now,
+    ),
     totalSpendNanos: c.totalSpendNanos,
-    currentRequests: visibleCurrent(cfg?.requestLimit?.cycle ?? null, c.requestPeriodStart, c.currentRequests, c.totalRequests, now),
+    currentRequests: visibleCurrent(
+      cfg?.requestLimit?.cycle ?? null,
+      c.requestPeriodStart,
+      c.currentRequests,
+      c.totalRequests,
+      now,
+    ),
     totalRequests: c.totalRequests,
     spendPeriodStart: c.spendPeriodStart,
     requestPeriodStart: c.requestPeriodStart,
@@ -125,9 +137,18 @@ export function snapshot(cfg: KeyConfig | null, counters: Counters, held: HeldTo
  * request limit, the spend limit with this request's hold, and the rate (429). The rate is checked last so a
  * refused request never spends a token of the bucket.
  */
-export function decide(cfg: KeyConfig | null, counters: Counters, held: HeldTotals, input: AdmitInput, now: number): Decision {
+export function decide(
+  cfg: KeyConfig | null,
+  counters: Counters,
+  held: HeldTotals,
+  input: AdmitInput,
+  now: number,
+): Decision {
   if (!authentic(cfg, input.secretHash, now)) {
-    return { ok: false, refusal: { ok: false, shape: null, code: "invalid_api_key", message: INVALID_API_KEY_MESSAGE } };
+    return {
+      ok: false,
+      refusal: { ok: false, shape: null, code: "invalid_api_key", message: INVALID_API_KEY_MESSAGE },
+    };
   }
   const shape = cfg.requestShape;
   const refuse = (code: Refusal["code"], message: string, extra: Partial<Refusal> = {}): Decision => ({
@@ -191,7 +212,13 @@ export function decide(cfg: KeyConfig | null, counters: Counters, held: HeldTota
             `$${formatUsd(Math.max(0, nanos - committed))} of $${formatUsd(nanos)} ${per} is left. ` +
             "Lower max_tokens or raise the limit.";
       return refuse("spend_limit_exceeded", message, {
-        details: { limit: "spend", amount: formatUsd(nanos), current: formatUsd(c.currentSpendNanos), cycle, resets_at: reset.resetsAt },
+        details: {
+          limit: "spend",
+          amount: formatUsd(nanos),
+          current: formatUsd(c.currentSpendNanos),
+          cycle,
+          resets_at: reset.resetsAt,
+        },
         terminal: true,
         ...reset.retry,
       });
@@ -204,16 +231,27 @@ export function decide(cfg: KeyConfig | null, counters: Counters, held: HeldTota
     const check = checkRate(c.tat, now, rpm, burst);
     if (!check.allowed) {
       const seconds = Math.ceil(check.retryAfterMs / 1000);
-      return refuse("rate_limit_exceeded", `Rate limit reached: ${rpm} requests per minute (burst ${burst}). Retry after ${seconds}s.`, {
-        details: { limit: "rate", count: rpm, current: burst, resets_at: iso(now + check.retryAfterMs) },
-        retryAfterMs: check.retryAfterMs,
-      });
+      return refuse(
+        "rate_limit_exceeded",
+        `Rate limit reached: ${rpm} requests per minute (burst ${burst}). Retry after ${seconds}s.`,
+        {
+          details: { limit: "rate", count: rpm, current: burst, resets_at: iso(now + check.retryAfterMs) },
+          retryAfterMs: check.retryAfterMs,
+        },
+      );
     }
     tat = check.tat;
     rate = { limit: burst, remaining: check.remaining, resetMs: check.resetMs };
   }
   const next: Counters = input.metered
-    ? { ...c, tat, currentRequests: c.currentRequests + 1, totalRequests: c.totalRequests + 1, lastUsedAt: now, version: c.version + 1 }
+    ? {
+        ...c,
+        tat,
+        currentRequests: c.currentRequests + 1,
+        totalRequests: c.totalRequests + 1,
+        lastUsedAt: now,
+        version: c.version + 1,
+      }
     : { ...c, tat, version: c.version + 1 };
   const after = { count: held.count + 1, nanos: held.nanos + hold };
   return { ok: true, shape, target, counters: next, hold, rate, budget: budget(cfg, next, after) };

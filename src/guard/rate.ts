@@ -44,5 +44,9 @@ export function checkRate(tat: number, now: number, rpm: number, burst: number):
 export function peekRate(tat: number, now: number, rpm: number, burst: number) {
   const interval = 60_000 / rpm;
   const ahead = Math.max(tat, now) - now;
-  return { limit: burst, remaining: Math.floor((burst * interval - ahead) / interval + 1e-9), resetMs: Math.ceil(ahead) };
+  return {
+    limit: burst,
+    remaining: Math.floor((burst * interval - ahead) / interval + 1e-9),
+    resetMs: Math.ceil(ahead),
+  };
 }

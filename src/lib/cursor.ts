@@ -7,7 +7,10 @@ import { ApiError } from "./errors.ts";
  * Keyset rather than offset, so rows created while a client pages never shift or repeat a page.
  */
 export function encodeCursor(createdAt: number, id: string): string {
-  return btoa(JSON.stringify([createdAt, id])).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return btoa(JSON.stringify([createdAt, id]))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
 }
 
 export function decodeCursor(cursor: string): [number, string] {
@@ -40,7 +43,11 @@ export async function listPage<R, W>(
   fetch: (after: SQL | undefined, order: SQL[], take: number) => Promise<R[]>,
   wire: (r: R) => W,
 ) {
-  const rows = await fetch(afterCursor(q.cursor, keys.createdAt, keys.id), [desc(keys.createdAt), desc(keys.id)], q.limit + 1);
+  const rows = await fetch(
+    afterCursor(q.cursor, keys.createdAt, keys.id),
+    [desc(keys.createdAt), desc(keys.id)],
+    q.limit + 1,
+  );
   const more = rows.length > q.limit;
   const kept = more ? rows.slice(0, q.limit) : rows;
   const last = kept[kept.length - 1];

@@ -49,7 +49,7 @@ function crc32(text: string): number {
     }
   }
   let crc = 0xffffffff;
-  for (let i = 0; i < text.length; i++) crc = crcTable[(crc ^ text.charCodeAt(i)) & 0xff]! ^ (crc >>> 8);
+  for (let i = 0; i < text.length; i++) crc = (crcTable[(crc ^ text.charCodeAt(i)) & 0xff] ?? 0) ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }
 
@@ -88,7 +88,11 @@ export function parseKey(kind: KeyKind, key: string): string | null {
 /** Whether `id` has the shape of a public id of this kind (checked before any I/O on a path parameter). */
 export function isKeyId(kind: KeyKind, id: string): boolean {
   const { idPrefix } = KINDS[kind];
-  return id.startsWith(idPrefix) && /^[0-9A-Za-z]+$/.test(id.slice(idPrefix.length)) && id.length === idPrefix.length + ID_LEN;
+  return (
+    id.startsWith(idPrefix) &&
+    /^[0-9A-Za-z]+$/.test(id.slice(idPrefix.length)) &&
+    id.length === idPrefix.length + ID_LEN
+  );
 }
 
 export function keyKindOf(key: string): KeyKind | null {

@@ -85,7 +85,12 @@ export function costOf(usage: TokenUsage, prices: Prices): Cost {
  * fallback the gateway measured, never more than the hold. The KeyGuard charges it and the Worker reports it
  * (`x-spendgate-cost`) from the same function.
  */
-export function chargeFor(usage: TokenUsage | null, prices: Prices | null, holdNanos: number, fallbackNanos: number): Cost {
+export function chargeFor(
+  usage: TokenUsage | null,
+  prices: Prices | null,
+  holdNanos: number,
+  fallbackNanos: number,
+): Cost {
   if (usage) return prices ? costOf(usage, prices) : { inputFemtos: 0n, outputFemtos: 0n, totalNanos: 0 };
   return { inputFemtos: 0n, outputFemtos: 0n, totalNanos: Math.min(holdNanos, Math.max(0, fallbackNanos)) };
 }

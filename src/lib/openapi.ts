@@ -1,4 +1,4 @@
-import { Hono, type Context } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as z from "zod/mini";
 import en from "zod/v4/locales/en.js";
@@ -109,27 +109,51 @@ function jsonSchema(schema: Schema, io: "input" | "output", components: Record<s
 }
 
 /** The OpenAPI 3.1 document of the given routers mounted at their prefixes. */
-export function openApiDocument(mounts: [prefix: string, router: ApiRouter][], info: { title: string; version: string; description: string }) {
+export function openApiDocument(
+  mounts: [prefix: string, router: ApiRouter][],
+  info: { title: string; version: string; description: string },
+) {
   const components: Record<string, unknown> = {};
   const paths: Record<string, Record<string, unknown>> = {};
   for (const [prefix, router] of mounts) {
     for (const spec of router.specs) {
       const parameters: unknown[] = [];
-      for (const [where, schema] of [["path", spec.params], ["query", spec.query]] as const) {
+      for (const [where, schema] of [
+        ["path", spec.params],
+        ["query", spec.query],
+      ] as const) {
         if (!schema) continue;
-        const { properties = {}, required = [] } = z.toJSONSchema(schema, { io: "input" }) as { properties?: Record<string, unknown>; required?: string[] };
-        for (const [name, s] of Object.entries(properties)) parameters.push({ name, in: where, required: where === "path" || required.includes(name), schema: s });
+        const { properties = {}, required = [] } = z.toJSONSchema(schema, { io: "input" }) as {
+          properties?: Record<string, unknown>;
+          required?: string[];
+        };
+        for (const [name, s] of Object.entries(properties))
+          parameters.push({ name, in: where, required: where === "path" || required.includes(name), schema: s });
       }
       const responses: Record<string, unknown> = {};
       for (const [status, r] of Object.entries(spec.responses)) {
-        responses[status] = { description: r.description, ...(r.schema ? { content: { "application/json": { schema: jsonSchema(r.schema, "output", components) } } } : {}) };
+        responses[status] = {
+          description: r.description,
+          ...(r.schema
+            ? { content: { "application/json": { schema: jsonSchema(r.schema, "output", components) } } }
+            : {}),
+        };
       }
-      (paths[prefix + spec.path] ??= {})[spec.method] = {
+      const operations = paths[prefix + spec.path] ?? {};
+      paths[prefix + spec.path] = operations;
+      operations[spec.method] = {
         summary: spec.summary,
         tags: spec.tags,
         security: [{ [spec.security]: [] }],
         ...(parameters.length ? { parameters } : {}),
-        ...(spec.body ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema(spec.body, "input", components) } } } } : {}),
+        ...(spec.body
+          ? {
+              requestBody: {
+                required: true,
+                content: { "application/json": { schema: jsonSchema(spec.body, "input", components) } },
+              },
+            }
+          : {}),
         responses,
       };
     }

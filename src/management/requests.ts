@@ -47,18 +47,50 @@ const security = "walletKey" as const;
 
 export const requestRoutes = new ApiRouter()
   .route(
-    { method: "get", path: "/requests", summary: "The per-request ledger, newest first", tags, security, query: RequestsQuery, responses: { 200: { description: "Ledger rows (they reach it within ~1 s of settling)", schema: listOf("RequestList", LedgerEntry) }, ...ERRORS } },
+    {
+      method: "get",
+      path: "/requests",
+      summary: "The per-request ledger, newest first",
+      tags,
+      security,
+      query: RequestsQuery,
+      responses: {
+        200: {
+          description: "Ledger rows (they reach it within ~1 s of settling)",
+          schema: listOf("RequestList", LedgerEntry),
+        },
+        ...ERRORS,
+      },
+    },
     async (c, { query }) => {
       const key = query.spend_key_id;
       const mine = and(eq(requests.walletId, c.get("walletId")), key ? eq(requests.spendKeyId, key) : undefined);
-      const keys = { createdAt: requests.createdAt, id: requests.requestId, of: (r: Row): [number, string] => [r.createdAt, r.requestId] };
+      const keys = {
+        createdAt: requests.createdAt,
+        id: requests.requestId,
+        of: (r: Row): [number, string] => [r.createdAt, r.requestId],
+      };
       const fetch = (after: SQL | undefined, order: SQL[], take: number) =>
-        database(c.env.DB).select().from(requests).where(and(mine, after)).orderBy(...order).limit(take).all();
+        database(c.env.DB)
+          .select()
+          .from(requests)
+          .where(and(mine, after))
+          .orderBy(...order)
+          .limit(take)
+          .all();
       return c.json(await listPage(query, keys, fetch, serializeLedgerRow));
     },
   )
   .route(
-    { method: "get", path: "/requests/{request_id}", summary: "One ledger row", tags, security, params: RequestIdParam, responses: { 200: { description: "The ledger row", schema: LedgerEntry }, ...ERRORS } },
+    {
+      method: "get",
+      path: "/requests/{request_id}",
+      summary: "One ledger row",
+      tags,
+      security,
+      params: RequestIdParam,
+      responses: { 200: { description: "The ledger row", schema: LedgerEntry }, ...ERRORS },
+    },
     async (c, { params: { request_id: id } }) => {
       const row = await database(c.env.DB)
         .select()

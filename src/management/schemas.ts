@@ -16,9 +16,13 @@ const UsdAmount = z.string().check(
   }, 'must be a positive USD decimal string with at most 9 decimals and at most 999999 dollars, e.g. "50.00"'),
 );
 
-const Price = z.string().check(z.refine((s) => parseUsd(s) !== null, 'must be a USD decimal string (per 1M tokens), e.g. "0.15"'));
+const Price = z
+  .string()
+  .check(z.refine((s) => parseUsd(s) !== null, 'must be a USD decimal string (per 1M tokens), e.g. "0.15"'));
 
-const FutureDate = z.iso.datetime({ offset: true }).check(z.refine((s) => Date.parse(s) > Date.now(), "must be in the future"));
+const FutureDate = z.iso
+  .datetime({ offset: true })
+  .check(z.refine((s) => Date.parse(s) > Date.now(), "must be in the future"));
 
 const PositiveInt = (max: number) => z.int().check(z.positive(), z.maximum(max));
 const SpendLimit = z.strictObject({ amount: UsdAmount, cycle: Cycle });
@@ -75,7 +79,9 @@ export const SpendKeyRevoked = named("SpendKeyRevoked", z.object({ success: z.li
 
 /** Plain decimal digits only: `1e1`, `0x10`, ` 5` or `5.0` are refused, not coerced. */
 const Limit = z.pipe(
-  z.string().check(z.regex(/^(100|[1-9][0-9]?)$/, "must be a whole number from 1 to 100 written in plain decimal digits")),
+  z
+    .string()
+    .check(z.regex(/^(100|[1-9][0-9]?)$/, "must be a whole number from 1 to 100 written in plain decimal digits")),
   z.transform(Number),
 );
 
@@ -87,7 +93,10 @@ export const Pagination = z.object({
 export const listOf = <T extends z.ZodMiniType>(name: string, item: T) =>
   named(name, z.object({ data: z.array(item), has_more: z.boolean(), next_cursor: z.optional(z.string()) }));
 
-export const SecretKey = named("SecretKey", z.object({ secret_key_id: z.string(), name: z.string(), secret_key_hint: z.string(), created_at: z.string() }));
+export const SecretKey = named(
+  "SecretKey",
+  z.object({ secret_key_id: z.string(), name: z.string(), secret_key_hint: z.string(), created_at: z.string() }),
+);
 export const SecretKeyCreated = named("SecretKeyCreated", z.extend(SecretKey, { secret_key: z.string() }));
 export const CreateSecretKey = named("CreateSecretKey", z.strictObject({ name: Name }));
 export const SecretKeyDeleted = named("SecretKeyDeleted", z.object({ id: z.string(), deleted: z.literal(true) }));
@@ -129,7 +138,10 @@ export const RequestsQuery = z.extend(Pagination, { spend_key_id: z.optional(z.s
 
 export const CreateWallet = named("CreateWallet", z.strictObject({ name: Name }));
 export const Wallet = named("Wallet", z.object({ wallet_id: z.string(), name: z.string(), created_at: z.string() }));
-export const WalletCreated = named("WalletCreated", z.extend(Wallet, { secret_key_id: z.string(), secret_key_hint: z.string(), secret_key: z.string() }));
+export const WalletCreated = named(
+  "WalletCreated",
+  z.extend(Wallet, { secret_key_id: z.string(), secret_key_hint: z.string(), secret_key: z.string() }),
+);
 
 export const PutModel = named(
   "PutModel",
@@ -161,7 +173,9 @@ export const ModelEntryWire = named(
 
 export const ErrorBody = named(
   "Error",
-  z.object({ error: z.object({ message: z.string(), type: z.string(), param: nullable(z.string()), code: z.string() }) }),
+  z.object({
+    error: z.object({ message: z.string(), type: z.string(), param: nullable(z.string()), code: z.string() }),
+  }),
 );
 
 const PathId = z.string().check(z.minLength(1), z.maxLength(200));

@@ -10,16 +10,31 @@ import type { SpendKeyWire } from "./schemas.ts";
  * The one public view of a spend key (never its secret): the management API answers it, and `GET /v1/key`
  * answers it with the live figures only the key's own holder needs added.
  */
-export type Counts = Pick<KeySnapshot, "currentSpendNanos" | "totalSpendNanos" | "currentRequests" | "totalRequests" | "lastUsedAt">;
+export type Counts = Pick<
+  KeySnapshot,
+  "currentSpendNanos" | "totalSpendNanos" | "currentRequests" | "totalRequests" | "lastUsedAt"
+>;
 
 /** The counters of a D1 row (the KeyGuard's last flushed snapshot), with cycle resets applied. */
 export function countsOf(row: SpendKeyRow, now: number): Counts {
   const spendCycle = (row.spendLimitCycle as Cycle | null) ?? null;
   const requestCycle = (row.requestLimitCycle as Cycle | null) ?? null;
   return {
-    currentSpendNanos: visibleCurrent(spendCycle, row.spendPeriodStart ?? 0, row.currentSpendNanos, row.totalSpendNanos, now),
+    currentSpendNanos: visibleCurrent(
+      spendCycle,
+      row.spendPeriodStart ?? 0,
+      row.currentSpendNanos,
+      row.totalSpendNanos,
+      now,
+    ),
     totalSpendNanos: row.totalSpendNanos,
-    currentRequests: visibleCurrent(requestCycle, row.requestPeriodStart ?? 0, row.currentRequests, row.totalRequests, now),
+    currentRequests: visibleCurrent(
+      requestCycle,
+      row.requestPeriodStart ?? 0,
+      row.currentRequests,
+      row.totalRequests,
+      now,
+    ),
     totalRequests: row.totalRequests,
     lastUsedAt: row.lastUsedAt,
   };
@@ -38,13 +53,16 @@ export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.n
     wallet_id: row.walletId,
     allowed_models: row.allowedModels ?? null,
     allowed_providers: row.allowedProviders ?? null,
-    spend_limit: row.spendLimitNanos !== null && spendCycle ? { amount: formatUsd(row.spendLimitNanos), cycle: spendCycle } : null,
+    spend_limit:
+      row.spendLimitNanos !== null && spendCycle ? { amount: formatUsd(row.spendLimitNanos), cycle: spendCycle } : null,
     current_spend: formatUsd(counters.currentSpendNanos),
     total_spend: formatUsd(counters.totalSpendNanos),
-    request_limit: row.requestLimitCount !== null && requestCycle ? { count: row.requestLimitCount, cycle: requestCycle } : null,
+    request_limit:
+      row.requestLimitCount !== null && requestCycle ? { count: row.requestLimitCount, cycle: requestCycle } : null,
     current_requests: counters.currentRequests,
     total_requests: counters.totalRequests,
-    rate_limit: row.rateLimitRpm !== null ? { rpm: row.rateLimitRpm, burst: row.rateLimitBurst ?? row.rateLimitRpm } : null,
+    rate_limit:
+      row.rateLimitRpm !== null ? { rpm: row.rateLimitRpm, burst: row.rateLimitBurst ?? row.rateLimitRpm } : null,
     expires_at: iso(row.expiresAt),
     last_used_at: iso(counters.lastUsedAt),
     created_at: new Date(row.createdAt).toISOString(),
@@ -53,7 +71,6 @@ export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.n
     requests_resets_at: requestCycle ? iso(periodEnd(requestCycle, now)) : null,
   };
 }
-
 
 /** `GET /v1/key`: the key's view plus what is left right now (after open holds) and what is in flight. */
 export function liveKeyView(record: KeyRecord, s: KeySnapshot, now = Date.now()) {

@@ -1,10 +1,10 @@
 import { and, eq, isNull, lt, type SQL } from "drizzle-orm";
 import { getCatalog } from "../catalog/catalog.ts";
 import { database } from "../db/client.ts";
-import { spendKeys, type SpendKeyRow } from "../db/schema.ts";
-import { keyGuard, type Bindings } from "../env.ts";
+import { type SpendKeyRow, spendKeys } from "../db/schema.ts";
+import { type Bindings, keyGuard } from "../env.ts";
 import type { Managed } from "../guard/key-guard.ts";
-import { recordOf, type KeyChange, type KeyFields, type KeyRecord } from "../guard/record.ts";
+import { type KeyChange, type KeyFields, type KeyRecord, recordOf } from "../guard/record.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashSecret, isKeyId, issueKey, keyPreview } from "../lib/keys.ts";
@@ -24,7 +24,6 @@ import {
 } from "./schemas.ts";
 import { countsOf, serializeSpendKey } from "./spend-key-view.ts";
 
-
 /** Fields of a create/update body as column values; absent fields stay untouched, `null` clears. */
 async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Promise<KeyFields> {
   const cols: KeyFields = {};
@@ -36,9 +35,13 @@ async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Promise<Key
       const catalog = await getCatalog(env.DB);
       const unknown = body.allowed_models.find((m) => !catalog.has(m));
       if (unknown !== undefined) {
-        throw new ApiError("invalid_request", `allowed_models: '${unknown}' is not a model in the catalog (GET /v1/models)`, {
-          param: "allowed_models",
-        });
+        throw new ApiError(
+          "invalid_request",
+          `allowed_models: '${unknown}' is not a model in the catalog (GET /v1/models)`,
+          {
+            param: "allowed_models",
+          },
+        );
       }
     }
     cols.allowedModels = body.allowed_models ? [...new Set(body.allowed_models)] : null;
@@ -100,7 +103,10 @@ export const spendKeyRoutes = new ApiRouter()
       tags,
       security,
       body: CreateSpendKey,
-      responses: { 201: { description: "The new spend key; `key` is shown only now", schema: SpendKeyCreated }, ...ERRORS },
+      responses: {
+        201: { description: "The new spend key; `key` is shown only now", schema: SpendKeyCreated },
+        ...ERRORS,
+      },
     },
     async (c, { body }) => {
       const now = Date.now();
@@ -143,14 +149,23 @@ export const spendKeyRoutes = new ApiRouter()
       tags,
       security,
       query: Pagination,
-      responses: { 200: { description: "A page of spend keys (counters within ~1 s)", schema: listOf("SpendKeyList", SpendKey) }, ...ERRORS },
+      responses: {
+        200: { description: "A page of spend keys (counters within ~1 s)", schema: listOf("SpendKeyList", SpendKey) },
+        ...ERRORS,
+      },
     },
     async (c, { query }) => {
       const t = spendKeys;
       const mine = and(eq(t.walletId, c.get("walletId")), isNull(t.revokedAt));
       const keys = { createdAt: t.createdAt, id: t.id, of: (r: SpendKeyRow): [number, string] => [r.createdAt, r.id] };
       const fetch = (after: SQL | undefined, order: SQL[], take: number) =>
-        database(c.env.DB).select().from(t).where(and(mine, after)).orderBy(...order).limit(take).all();
+        database(c.env.DB)
+          .select()
+          .from(t)
+          .where(and(mine, after))
+          .orderBy(...order)
+          .limit(take)
+          .all();
       const now = Date.now();
       return c.json(await listPage(query, keys, fetch, (r) => serializeSpendKey(recordOf(r), countsOf(r, now), now)));
     },
@@ -202,11 +217,21 @@ spendKeyRoutes
       tags,
       security,
       params: IdParam,
-      responses: { 200: { description: "Same id, limits and counters; a new `key`. The old key fails at once.", schema: SpendKeyCreated }, ...ERRORS },
+      responses: {
+        200: {
+          description: "Same id, limits and counters; a new `key`. The old key fails at once.",
+          schema: SpendKeyCreated,
+        },
+        ...ERRORS,
+      },
     },
     async (c, { params }) => {
       const issued = issueKey("spend", params.id);
-      const rotate = { kind: "rotate" as const, keyHash: await hashSecret(issued.key), keyPreview: keyPreview(issued.key) };
+      const rotate = {
+        kind: "rotate" as const,
+        keyHash: await hashSecret(issued.key),
+        keyPreview: keyPreview(issued.key),
+      };
       const managed = await change(c.env, c.get("walletId"), params.id, rotate);
       return c.json({ ...serializeSpendKey(managed.record, managed.snapshot), key: issued.key });
     },
@@ -219,7 +244,10 @@ spendKeyRoutes
       tags,
       security,
       params: IdParam,
-      responses: { 200: { description: "Revoked: the key fails on its very next request", schema: SpendKeyRevoked }, ...ERRORS },
+      responses: {
+        200: { description: "Revoked: the key fails on its very next request", schema: SpendKeyRevoked },
+        ...ERRORS,
+      },
     },
     async (c, { params }) => {
       await change(c.env, c.get("walletId"), params.id, { kind: "revoke" });

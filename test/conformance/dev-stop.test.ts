@@ -11,10 +11,14 @@ const onPort = (port: number) =>
     .stdout.split("\n")
     .filter((line) => line.includes(`${port}`) && /wrangler|workerd/.test(line));
 
-it("`npm run dev` stopped with SIGTERM (as a process manager stops it) leaves no wrangler or workerd behind", async () => {
+it("`npm run dev` stopped with SIGTERM (as a process manager does) leaves no wrangler or workerd behind", async () => {
   const port = await freePort();
   const state = mkdtempSync(join(tmpdir(), "spendgate-dev-stop-"));
-  const npm = spawn("npm", ["run", "dev"], { cwd: ROOT, env: { ...process.env, PORT: String(port), SPENDGATE_STATE_DIR: state }, stdio: ["ignore", "pipe", "pipe"] });
+  const npm = spawn("npm", ["run", "dev"], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), SPENDGATE_STATE_DIR: state },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   npm.stdout.on("data", (d: Buffer) => (out += d.toString()));
   npm.stderr.on("data", (d: Buffer) => (out += d.toString()));

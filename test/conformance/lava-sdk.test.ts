@@ -33,8 +33,15 @@ describe("@lavapayments/nodejs against Spendgate", () => {
     expect(retrieved).toMatchObject({ name: "research-agent", current_spend: "0.00", total_requests: 0 });
     expect("key" in retrieved).toBe(false);
 
-    const updated = await lava.spendKeys.update(created.spend_key_id, { allowed_models: ["gpt-4o-mini"], status: "paused" });
-    expect(updated).toMatchObject({ allowed_models: ["gpt-4o-mini"], status: "paused", spend_limit: { amount: "50.00", cycle: "monthly" } });
+    const updated = await lava.spendKeys.update(created.spend_key_id, {
+      allowed_models: ["gpt-4o-mini"],
+      status: "paused",
+    });
+    expect(updated).toMatchObject({
+      allowed_models: ["gpt-4o-mini"],
+      status: "paused",
+      spend_limit: { amount: "50.00", cycle: "monthly" },
+    });
     expect("key" in updated).toBe(false);
 
     const rotated = await lava.spendKeys.rotate(created.spend_key_id);
@@ -46,7 +53,9 @@ describe("@lavapayments/nodejs against Spendgate", () => {
     expect((await lava.spendKeys.list()).data.map((k) => k.spend_key_id)).toEqual([second.spend_key_id]);
 
     // Bad input surfaces as the SDK's error with our message naming the field.
-    await expect(lava.spendKeys.create({ name: "x", spend_limit: { amount: "-1", cycle: "daily" } })).rejects.toThrow(/400.*spend_limit\.amount/);
+    await expect(lava.spendKeys.create({ name: "x", spend_limit: { amount: "-1", cycle: "daily" } })).rejects.toThrow(
+      /400.*spend_limit\.amount/,
+    );
 
     const secret = await lava.secretKeys.create({ name: "ci" });
     expect(secret.secret_key).toMatch(/^sgw_/);

@@ -12,7 +12,7 @@ const countTokens = (key: string, text = "Count me", headers: Record<string, str
 const countTokensCalls = async () => (await fakeRequests()).filter((r) => r.path.endsWith("/count_tokens")).length;
 
 describe("count_tokens obeys the key's status, rate and in-flight cap, and is never counted or charged", () => {
-  it("at rpm 1 (burst 1), one of 30 simultaneous calls reaches the provider; the rest are 429 with retry-after", async () => {
+  it("at rpm 1 (burst 1), one of 30 simultaneous calls reaches the provider; the rest: 429, retry-after", async () => {
     const { key, id } = await setupKey({ request_shape: "anthropic", rate_limit: { rpm: 1, burst: 1 } });
     const before = await countTokensCalls();
     const results = await Promise.all(Array.from({ length: 30 }, () => countTokens(key)));
@@ -36,12 +36,18 @@ describe("count_tokens obeys the key's status, rate and in-flight cap, and is ne
     const slow = () =>
       callWith(overrides, "POST", "/v1/messages/count_tokens", {
         headers: { "x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json" },
-        body: JSON.stringify({ model: "claude-sonnet-4-20250514", messages: [{ role: "user", content: "[[fault:slow:400]] hi" }] }),
+        body: JSON.stringify({
+          model: "claude-sonnet-4-20250514",
+          messages: [{ role: "user", content: "[[fault:slow:400]] hi" }],
+        }),
       });
     const results = await Promise.all([slow(), slow(), slow()]);
     expect(results.map((r) => r.status).sort()).toEqual([200, 200, 429]);
     const refused = results.find((r) => r.status === 429)!;
-    expect(await refused.json()).toMatchObject({ error: { type: "rate_limit_error" }, details: { limit: "concurrency" } });
+    expect(await refused.json()).toMatchObject({
+      error: { type: "rate_limit_error" },
+      details: { limit: "concurrency" },
+    });
     // The places are freed when the calls end.
     expect((await keyGuard(env, id).snapshot()).openHolds).toBe(0);
     await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { status: "paused" }), 200);
@@ -74,14 +80,19 @@ describe("strict input at the edges: refused in the caller's dialect, nothing ch
   it("management bodies over 256 KiB are refused with 413 and change nothing", async () => {
     const { wallet, id } = await setupKey({ name: "before" });
     const before = await d1All(`SELECT * FROM spend_keys WHERE id = '${id}'`);
-    const huge = { name: "after", allowed_models: Array.from({ length: 2000 }, (_, i) => `model-${i}-${"x".repeat(150)}`) };
+    const huge = {
+      name: "after",
+      allowed_models: Array.from({ length: 2000 }, (_, i) => `model-${i}-${"x".repeat(150)}`),
+    };
     const res = await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, huge);
     expect(res.status).toBe(413);
     expect(await res.json()).toMatchObject({ error: { code: "request_too_large", type: "invalid_request_error" } });
     const created = await mgmt(wallet.key, "POST", "/spend_keys", huge);
     expect(created.status).toBe(413);
     expect(await d1All(`SELECT * FROM spend_keys WHERE id = '${id}'`)).toEqual(before);
-    expect(await d1All(`SELECT count(*) AS n FROM spend_keys WHERE wallet_id = '${wallet.walletId}'`)).toEqual([{ n: 1 }]);
+    expect(await d1All(`SELECT count(*) AS n FROM spend_keys WHERE wallet_id = '${wallet.walletId}'`)).toEqual([
+      { n: 1 },
+    ]);
   });
 
   it("list `limit` accepts only plain decimal integers from 1 to 100", async () => {
@@ -98,8 +109,19 @@ describe("strict input at the edges: refused in the caller's dialect, nothing ch
 
   it("the operator token is compared exactly: one `Bearer `, nothing trimmed", async () => {
     // (Leading and trailing whitespace of a header value never reaches the Worker: HTTP strips it.)
-    const near = ["Bearer  test-admin-token", "bearer test-admin-token", "Bearer Bearer test-admin-token", "Bearer test-admin-toke"];
-    for (const header of [...near, "Bearer test-admin-token x", "Bearer test-admin-tokenx", "Basic test-admin-token", "test-admin-token"]) {
+    const near = [
+      "Bearer  test-admin-token",
+      "bearer test-admin-token",
+      "Bearer Bearer test-admin-token",
+      "Bearer test-admin-toke",
+    ];
+    for (const header of [
+      ...near,
+      "Bearer test-admin-token x",
+      "Bearer test-admin-tokenx",
+      "Basic test-admin-token",
+      "test-admin-token",
+    ]) {
       const res = await call("POST", "/admin/wallets", { headers: { authorization: header }, body: { name: "nope" } });
       expect(res.status, JSON.stringify(header)).toBe(401);
     }

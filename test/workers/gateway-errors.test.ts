@@ -38,7 +38,9 @@ describe("401: missing, malformed, unknown, revoked, rotated-out or expired key"
     }
     // A well-formed key with a valid checksum that no one issued.
     const { issueKey } = await import("../../src/lib/keys.ts");
-    bodies.push(strip(await openaiError(await chat(issueKey("spend").key), 401, "invalid_request_error", "invalid_api_key")));
+    bodies.push(
+      strip(await openaiError(await chat(issueKey("spend").key), 401, "invalid_request_error", "invalid_api_key")),
+    );
     expect(unknown).not.toBe(key);
     await mgmt(wallet.key, "DELETE", `/spend_keys/${id}`);
     bodies.push(strip(await openaiError(await chat(key), 401, "invalid_request_error", "invalid_api_key")));
@@ -54,11 +56,23 @@ describe("401: missing, malformed, unknown, revoked, rotated-out or expired key"
       const c = key[i] === "x" ? "y" : "x";
       const mutated = key.slice(0, i) + c + key.slice(i + 1);
       // A DB binding that throws proves no D1 query; a KEY_GUARD that throws proves no DO call.
-      const boom = new Proxy({}, { get: () => { throw new Error("I/O attempted"); } });
-      const res = await callWith({ DB: boom as never, KEY_GUARD: boom as never } as never, "POST", "/v1/chat/completions", {
-        headers: { authorization: `Bearer ${mutated}`, "content-type": "application/json" },
-        body: JSON.stringify({ model: "gpt-4o-mini", messages: [] }),
-      });
+      const boom = new Proxy(
+        {},
+        {
+          get: () => {
+            throw new Error("I/O attempted");
+          },
+        },
+      );
+      const res = await callWith(
+        { DB: boom as never, KEY_GUARD: boom as never } as never,
+        "POST",
+        "/v1/chat/completions",
+        {
+          headers: { authorization: `Bearer ${mutated}`, "content-type": "application/json" },
+          body: JSON.stringify({ model: "gpt-4o-mini", messages: [] }),
+        },
+      );
       expect(res.status).toBe(401);
     }
     expect(id).toMatch(/^spk_/);
@@ -69,16 +83,25 @@ describe("401: missing, malformed, unknown, revoked, rotated-out or expired key"
     const forged = issueKey("spend");
     expect((await chat(forged.key)).status).toBe(401);
     const tables = await runInDurableObject(keyGuard(env, forged.id), (_g: KeyGuard, state: DurableObjectState) =>
-      state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((r) => r.name),
+      state.storage.sql
+        .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .toArray()
+        .map((r) => r.name),
     );
     expect(tables).not.toContain("holds");
     expect(tables).not.toContain("ledger");
-    expect(await runInDurableObject(keyGuard(env, forged.id), (_g: KeyGuard, state: DurableObjectState) => state.storage.kv.get("config"))).toBeUndefined();
+    expect(
+      await runInDurableObject(keyGuard(env, forged.id), (_g: KeyGuard, state: DurableObjectState) =>
+        state.storage.kv.get("config"),
+      ),
+    ).toBeUndefined();
   });
 
   it("never reads a key from the query string", async () => {
     const { key } = await setupKey();
-    const res = await call("POST", `/v1/chat/completions?api_key=${key}&key=${key}`, { body: { model: "gpt-4o-mini", messages: [] } });
+    const res = await call("POST", `/v1/chat/completions?api_key=${key}&key=${key}`, {
+      body: { model: "gpt-4o-mini", messages: [] },
+    });
     expect(res.status).toBe(401);
   });
 
@@ -125,7 +148,12 @@ describe("403 and 404", () => {
 
   it("refuses an unpriced model only when the key has a spend limit", async () => {
     const capped = await setupKey({ spend_limit: { amount: "1", cycle: "daily" } });
-    await openaiError(await chat(capped.key, { model: "gpt-4o-search-preview" }), 403, "permission_error", "model_not_priced");
+    await openaiError(
+      await chat(capped.key, { model: "gpt-4o-search-preview" }),
+      403,
+      "permission_error",
+      "model_not_priced",
+    );
     const open = await setupKey();
     expect((await chat(open.key, { model: "gpt-4o-search-preview" })).status).toBe(200);
   });
@@ -197,18 +225,37 @@ describe("400, 413, 503, 502/504 and upstream errors", () => {
   it("refuses bad JSON, a missing model and bad fields", async () => {
     const { key } = await setupKey();
     const auth = { authorization: `Bearer ${key}` };
-    await openaiError(await call("POST", "/v1/chat/completions", { headers: auth, body: "{oops" }), 400, "invalid_request_error", "invalid_request");
-    await openaiError(await call("POST", "/v1/chat/completions", { headers: auth, body: { messages: [] } }), 400, "invalid_request_error", "invalid_request");
+    await openaiError(
+      await call("POST", "/v1/chat/completions", { headers: auth, body: "{oops" }),
+      400,
+      "invalid_request_error",
+      "invalid_request",
+    );
+    await openaiError(
+      await call("POST", "/v1/chat/completions", { headers: auth, body: { messages: [] } }),
+      400,
+      "invalid_request_error",
+      "invalid_request",
+    );
     const bad = await openaiError(await chat(key, { max_tokens: -1 }), 400, "invalid_request_error", "invalid_request");
     expect(bad.error.param).toBe("max_tokens");
-    await anthropicError(await call("POST", "/v1/messages", { headers: { "x-api-key": key }, body: "[]" }), 400, "invalid_request_error");
+    await anthropicError(
+      await call("POST", "/v1/messages", { headers: { "x-api-key": key }, body: "[]" }),
+      400,
+      "invalid_request_error",
+    );
   });
 
   it("answers 413 for an oversized body, with and without content-length", async () => {
     const { key } = await setupKey();
     const big = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "x".repeat(5000) }] });
     const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
-    await openaiError(await callWith({ MAX_BODY_BYTES: "1000" }, "POST", "/v1/chat/completions", { headers, body: big }), 413, "invalid_request_error", "request_too_large");
+    await openaiError(
+      await callWith({ MAX_BODY_BYTES: "1000" }, "POST", "/v1/chat/completions", { headers, body: big }),
+      413,
+      "invalid_request_error",
+      "request_too_large",
+    );
     const chunked = new ReadableStream({
       start(c) {
         c.enqueue(new TextEncoder().encode(big.slice(0, 2500)));
@@ -216,7 +263,10 @@ describe("400, 413, 503, 502/504 and upstream errors", () => {
         c.close();
       },
     });
-    const res = await callWith({ MAX_BODY_BYTES: "1000" }, "POST", "/v1/messages", { headers: { ...headers, "x-api-key": key }, body: chunked });
+    const res = await callWith({ MAX_BODY_BYTES: "1000" }, "POST", "/v1/messages", {
+      headers: { ...headers, "x-api-key": key },
+      body: chunked,
+    });
     await anthropicError(res, 413, "request_too_large");
     const before = (await fakeRequests()).length;
     expect((await fakeRequests()).length).toBe(before);
@@ -224,7 +274,12 @@ describe("400, 413, 503, 502/504 and upstream errors", () => {
 
   it("answers 503 provider_not_configured when the provider has no key", async () => {
     const { key } = await setupKey();
-    await openaiError(await chat(key, { model: "llama-3.3-70b-versatile" }), 503, "server_error", "provider_not_configured");
+    await openaiError(
+      await chat(key, { model: "llama-3.3-70b-versatile" }),
+      503,
+      "server_error",
+      "provider_not_configured",
+    );
     const anth = await setupKey({ request_shape: "anthropic" });
     const res = await callWith({ ANTHROPIC_API_KEY: undefined }, "POST", "/v1/messages", {
       headers: { "x-api-key": anth.key, "content-type": "application/json" },
@@ -237,7 +292,10 @@ describe("400, 413, 503, 502/504 and upstream errors", () => {
     const { key } = await setupKey();
     const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
     const hang = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "[[fault:hang]]" }] });
-    const timedOut = await callWith({ UPSTREAM_TIMEOUT_MS: "300" }, "POST", "/v1/chat/completions", { headers, body: hang });
+    const timedOut = await callWith({ UPSTREAM_TIMEOUT_MS: "300" }, "POST", "/v1/chat/completions", {
+      headers,
+      body: hang,
+    });
     const body = await openaiError(timedOut, 504, "server_error", "upstream_timeout");
     expect(JSON.stringify(body)).not.toMatch(/api\.openai\.com|stack|Error:/);
     // 502 (provider unreachable) is proven in test/conformance/gateway-faults.test.ts against a closed port.

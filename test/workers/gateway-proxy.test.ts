@@ -12,14 +12,18 @@ const ANTHROPIC = "https://api.anthropic.com";
 describe("the provider sees only its own key", () => {
   it("rebuilds outbound headers from an allowlist (OpenAI)", async () => {
     const { key } = await setupKey();
-    const res = await chat(key, {}, {
-      cookie: "session=secret",
-      "cf-connecting-ip": "1.2.3.4",
-      "x-forwarded-for": "1.2.3.4",
-      "openai-organization": "org-client",
-      "openai-beta": "assistants=v2",
-      "x-custom": "nope",
-    });
+    const res = await chat(
+      key,
+      {},
+      {
+        cookie: "session=secret",
+        "cf-connecting-ip": "1.2.3.4",
+        "x-forwarded-for": "1.2.3.4",
+        "openai-organization": "org-client",
+        "openai-beta": "assistants=v2",
+        "x-custom": "nope",
+      },
+    );
     expect(res.status).toBe(200);
     const seen = await lastFakeRequest();
     expect(seen.path).toBe("/v1/chat/completions");
@@ -33,7 +37,11 @@ describe("the provider sees only its own key", () => {
 
   it("rebuilds outbound headers from an allowlist (Anthropic), defaulting anthropic-version", async () => {
     const { key } = await setupKey({ request_shape: "anthropic" });
-    await messages(key, {}, { "anthropic-version": "", "anthropic-beta": "prompt-caching-2024-07-31", authorization: `Bearer ${key}` });
+    await messages(
+      key,
+      {},
+      { "anthropic-version": "", "anthropic-beta": "prompt-caching-2024-07-31", authorization: `Bearer ${key}` },
+    );
     const seen = await lastFakeRequest();
     expect(seen.headers["anthropic-version"]).toBe("2023-06-01");
     expect(seen.path).toBe("/v1/messages");
@@ -42,7 +50,10 @@ describe("the provider sees only its own key", () => {
     expect(seen.headers["anthropic-beta"]).toBe("prompt-caching-2024-07-31");
     expect(JSON.stringify(seen.headers)).not.toContain(key);
     const plain = await setupKey({ request_shape: "anthropic" });
-    await call("POST", "/v1/messages", { headers: { "x-api-key": plain.key }, body: { model: "claude-sonnet-4-20250514", max_tokens: 5, messages: [] } });
+    await call("POST", "/v1/messages", {
+      headers: { "x-api-key": plain.key },
+      body: { model: "claude-sonnet-4-20250514", max_tokens: 5, messages: [] },
+    });
     expect((await lastFakeRequest()).headers["anthropic-version"]).toBe("2023-06-01");
   });
 
@@ -58,29 +69,45 @@ describe("the provider sees only its own key", () => {
     const { key } = await setupKey();
     const cases: [string, string, string][] = [
       ["gpt-4o-mini", "https://api.openai.com/v1/chat/completions", "OPENAI_API_KEY"],
-      ["gemini-2.5-flash", "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions", "GOOGLE_API_KEY"],
+      [
+        "gemini-2.5-flash",
+        "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions",
+        "GOOGLE_API_KEY",
+      ],
       ["mistral-small-latest", "https://api.mistral.ai/v1/chat/completions", "MISTRAL_API_KEY"],
       ["deepseek-chat", "https://api.deepseek.com/v1/chat/completions", "DEEPSEEK_API_KEY"],
       ["grok-3-mini", "https://api.x.ai/v1/chat/completions", "XAI_API_KEY"],
       ["meta-llama/Llama-3.3-70B-Instruct-Turbo", "https://api.together.xyz/v1/chat/completions", "TOGETHER_API_KEY"],
-      ["accounts/fireworks/models/llama-v3p1-8b-instruct", "https://api.fireworks.ai/inference/v1/chat/completions", "FIREWORKS_API_KEY"],
+      [
+        "accounts/fireworks/models/llama-v3p1-8b-instruct",
+        "https://api.fireworks.ai/inference/v1/chat/completions",
+        "FIREWORKS_API_KEY",
+      ],
     ];
     for (const [model, url, secret] of cases) {
       const res = await chat(key, { model, max_tokens: 5 });
       expect(res.status, model).toBe(200);
       const seen = await lastFakeRequest();
       expect(seen.url).toBe(url);
-      expect(seen.headers.authorization).toBe(`Bearer ${TEST_PROVIDER_KEYS[secret as keyof typeof TEST_PROVIDER_KEYS]}`);
+      expect(seen.headers.authorization).toBe(
+        `Bearer ${TEST_PROVIDER_KEYS[secret as keyof typeof TEST_PROVIDER_KEYS]}`,
+      );
       expect(seen.body.model).toBe(model);
     }
-    const emb = await call("POST", "/v1/embeddings", { headers: { authorization: `Bearer ${key}` }, body: { model: "mistral-embed", input: "x" } });
+    const emb = await call("POST", "/v1/embeddings", {
+      headers: { authorization: `Bearer ${key}` },
+      body: { model: "mistral-embed", input: "x" },
+    });
     expect(emb.status).toBe(200);
     expect((await lastFakeRequest()).url).toBe("https://api.mistral.ai/v1/embeddings");
   });
 
   it("accepts the spend key as x-api-key too", async () => {
     const { key } = await setupKey();
-    const res = await call("POST", "/v1/chat/completions", { headers: { "x-api-key": key }, body: { model: "gpt-4o-mini", messages: [] } });
+    const res = await call("POST", "/v1/chat/completions", {
+      headers: { "x-api-key": key },
+      body: { model: "gpt-4o-mini", messages: [] },
+    });
     expect(res.status).toBe(200);
   });
 });
@@ -96,7 +123,12 @@ describe("responses pass through unchanged", () => {
 
   it("OpenAI streams are byte-identical when the client asked for usage", async () => {
     const { key } = await setupKey();
-    const body = { model: "gpt-4o-mini", stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "stream it" }] };
+    const body = {
+      model: "gpt-4o-mini",
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: "user", content: "stream it" }],
+    };
     const res = await chat(key, body);
     expect(res.headers.get("content-type")).toContain("text/event-stream");
     expect(await res.text()).toBe(await (await direct(`${OPENAI}/chat/completions`, body)).text());
@@ -107,7 +139,9 @@ describe("responses pass through unchanged", () => {
     const body = { model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: "stream it" }] };
     const text = await (await chat(key, body)).text();
     expect((await lastFakeRequest()).body.stream_options).toEqual({ include_usage: true });
-    const withUsage = await (await direct(`${OPENAI}/chat/completions`, { ...body, stream_options: { include_usage: true } })).text();
+    const withUsage = await (
+      await direct(`${OPENAI}/chat/completions`, { ...body, stream_options: { include_usage: true } })
+    ).text();
     const expected = withUsage
       .split("\n\n")
       .filter((e) => !/"choices":\[\],"usage":\{/.test(e))
@@ -119,7 +153,12 @@ describe("responses pass through unchanged", () => {
 
   it("Anthropic streams are byte-identical", async () => {
     const { key } = await setupKey({ request_shape: "anthropic" });
-    const body = { model: "claude-sonnet-4-20250514", max_tokens: 64, stream: true, messages: [{ role: "user", content: "stream it" }] };
+    const body = {
+      model: "claude-sonnet-4-20250514",
+      max_tokens: 64,
+      stream: true,
+      messages: [{ role: "user", content: "stream it" }],
+    };
     const res = await messages(key, body);
     expect(await res.text()).toBe(await (await direct(`${ANTHROPIC}/v1/messages`, body, { "x-api-key": "k" })).text());
   });
@@ -141,9 +180,15 @@ describe("responses pass through unchanged", () => {
   });
 
   it("count_tokens is answered and never counted", async () => {
-    const { key, id, wallet } = await setupKey({ request_shape: "anthropic", request_limit: { count: 1, cycle: "total" } });
+    const { key, id, wallet } = await setupKey({
+      request_shape: "anthropic",
+      request_limit: { count: 1, cycle: "total" },
+    });
     for (let i = 0; i < 3; i++) {
-      const res = await call("POST", "/v1/messages/count_tokens", { headers: { "x-api-key": key }, body: { model: "claude-sonnet-4-20250514", messages: [{ role: "user", content: "count me" }] } });
+      const res = await call("POST", "/v1/messages/count_tokens", {
+        headers: { "x-api-key": key },
+        body: { model: "claude-sonnet-4-20250514", messages: [{ role: "user", content: "count me" }] },
+      });
       expect(await json(res, 200)).toEqual({ input_tokens: 5 });
     }
     const k = await json(await mgmt(wallet.key, "GET", `/spend_keys/${id}`), 200);
@@ -153,10 +198,14 @@ describe("responses pass through unchanged", () => {
 
   it("reports an upstream stream that breaks midway in-band, in the key's dialect", async () => {
     const { key } = await setupKey();
-    const text = await (await chat(key, { stream: true, messages: [{ role: "user", content: "[[fault:reset]]" }] })).text();
+    const text = await (
+      await chat(key, { stream: true, messages: [{ role: "user", content: "[[fault:reset]]" }] })
+    ).text();
     expect(text).toMatch(/data: \{"error":\{"message":"The provider's stream was interrupted\."/);
     const anth = await setupKey({ request_shape: "anthropic" });
-    const t2 = await (await messages(anth.key, { stream: true, messages: [{ role: "user", content: "[[fault:reset]]" }] })).text();
+    const t2 = await (
+      await messages(anth.key, { stream: true, messages: [{ role: "user", content: "[[fault:reset]]" }] })
+    ).text();
     expect(t2).toMatch(/event: error\ndata: \{"type":"error","error":\{"type":"api_error"/);
   });
 
@@ -184,15 +233,21 @@ describe("responses pass through unchanged", () => {
 describe("the key's view", () => {
   it("GET /v1/models lists only what the key may call; the catalog without a key", async () => {
     const { key } = await setupKey({ allowed_providers: ["openai"], spend_limit: { amount: "1", cycle: "daily" } });
-    const ids = (await json(await call("GET", "/v1/models", { headers: { authorization: `Bearer ${key}` } }), 200)).data.map((m: any) => m.id);
+    const ids = (
+      await json(await call("GET", "/v1/models", { headers: { authorization: `Bearer ${key}` } }), 200)
+    ).data.map((m: any) => m.id);
     expect(ids).toContain("gpt-4o-mini");
     expect(ids).not.toContain("claude-sonnet-4-20250514");
     expect(ids).not.toContain("gpt-4o-search-preview"); // unpriced, and the key has a spend limit
     const all = (await json(await call("GET", "/v1/models"), 200)).data;
-    expect(all.map((m: any) => m.id)).toEqual(expect.arrayContaining(["gpt-4o-mini", "claude-sonnet-4-20250514", "llama-3.3-70b-versatile"]));
+    expect(all.map((m: any) => m.id)).toEqual(
+      expect.arrayContaining(["gpt-4o-mini", "claude-sonnet-4-20250514", "llama-3.3-70b-versatile"]),
+    );
     expect(all[0]).toMatchObject({ object: "model", created: expect.any(Number), owned_by: expect.any(String) });
     const anth = await setupKey({ request_shape: "anthropic" });
-    const a = (await json(await call("GET", "/v1/models", { headers: { "x-api-key": anth.key } }), 200)).data.map((m: any) => m.owned_by);
+    const a = (await json(await call("GET", "/v1/models", { headers: { "x-api-key": anth.key } }), 200)).data.map(
+      (m: any) => m.owned_by,
+    );
     expect(new Set(a)).toEqual(new Set(["anthropic"]));
     expect((await call("GET", "/v1/models", { headers: { authorization: "Bearer sk-sg-nope" } })).status).toBe(401);
   });
@@ -229,7 +284,10 @@ describe("the key's view", () => {
 
 describe("limits survive Durable Object eviction", () => {
   it("evicting the KeyGuard never refills the rate bucket nor resets the request count", async () => {
-    const { key, id } = await setupKey({ rate_limit: { rpm: 1, burst: 2 }, request_limit: { count: 3, cycle: "total" } });
+    const { key, id } = await setupKey({
+      rate_limit: { rpm: 1, burst: 2 },
+      request_limit: { count: 3, cycle: "total" },
+    });
     expect((await chat(key)).status).toBe(200);
     expect((await chat(key)).status).toBe(200);
     expect((await chat(key)).status).toBe(429);
@@ -251,7 +309,8 @@ describe("limits survive Durable Object eviction", () => {
     for (let i = 0; i < 40; i++) {
       if ((await chat(key, { max_tokens: 1 })).status === 200) accepted.push(now);
       now += 250;
-      if (i % 10 === 9) await evictDurableObject(stub).then(() => runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => now)));
+      if (i % 10 === 9)
+        await evictDurableObject(stub).then(() => runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => now)));
     }
     for (const start of accepted) {
       for (const W of [1000, 2000, 5000]) {

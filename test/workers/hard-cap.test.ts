@@ -19,7 +19,12 @@ describe("hard cap: settled spend + open holds ≤ limit", () => {
         fc.array(
           fc.oneof(
             fc.record({ op: fc.constant("admit" as const), worst: fc.integer({ min: 1, max: 400_000 }) }),
-            fc.record({ op: fc.constant("settle" as const), pick: fc.nat(), input: fc.nat({ max: 500 }), output: fc.nat({ max: 500 }) }),
+            fc.record({
+              op: fc.constant("settle" as const),
+              pick: fc.nat(),
+              input: fc.nat({ max: 500 }),
+              output: fc.nat({ max: 500 }),
+            }),
             fc.record({ op: fc.constant("release" as const), pick: fc.nat() }),
             fc.record({ op: fc.constant("evict" as const) }),
             fc.record({ op: fc.constant("advance" as const), ms: fc.integer({ min: 1, max: 3 * 86_400_000 }) }),
@@ -39,10 +44,17 @@ describe("hard cap: settled spend + open holds ≤ limit", () => {
           for (const step of ops) {
             if (step.op === "admit") {
               const input: AdmitInput = {
-                requestId: `req_p${n++}`, endpoint: "/v1/chat/completions", stream: false, metadata: {}, secretHash,
-                routeShape: "openai", model: "gpt-4o-mini",
+                requestId: `req_p${n++}`,
+                endpoint: "/v1/chat/completions",
+                stream: false,
+                metadata: {},
+                secretHash,
+                routeShape: "openai",
+                model: "gpt-4o-mini",
                 target: { provider: "openai", prices: PRICES, worstCaseNanos: step.worst },
-                metered: true, maxInflight: 1000, holdTtlMs: 10 * 86_400_000,
+                metered: true,
+                maxInflight: 1000,
+                holdTtlMs: 10 * 86_400_000,
               };
               const r = await stub.admit(input);
               if (r.ok) open.push({ id: input.requestId, worst: step.worst });
@@ -50,14 +62,45 @@ describe("hard cap: settled spend + open holds ≤ limit", () => {
             } else if ((step.op === "settle" || step.op === "release") && open.length) {
               const [h] = open.splice(step.pick % open.length, 1);
               // Real usage never exceeds the worst case the hold was sized for.
-              const usage = step.op === "settle"
-                ? { inputTokens: step.input, outputTokens: step.output, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 }
-                : null;
-              const cost = usage ? Math.ceil((usage.inputTokens * PRICES.input + usage.outputTokens * PRICES.output) / 1e6) : 0;
+              const usage =
+                step.op === "settle"
+                  ? {
+                      inputTokens: step.input,
+                      outputTokens: step.output,
+                      cacheReadTokens: 0,
+                      cacheWriteTokens: 0,
+                      reasoningTokens: 0,
+                    }
+                  : null;
+              const cost = usage
+                ? Math.ceil((usage.inputTokens * PRICES.input + usage.outputTokens * PRICES.output) / 1e6)
+                : 0;
               const fits = usage === null || cost <= h!.worst;
-              await stub.settle({ requestId: h!.id, status: usage ? "completed" : "error", usage: fits ? usage : null, fallbackNanos: 0, responseId: null, httpStatus: 200, latencyMs: 1 });
+              await stub.settle({
+                requestId: h!.id,
+                status: usage ? "completed" : "error",
+                usage: fits ? usage : null,
+                fallbackNanos: 0,
+                responseId: null,
+                httpStatus: 200,
+                latencyMs: 1,
+              });
               // replays change nothing
-              await stub.settle({ requestId: h!.id, status: "completed", usage: { inputTokens: 9999, outputTokens: 9999, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 }, fallbackNanos: 0, responseId: null, httpStatus: 200, latencyMs: 1 });
+              await stub.settle({
+                requestId: h!.id,
+                status: "completed",
+                usage: {
+                  inputTokens: 9999,
+                  outputTokens: 9999,
+                  cacheReadTokens: 0,
+                  cacheWriteTokens: 0,
+                  reasoningTokens: 0,
+                },
+                fallbackNanos: 0,
+                responseId: null,
+                httpStatus: 200,
+                latencyMs: 1,
+              });
             } else if (step.op === "evict") {
               await evictDurableObject(stub);
               await setClock();
@@ -80,7 +123,9 @@ describe("hard cap: settled spend + open holds ≤ limit", () => {
     // Each request's worst case ≈ $0.000024 and real cost ≈ $0.0000079: the $0.0003 budget fits a few dozen.
     const { wallet, key, id } = await setupKey({ spend_limit: { amount: "0.0003", cycle: "total" } });
     const responses = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => chat(key, { max_tokens: 12, messages: [{ role: "user", content: `req ${i}` }] })),
+      Array.from({ length: 200 }, (_, i) =>
+        chat(key, { max_tokens: 12, messages: [{ role: "user", content: `req ${i}` }] }),
+      ),
     );
     const ok = responses.filter((r) => r.status === 200);
     const refused = responses.filter((r) => r.status !== 200);
@@ -103,11 +148,15 @@ describe("hard cap: settled spend + open holds ≤ limit", () => {
     expect(snap.totalRequests).toBe(ok.length);
     // Every admitted request has exactly one ledger row, once flushed.
     for (let i = 0; i < 10; i++) {
-      const rows = await d1All(`SELECT count(*) AS n, sum(cost_nanos) AS total FROM requests WHERE spend_key_id = '${id}'`);
+      const rows = await d1All(
+        `SELECT count(*) AS n, sum(cost_nanos) AS total FROM requests WHERE spend_key_id = '${id}'`,
+      );
       if (rows[0]!.n === ok.length) break;
       await new Promise((r) => setTimeout(r, 500));
     }
-    const [row] = await d1All(`SELECT count(*) AS n, sum(cost_nanos) AS total FROM requests WHERE spend_key_id = '${id}'`);
+    const [row] = await d1All(
+      `SELECT count(*) AS n, sum(cost_nanos) AS total FROM requests WHERE spend_key_id = '${id}'`,
+    );
     expect(row).toEqual({ n: ok.length, total: charged });
     const retrieved = await json(await mgmt(wallet.key, "GET", `/spend_keys/${id}`), 200);
     expect(Math.round(Number(retrieved.total_spend) * 1e9)).toBe(charged);

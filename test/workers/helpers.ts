@@ -3,7 +3,11 @@ import { expect } from "vitest";
 import type { RecordedRequest } from "../../scripts/fake-provider/handler.ts";
 
 /** Calls the Worker exactly as a client over HTTP would (its default export's fetch). */
-export function call(method: string, path: string, init: { body?: unknown; headers?: Record<string, string> } = {}): Promise<Response> {
+export function call(
+  method: string,
+  path: string,
+  init: { body?: unknown; headers?: Record<string, string> } = {},
+): Promise<Response> {
   const headers = new Headers(init.headers);
   let body: BodyInit | undefined;
   if (init.body !== undefined) {
@@ -53,7 +57,12 @@ export function chat(key: string, body: Record<string, unknown> = {}, headers: R
 export function messages(key: string, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
   return call("POST", "/v1/messages", {
     headers: { "x-api-key": key, "anthropic-version": "2023-06-01", ...headers },
-    body: { model: "claude-sonnet-4-20250514", max_tokens: 100, messages: [{ role: "user", content: "Say hello" }], ...body },
+    body: {
+      model: "claude-sonnet-4-20250514",
+      max_tokens: 100,
+      messages: [{ role: "user", content: "Say hello" }],
+      ...body,
+    },
   });
 }
 
@@ -85,7 +94,16 @@ export async function callWith(
   const { app } = await import("../../src/app.ts");
   const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
   const ctx = createExecutionContext();
-  const res = await app.fetch(new Request(`http://gateway.test${path}`, { method, headers: init.headers, body: init.body, duplex: "half" } as RequestInit), { ...env, ...overrides }, ctx);
+  const res = await app.fetch(
+    new Request(`http://gateway.test${path}`, {
+      method,
+      headers: init.headers,
+      body: init.body,
+      duplex: "half",
+    } as RequestInit),
+    { ...env, ...overrides },
+    ctx,
+  );
   const body = await res.arrayBuffer();
   await waitOnExecutionContext(ctx);
   return new Response(body, { status: res.status, headers: res.headers });
@@ -93,5 +111,9 @@ export async function callWith(
 
 /** Calls the fake provider directly (the baseline a gateway response is compared with). */
 export function direct(url: string, body: unknown, headers: Record<string, string> = {}) {
-  return fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
 }

@@ -1,10 +1,8 @@
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { builtinModel } from "../../src/catalog/catalog.ts";
 import { keyGuard } from "../../src/env.ts";
-import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { call, chat, json, mgmt, setupKey } from "./helpers.ts";
 
 /**
@@ -16,13 +14,22 @@ import { call, chat, json, mgmt, setupKey } from "./helpers.ts";
 type Route = "chat" | "responses" | "messages";
 type Feature = "none" | "function_tool" | "client_tool" | "server_tool" | "image_url" | "file" | "state" | "beta";
 const PULLS: Feature[] = ["server_tool", "image_url", "file", "state", "beta"];
-const MODEL: Record<Route, string> = { chat: "gpt-4o-mini", responses: "gpt-4o-mini", messages: "claude-haiku-4-5-20251001" };
-const PATH: Record<Route, string> = { chat: "/v1/chat/completions", responses: "/v1/responses", messages: "/v1/messages" };
+const MODEL: Record<Route, string> = {
+  chat: "gpt-4o-mini",
+  responses: "gpt-4o-mini",
+  messages: "claude-haiku-4-5-20251001",
+};
+const PATH: Record<Route, string> = {
+  chat: "/v1/chat/completions",
+  responses: "/v1/responses",
+  messages: "/v1/messages",
+};
 
 function request(route: Route, feature: Feature, fields: Record<string, number>, n: number, stream: boolean) {
   const model = builtinModel(MODEL[route])!;
   const pulls = PULLS.includes(feature) && !(feature === "beta" && route !== "messages");
-  const text = `Tell me [[fault:worst]] [maxout:${model.maxOutputTokens}]${pulls ? ` [pulled:${model.contextWindow}]` : ""}`;
+  const pulled = pulls ? ` [pulled:${model.contextWindow}]` : "";
+  const text = `Tell me [[fault:worst]] [maxout:${model.maxOutputTokens}]${pulled}`;
   const url = "https://example.com/cat.png";
   const body: Record<string, unknown> = { model: model.id, stream, ...fields };
   const headers: Record<string, string> = {};
@@ -32,7 +39,8 @@ function request(route: Route, feature: Feature, fields: Record<string, number>,
     if (feature === "file") parts.push({ type: "file", file: { file_id: "file-abc" } });
     body.messages = [{ role: "user", content: parts }];
     if (n > 1) body.n = n;
-    if (feature === "function_tool") body.tools = [{ type: "function", function: { name: "f", parameters: { type: "object" } } }];
+    if (feature === "function_tool")
+      body.tools = [{ type: "function", function: { name: "f", parameters: { type: "object" } } }];
     if (feature === "client_tool") body.tools = [{ type: "custom", custom: { name: "g" } }];
     if (feature === "server_tool" || feature === "state") body.web_search_options = {};
   } else if (route === "responses") {
@@ -50,7 +58,11 @@ function request(route: Route, feature: Feature, fields: Record<string, number>,
     if (feature === "file") parts.push({ type: "document", source: { type: "file", file_id: "file_abc" } });
     body.messages = [{ role: "user", content: parts }];
     if (feature === "function_tool") body.tools = [{ name: "f", input_schema: { type: "object" } }];
-    if (feature === "client_tool") body.tools = [{ type: "bash_20250124", name: "bash" }, { type: "text_editor_20250728", name: "str_replace_based_edit_tool" }];
+    if (feature === "client_tool")
+      body.tools = [
+        { type: "bash_20250124", name: "bash" },
+        { type: "text_editor_20250728", name: "str_replace_based_edit_tool" },
+      ];
     if (feature === "server_tool") body.tools = [{ type: "web_search_20250305", name: "web_search" }];
     if (feature === "state") body.mcp_servers = [{ type: "url", url: "https://mcp.example.com/sse", name: "m" }];
     if (feature === "beta") headers["anthropic-beta"] = "files-api-2025-04-14";
@@ -62,14 +74,27 @@ function request(route: Route, feature: Feature, fields: Record<string, number>,
 const ledgerOf = async (id: string) => (await keyGuard(env, id).inspect()).ledger;
 
 describe("holds bound what the provider can bill", () => {
-  it("concurrent worst-case requests never take spend past a small total limit (property, both dialects, JSON and streams)", async () => {
+  it("concurrent worst-case requests never pass a small total limit (property: dialects, JSON, streams)", async () => {
     let run = 0;
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom<Route>("chat", "responses", "messages"),
-        fc.constantFrom<Feature>("none", "function_tool", "client_tool", "server_tool", "image_url", "file", "state", "beta"),
+        fc.constantFrom<Feature>(
+          "none",
+          "function_tool",
+          "client_tool",
+          "server_tool",
+          "image_url",
+          "file",
+          "state",
+          "beta",
+        ),
         fc.record(
-          { max_tokens: fc.integer({ min: 1, max: 200_000 }), max_completion_tokens: fc.integer({ min: 1, max: 200_000 }), max_output_tokens: fc.integer({ min: 1, max: 200_000 }) },
+          {
+            max_tokens: fc.integer({ min: 1, max: 200_000 }),
+            max_completion_tokens: fc.integer({ min: 1, max: 200_000 }),
+            max_output_tokens: fc.integer({ min: 1, max: 200_000 }),
+          },
           { requiredKeys: [] },
         ),
         fc.integer({ min: 1, max: 3 }),
@@ -84,7 +109,8 @@ describe("holds bound what the provider can bill", () => {
             spend_limit: { amount: (cents / 100).toFixed(2), cycle: "total" },
           });
           const req = request(route, feature, fields, n, stream);
-          const credential: Record<string, string> = route === "messages" ? { "x-api-key": key } : { authorization: `Bearer ${key}` };
+          const credential: Record<string, string> =
+            route === "messages" ? { "x-api-key": key } : { authorization: `Bearer ${key}` };
           const results = await Promise.all(
             Array.from({ length: concurrent }, async () => {
               const res = await call("POST", req.path, { headers: { ...credential, ...req.headers }, body: req.body });
@@ -106,9 +132,12 @@ describe("holds bound what the provider can bill", () => {
     );
   }, 240_000);
 
-  it("a provider that bills past the hold is charged in full, the row is flagged, and the key refuses until its limit rises", async () => {
+  it("billing past the hold is charged in full and flagged, and the key refuses until its limit rises", async () => {
     const { key, id, wallet } = await setupKey({ spend_limit: { amount: "0.01", cycle: "total" } });
-    const res = await chat(key, { max_tokens: 100, messages: [{ role: "user", content: "[[fault:worst]] [overbill:100000]" }] });
+    const res = await chat(key, {
+      max_tokens: 100,
+      messages: [{ role: "user", content: "[[fault:worst]] [overbill:100000]" }],
+    });
     expect(res.status).toBe(200);
     const [row] = await ledgerOf(id);
     expect(row).toMatchObject({ overage: true, outputTokens: 100_100 });
@@ -117,11 +146,14 @@ describe("holds bound what the provider can bill", () => {
     const refused = await chat(key, { max_tokens: 1 });
     expect(refused.status).toBe(429);
     expect(await refused.json()).toMatchObject({ error: { code: "spend_limit_exceeded" } });
-    await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { spend_limit: { amount: "1", cycle: "total" } }), 200);
+    await json(
+      await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { spend_limit: { amount: "1", cycle: "total" } }),
+      200,
+    );
     expect((await chat(key, { max_tokens: 1 })).status).toBe(200);
   });
 
-  it("the output bound is the largest field sent, never the catalog's max; a pulled-in input holds the context window", async () => {
+  it("output: the largest field sent, never the catalog's max; pulled-in input: the context window", async () => {
     const { key } = await setupKey({ spend_limit: { amount: "0.015", cycle: "total" } });
     // gpt-4o-mini: 16,384 max output in the catalog; 50,000 asked → $0.03 of output alone does not fit $0.015.
     const big = await chat(key, { max_tokens: 50_000 });
@@ -136,7 +168,7 @@ describe("holds bound what the provider can bill", () => {
     expect(((await search.json()) as any).error.message).toContain("context window");
   });
 
-  it("an operator model without a max output is refused on a spend-limited key unless the request sets one", async () => {
+  it("an operator model without a max output is refused on a spend-limited key without max_tokens", async () => {
     const put = await call("PUT", "/admin/models/house-model", {
       headers: { authorization: "Bearer test-admin-token" },
       body: { provider: "openai", input_price: "1", output_price: "2" },

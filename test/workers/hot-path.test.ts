@@ -18,7 +18,11 @@ describe("one round trip on the hot path", () => {
     const { key, id } = await setupKey({ spend_limit: { amount: "0.006", cycle: "total" } });
     const ctx = createExecutionContext();
     // A simulated distance of 300 ms to the key's KeyGuard, each way of each RPC.
-    const res = await app.fetch(post(key, { model: "gpt-4o-mini", max_tokens: 9_000, messages: [{ role: "user", content: "hi" }] }), { ...env, GUARD_DELAY_MS: "300" }, ctx);
+    const res = await app.fetch(
+      post(key, { model: "gpt-4o-mini", max_tokens: 9_000, messages: [{ role: "user", content: "hi" }] }),
+      { ...env, GUARD_DELAY_MS: "300" },
+      ctx,
+    );
     expect(res.status).toBe(200);
     const cost = res.headers.get("x-spendgate-cost");
     expect(Number(cost)).toBeGreaterThan(0);
@@ -47,10 +51,15 @@ describe("configuration is checked as a whole", () => {
     const original = console.error;
     console.error = (...args: unknown[]) => void errors.push(args.map(String).join(" "));
     try {
-      const res = await callWith({ HOLD_TTL_MS: "60000", UPSTREAM_TIMEOUT_MS: "60000" }, "POST", "/v1/chat/completions", {
-        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-        body: JSON.stringify({ model: "gpt-4o-mini", messages: [] }),
-      });
+      const res = await callWith(
+        { HOLD_TTL_MS: "60000", UPSTREAM_TIMEOUT_MS: "60000" },
+        "POST",
+        "/v1/chat/completions",
+        {
+          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+          body: JSON.stringify({ model: "gpt-4o-mini", messages: [] }),
+        },
+      );
       expect(res.status).toBe(500);
       const bad = await callWith({ MAX_INFLIGHT_PER_KEY: "lots" }, "POST", "/v1/chat/completions", {
         headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },

@@ -1,9 +1,8 @@
-import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../src/app.ts";
 import { keyGuard } from "../../src/env.ts";
-import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { parseKey } from "../../src/lib/keys.ts";
 import { ADMIN, call, chat, createSpendKey, createWallet, d1All, json, mgmt, setupKey } from "./helpers.ts";
 
@@ -11,7 +10,12 @@ import { ADMIN, call, chat, createSpendKey, createWallet, d1All, json, mgmt, set
 async function d1Dump(walletId?: string): Promise<string> {
   const where = (col: string) => (walletId ? ` WHERE ${col} = '${walletId}'` : "");
   const parts: string[] = [];
-  for (const [t, col] of [["wallets", "id"], ["wallet_secret_keys", "wallet_id"], ["spend_keys", "wallet_id"], ["requests", "wallet_id"]] as const) {
+  for (const [t, col] of [
+    ["wallets", "id"],
+    ["wallet_secret_keys", "wallet_id"],
+    ["spend_keys", "wallet_id"],
+    ["requests", "wallet_id"],
+  ] as const) {
     parts.push(JSON.stringify(await d1All(`SELECT * FROM ${t}${where(col)}`)));
   }
   parts.push(JSON.stringify(await d1All("SELECT * FROM model_overrides")));
@@ -29,15 +33,23 @@ describe("operator API", () => {
     expect(list.data).toHaveLength(1);
     expect(list.data[0].wallet_id).toBe(b.walletId);
     expect(list.has_more).toBe(true);
-    const next = await json(await call("GET", `/admin/wallets?limit=1&cursor=${list.next_cursor}`, { headers: ADMIN }), 200);
+    const next = await json(
+      await call("GET", `/admin/wallets?limit=1&cursor=${list.next_cursor}`, { headers: ADMIN }),
+      200,
+    );
     expect(next.data[0].wallet_id).toBe(a.walletId);
-    expect(JSON.stringify(list)).not.toContain("secret_key\"");
+    expect(JSON.stringify(list)).not.toContain('secret_key"');
   });
 
   it("refuses a missing or wrong ADMIN_TOKEN and wallet/spend keys", async () => {
     const { wallet, key } = await setupKey();
     const before = (await d1All("SELECT * FROM wallets")).length;
-    for (const headers of [{} as Record<string, string>, { authorization: "Bearer nope" }, { authorization: `Bearer ${wallet.key}` }, { authorization: `Bearer ${key}` }]) {
+    for (const headers of [
+      {} as Record<string, string>,
+      { authorization: "Bearer nope" },
+      { authorization: `Bearer ${wallet.key}` },
+      { authorization: `Bearer ${key}` },
+    ]) {
       const res = await call("POST", "/admin/wallets", { headers, body: { name: "x" } });
       expect([401, 403]).toContain(res.status);
     }
@@ -58,12 +70,24 @@ describe("operator API", () => {
 
   it("overrides and restores model prices", async () => {
     const put = await json(
-      await call("PUT", "/admin/models/gpt-4o-mini", { headers: ADMIN, body: { provider: "openai", input_price: "1.5", output_price: "2.25" } }),
+      await call("PUT", "/admin/models/gpt-4o-mini", {
+        headers: ADMIN,
+        body: { provider: "openai", input_price: "1.5", output_price: "2.25" },
+      }),
       200,
     );
-    expect(put).toMatchObject({ id: "gpt-4o-mini", input_price: "1.50", output_price: "2.25", cache_read_price: "1.50", overridden: true });
+    expect(put).toMatchObject({
+      id: "gpt-4o-mini",
+      input_price: "1.50",
+      output_price: "2.25",
+      cache_read_price: "1.50",
+      overridden: true,
+    });
     const custom = await json(
-      await call("PUT", "/admin/models/my-finetune", { headers: ADMIN, body: { provider: "openai", input_price: "0.3", output_price: "1.2", max_output_tokens: 4096 } }),
+      await call("PUT", "/admin/models/my-finetune", {
+        headers: ADMIN,
+        body: { provider: "openai", input_price: "0.3", output_price: "1.2", max_output_tokens: 4096 },
+      }),
       200,
     );
     expect(custom.max_output_tokens).toBe(4096);
@@ -72,7 +96,13 @@ describe("operator API", () => {
     const restored = await json(await call("DELETE", "/admin/models/gpt-4o-mini", { headers: ADMIN }), 200);
     expect(restored).toMatchObject({ input_price: "0.15", overridden: false });
     expect((await call("DELETE", "/admin/models/gpt-4o-mini", { headers: ADMIN })).status).toBe(404);
-    const bad = await json(await call("PUT", "/admin/models/x", { headers: ADMIN, body: { provider: "nope", input_price: "1", output_price: "1" } }), 400);
+    const bad = await json(
+      await call("PUT", "/admin/models/x", {
+        headers: ADMIN,
+        body: { provider: "nope", input_price: "1", output_price: "1" },
+      }),
+      400,
+    );
     expect(bad.error.param).toBe("provider");
   });
 });
@@ -118,7 +148,13 @@ describe("spend keys", () => {
   it("applies defaults: openai shape, no limits, burst = rpm", async () => {
     const wallet = await createWallet();
     const created = await createSpendKey(wallet.key, { rate_limit: { rpm: 30 } });
-    expect(created).toMatchObject({ request_shape: "openai", spend_limit: null, request_limit: null, allowed_models: null, rate_limit: { rpm: 30, burst: 30 } });
+    expect(created).toMatchObject({
+      request_shape: "openai",
+      spend_limit: null,
+      request_limit: null,
+      allowed_models: null,
+      rate_limit: { rpm: 30, burst: 30 },
+    });
   });
 
   const badBodies: [string, Record<string, unknown>, string][] = [
@@ -126,7 +162,11 @@ describe("spend keys", () => {
     ["empty name", { name: "" }, "name"],
     ["long name", { name: "x".repeat(201) }, "name"],
     ["unknown field", { name: "a", colour: "red" }, "colour"],
-    ["unknown nested field", { name: "a", spend_limit: { amount: "1", cycle: "daily", extra: 1 } }, "spend_limit.extra"],
+    [
+      "unknown nested field",
+      { name: "a", spend_limit: { amount: "1", cycle: "daily", extra: 1 } },
+      "spend_limit.extra",
+    ],
     ["zero amount", { name: "a", spend_limit: { amount: "0", cycle: "daily" } }, "spend_limit.amount"],
     ["negative amount", { name: "a", spend_limit: { amount: "-5", cycle: "daily" } }, "spend_limit.amount"],
     ["float amount", { name: "a", spend_limit: { amount: 5, cycle: "daily" } }, "spend_limit.amount"],
@@ -188,10 +228,24 @@ describe("spend keys", () => {
   it("updates only the fields sent (PUT and PATCH), null clears a limit", async () => {
     const { wallet, id } = await setupKey({ spend_limit: { amount: "10", cycle: "daily" }, rate_limit: { rpm: 10 } });
     const put = await json(await mgmt(wallet.key, "PUT", `/spend_keys/${id}`, { name: "renamed" }), 200);
-    expect(put).toMatchObject({ name: "renamed", spend_limit: { amount: "10.00", cycle: "daily" }, rate_limit: { rpm: 10, burst: 10 } });
-    const patch = await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { spend_limit: null, status: "paused" }), 200);
-    expect(patch).toMatchObject({ name: "renamed", spend_limit: null, status: "paused", rate_limit: { rpm: 10, burst: 10 } });
-    const bad = await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { spend_limit: { amount: "abc", cycle: "daily" } });
+    expect(put).toMatchObject({
+      name: "renamed",
+      spend_limit: { amount: "10.00", cycle: "daily" },
+      rate_limit: { rpm: 10, burst: 10 },
+    });
+    const patch = await json(
+      await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { spend_limit: null, status: "paused" }),
+      200,
+    );
+    expect(patch).toMatchObject({
+      name: "renamed",
+      spend_limit: null,
+      status: "paused",
+      rate_limit: { rpm: 10, burst: 10 },
+    });
+    const bad = await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, {
+      spend_limit: { amount: "abc", cycle: "daily" },
+    });
     expect(bad.status).toBe(400);
     const after = await json(await mgmt(wallet.key, "GET", `/spend_keys/${id}`), 200);
     expect(after.spend_limit).toBeNull();
@@ -202,7 +256,9 @@ describe("spend keys", () => {
     const { wallet, id, key } = await setupKey();
     await chat(key);
     const results = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { rate_limit: { rpm: 100 + i } })),
+      Array.from({ length: 12 }, (_, i) =>
+        mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { rate_limit: { rpm: 100 + i } }),
+      ),
     );
     expect(results.every((r) => r.status === 200)).toBe(true);
     const [row] = await d1All(`SELECT rate_limit_rpm, config_version FROM spend_keys WHERE id = '${id}'`);
@@ -283,7 +339,10 @@ describe("wallet secret keys", () => {
     const created = await json(await mgmt(wallet.key, "POST", "/secret_keys", { name: "second" }), 201);
     expect(created.secret_key).toMatch(/^sgw_/);
     expect((await mgmt(created.secret_key, "GET", "/spend_keys")).status).toBe(200);
-    expect(await json(await mgmt(wallet.key, "DELETE", `/secret_keys/${first}`), 200)).toEqual({ id: first, deleted: true });
+    expect(await json(await mgmt(wallet.key, "DELETE", `/secret_keys/${first}`), 200)).toEqual({
+      id: first,
+      deleted: true,
+    });
     expect((await mgmt(wallet.key, "GET", "/spend_keys")).status).toBe(401);
     const last = await mgmt(created.secret_key, "DELETE", `/secret_keys/${created.secret_key_id}`);
     expect(last.status).toBe(409);
@@ -297,7 +356,9 @@ describe("credentials on the management API", () => {
   it("refuses no key, garbage, a spend key, and keys in the query string", async () => {
     const { wallet, key } = await setupKey();
     expect((await call("GET", "/v1/spend_keys")).status).toBe(401);
-    expect((await call("GET", "/v1/spend_keys", { headers: { authorization: "Bearer sgw_garbage" } })).status).toBe(401);
+    expect((await call("GET", "/v1/spend_keys", { headers: { authorization: "Bearer sgw_garbage" } })).status).toBe(
+      401,
+    );
     expect((await call("GET", "/v1/spend_keys", { headers: { authorization: `Bearer ${key}` } })).status).toBe(403);
     expect((await call("GET", `/v1/spend_keys?api_key=${wallet.key}`)).status).toBe(401);
     expect((await call("GET", "/v1/spend_keys", { headers: { "x-api-key": wallet.key } })).status).toBe(401);
@@ -308,7 +369,15 @@ describe("openapi", () => {
   it("describes the operator and management API from the validating schemas", async () => {
     const doc = await json(await call("GET", "/openapi.json"), 200);
     expect(doc.openapi).toBe("3.1.0");
-    for (const p of ["/admin/wallets", "/admin/models/{model}", "/v1/spend_keys", "/v1/spend_keys/{id}", "/v1/spend_keys/{id}/rotate", "/v1/secret_keys", "/v1/requests"]) {
+    for (const p of [
+      "/admin/wallets",
+      "/admin/models/{model}",
+      "/v1/spend_keys",
+      "/v1/spend_keys/{id}",
+      "/v1/spend_keys/{id}/rotate",
+      "/v1/secret_keys",
+      "/v1/requests",
+    ]) {
       expect(Object.keys(doc.paths)).toContain(p);
     }
     expect(doc.components.schemas.CreateSpendKey.properties.spend_limit).toBeDefined();

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
-import { call, chat, json, lastFakeRequest, messages, mgmt, setupKey, type FakeRecord } from "./helpers.ts";
+import { call, chat, type FakeRecord, json, lastFakeRequest, messages, mgmt, setupKey } from "./helpers.ts";
 
 /** List prices (USD per 1M tokens) written out independently of the catalog code. */
 const PRICES: Record<string, { in: string; out: string; cr: string; cw: string }> = {
@@ -45,23 +45,91 @@ async function ledger(walletKey: string, id: string) {
 }
 
 describe("the recorded cost equals usage × list price, for every route and dialect", () => {
-  const cases: { name: string; shape?: "anthropic"; path: string; model: string; body: Record<string, unknown>; anthropicInput?: boolean }[] = [
-    { name: "chat JSON", path: "/v1/chat/completions", model: "gpt-4o-mini", body: { messages: [{ role: "user", content: "one two three [cached:2]" }] } },
-    { name: "chat stream, usage asked", path: "/v1/chat/completions", model: "gpt-4o-mini", body: { stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "a b c d" }] } },
-    { name: "chat stream, usage not asked", path: "/v1/chat/completions", model: "gpt-4o-mini", body: { stream: true, messages: [{ role: "user", content: "a b c d e f" }] } },
-    { name: "chat with reasoning tokens", path: "/v1/chat/completions", model: "gpt-5-mini", body: { messages: [{ role: "user", content: "think hard [cached:3]" }] } },
+  const cases: {
+    name: string;
+    shape?: "anthropic";
+    path: string;
+    model: string;
+    body: Record<string, unknown>;
+    anthropicInput?: boolean;
+  }[] = [
+    {
+      name: "chat JSON",
+      path: "/v1/chat/completions",
+      model: "gpt-4o-mini",
+      body: { messages: [{ role: "user", content: "one two three [cached:2]" }] },
+    },
+    {
+      name: "chat stream, usage asked",
+      path: "/v1/chat/completions",
+      model: "gpt-4o-mini",
+      body: { stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "a b c d" }] },
+    },
+    {
+      name: "chat stream, usage not asked",
+      path: "/v1/chat/completions",
+      model: "gpt-4o-mini",
+      body: { stream: true, messages: [{ role: "user", content: "a b c d e f" }] },
+    },
+    {
+      name: "chat with reasoning tokens",
+      path: "/v1/chat/completions",
+      model: "gpt-5-mini",
+      body: { messages: [{ role: "user", content: "think hard [cached:3]" }] },
+    },
     { name: "responses JSON", path: "/v1/responses", model: "gpt-4o-mini", body: { input: "hello there [cached:1]" } },
-    { name: "responses stream", path: "/v1/responses", model: "gpt-4o-mini", body: { input: "hello there", stream: true } },
-    { name: "embeddings", path: "/v1/embeddings", model: "text-embedding-3-small", body: { input: ["alpha beta", "gamma"] } },
-    { name: "Mistral stream (usage always sent, nothing added)", path: "/v1/chat/completions", model: "mistral-small-latest", body: { stream: true, messages: [{ role: "user", content: "bonjour" }] } },
-    { name: "Claude via the OpenAI shape", path: "/v1/chat/completions", model: "claude-sonnet-4-20250514", body: { stream: true, messages: [{ role: "user", content: "hi" }] } },
-    { name: "messages JSON with cache read and write", shape: "anthropic", path: "/v1/messages", model: "claude-sonnet-4-20250514", anthropicInput: true, body: { max_tokens: 100, messages: [{ role: "user", content: "x y z w [cached:2] [cache_write:3]" }] } },
-    { name: "messages stream with cache read and write", shape: "anthropic", path: "/v1/messages", model: "claude-sonnet-4-20250514", anthropicInput: true, body: { max_tokens: 100, stream: true, messages: [{ role: "user", content: "x y z w [cached:1] [cache_write:2]" }] } },
+    {
+      name: "responses stream",
+      path: "/v1/responses",
+      model: "gpt-4o-mini",
+      body: { input: "hello there", stream: true },
+    },
+    {
+      name: "embeddings",
+      path: "/v1/embeddings",
+      model: "text-embedding-3-small",
+      body: { input: ["alpha beta", "gamma"] },
+    },
+    {
+      name: "Mistral stream (usage always sent, nothing added)",
+      path: "/v1/chat/completions",
+      model: "mistral-small-latest",
+      body: { stream: true, messages: [{ role: "user", content: "bonjour" }] },
+    },
+    {
+      name: "Claude via the OpenAI shape",
+      path: "/v1/chat/completions",
+      model: "claude-sonnet-4-20250514",
+      body: { stream: true, messages: [{ role: "user", content: "hi" }] },
+    },
+    {
+      name: "messages JSON with cache read and write",
+      shape: "anthropic",
+      path: "/v1/messages",
+      model: "claude-sonnet-4-20250514",
+      anthropicInput: true,
+      body: { max_tokens: 100, messages: [{ role: "user", content: "x y z w [cached:2] [cache_write:3]" }] },
+    },
+    {
+      name: "messages stream with cache read and write",
+      shape: "anthropic",
+      path: "/v1/messages",
+      model: "claude-sonnet-4-20250514",
+      anthropicInput: true,
+      body: {
+        max_tokens: 100,
+        stream: true,
+        messages: [{ role: "user", content: "x y z w [cached:1] [cache_write:2]" }],
+      },
+    },
   ];
   for (const c of cases) {
     it(c.name, async () => {
       const { wallet, key, id } = await setupKey(c.shape ? { request_shape: c.shape } : {});
-      const res = await call("POST", c.path, { headers: { authorization: `Bearer ${key}` }, body: { model: c.model, ...c.body } });
+      const res = await call("POST", c.path, {
+        headers: { authorization: `Bearer ${key}` },
+        body: { model: c.model, ...c.body },
+      });
       expect(res.status).toBe(200);
       const text = await res.text();
       const seen = await lastFakeRequest();
@@ -77,7 +145,14 @@ describe("the recorded cost equals usage × list price, for every route and dial
       expect(live.total_requests).toBe(1);
       await flush(id);
       const [row] = await ledger(wallet.key, id);
-      expect(row).toMatchObject({ status: "completed", model: c.model, endpoint: c.path, cost: expected, stream: c.body.stream === true, usage_known: true });
+      expect(row).toMatchObject({
+        status: "completed",
+        model: c.model,
+        endpoint: c.path,
+        cost: expected,
+        stream: c.body.stream === true,
+        usage_known: true,
+      });
       expect(row.model_usage.total_cost).toBe(expected);
       expect(row.model_usage.output_tokens).toBe(usage.output);
       expect(row.model_usage.input_tokens).toBe(usage.input);
@@ -105,10 +180,16 @@ describe("holds", () => {
     // gpt-4o-mini: 128k context × $0.15/M = $0.0192 of input alone.
     const { key } = await setupKey({ spend_limit: { amount: "0.01", cycle: "total" } });
     const auth = { authorization: `Bearer ${key}` };
-    const cont = await call("POST", "/v1/responses", { headers: auth, body: { model: "gpt-4o-mini", max_output_tokens: 10, input: "and then?", previous_response_id: "resp_123" } });
+    const cont = await call("POST", "/v1/responses", {
+      headers: auth,
+      body: { model: "gpt-4o-mini", max_output_tokens: 10, input: "and then?", previous_response_id: "resp_123" },
+    });
     expect(cont.status).toBe(429);
     expect((await json(cont)).error.code).toBe("spend_limit_exceeded");
-    const fresh = await call("POST", "/v1/responses", { headers: auth, body: { model: "gpt-4o-mini", max_output_tokens: 10, input: "hello" } });
+    const fresh = await call("POST", "/v1/responses", {
+      headers: auth,
+      body: { model: "gpt-4o-mini", max_output_tokens: 10, input: "hello" },
+    });
     expect(fresh.status).toBe(200);
   });
 
@@ -143,7 +224,9 @@ describe("holds", () => {
 
   it("a cut stream is charged for what was received, at most the hold", async () => {
     const { wallet, key, id } = await setupKey();
-    await (await chat(key, { stream: true, max_tokens: 12, messages: [{ role: "user", content: "[[fault:truncate]]" }] })).text();
+    await (
+      await chat(key, { stream: true, max_tokens: 12, messages: [{ role: "user", content: "[[fault:truncate]]" }] })
+    ).text();
     const snap = await keyGuard(env, id).snapshot();
     expect(snap.heldNanos).toBe(0);
     expect(snap.totalSpendNanos).toBeGreaterThan(0);
@@ -174,7 +257,11 @@ describe("holds", () => {
   it("a client gone for longer than the drain bound aborts the upstream and is charged what was seen", async () => {
     // The tests run with DISCONNECT_DRAIN_MS = 2000; this stream would take 14 × 400 ms.
     const { wallet, key, id } = await setupKey();
-    const res = await chat(key, { stream: true, max_tokens: 12, messages: [{ role: "user", content: "[[fault:gap:400]] slow" }] });
+    const res = await chat(key, {
+      stream: true,
+      max_tokens: 12,
+      messages: [{ role: "user", content: "[[fault:gap:400]] slow" }],
+    });
     const reader = res.body!.getReader();
     await reader.read();
     const left = Date.now();
@@ -207,7 +294,11 @@ describe("holds", () => {
       secretHash: cfg.secretHash,
       routeShape: "openai",
       model: "gpt-4o-mini",
-      target: { provider: "openai", prices: { input: 150_000_000, output: 600_000_000, cacheRead: 75_000_000, cacheWrite: 150_000_000 }, worstCaseNanos: 12_345 },
+      target: {
+        provider: "openai",
+        prices: { input: 150_000_000, output: 600_000_000, cacheRead: 75_000_000, cacheWrite: 150_000_000 },
+        worstCaseNanos: 12_345,
+      },
       metered: true,
       maxInflight: 10,
       holdTtlMs: 60_000,
@@ -220,7 +311,12 @@ describe("holds", () => {
     expect(snap).toMatchObject({ openHolds: 0, heldNanos: 0, totalSpendNanos: 12_345 });
     const rows = await ledger(wallet.key, id);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ request_id: "req_crashed_worker", status: "aborted", cost: "0.000012345", usage_known: false });
+    expect(rows[0]).toMatchObject({
+      request_id: "req_crashed_worker",
+      status: "aborted",
+      cost: "0.000012345",
+      usage_known: false,
+    });
   });
 
   it("settle is idempotent", async () => {
@@ -229,7 +325,15 @@ describe("holds", () => {
     const requestId = res.headers.get("x-request-id")!;
     const stub = keyGuard(env, id);
     const before = await stub.snapshot();
-    const again = await stub.settle({ requestId, status: "completed", usage: { inputTokens: 1000, outputTokens: 1000, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 }, fallbackNanos: 0, responseId: null, httpStatus: 200, latencyMs: 1 });
+    const again = await stub.settle({
+      requestId,
+      status: "completed",
+      usage: { inputTokens: 1000, outputTokens: 1000, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 },
+      fallbackNanos: 0,
+      responseId: null,
+      httpStatus: 200,
+      latencyMs: 1,
+    });
     expect(again.applied).toBe(false);
     expect(again.costNanos).toBe(before.totalSpendNanos);
     expect(await stub.snapshot()).toEqual(before);
@@ -244,7 +348,9 @@ describe("counters and the ledger", () => {
     const started = Date.now();
     let listed: any;
     for (;;) {
-      listed = (await json(await mgmt(wallet.key, "GET", "/spend_keys"), 200)).data.find((k: any) => k.spend_key_id === id);
+      listed = (await json(await mgmt(wallet.key, "GET", "/spend_keys"), 200)).data.find(
+        (k: any) => k.spend_key_id === id,
+      );
       if (listed.total_requests === 2 || Date.now() - started > 2_500) break;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -259,7 +365,12 @@ describe("counters and the ledger", () => {
     const a = await setupKey();
     const b = await setupKey();
     const ids: string[] = [];
-    for (let i = 0; i < 3; i++) ids.push((await chat(a.key, {}, { "x-spendgate-metadata": JSON.stringify({ run: String(i) }) })).headers.get("x-request-id")!);
+    for (let i = 0; i < 3; i++)
+      ids.push(
+        (await chat(a.key, {}, { "x-spendgate-metadata": JSON.stringify({ run: String(i) }) })).headers.get(
+          "x-request-id",
+        )!,
+      );
     await chat(b.key);
     await flush(a.id);
     await flush(b.id);
@@ -287,7 +398,9 @@ describe("counters and the ledger", () => {
 
   it("an Anthropic stream's usage is message_start input + the last cumulative message_delta output", async () => {
     const { key, wallet, id } = await setupKey({ request_shape: "anthropic" });
-    await (await messages(key, { stream: true, messages: [{ role: "user", content: "count [[fault:words:7]]" }] })).text();
+    await (
+      await messages(key, { stream: true, messages: [{ role: "user", content: "count [[fault:words:7]]" }] })
+    ).text();
     await flush(id);
     const [row] = await ledger(wallet.key, id);
     expect(row.model_usage.output_tokens).toBe(7);

@@ -3,7 +3,6 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
-import type { KeyRecord } from "../../src/guard/record.ts";
 import { call, chat, createSpendKey, createWallet, d1All, mgmt } from "./helpers.ts";
 
 /**
@@ -29,7 +28,8 @@ const send = (walletKey: string, id: string, op: Op) => {
   }
 };
 
-const keyWorks = async (key: string) => (await call("GET", "/v1/key", { headers: { authorization: `Bearer ${key}` } })).status;
+const keyWorks = async (key: string) =>
+  (await call("GET", "/v1/key", { headers: { authorization: `Bearer ${key}` } })).status;
 
 const PAIRS: [Op, Op][] = [
   ["revoke", "rename"],
@@ -52,7 +52,8 @@ describe("racing management writes", () => {
         const id: string = created.spend_key_id;
         const responses = await Promise.all([send(wallet.key, id, first), send(wallet.key, id, second)]);
         const answers = new Map<Op, { status: number; body: any }>();
-        for (const [i, res] of responses.entries()) answers.set([first, second][i]!, { status: res.status, body: await res.json() });
+        for (const [i, res] of responses.entries())
+          answers.set([first, second][i]!, { status: res.status, body: await res.json() });
         const ctx = `${first} ‖ ${second}, round ${round}`;
 
         const revoked = answers.get("revoke")?.status === 200;
@@ -79,8 +80,13 @@ describe("racing management writes", () => {
           if (rotated) expect(await keyWorks(rotated), ctx).toBe(401);
           expect(get.status, ctx).toBe(404);
           expect(record.revokedAt, ctx).not.toBeNull();
-          const list = (await (await mgmt(wallet.key, "GET", "/spend_keys?limit=100")).json()) as { data: { spend_key_id: string }[] };
-          expect(list.data.some((k) => k.spend_key_id === id), ctx).toBe(false);
+          const list = (await (await mgmt(wallet.key, "GET", "/spend_keys?limit=100")).json()) as {
+            data: { spend_key_id: string }[];
+          };
+          expect(
+            list.data.some((k) => k.spend_key_id === id),
+            ctx,
+          ).toBe(false);
           // A write after the revoke cannot bring it back.
           expect((await send(wallet.key, id, "rename")).status, ctx).toBe(404);
           expect(await keyWorks(created.key), ctx).toBe(401);
@@ -115,7 +121,7 @@ describe("guards written before the record moved into them", () => {
     await runInDurableObject(stub, (g: KeyGuard) => {
       const internals = g as unknown as { ctx: DurableObjectState; config: Record<string, unknown> };
       const kv = internals.ctx.storage.kv;
-      kv.put("config", { ...internals.config, status: "paused", version: internals.config.version as number + 5 });
+      kv.put("config", { ...internals.config, status: "paused", version: (internals.config.version as number) + 5 });
       kv.delete("record");
     });
     await evictDurableObject(stub);

@@ -28,7 +28,10 @@ const post = (key: string, body: unknown, extra: Record<string, string> = {}) =>
 
 describe("faults: each answered in the key's dialect, the hold settled or released, the ledger right", () => {
   it("upstream 5xx: passed through, hold released, ledger status error", async () => {
-    const { wallet, key, id } = await setupKey({ request_shape: "anthropic", spend_limit: { amount: "1", cycle: "daily" } });
+    const { wallet, key, id } = await setupKey({
+      request_shape: "anthropic",
+      spend_limit: { amount: "1", cycle: "daily" },
+    });
     const res = await messages(key, { messages: [{ role: "user", content: "[[fault:500]]" }] });
     expect(res.status).toBe(500);
     expect((await res.json()) as object).toMatchObject({ type: "error" });
@@ -38,7 +41,12 @@ describe("faults: each answered in the key's dialect, the hold settled or releas
 
   it("timeout before the first byte: 504, hold released, ledger status error", async () => {
     const { wallet, key, id } = await setupKey();
-    const res = await callWith({ UPSTREAM_TIMEOUT_MS: "250" }, "POST", "/v1/chat/completions", post(key, { model: "gpt-4o-mini", messages: [{ role: "user", content: "[[fault:slow:2000]]" }] }));
+    const res = await callWith(
+      { UPSTREAM_TIMEOUT_MS: "250" },
+      "POST",
+      "/v1/chat/completions",
+      post(key, { model: "gpt-4o-mini", messages: [{ role: "user", content: "[[fault:slow:2000]]" }] }),
+    );
     expect(res.status).toBe(504);
     await noHoldLeft(id);
     expect((await ledger(wallet.key, id))[0]).toMatchObject({ status: "error", cost: "0.00", http_status: null });
@@ -54,7 +62,12 @@ describe("faults: each answered in the key's dialect, the hold settled or releas
 
   it("a stream longer than the maximum duration is cut with an in-band error and settled", async () => {
     const { wallet, key, id } = await setupKey();
-    const res = await callWith({ UPSTREAM_TIMEOUT_MS: "300" }, "POST", "/v1/chat/completions", post(key, { model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: "[[fault:gap:100]]" }] }));
+    const res = await callWith(
+      { UPSTREAM_TIMEOUT_MS: "300" },
+      "POST",
+      "/v1/chat/completions",
+      post(key, { model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: "[[fault:gap:100]]" }] }),
+    );
     const text = await res.text();
     expect(res.status).toBe(200);
     expect(text).toContain('"code":"upstream_timeout"');
@@ -66,7 +79,9 @@ describe("faults: each answered in the key's dialect, the hold settled or releas
 
   it("truncated SSE (Anthropic): in-band error event, charged for what was received", async () => {
     const { wallet, key, id } = await setupKey({ request_shape: "anthropic" });
-    const text = await (await messages(key, { stream: true, messages: [{ role: "user", content: "[[fault:truncate]]" }] })).text();
+    const text = await (
+      await messages(key, { stream: true, messages: [{ role: "user", content: "[[fault:truncate]]" }] })
+    ).text();
     expect(text).toContain("event: error");
     const snap = await noHoldLeft(id);
     expect(snap.totalSpendNanos).toBeGreaterThan(0);
@@ -96,7 +111,7 @@ describe("faults: each answered in the key's dialect, the hold settled or releas
     while (!(await reader.read()).done);
     const snap = await noHoldLeft(id);
     const usage = (await lastFakeRequest()).usage!;
-    expect(snap.totalSpendNanos).toBe(Math.ceil((usage.input * 150 + usage.output * 600)));
+    expect(snap.totalSpendNanos).toBe(Math.ceil(usage.input * 150 + usage.output * 600));
     expect((await ledger(wallet.key, id))[0]).toMatchObject({ status: "completed", usage_known: true });
   });
 });
@@ -124,7 +139,12 @@ describe("a failing settlement", () => {
 
   it("is retried once (settle is idempotent)", async () => {
     const { key, id } = await setupKey();
-    const res = await callWith({ KEY_GUARD: flakyGuards(1) as never } as never, "POST", "/v1/chat/completions", post(key, { model: "gpt-4o-mini", max_tokens: 12, messages: [] }));
+    const res = await callWith(
+      { KEY_GUARD: flakyGuards(1) as never } as never,
+      "POST",
+      "/v1/chat/completions",
+      post(key, { model: "gpt-4o-mini", max_tokens: 12, messages: [] }),
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get("x-spendgate-cost")).not.toBeNull();
     expect((await noHoldLeft(id)).totalRequests).toBe(1);
@@ -132,7 +152,12 @@ describe("a failing settlement", () => {
 
   it("never loses the answer, and the open hold is charged in full when it expires", async () => {
     const { key, id } = await setupKey();
-    const res = await callWith({ KEY_GUARD: flakyGuards(2) as never } as never, "POST", "/v1/chat/completions", post(key, { model: "gpt-4o-mini", max_tokens: 12, messages: [] }));
+    const res = await callWith(
+      { KEY_GUARD: flakyGuards(2) as never } as never,
+      "POST",
+      "/v1/chat/completions",
+      post(key, { model: "gpt-4o-mini", max_tokens: 12, messages: [] }),
+    );
     expect(res.status).toBe(200);
     // The answer left before its settle (which then failed twice): its header shows the metered cost…
     expect(Number(res.headers.get("x-spendgate-cost"))).toBeGreaterThan(0);
@@ -151,8 +176,14 @@ describe("a failing settlement", () => {
 describe("resource bounds", () => {
   it("caps concurrent in-flight requests per key (MAX_INFLIGHT_PER_KEY)", async () => {
     const { key } = await setupKey();
-    const slow = post(key, { model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: "[[fault:slow:400]]" }] });
-    const results = await Promise.all([0, 1, 2].map(() => callWith({ MAX_INFLIGHT_PER_KEY: "2" }, "POST", "/v1/chat/completions", slow)));
+    const slow = post(key, {
+      model: "gpt-4o-mini",
+      max_tokens: 5,
+      messages: [{ role: "user", content: "[[fault:slow:400]]" }],
+    });
+    const results = await Promise.all(
+      [0, 1, 2].map(() => callWith({ MAX_INFLIGHT_PER_KEY: "2" }, "POST", "/v1/chat/completions", slow)),
+    );
     const statuses = results.map((r) => r.status).sort();
     expect(statuses).toEqual([200, 200, 429]);
     const refused = results.find((r) => r.status === 429)!;
@@ -164,7 +195,11 @@ describe("resource bounds", () => {
 describe("SSRF: the upstream comes only from configuration", () => {
   it("ignores hosts and URLs in the request", async () => {
     const { key } = await setupKey();
-    const res = await chat(key, { base_url: "http://169.254.169.254", url: "http://evil.test" }, { "x-forwarded-host": "evil.test", "x-original-url": "http://evil.test/" });
+    const res = await chat(
+      key,
+      { base_url: "http://169.254.169.254", url: "http://evil.test" },
+      { "x-forwarded-host": "evil.test", "x-original-url": "http://evil.test/" },
+    );
     expect(res.status).toBe(200);
     expect((await lastFakeRequest()).url).toBe("https://api.openai.com/v1/chat/completions");
   });
@@ -172,10 +207,20 @@ describe("SSRF: the upstream comes only from configuration", () => {
   it("in production only https provider URLs are used; loopback http only in development", async () => {
     const { key } = await setupKey();
     const body = post(key, { model: "gpt-4o-mini", messages: [] });
-    const prod = await callWith({ SPENDGATE_ENV: "production", OPENAI_BASE_URL: "http://127.0.0.1:9999/v1" }, "POST", "/v1/chat/completions", body);
+    const prod = await callWith(
+      { SPENDGATE_ENV: "production", OPENAI_BASE_URL: "http://127.0.0.1:9999/v1" },
+      "POST",
+      "/v1/chat/completions",
+      body,
+    );
     expect(prod.status).toBe(503);
     expect((await prod.json()) as object).toMatchObject({ error: { code: "provider_not_configured" } });
-    const lan = await callWith({ SPENDGATE_ENV: "development", OPENAI_BASE_URL: "http://10.0.0.8/v1" }, "POST", "/v1/chat/completions", body);
+    const lan = await callWith(
+      { SPENDGATE_ENV: "development", OPENAI_BASE_URL: "http://10.0.0.8/v1" },
+      "POST",
+      "/v1/chat/completions",
+      body,
+    );
     expect(lan.status).toBe(503);
     const before = (await fakeRequests()).length;
     expect((await fakeRequests()).length).toBe(before);
@@ -194,10 +239,27 @@ describe("secrets are never logged", () => {
     await chat(rotated.key);
     await chat(key);
     await chat(rotated.key, { messages: [{ role: "user", content: "[[fault:500]]" }] });
-    await callWith({ UPSTREAM_TIMEOUT_MS: "100" }, "POST", "/v1/chat/completions", post(rotated.key, { model: "gpt-4o-mini", messages: [{ role: "user", content: "[[fault:hang]]" }] }));
-    await callWith({ OPENAI_API_KEY: "sk-provider-secret" }, "POST", "/v1/chat/completions", post(rotated.key, { model: "gpt-4o-mini", messages: [] }));
+    await callWith(
+      { UPSTREAM_TIMEOUT_MS: "100" },
+      "POST",
+      "/v1/chat/completions",
+      post(rotated.key, { model: "gpt-4o-mini", messages: [{ role: "user", content: "[[fault:hang]]" }] }),
+    );
+    await callWith(
+      { OPENAI_API_KEY: "sk-provider-secret" },
+      "POST",
+      "/v1/chat/completions",
+      post(rotated.key, { model: "gpt-4o-mini", messages: [] }),
+    );
     const all = lines.join("\n");
-    for (const secret of [wallet.key, key, rotated.key, "sk-provider-secret", "test-openai-provider-key", "test-admin-token"]) {
+    for (const secret of [
+      wallet.key,
+      key,
+      rotated.key,
+      "sk-provider-secret",
+      "test-openai-provider-key",
+      "test-admin-token",
+    ]) {
       expect(all).not.toContain(secret);
     }
   });

@@ -29,7 +29,12 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/v1/requests/{request}", family: "management" },
   { method: "POST", path: "/admin/wallets", body: { name: "x" }, family: "operator" },
   { method: "GET", path: "/admin/wallets", family: "operator" },
-  { method: "PUT", path: "/admin/models/{model}", body: { provider: "openai", input_price: "0", output_price: "0" }, family: "operator" },
+  {
+    method: "PUT",
+    path: "/admin/models/{model}",
+    body: { provider: "openai", input_price: "0", output_price: "0" },
+    family: "operator",
+  },
   { method: "DELETE", path: "/admin/models/{model}", family: "operator" },
 ];
 
@@ -40,7 +45,10 @@ async function victim() {
   const res = await chat(key.key);
   await res.text();
   const requestId = res.headers.get("x-request-id")!;
-  await call("PUT", "/admin/models/tenancy-model", { headers: ADMIN, body: { provider: "openai", input_price: "1", output_price: "2" } });
+  await call("PUT", "/admin/models/tenancy-model", {
+    headers: ADMIN,
+    body: { provider: "openai", input_price: "1", output_price: "2" },
+  });
   return { wallet, spendKey: key, secretKeyId: extra.secret_key_id as string, requestId };
 }
 
@@ -48,7 +56,10 @@ async function snapshot(walletId: string): Promise<string> {
   const rows = await Promise.all([
     d1All(`SELECT id, name FROM wallets ORDER BY id`),
     d1All(`SELECT id, wallet_id, name, key_hash, deleted_at FROM wallet_secret_keys WHERE wallet_id = '${walletId}'`),
-    d1All(`SELECT id, name, status, key_hash, spend_limit_nanos, revoked_at, updated_at FROM spend_keys WHERE wallet_id = '${walletId}'`),
+    d1All(
+      "SELECT id, name, status, key_hash, spend_limit_nanos, revoked_at, updated_at FROM spend_keys " +
+        `WHERE wallet_id = '${walletId}'`,
+    ),
     d1All(`SELECT * FROM model_overrides WHERE model = 'tenancy-model'`),
   ]);
   return JSON.stringify(rows);
@@ -83,17 +94,24 @@ describe("tenancy: every management and operator route refuses the wrong caller 
         callers.push(["another wallet's key", { authorization: `Bearer ${attacker.key}` }, [404]]);
       }
       for (const [who, headers, allowed] of callers) {
-        const url = who === "the key in the query string" ? `${path}?key=${v.wallet.key}&api_key=${v.wallet.key}` : path;
+        const url =
+          who === "the key in the query string" ? `${path}?key=${v.wallet.key}&api_key=${v.wallet.key}` : path;
         const res = await call(route.method, url, { headers, body: route.body });
         const text = await res.text();
-        if (!allowed.includes(res.status)) outcomes.push(`${route.method} ${route.path} with ${who}: ${res.status} ${text}`);
+        if (!allowed.includes(res.status))
+          outcomes.push(`${route.method} ${route.path} with ${who}: ${res.status} ${text}`);
         expect(text).not.toContain(v.spendKey.key);
       }
     }
     expect(outcomes).toEqual([]);
     expect(await snapshot(v.wallet.walletId)).toBe(before);
     // lists with another wallet's key show none of the victim's rows
-    for (const path of ["/spend_keys", "/secret_keys", "/requests", `/requests?spend_key_id=${v.spendKey.spend_key_id}`]) {
+    for (const path of [
+      "/spend_keys",
+      "/secret_keys",
+      "/requests",
+      `/requests?spend_key_id=${v.spendKey.spend_key_id}`,
+    ]) {
       const body = await json(await mgmt(attacker.key, "GET", path), 200);
       expect(JSON.stringify(body)).not.toContain(v.wallet.walletId);
       expect(JSON.stringify(body)).not.toContain(v.spendKey.spend_key_id);

@@ -39,12 +39,21 @@ describe("cycles are UTC calendar periods", () => {
       ["monthly", "2026-12-31T23:59:59Z", "2027-01-01T00:00:00Z"],
     ];
     for (const [cycle, before, after] of cases) {
-      const { wallet, key, id } = await setupKey({ spend_limit: { amount: "1", cycle }, request_limit: { count: 1, cycle } });
+      const { wallet, key, id } = await setupKey({
+        spend_limit: { amount: "1", cycle },
+        request_limit: { count: 1, cycle },
+      });
       const stub = keyGuard(env, id);
       await runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => at(before)));
       // the limit was set "now" in real time: move its period to the injected clock first
-      await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { spend_limit: { amount: "1", cycle: "total" }, request_limit: { count: 1, cycle: "total" } });
-      await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { spend_limit: { amount: "1", cycle }, request_limit: { count: 1, cycle } });
+      await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, {
+        spend_limit: { amount: "1", cycle: "total" },
+        request_limit: { count: 1, cycle: "total" },
+      });
+      await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, {
+        spend_limit: { amount: "1", cycle },
+        request_limit: { count: 1, cycle },
+      });
       expect((await chat(key, { max_tokens: 5 })).status).toBe(200);
       expect((await chat(key, { max_tokens: 5 })).status).toBe(429);
       const mid = await stub.snapshot();
@@ -52,7 +61,12 @@ describe("cycles are UTC calendar periods", () => {
       expect(mid.currentSpendNanos).toBeGreaterThan(0);
       await runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => at(after)));
       const next = await stub.snapshot();
-      expect(next).toMatchObject({ currentRequests: 0, currentSpendNanos: 0, totalRequests: 1, totalSpendNanos: mid.totalSpendNanos });
+      expect(next).toMatchObject({
+        currentRequests: 0,
+        currentSpendNanos: 0,
+        totalRequests: 1,
+        totalSpendNanos: mid.totalSpendNanos,
+      });
       expect((await chat(key, { max_tokens: 5 })).status).toBe(200);
     }
     const total = await setupKey({ request_limit: { count: 1, cycle: "total" } });
@@ -64,9 +78,15 @@ describe("cycles are UTC calendar periods", () => {
   it("changing a limit's amount keeps the period's usage; changing its cycle counts from the new period", async () => {
     const { wallet, key, id } = await setupKey({ request_limit: { count: 2, cycle: "daily" } });
     await chat(key);
-    const amount = await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { request_limit: { count: 3, cycle: "daily" } }), 200);
+    const amount = await json(
+      await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { request_limit: { count: 3, cycle: "daily" } }),
+      200,
+    );
     expect(amount.current_requests).toBe(1);
-    const cycle = await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { request_limit: { count: 3, cycle: "weekly" } }), 200);
+    const cycle = await json(
+      await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { request_limit: { count: 3, cycle: "weekly" } }),
+      200,
+    );
     expect(cycle.current_requests).toBe(0);
     expect(cycle.total_requests).toBe(1);
   });
@@ -76,7 +96,8 @@ describe("money", () => {
   it("parses and formats exact decimal strings", () => {
     expect(parseUsd("50.00")).toBe(50_000_000_000);
     expect(parseUsd("0.000000001")).toBe(1);
-    for (const bad of ["", "1e3", "-1", "01", "1.", ".5", "1.0000000001", "1000000", "NaN"]) expect(parseUsd(bad)).toBeNull();
+    for (const bad of ["", "1e3", "-1", "01", "1.", ".5", "1.0000000001", "1000000", "NaN"])
+      expect(parseUsd(bad)).toBeNull();
     expect(formatUsd(50_000_000_000)).toBe("50.00");
     expect(formatUsd(4_800)).toBe("0.0000048");
     expect(formatUsd(0)).toBe("0.00");
@@ -86,12 +107,22 @@ describe("money", () => {
 
   it("charges the exact cost rounded up by less than one nano-dollar", () => {
     fc.assert(
-      fc.property(fc.nat(1_000_000), fc.nat(1_000_000), fc.nat(1_000_000), fc.nat(100_000_000_000), fc.nat(100_000_000_000), (i, o, cr, pi, po) => {
-        const cost = costOf({ inputTokens: i, outputTokens: o, cacheReadTokens: cr, cacheWriteTokens: 0, reasoningTokens: 0 }, { input: pi, output: po, cacheRead: 37_500_000, cacheWrite: pi });
-        const exact = cost.inputFemtos + cost.outputFemtos;
-        const charged = BigInt(cost.totalNanos) * 1_000_000n;
-        return charged >= exact && charged - exact < 1_000_000n;
-      }),
+      fc.property(
+        fc.nat(1_000_000),
+        fc.nat(1_000_000),
+        fc.nat(1_000_000),
+        fc.nat(100_000_000_000),
+        fc.nat(100_000_000_000),
+        (i, o, cr, pi, po) => {
+          const cost = costOf(
+            { inputTokens: i, outputTokens: o, cacheReadTokens: cr, cacheWriteTokens: 0, reasoningTokens: 0 },
+            { input: pi, output: po, cacheRead: 37_500_000, cacheWrite: pi },
+          );
+          const exact = cost.inputFemtos + cost.outputFemtos;
+          const charged = BigInt(cost.totalNanos) * 1_000_000n;
+          return charged >= exact && charged - exact < 1_000_000n;
+        },
+      ),
     );
   });
 });
