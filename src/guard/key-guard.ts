@@ -2,9 +2,10 @@ import { DurableObject } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { type LedgerRow, type SpendKeyRow, spendKeys } from "../db/schema.ts";
+import { charge, freshCounters, type HeldTotals, reconfigure, snapshot } from "./counters.ts";
 import { GuardTables, type HoldRow, ledgerRowFor } from "./ledger.ts";
-import { authentic, charge, decide, freshCounters, type HeldTotals, reconfigure, snapshot } from "./policy.ts";
-import { applyChange, configOf, type KeyChange, type KeyRecord, recordOf } from "./record.ts";
+import { authentic, decide } from "./policy.ts";
+import { applyChange, configOf, type KeyChange, type KeyRecord, upgradedRecord } from "./record.ts";
 import type { AdmitInput, AdmitResult, Counters, KeyConfig, KeySnapshot, SettleInput, SettleResult } from "./types.ts";
 
 /** How soon after a change counters and ledger rows reach D1 (`list` is exact within 2 s). */
@@ -138,14 +139,7 @@ export class KeyGuard extends DurableObject<Env> {
       .where(sql`${spendKeys.id} = ${legacy.spendKeyId}`)
       .get();
     if (!base) return;
-    const record: KeyRecord = {
-      ...recordOf(base),
-      keyHash: legacy.secretHash,
-      status: legacy.status,
-      revokedAt: legacy.revoked ? (base.revokedAt ?? legacy.version) : null,
-      // Earlier rows versioned the configuration with updated_at; the migration copied it to config_version.
-      configVersion: Math.max(base.configVersion, legacy.version),
-    };
+    const record = upgradedRecord(legacy, base);
     this.ctx.storage.transactionSync(() => {
       this.ctx.storage.kv.put("record", record);
       this.ctx.storage.kv.delete("config");

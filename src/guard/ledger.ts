@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { type LedgerRow, requests, spendKeys } from "../db/schema.ts";
 import { chargeFor, type Prices } from "../lib/money.ts";
-import type { HeldTotals } from "./policy.ts";
+import type { HeldTotals } from "./counters.ts";
 import type { Counters, SettleInput } from "./types.ts";
 
 /**

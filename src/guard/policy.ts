@@ -1,21 +1,16 @@
-import { type Cycle, periodEnd, periodStart, visibleCurrent } from "../lib/cycles.ts";
+import { type Cycle, periodEnd } from "../lib/cycles.ts";
 import { INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashesEqual } from "../lib/keys.ts";
 import { formatUsd } from "../lib/money.ts";
-import { checkRate, peekRate } from "./rate.ts";
-import type { AdmitInput, AdmitResult, Budget, Counters, KeyConfig, KeySnapshot, RateState } from "./types.ts";
+import { budget, type HeldTotals, roll } from "./counters.ts";
+import { checkRate } from "./rate.ts";
+import type { AdmitInput, AdmitResult, Budget, Counters, KeyConfig, RateState } from "./types.ts";
 
 /**
- * The KeyGuard's rules as pure functions of (configuration, counters, open holds, input, now): the refusal
- * order, the messages and the cycles. No storage and no clock of their own, so they are tested directly; the
- * Durable Object only persists what they return.
+ * The KeyGuard's admission rules as pure functions of (configuration, counters, open holds, input, now): the
+ * refusal order and the messages (the counters' own arithmetic is in counters.ts). No storage and no clock of
+ * their own, so they are tested directly; the Durable Object only persists what they return.
  */
-
-/** What the open holds add up to. */
-export interface HeldTotals {
-  count: number;
-  nanos: number;
-}
 
 export type Refusal = Extract<AdmitResult, { ok: false }>;
 
@@ -31,105 +26,11 @@ export type Decision =
       budget: Budget;
     };
 
-export const freshCounters = (): Counters => ({
-  spendPeriodStart: 0,
-  currentSpendNanos: 0,
-  totalSpendNanos: 0,
-  requestPeriodStart: 0,
-  currentRequests: 0,
-  totalRequests: 0,
-  lastUsedAt: null,
-  tat: 0,
-  version: 0,
-});
-
 /** The right secret, not revoked, not expired. */
 export function authentic(cfg: KeyConfig | null, secretHash: string, now: number): cfg is KeyConfig {
   if (!cfg) return false;
   const match = hashesEqual(cfg.secretHash, secretHash);
   return match && !cfg.revoked && (cfg.expiresAt === null || now < cfg.expiresAt);
-}
-
-/** Lazy cycle reset: the counters of "now"'s period (a new object when a period rolled over). */
-export function roll(cfg: KeyConfig | null, c: Counters, now: number): Counters {
-  let next = c;
-  if (cfg?.spendLimit) {
-    const start = periodStart(cfg.spendLimit.cycle, now);
-    if (start !== c.spendPeriodStart) next = { ...next, spendPeriodStart: start, currentSpendNanos: 0 };
-  }
-  if (cfg?.requestLimit) {
-    const start = periodStart(cfg.requestLimit.cycle, now);
-    if (start !== c.requestPeriodStart) next = { ...next, requestPeriodStart: start, currentRequests: 0 };
-  }
-  return next;
-}
-
-/** A new configuration: an amount change keeps the period's usage; a cycle change counts from the new period. */
-export function reconfigure(prev: KeyConfig | null, next: KeyConfig, c: Counters, now: number): Counters {
-  const out = { ...roll(prev, c, now), version: c.version + 1 };
-  if (prev?.spendLimit?.cycle !== next.spendLimit?.cycle) {
-    out.currentSpendNanos = 0;
-    out.spendPeriodStart = next.spendLimit ? periodStart(next.spendLimit.cycle, now) : 0;
-  }
-  if (prev?.requestLimit?.cycle !== next.requestLimit?.cycle) {
-    out.currentRequests = 0;
-    out.requestPeriodStart = next.requestLimit ? periodStart(next.requestLimit.cycle, now) : 0;
-  }
-  return out;
-}
-
-/** The counters after charging `costNanos` to a settled request. */
-export function charge(cfg: KeyConfig | null, c: Counters, costNanos: number, now: number): Counters {
-  const rolled = roll(cfg, c, now);
-  return {
-    ...rolled,
-    currentSpendNanos: rolled.currentSpendNanos + costNanos,
-    totalSpendNanos: rolled.totalSpendNanos + costNanos,
-    version: rolled.version + 1,
-  };
-}
-
-export function budget(cfg: KeyConfig | null, c: Counters, held: HeldTotals): Budget {
-  const limit = cfg?.spendLimit?.nanos ?? null;
-  return {
-    limitNanos: limit,
-    remainingNanos: limit === null ? null : Math.max(0, limit - c.currentSpendNanos - held.nanos),
-  };
-}
-
-export function rateState(cfg: KeyConfig | null, c: Counters, now: number): RateState | null {
-  const r = cfg?.rateLimit;
-  return r ? peekRate(c.tat, now, r.rpm, r.burst) : null;
-}
-
-/** Exact live counters (with cycle resets applied) as management and `GET /v1/key` show them. */
-export function snapshot(cfg: KeyConfig | null, counters: Counters, held: HeldTotals, now: number): KeySnapshot {
-  const c = roll(cfg, counters, now);
-  return {
-    currentSpendNanos: visibleCurrent(
-      cfg?.spendLimit?.cycle ?? null,
-      c.spendPeriodStart,
-      c.currentSpendNanos,
-      c.totalSpendNanos,
-      now,
-    ),
-    totalSpendNanos: c.totalSpendNanos,
-    currentRequests: visibleCurrent(
-      cfg?.requestLimit?.cycle ?? null,
-      c.requestPeriodStart,
-      c.currentRequests,
-      c.totalRequests,
-      now,
-    ),
-    totalRequests: c.totalRequests,
-    spendPeriodStart: c.spendPeriodStart,
-    requestPeriodStart: c.requestPeriodStart,
-    heldNanos: held.nanos,
-    remainingSpendNanos: budget(cfg, c, held).remainingNanos,
-    openHolds: held.count,
-    lastUsedAt: c.lastUsedAt,
-    rate: rateState(cfg, c, now),
-  };
 }
 
 /**

@@ -97,3 +97,15 @@ export function applyChange(prev: KeyRecord, change: KeyChange, now: number): Ke
       return { ...prev, revokedAt: now, ...stamp };
   }
 }
+
+/** A guard written before it owned the record: D1's row, with the guard's secret hash, status and revocation. */
+export function upgradedRecord(legacy: KeyConfig, base: SpendKeyRow): KeyRecord {
+  return {
+    ...recordOf(base),
+    keyHash: legacy.secretHash,
+    status: legacy.status,
+    revokedAt: legacy.revoked ? (base.revokedAt ?? legacy.version) : null,
+    // Earlier rows versioned the configuration with updated_at; the migration copied it to config_version.
+    configVersion: Math.max(base.configVersion, legacy.version),
+  };
+}

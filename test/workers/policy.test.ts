@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { charge, decide, freshCounters, reconfigure, roll } from "../../src/guard/policy.ts";
+import { charge, freshCounters, reconfigure, roll } from "../../src/guard/counters.ts";
+import { decide } from "../../src/guard/policy.ts";
 import type { AdmitInput, KeyConfig } from "../../src/guard/types.ts";
 
 /** The KeyGuard's rules as plain functions: no Durable Object, no storage, an explicit clock. */
