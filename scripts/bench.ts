@@ -4,8 +4,10 @@
  * Targets, each hit with the same requests in interleaved rounds after a warm-up:
  *   direct      the fake provider itself (fixed latency, keep-alive): the baseline
  *   floor       a minimal pass-through Worker in workerd (Miniflare): what the runtime alone costs
- *   floor+DO    the same Worker plus two Durable Object RPCs that each persist a counter: the floor of this design
- *               (one admission and one settlement per request), so `gateway − floor+DO` is our own code
+ *   floor+1 RPC the same Worker plus one Durable Object RPC that persists a counter before the answer and one
+ *               after it (in waitUntil): the floor of this design (an admission on the client's path, the
+ *               settlement behind it), so `gateway − floor+1 RPC` is our own code
+ *   floor+2 RPC both RPCs on the client's path (the design before JSON answers left after one RPC)
  *   gateway     Spendgate in workerd (Miniflare, the bundle `wrangler deploy` would upload)
  *   wrangler    Spendgate under `wrangler dev` (what `npm run dev` serves; wrangler adds its own proxy hop)
  * Load is open-loop (requests are sent on a fixed schedule whatever the answers; latency counts from the
@@ -16,6 +18,9 @@
  * rate one key sustains, clean 429s past its rpm, 100 keys, CPU per request, memory, gzipped bundle size,
  * zero overshoot at 500 concurrent requests on one key, and a soak (BENCH_SOAK_S, default 60 s) checking
  * errors = 0, ledger rows = requests sent and spend = the fake provider's usage × price.
+ *
+ * Distance: BENCH_DISTANCES (default "0,20,80") ms of simulated distance added to every KeyGuard RPC
+ * (GUARD_DELAY_MS, and the same delay in the floors' RPCs): JSON latency should grow by ≈ 1 × D, not 2 × D.
  *
  * BENCH_QUICK=1 shortens every phase (a smoke run). Results: a table on stdout and bench-results/latest.json.
  */
@@ -36,6 +41,7 @@ const RATE = Number(process.env.BENCH_RATE ?? 100);
 const ROUND_S = QUICK ? 1 : 4;
 const ROUNDS = QUICK ? 1 : 3;
 const SOAK_S = Number(process.env.BENCH_SOAK_S ?? (QUICK ? 5 : 60));
+const DISTANCES = (process.env.BENCH_DISTANCES ?? "0,20,80").split(",").map(Number);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.error(`[bench] ${s}`);
@@ -184,7 +190,7 @@ function buildBundle(outdir: string): { file: string; gzipKiB: number; rawKiB: n
   return { file, rawKiB: raw.length / 1024, gzipKiB: gzipSync(raw).length / 1024 };
 }
 
-async function startGatewayMiniflare(bundle: string, fakeUrl: string, port: number) {
+async function startGatewayMiniflare(bundle: string, fakeUrl: string, port: number, guardDelayMs = 0) {
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       host: "127.0.0.1",
@@ -203,6 +209,7 @@ async function startGatewayMiniflare(bundle: string, fakeUrl: string, port: numb
         MAX_INFLIGHT_PER_KEY: "1000",
         HOLD_TTL_MS: "900000",
         DISCONNECT_DRAIN_MS: "30000",
+        GUARD_DELAY_MS: String(guardDelayMs),
       },
     }),
   );
@@ -218,23 +225,28 @@ async function startGatewayMiniflare(bundle: string, fakeUrl: string, port: numb
   return mf;
 }
 
-async function startFloorMiniflare(fakeUrl: string, port: number, withDurableObject: boolean) {
-  // The least a Worker can do: forward the request and stream the answer back — optionally with two RPCs
-  // to a Durable Object that each persist one small write, as admission and settlement must (a durable
-  // commit holds each reply until it is on disk: that, not the RPC, is most of the cost locally).
+/**
+ * The least a Worker can do: forward the request and answer — with `rpcs` RPCs to a Durable Object that each
+ * persist one small write, as admission and settlement must (a durable commit holds each reply until it is on
+ * disk: that, not the RPC, is most of the cost locally). `afterAnswer`: the second RPC runs in waitUntil, as
+ * the gateway settles JSON. `delayMs`: simulated distance before each RPC.
+ */
+async function startFloorMiniflare(fakeUrl: string, port: number, rpcs: 0 | 2, afterAnswer: boolean, delayMs = 0) {
   const script = `import { DurableObject } from "cloudflare:workers";
   export class Noop extends DurableObject {
     ping() { this.ctx.storage.kv.put("n", (this.ctx.storage.kv.get("n") ?? 0) + 1); return 1; }
   }
-  export default { async fetch(req, env) {
+  const far = (stub) => new Promise((r) => setTimeout(r, ${delayMs})).then(() => stub.ping());
+  export default { async fetch(req, env, ctx) {
     const url = new URL(req.url);
-    const stub = ${withDurableObject} ? env.NOOP.getByName("k") : null;
-    if (stub) await stub.ping();
+    const stub = ${rpcs > 0} ? env.NOOP.getByName("k") : null;
+    if (stub) await far(stub);
     const headers = { "content-type": "application/json", authorization: "Bearer fake" };
     const res = await fetch("${fakeUrl}/openai" + url.pathname, { method: req.method, headers, body: req.body });
     if (!stub) return res;
     const body = await res.arrayBuffer();
-    await stub.ping();
+    if (${afterAnswer}) ctx.waitUntil(far(stub));
+    else await far(stub);
     return new Response(body, res);
   } }`;
   const mf = new Miniflare(
@@ -297,11 +309,14 @@ async function main() {
   // The gateway's own workerd, told apart from the floor's and wrangler's for CPU and memory.
   const gwPids = descendants(process.pid).filter((pid) => procName(pid).startsWith("workerd"));
   const workerds = () => descendants(process.pid).filter((pid) => procName(pid).startsWith("workerd"));
-  const floorMf = await startFloorMiniflare(fake.url, floorPort, false);
+  const floorMf = await startFloorMiniflare(fake.url, floorPort, 0, false);
   const floorPids = workerds().filter((pid) => !gwPids.includes(pid));
+  const floor1Port = await freePort();
+  const floor1Mf = await startFloorMiniflare(fake.url, floor1Port, 2, true);
+  const floor1Pids = workerds().filter((pid) => ![...gwPids, ...floorPids].includes(pid));
   const floorDoPort = await freePort();
-  const floorDoMf = await startFloorMiniflare(fake.url, floorDoPort, true);
-  const floorDoPids = workerds().filter((pid) => !gwPids.includes(pid) && !floorPids.includes(pid));
+  const floorDoMf = await startFloorMiniflare(fake.url, floorDoPort, 2, false);
+  const floorDoPids = workerds().filter((pid) => ![...gwPids, ...floorPids, ...floor1Pids].includes(pid));
   const wranglerStack = await startStack({
     fake: false,
     quiet: true,
@@ -314,7 +329,8 @@ async function main() {
   const targets = {
     direct: target("direct", fake.url, "/openai/v1", true),
     floor: target("floor", `http://127.0.0.1:${floorPort}`, "/v1", true),
-    "floor+DO": target("floor+DO", `http://127.0.0.1:${floorDoPort}`, "/v1", true),
+    "floor+1 RPC": target("floor+1 RPC", `http://127.0.0.1:${floor1Port}`, "/v1", true),
+    "floor+2 RPC": target("floor+2 RPC", `http://127.0.0.1:${floorDoPort}`, "/v1", true),
     gateway: target("gateway", gw, "/v1"),
     wrangler: target("wrangler dev", wranglerStack.url, "/v1"),
   };
@@ -333,7 +349,12 @@ async function main() {
   log(`JSON latency: ${ROUNDS} rounds × ${ROUND_S} s at ${RATE} req/s per target, provider latency ${LATENCY_MS} ms`);
   const json: Record<string, hdr.Histogram> = {};
   const jsonErrors: Record<string, number> = {};
-  const pidsOf: Record<string, number[]> = { floor: floorPids, "floor+DO": floorDoPids, gateway: gwPids };
+  const pidsOf: Record<string, number[]> = {
+    floor: floorPids,
+    "floor+1 RPC": floor1Pids,
+    "floor+2 RPC": floorDoPids,
+    gateway: gwPids,
+  };
   const cpu: Record<string, { ms: number; requests: number }> = {};
   const cpuOf = (pids: number[]) => {
     const stats = workerdStats();
@@ -375,9 +396,64 @@ async function main() {
   const gatewayOverFloor = {
     over_floor_p50_ms: ms(p("gateway", 50) - p("floor", 50)),
     over_floor_p99_ms: ms(p("gateway", 99) - p("floor", 99)),
-    over_floor_do_p50_ms: ms(p("gateway", 50) - p("floor+DO", 50)),
-    over_floor_do_p99_ms: ms(p("gateway", 99) - p("floor+DO", 99)),
+    over_floor_1rpc_p50_ms: ms(p("gateway", 50) - p("floor+1 RPC", 50)),
+    over_floor_1rpc_p99_ms: ms(p("gateway", 99) - p("floor+1 RPC", 99)),
   };
+
+  // 1b. Distance: each KeyGuard RPC made D ms further away. A JSON answer waits for one RPC, so its latency
+  // should grow by about D; a design that waited for both (floor+2 RPC) grows by about 2 × D.
+  log(`distance: ${DISTANCES.join(", ")} ms to the KeyGuard`);
+  const distance: {
+    distance_ms: number;
+    gateway_p50_ms: number;
+    floor_1rpc_p50_ms: number;
+    floor_2rpc_p50_ms: number;
+  }[] = [];
+  for (const d of DISTANCES) {
+    const ports = [await freePort(), await freePort(), await freePort()] as const;
+    const gwD = await startGatewayMiniflare(bundle.file, fake.url, ports[0], d);
+    const f1 = await startFloorMiniflare(fake.url, ports[1], 2, true, d);
+    const f2 = await startFloorMiniflare(fake.url, ports[2], 2, false, d);
+    for (const pid of descendants(process.pid)) if (procName(pid).startsWith("workerd")) pin(pid, 1);
+    const origin = `http://127.0.0.1:${ports[0]}`;
+    const key = (await newKey(origin, await newWallet(origin, "bench-admin"))).key;
+    const ts = {
+      gateway: target("gateway", origin, "/v1"),
+      f1: target("floor+1 RPC", `http://127.0.0.1:${ports[1]}`, "/v1", true),
+      f2: target("floor+2 RPC", `http://127.0.0.1:${ports[2]}`, "/v1", true),
+    };
+    const hists: Record<string, hdr.Histogram> = {};
+    for (const t of Object.values(ts))
+      await openLoop(50, QUICK ? 0.5 : 1, (i) => send(t, key, chatBody(i)).then((r) => r.status));
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [name, t] of Object.entries(ts)) {
+        const res = await openLoop(RATE, ROUND_S, (i) => send(t, key, chatBody(i)).then((x) => x.status));
+        hists[name] ??= hdr.build({
+          lowestDiscernibleValue: 1,
+          highestTrackableValue: 120_000_000,
+          numberOfSignificantValueDigits: 3,
+        });
+        hists[name].add(res.hist);
+      }
+    }
+    const p50 = (name: string) => ms(hists[name]?.getValueAtPercentile(50) ?? 0);
+    distance.push({
+      distance_ms: d,
+      gateway_p50_ms: p50("gateway"),
+      floor_1rpc_p50_ms: p50("f1"),
+      floor_2rpc_p50_ms: p50("f2"),
+    });
+    for (const t of Object.values(ts)) await t.pool.close();
+    await gwD.dispose();
+    await f1.dispose();
+    await f2.dispose();
+  }
+  const base = distance[0];
+  const distanceRows = distance.map((row) => ({
+    ...row,
+    gateway_growth_ms: base ? Math.round((row.gateway_p50_ms - base.gateway_p50_ms) * 100) / 100 : null,
+    floor_2rpc_growth_ms: base ? Math.round((row.floor_2rpc_p50_ms - base.floor_2rpc_p50_ms) * 100) / 100 : null,
+  }));
 
   // 2. Streams: time to first byte, gaps between chunks, identical bytes.
   log("streaming: TTFB and chunk gaps");
@@ -552,6 +628,7 @@ async function main() {
     settings: { provider_latency_ms: LATENCY_MS, rate: RATE, rounds: ROUNDS, round_s: ROUND_S, quick: QUICK },
     json_latency: jsonRows,
     gateway_over_floor: gatewayOverFloor,
+    distance: distanceRows,
     stream: streamRow,
     one_key: {
       steps: oneKey,
@@ -596,9 +673,11 @@ async function main() {
       `p50 ${gatewayOverFloor.over_floor_p50_ms} ms, p99 ${gatewayOverFloor.over_floor_p99_ms} ms`,
   );
   console.log(
-    "gateway − floor+DO (our own code, over the same Worker with two persisting DO RPCs): " +
-      `p50 ${gatewayOverFloor.over_floor_do_p50_ms} ms, p99 ${gatewayOverFloor.over_floor_do_p99_ms} ms`,
+    "gateway − floor+1 RPC (our own code, over the same Worker with the design's DO RPCs): " +
+      `p50 ${gatewayOverFloor.over_floor_1rpc_p50_ms} ms, p99 ${gatewayOverFloor.over_floor_1rpc_p99_ms} ms`,
   );
+  console.log("\nDistance to the KeyGuard (simulated, per RPC): JSON p50 and its growth over distance 0");
+  console.table(distanceRows);
   console.log("\nStreams");
   console.table([streamRow]);
   console.log("\nOne key");
@@ -621,6 +700,7 @@ async function main() {
   for (const t of Object.values(targets)) await t.pool.close();
   await gatewayMf.dispose();
   await floorMf.dispose();
+  await floor1Mf.dispose();
   await floorDoMf.dispose();
   await wranglerStack.stop();
   await fake.close();
