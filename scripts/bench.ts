@@ -22,7 +22,7 @@
  * Distance: BENCH_DISTANCES (default "0,20,80") ms of simulated distance added to every KeyGuard RPC
  * (GUARD_DELAY_MS, and the same delay in the floors' RPCs): JSON latency should grow by ≈ 1 × D, not 2 × D.
  *
- * BENCH_QUICK=1 shortens every phase (a smoke run). Results: a table on stdout and bench-results/latest.json.
+ * BENCH_QUICK=1 shortens every phase (a smoke run); BENCH_JSON_ONLY=1 stops after the JSON latency table. Results: a table on stdout and bench-results/latest.json.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -399,6 +399,18 @@ async function main() {
     over_floor_1rpc_p50_ms: ms(p("gateway", 50) - p("floor+1 RPC", 50)),
     over_floor_1rpc_p99_ms: ms(p("gateway", 99) - p("floor+1 RPC", 99)),
   };
+
+  if (process.env.BENCH_JSON_ONLY === "1") {
+    // A quick look at the JSON latency table alone (while tuning), without the other phases.
+    console.table(jsonRows);
+    console.log(gatewayOverFloor);
+    for (const t of Object.values(targets)) await t.pool.close();
+    for (const mf of [gatewayMf, floorMf, floor1Mf, floorDoMf]) await mf.dispose();
+    await wranglerStack.stop();
+    await fake.close();
+    rmSync(work, { recursive: true, force: true });
+    return;
+  }
 
   // 1b. Distance: each KeyGuard RPC made D ms further away. A JSON answer waits for one RPC, so its latency
   // should grow by about D; a design that waited for both (floor+2 RPC) grows by about 2 × D.
