@@ -27,8 +27,9 @@ const insertSql = (rows: number) =>
   `${Array.from({ length: rows }, () => ROW_SQL).join(", ")} ON CONFLICT DO NOTHING`;
 const INSERT_FULL = insertSql(ROWS_PER_INSERT);
 const COUNTERS_SQL =
-  "UPDATE spend_keys SET current_spend_nanos = ?, total_spend_nanos = ?, current_requests = ?, total_requests = ?, " +
-  "spend_period_start = ?, request_period_start = ?, last_used_at = ?, snapshot_at = ? WHERE id = ? AND snapshot_at < ?";
+  "UPDATE spend_keys SET current_spend_nanos = ?, total_spend_nanos = ?, current_requests = ?, " +
+  "total_requests = ?, spend_period_start = ?, request_period_start = ?, last_used_at = ?, snapshot_at = ? " +
+  "WHERE id = ? AND snapshot_at < ?";
 
 /** A ledger row's values in column order, as D1 stores them (booleans as 0/1, metadata as JSON). */
 function columnValues(row: LedgerRow): (string | number | null)[] {
