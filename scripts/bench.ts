@@ -22,7 +22,8 @@
  * Distance: BENCH_DISTANCES (default "0,20,80") ms of simulated distance added to every KeyGuard RPC
  * (GUARD_DELAY_MS, and the same delay in the floors' RPCs): JSON latency should grow by ≈ 1 × D, not 2 × D.
  *
- * BENCH_QUICK=1 shortens every phase (a smoke run); BENCH_JSON_ONLY=1 stops after the JSON latency table. Results: a table on stdout and bench-results/latest.json.
+ * BENCH_QUICK=1 shortens every phase (a smoke run); BENCH_JSON_ONLY=1 stops after the JSON latency table.
+ * Results: a table on stdout and bench-results/latest.json.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
