@@ -1,5 +1,6 @@
 /**
- * The project's fake LLM provider: OpenAI-shaped (chat completions, responses, embeddings) and
+ * The project's fake LLM provider: OpenAI-shaped (chat completions, responses, embeddings, legacy completions,
+ * moderations), Mistral's fill-in-the-middle, and
  * Anthropic-shaped (messages, count_tokens), JSON and SSE, with deterministic usage. Web APIs only, so the
  * same handler runs behind Miniflare's outbound service in tests and behind a Node HTTP server for
  * `npm run dev`, the demo and the benchmark.
@@ -77,7 +78,7 @@ interface Plan {
 function plan(body: Record<string, unknown>): Plan {
   const parts: string[] = [];
   let messages = 0;
-  for (const field of ["messages", "input", "system", "instructions", "prompt"]) {
+  for (const field of ["messages", "input", "system", "instructions", "prompt", "suffix"]) {
     const v = body[field];
     if (v === undefined) continue;
     if (Array.isArray(v) && field !== "input") messages += v.length;
@@ -369,6 +370,57 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
         }),
         ev("response.output_item.done", { output_index: 0, item }),
         ev("response.completed", { response }),
+      ];
+      return sse(chunks, streamOpts);
+    }
+
+    if (path.endsWith("/moderations")) {
+      const inputs = Array.isArray(body.input) ? body.input : [body.input];
+      const flagged = /\bviolent\b/i.test(p.text);
+      const result = {
+        flagged,
+        categories: { violence: flagged },
+        category_scores: { violence: flagged ? 0.9 : 0.01 },
+      };
+      entry.usage = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0, reasoning: 0 };
+      return json(200, { id: `modr-${id}`, model, results: inputs.map(() => result) });
+    }
+
+    if (path.endsWith("/completions") && !path.endsWith("/chat/completions")) {
+      // Legacy completions (OpenAI, Together, Fireworks) and Mistral's FIM (which answers in the chat shape).
+      const fim = path.endsWith("/fim/completions");
+      const text = words.join(" ");
+      if (!body.stream) {
+        const choice = fim
+          ? { index: 0, message: { role: "assistant", content: text }, finish_reason: "stop" }
+          : { text, index: 0, logprobs: null, finish_reason: "stop" };
+        const object = fim ? "chat.completion" : "text_completion";
+        const usage = noUsage
+          ? {}
+          : { usage: { prompt_tokens: input, completion_tokens: output, total_tokens: input + output } };
+        return json(200, { id: `cmpl-${id}`, object, created, model, choices: [choice], ...usage });
+      }
+      const includeUsage = fim || (body.stream_options as Record<string, unknown> | undefined)?.include_usage === true;
+      const object = fim ? "chat.completion.chunk" : "text_completion";
+      const piece = (w: string, i: number, finish: string | null) =>
+        fim
+          ? { index: 0, delta: { content: (i ? " " : "") + w }, finish_reason: finish }
+          : { text: (i ? " " : "") + w, index: 0, logprobs: null, finish_reason: finish };
+      const chunk = (choices: unknown[], usage?: unknown) => {
+        const data = { id: `cmpl-${id}`, object, created, model, choices, ...(usage ? { usage } : {}) };
+        return `data: ${JSON.stringify(data)}\n\n`;
+      };
+      const chunks = [
+        ...words.map((w, i) => chunk([piece(w, i, null)])),
+        chunk([
+          fim
+            ? { index: 0, delta: {}, finish_reason: "stop" }
+            : { text: "", index: 0, logprobs: null, finish_reason: "stop" },
+        ]),
+        ...(includeUsage
+          ? [chunk([], { prompt_tokens: input, completion_tokens: output, total_tokens: input + output })]
+          : []),
+        "data: [DONE]\n\n",
       ];
       return sse(chunks, streamOpts);
     }

@@ -14,6 +14,8 @@ export interface BuiltinModel {
   /** context window in tokens: the input bound of a request that makes the provider pull in more than its body */
   context: number;
   kind?: "embedding";
+  /** the routes beyond chat it serves: legacy completions, fill-in-the-middle, moderations */
+  serves?: readonly ("completions" | "fim" | "moderations")[];
 }
 
 export const BUILTIN_MODELS: Record<string, BuiltinModel> = {
@@ -29,6 +31,36 @@ export const BUILTIN_MODELS: Record<string, BuiltinModel> = {
   o3: { provider: "openai", price: ["2", "8", "0.50"], maxOutput: 100_000, context: 200_000 },
   "o4-mini": { provider: "openai", price: ["1.10", "4.40", "0.275"], maxOutput: 100_000, context: 200_000 },
   "o3-mini": { provider: "openai", price: ["1.10", "4.40", "0.55"], maxOutput: 100_000, context: 200_000 },
+  // Legacy completions (with `suffix`), and the moderation models (free: never charged).
+  "gpt-3.5-turbo-instruct": {
+    provider: "openai",
+    price: ["1.50", "2"],
+    maxOutput: 4_096,
+    context: 4_096,
+    serves: ["completions"],
+  },
+  "davinci-002": { provider: "openai", price: ["2", "2"], maxOutput: 16_384, context: 16_384, serves: ["completions"] },
+  "babbage-002": {
+    provider: "openai",
+    price: ["0.40", "0.40"],
+    maxOutput: 16_384,
+    context: 16_384,
+    serves: ["completions"],
+  },
+  "omni-moderation-latest": {
+    provider: "openai",
+    price: ["0", "0"],
+    maxOutput: 0,
+    context: 32_768,
+    serves: ["moderations"],
+  },
+  "text-moderation-latest": {
+    provider: "openai",
+    price: ["0", "0"],
+    maxOutput: 0,
+    context: 32_768,
+    serves: ["moderations"],
+  },
   "gpt-4o-search-preview": { provider: "openai", price: null, maxOutput: 16_384, context: 128_000 },
   "text-embedding-3-small": {
     provider: "openai",
@@ -114,7 +146,13 @@ export const BUILTIN_MODELS: Record<string, BuiltinModel> = {
   "mistral-large-latest": { provider: "mistral", price: ["2", "6"], maxOutput: 32_768, context: 262_144 },
   "mistral-medium-latest": { provider: "mistral", price: ["0.40", "2"], maxOutput: 32_768, context: 262_144 },
   "mistral-small-latest": { provider: "mistral", price: ["0.10", "0.30"], maxOutput: 32_768, context: 262_144 },
-  "codestral-latest": { provider: "mistral", price: ["0.30", "0.90"], maxOutput: 32_768, context: 262_144 },
+  "codestral-latest": {
+    provider: "mistral",
+    price: ["0.30", "0.90"],
+    maxOutput: 32_768,
+    context: 262_144,
+    serves: ["fim"],
+  },
   "mistral-embed": { provider: "mistral", price: ["0.10", "0"], maxOutput: 0, context: 8_192, kind: "embedding" },
   // Groq
   "llama-3.3-70b-versatile": { provider: "groq", price: ["0.59", "0.79"], maxOutput: 32_768, context: 131_072 },
@@ -131,6 +169,7 @@ export const BUILTIN_MODELS: Record<string, BuiltinModel> = {
     price: ["0.88", "0.88"],
     maxOutput: 32_768,
     context: 131_072,
+    serves: ["completions"],
   },
   // Fireworks
   "accounts/fireworks/models/llama-v3p1-8b-instruct": {
@@ -138,6 +177,7 @@ export const BUILTIN_MODELS: Record<string, BuiltinModel> = {
     price: ["0.20", "0.20"],
     maxOutput: 16_384,
     context: 131_072,
+    serves: ["completions"],
   },
 };
 

@@ -1,6 +1,7 @@
 import { database } from "../db/client.ts";
 import { modelOverrides } from "../db/schema.ts";
 import { type Prices, parseUsd } from "../lib/money.ts";
+import type { RouteKind } from "../providers/registry.ts";
 import { BUILTIN_MODELS, CATALOG_CREATED } from "./builtin.ts";
 
 export interface ModelEntry {
@@ -12,6 +13,8 @@ export interface ModelEntry {
   maxOutputTokens: number | null;
   /** context window in tokens; null when not known (operator models) */
   contextWindow: number | null;
+  /** the routes beyond chat the model serves (operator models: chat routes only) */
+  serves: readonly RouteKind[];
   created: number;
   overridden: boolean;
 }
@@ -39,6 +42,7 @@ function builtinEntries(): Map<string, ModelEntry> {
       prices,
       maxOutputTokens: m.maxOutput,
       contextWindow: m.context,
+      serves: m.serves ?? [],
       created: CATALOG_CREATED,
       overridden: false,
     });
@@ -73,6 +77,7 @@ async function load(d1: D1Database): Promise<Catalog> {
       // No guessed defaults: an unknown bound makes a spend-limited key ask the client for max_tokens (hold.ts).
       maxOutputTokens: r.maxOutputTokens ?? BUILTIN.get(r.model)?.maxOutputTokens ?? null,
       contextWindow: r.contextWindow ?? BUILTIN.get(r.model)?.contextWindow ?? null,
+      serves: BUILTIN.get(r.model)?.serves ?? [],
       created: Math.floor(r.updatedAt / 1000),
       overridden: true,
     });

@@ -18,6 +18,8 @@ export interface RouteSpec {
   shape: RequestShape;
   /** the path as the ledger records it */
   endpoint: string;
+  /** the model when the body names none (the API's own default) */
+  defaultModel?: string;
 }
 
 /** An admitted request: its hold is placed, and it must be settled whatever happens next. */
@@ -50,7 +52,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   if (!key || !spendKeyId) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
 
   const bytes = await c.req.arrayBuffer();
-  const body = parseBody(bytes);
+  const body = parseBody(bytes, route.defaultModel);
   const metadata = metadataFrom(c.req.raw.headers);
   const entry = (await getCatalog(env.DB, (p) => c.executionCtx.waitUntil(p))).get(body.model);
   const target = resolveTarget(env as unknown as Record<string, unknown>, entry, route);
@@ -60,7 +62,8 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   let stripUsageChunk = false;
   const streamOptions = body.json.stream_options as Record<string, unknown> | undefined;
   const asksUsage = target.kind === "ready" && target.provider.streamUsage === "ask";
-  if (route.kind === "chat" && body.stream && asksUsage && streamOptions?.include_usage !== true) {
+  const usageOption = route.kind === "chat" || route.kind === "completions";
+  if (usageOption && body.stream && asksUsage && streamOptions?.include_usage !== true) {
     stripUsageChunk = true;
     const text = JSON.stringify({ ...body.json, stream_options: { ...(streamOptions ?? {}), include_usage: true } });
     outBody = text;

@@ -18,6 +18,8 @@ export interface HoldBounds {
 /** The output-limit fields each route's provider reads; without one of them it may write up to the model's max. */
 const ROUTE_OUTPUT_FIELDS: Partial<Record<RouteKind, OutputLimitField[]>> = {
   chat: ["max_tokens", "max_completion_tokens"],
+  completions: ["max_tokens"],
+  fim: ["max_tokens"],
   responses: ["max_output_tokens"],
   messages: ["max_tokens"],
 };
@@ -63,6 +65,8 @@ export function holdBounds(
   headers: Headers,
   entry: ModelEntry,
 ): HoldBounds {
+  // Moderations are never billed: nothing to hold, whatever the body holds.
+  if (kind === "moderations") return { inputTokens: 0, outputTokens: 0 };
   const bounds: HoldBounds = { inputTokens: forwardedBytes, outputTokens: 0 };
   const tools = Array.isArray(body.json.tools) ? (body.json.tools as unknown[]) : [];
   if (tools.length > 0) bounds.inputTokens += TOOL_PROMPT_TOKENS * (1 + tools.filter(isTypedTool).length);

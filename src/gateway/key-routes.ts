@@ -1,10 +1,12 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import * as z from "zod/mini";
 import { getCatalog, type ModelEntry } from "../catalog/catalog.ts";
 import { type AppEnv, keyGuard } from "../env.ts";
 import type { KeyConfig } from "../guard/types.ts";
 import { spendKeyFrom } from "../lib/credentials.ts";
 import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashSecret, keyKindOf, parseKey } from "../lib/keys.ts";
+import { validationError } from "../lib/openapi.ts";
 import { walletOf } from "../management/auth.ts";
 import { liveKeyView } from "../management/spend-key-view.ts";
 import { providerOf, type RouteKind, resolveUpstream } from "../providers/registry.ts";
@@ -26,7 +28,8 @@ async function describeKey(env: AppEnv["Bindings"], key: string) {
 function callable(env: AppEnv["Bindings"], cfg: KeyConfig, m: ModelEntry): boolean {
   const provider = providerOf(m.provider);
   if (!provider) return false;
-  const routes: RouteKind[] = cfg.requestShape === "anthropic" ? ["messages"] : ["chat", "responses", "embeddings"];
+  const routes: RouteKind[] =
+    cfg.requestShape === "anthropic" ? ["messages"] : ["chat", "responses", "embeddings", ...m.serves];
   const vars = env as unknown as Record<string, unknown>;
   const configured = routes.some((r) => typeof resolveUpstream(vars, provider, r) === "object");
   return (
@@ -37,24 +40,105 @@ function callable(env: AppEnv["Bindings"], cfg: KeyConfig, m: ModelEntry): boole
   );
 }
 
-/** `GET /v1/models`: with a spend key, only what that key may call; with a wallet key or none, the catalog. */
-keyRoutes.get("/v1/models", async (c) => {
+/**
+ * Who is asking about models: a spend key sees only what it may call, in its own dialect; a wallet key or no
+ * key sees the whole catalog in the OpenAI shape.
+ */
+async function modelFilter(c: Context<AppEnv>): Promise<(m: ModelEntry) => boolean> {
   const key = spendKeyFrom(c.req.raw.headers);
-  let filter: ((m: ModelEntry) => boolean) | null = null;
   if (key && keyKindOf(key) === "wallet") {
     if (!(await walletOf(c.env.DB, key))) throw new ApiError("unauthorized", "Invalid wallet secret key.");
-  } else if (key) {
-    const described = await describeKey(c.env, key);
-    if (!described) throw invalidKey();
-    c.set("dialect", described.config.requestShape);
-    filter = (m) => callable(c.env, described.config, m);
+    return () => true;
   }
+  if (!key) return () => true;
+  const described = await describeKey(c.env, key);
+  if (!described) throw invalidKey();
+  c.set("dialect", described.config.requestShape);
+  return (m) => callable(c.env, described.config, m);
+}
+
+const openaiModel = (m: ModelEntry) => ({
+  id: m.id,
+  object: "model" as const,
+  created: m.created,
+  owned_by: m.provider,
+});
+/** Anthropic's model object: `display_name` as Anthropic writes them ("Claude Sonnet 4.5"). */
+const anthropicModel = (m: ModelEntry) => ({
+  type: "model" as const,
+  id: m.id,
+  display_name: displayName(m.id),
+  created_at: new Date(m.created * 1000).toISOString().replace(/\.\d{3}Z$/, "Z"),
+});
+
+/** `claude-sonnet-4-5-20250929` → `Claude Sonnet 4.5`; `gpt-4o-mini` → `Gpt 4o Mini`. */
+export function displayName(id: string): string {
+  const words = id
+    .replace(/-\d{8}$/, "")
+    .split(/[-_/]/)
+    .filter(Boolean);
+  const out: string[] = [];
+  for (const w of words) {
+    const last = out[out.length - 1];
+    if (/^\d+$/.test(w) && last && /^\d+(\.\d+)*$/.test(last)) out[out.length - 1] = `${last}.${w}`;
+    else out.push(w.charAt(0).toUpperCase() + w.slice(1));
+  }
+  return out.join(" ");
+}
+
+const AnthropicPage = z.object({
+  limit: z._default(
+    z.pipe(
+      z.string().check(z.regex(/^([1-9][0-9]{0,2}|1000)$/, "must be a whole number from 1 to 1000")),
+      z.transform(Number),
+    ),
+    20,
+  ),
+  before_id: z.optional(z.string()),
+  after_id: z.optional(z.string()),
+});
+
+/** `GET /v1/models`: the OpenAI list, or for an Anthropic-shaped key the Anthropic list with its paging. */
+keyRoutes.get("/v1/models", async (c) => {
+  const filter = await modelFilter(c);
   const catalog = await getCatalog(c.env.DB, (p) => c.executionCtx.waitUntil(p));
-  const data = [...catalog.values()]
-    .filter((m) => !filter || filter(m))
-    .map((m) => ({ id: m.id, object: "model" as const, created: m.created, owned_by: m.provider }));
+  const models = [...catalog.values()].filter(filter);
   c.header(requestIdHeader(c.get("dialect") ?? "openai"), c.get("requestId"));
-  return c.json({ object: "list" as const, data });
+  if (c.get("dialect") !== "anthropic") return c.json({ object: "list" as const, data: models.map(openaiModel) });
+  const parsed = z.safeParse(AnthropicPage, c.req.query());
+  if (!parsed.success) throw validationError(parsed.error.issues, "query");
+  const { limit, before_id: before, after_id: after } = parsed.data;
+  const at = (id: string | undefined) => (id === undefined ? -1 : models.findIndex((m) => m.id === id));
+  let start = 0;
+  let end = models.length;
+  if (after !== undefined) start = at(after) + 1;
+  if (before !== undefined) end = Math.max(0, at(before));
+  // Before an id, a page is the `limit` models just before it; otherwise the `limit` from the start.
+  const slice =
+    before !== undefined ? models.slice(Math.max(start, end - limit), end) : models.slice(start, end).slice(0, limit);
+  const first = slice[0];
+  const last = slice[slice.length - 1];
+  const hasMore = before !== undefined ? models.indexOf(first as ModelEntry) > start : start + slice.length < end;
+  return c.json({
+    data: slice.map(anthropicModel),
+    has_more: slice.length > 0 && hasMore,
+    first_id: first?.id ?? null,
+    last_id: last?.id ?? null,
+  });
+});
+
+/** `GET /v1/models/{id}` (ids may hold slashes): one model the caller may use, in its dialect; else 404. */
+keyRoutes.get("/v1/models/:id{.+}", async (c) => {
+  const filter = await modelFilter(c);
+  const id = c.req.param("id");
+  const entry = (await getCatalog(c.env.DB, (p) => c.executionCtx.waitUntil(p))).get(id);
+  if (!entry || !filter(entry)) {
+    throw new ApiError("model_not_found", `The model '${id}' does not exist or this key may not use it.`, {
+      param: "model",
+    });
+  }
+  c.header(requestIdHeader(c.get("dialect") ?? "openai"), c.get("requestId"));
+  return c.json(c.get("dialect") === "anthropic" ? anthropicModel(entry) : openaiModel(entry));
 });
 
 /** `GET /v1/key`: the calling key's own view — limits, usage, what is left and when it resets (never its secret). */

@@ -14,7 +14,7 @@ export interface ParsedBody {
 export const OUTPUT_LIMIT_FIELDS = ["max_tokens", "max_completion_tokens", "max_output_tokens"] as const;
 export type OutputLimitField = (typeof OUTPUT_LIMIT_FIELDS)[number];
 
-export function parseBody(bytes: ArrayBuffer): ParsedBody {
+export function parseBody(bytes: ArrayBuffer, defaultModel?: string): ParsedBody {
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(bytes));
@@ -25,6 +25,7 @@ export function parseBody(bytes: ArrayBuffer): ParsedBody {
     throw new ApiError("invalid_request", "The request body must be a JSON object.", { param: "body" });
   }
   const body = json as Record<string, unknown>;
+  if (body.model === undefined && defaultModel) body.model = defaultModel;
   if (typeof body.model !== "string" || body.model === "") {
     throw new ApiError("invalid_request", "model: you must provide a model parameter.", { param: "model" });
   }
@@ -40,13 +41,19 @@ export function parseBody(bytes: ArrayBuffer): ParsedBody {
     }
     outputLimits[field] = v;
   }
+  // Every answer the provider generates is billed: `n` choices, or `best_of` (legacy completions), for each
+  // prompt of a legacy completions batch.
   let choices = 1;
-  if (body.n !== undefined && body.n !== null) {
-    if (typeof body.n !== "number" || !Number.isInteger(body.n) || body.n < 1 || body.n > 128) {
-      throw new ApiError("invalid_request", "n: must be an integer from 1 to 128.", { param: "n" });
+  for (const field of ["n", "best_of"]) {
+    const v = body[field];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 128) {
+      throw new ApiError("invalid_request", `${field}: must be an integer from 1 to 128.`, { param: field });
     }
-    choices = body.n;
+    choices = Math.max(choices, v);
   }
+  const prompt = body.prompt;
+  if (Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] !== "number") choices *= prompt.length;
   return { json: body, model: body.model, stream: body.stream === true, outputLimits, choices };
 }
 

@@ -12,6 +12,9 @@ const ROUTES: RouteSpec[] = [
   { kind: "chat", shape: "openai", endpoint: "/v1/chat/completions" },
   { kind: "responses", shape: "openai", endpoint: "/v1/responses" },
   { kind: "embeddings", shape: "openai", endpoint: "/v1/embeddings" },
+  { kind: "completions", shape: "openai", endpoint: "/v1/completions" },
+  { kind: "fim", shape: "openai", endpoint: "/v1/fim/completions" },
+  { kind: "moderations", shape: "openai", endpoint: "/v1/moderations", defaultModel: "omni-moderation-latest" },
   { kind: "messages", shape: "anthropic", endpoint: "/v1/messages" },
   { kind: "count_tokens", shape: "anthropic", endpoint: "/v1/messages/count_tokens" },
 ];

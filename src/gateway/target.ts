@@ -11,6 +11,8 @@ export type Target =
   | { kind: "unavailable"; entry: ModelEntry; provider: Provider | undefined; code: ErrorCode; message: string }
   | { kind: "unknown" };
 
+const SPECIAL_ROUTES: RouteKind[] = ["completions", "fim", "moderations"];
+
 export function resolveTarget(
   env: Record<string, unknown>,
   entry: ModelEntry | undefined,
@@ -26,6 +28,11 @@ export function resolveTarget(
       code: "provider_not_configured",
       message: `The provider '${entry.provider}' is not supported.`,
     };
+  }
+  // Legacy completions, fill-in-the-middle and moderations are served by the models made for them only.
+  if (SPECIAL_ROUTES.includes(route.kind) && !entry.serves.includes(route.kind)) {
+    const message = `The model '${entry.id}' is not served on ${route.endpoint}.`;
+    return { kind: "unavailable", entry, provider, code: "invalid_request", message };
   }
   const upstream = resolveUpstream(env, provider, route.kind);
   switch (upstream) {

@@ -141,6 +141,10 @@ export function usageReader(route: RouteKind): UsageReader {
       return new AnthropicReader();
     case "chat":
     case "embeddings":
+    case "completions":
+    case "fim":
+    case "moderations":
+      // Legacy completions and Mistral's FIM report usage as chat does; moderations report none (free).
       return new OpenAIChatReader();
   }
 }

@@ -60,7 +60,7 @@ export function decide(
   if (cfg.requestShape !== input.routeShape) {
     const where =
       shape === "openai"
-        ? "the OpenAI-shaped routes (/v1/chat/completions, /v1/responses, /v1/embeddings)"
+        ? "the OpenAI-shaped routes (/v1/chat/completions, /v1/responses, /v1/embeddings, /v1/completions, …)"
         : "the Anthropic-shaped routes (/v1/messages)";
     return refuse("model_not_allowed", `This spend key has request_shape '${shape}': call ${where}.`);
   }

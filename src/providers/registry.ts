@@ -5,7 +5,15 @@
  */
 
 /** The gateway routes a request can take; `chat` etc. are OpenAI-shaped, `messages` Anthropic-shaped. */
-export type RouteKind = "chat" | "responses" | "embeddings" | "messages" | "count_tokens";
+export type RouteKind =
+  | "chat"
+  | "responses"
+  | "embeddings"
+  | "completions"
+  | "fim"
+  | "moderations"
+  | "messages"
+  | "count_tokens";
 
 interface ProviderSpec {
   /** the official base URL, exactly as the provider's own SDK uses it */
@@ -28,7 +36,12 @@ const openaiCompatible = (
 ): ProviderSpec => ({ defaultBaseUrl, auth: "bearer", paths: { chat: "/chat/completions", ...extra }, streamUsage });
 
 const SPECS = {
-  openai: openaiCompatible("https://api.openai.com/v1", { responses: "/responses", embeddings: "/embeddings" }),
+  openai: openaiCompatible("https://api.openai.com/v1", {
+    responses: "/responses",
+    embeddings: "/embeddings",
+    completions: "/completions",
+    moderations: "/moderations",
+  }),
   anthropic: {
     // Anthropic's base URL has no /v1 (as in its SDK); it also serves an OpenAI-compatible chat endpoint.
     defaultBaseUrl: "https://api.anthropic.com",
@@ -37,12 +50,19 @@ const SPECS = {
     streamUsage: "ask",
   },
   google: openaiCompatible("https://generativelanguage.googleapis.com/v1beta/openai", { embeddings: "/embeddings" }),
-  mistral: openaiCompatible("https://api.mistral.ai/v1", { embeddings: "/embeddings" }, "always"),
+  mistral: openaiCompatible(
+    "https://api.mistral.ai/v1",
+    { embeddings: "/embeddings", fim: "/fim/completions" },
+    "always",
+  ),
   groq: openaiCompatible("https://api.groq.com/openai/v1"),
   deepseek: openaiCompatible("https://api.deepseek.com/v1"),
   xai: openaiCompatible("https://api.x.ai/v1", { responses: "/responses" }),
-  together: openaiCompatible("https://api.together.xyz/v1", { embeddings: "/embeddings" }),
-  fireworks: openaiCompatible("https://api.fireworks.ai/inference/v1", { embeddings: "/embeddings" }),
+  together: openaiCompatible("https://api.together.xyz/v1", { embeddings: "/embeddings", completions: "/completions" }),
+  fireworks: openaiCompatible("https://api.fireworks.ai/inference/v1", {
+    embeddings: "/embeddings",
+    completions: "/completions",
+  }),
 } satisfies Record<string, ProviderSpec>;
 
 export type ProviderId = keyof typeof SPECS;
