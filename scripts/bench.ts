@@ -22,7 +22,8 @@
  * Distance: BENCH_DISTANCES (default "0,20,80") ms of simulated distance added to every KeyGuard RPC
  * (GUARD_DELAY_MS, and the same delay in the floors' RPCs): JSON latency should grow by ≈ 1 × D, not 2 × D.
  *
- * BENCH_QUICK=1 shortens every phase (a smoke run); BENCH_JSON_ONLY=1 stops after the JSON latency table.
+ * BENCH_QUICK=1 shortens every phase (a smoke run); BENCH_JSON_ONLY=1 stops after the JSON latency table;
+ * BENCH_ROUNDS sets the number of interleaved rounds (default 3).
  * Results: a table on stdout and bench-results/latest.json.
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -40,7 +41,7 @@ const QUICK = process.env.BENCH_QUICK === "1";
 const LATENCY_MS = Number(process.env.BENCH_PROVIDER_LATENCY_MS ?? 5);
 const RATE = Number(process.env.BENCH_RATE ?? 100);
 const ROUND_S = QUICK ? 1 : 4;
-const ROUNDS = QUICK ? 1 : 3;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
 const SOAK_S = Number(process.env.BENCH_SOAK_S ?? (QUICK ? 5 : 60));
 const DISTANCES = (process.env.BENCH_DISTANCES ?? "0,20,80").split(",").map(Number);
 

@@ -62,8 +62,8 @@ app.get("/openapi.json", (c) => {
   return c.json(openapi);
 });
 
-app.notFound(() => {
-  throw new ApiError("not_found", "Unknown route.");
+app.notFound((c) => {
+  throw new ApiError("not_found", `Unknown route: ${c.req.method} ${c.req.path}`);
 });
 
 /** The one place errors become responses: in the dialect the route (or the key, once known) set. */

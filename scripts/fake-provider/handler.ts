@@ -35,6 +35,37 @@ export interface RecordedRequest {
   headers: Record<string, string>;
   body: unknown;
   usage: { input: number; output: number; cacheRead: number; cacheWrite: number; reasoning: number } | null;
+  /** multipart requests: the SHA-256 of the whole body as received */
+  bodySha256?: string | undefined;
+}
+
+async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Seconds of a PCM WAV file (rounded up), or of anything else at 16 kB/s. */
+function audioSeconds(b: Uint8Array): number {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const tag = (at: number) => String.fromCharCode(...b.subarray(at, at + 4));
+  if (b.byteLength >= 44 && tag(0) === "RIFF" && tag(8) === "WAVE") {
+    let rate = 0;
+    for (let at = 12; at + 8 <= b.byteLength; ) {
+      const size = view.getUint32(at + 4, true);
+      if (tag(at) === "fmt ") rate = view.getUint32(at + 16, true);
+      if (tag(at) === "data" && rate) return Math.ceil(size / rate);
+      at += 8 + size + (size % 2);
+    }
+  }
+  return Math.ceil(b.byteLength / 16_000);
+}
+
+/** Deterministic "audio" for a text: an MP3-looking header and bytes derived from the text. */
+function speechBytes(text: string): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(128 + text.length * 16);
+  out.set([0x49, 0x44, 0x33, 0x04]);
+  for (let i = 4; i < out.length; i++) out[i] = (text.charCodeAt(i % Math.max(1, text.length)) * 31 + i) & 0xff;
+  return out;
 }
 
 export interface FakeProviderOptions {
@@ -179,12 +210,33 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     if (req.method !== "POST")
       return json(404, { error: { message: "fake provider: unknown route", type: "invalid_request_error" } });
 
-    const raw = await req.text();
+    let raw: string;
     let body: Record<string, unknown>;
-    try {
-      body = JSON.parse(raw) as Record<string, unknown>;
-    } catch {
-      return json(400, { error: { message: "fake provider: bad JSON", type: "invalid_request_error" } });
+    let upload: Uint8Array<ArrayBuffer> | null = null;
+    let bodySha256: string | undefined;
+    const contentType = req.headers.get("content-type") ?? "";
+    if (contentType.startsWith("multipart/form-data")) {
+      // Audio uploads: the text fields as the body, the file measured (and the whole body's digest recorded,
+      // so tests can see it arrived byte for byte).
+      const bytes = new Uint8Array(await req.arrayBuffer());
+      bodySha256 = await sha256(bytes);
+      const form = await new Response(bytes, { headers: { "content-type": contentType } }).formData();
+      body = {};
+      for (const [name, value] of form) {
+        if (typeof value === "string") body[name] = value;
+        else {
+          upload = new Uint8Array(await value.arrayBuffer());
+          body[name] = { name: value.name, size: upload.byteLength };
+        }
+      }
+      raw = JSON.stringify(body);
+    } else {
+      raw = await req.text();
+      try {
+        body = JSON.parse(raw) as Record<string, unknown>;
+      } catch {
+        return json(400, { error: { message: "fake provider: bad JSON", type: "invalid_request_error" } });
+      }
     }
     const p = plan(body);
     const anthropic = path.endsWith("/v1/messages") || path.endsWith("/v1/messages/count_tokens");
@@ -192,7 +244,7 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     req.headers.forEach((v, k) => {
       headers[k] = v;
     });
-    const entry: RecordedRequest = { method: req.method, url: req.url, path, headers, body, usage: null };
+    const entry: RecordedRequest = { method: req.method, url: req.url, path, headers, body, usage: null, bodySha256 };
     recorded.push(entry);
     if (recorded.length > keep) recorded.shift();
 
@@ -372,6 +424,67 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
         ev("response.completed", { response }),
       ];
       return sse(chunks, streamOpts);
+    }
+
+    if (path.endsWith("/images/generations")) {
+      const n = typeof body.n === "number" ? body.n : 1;
+      const data = Array.from({ length: n }, () => ({
+        b64_json: "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk",
+      }));
+      if (!model.startsWith("gpt-image")) {
+        entry.usage = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0, reasoning: 0 };
+        return json(200, { created, data });
+      }
+      const out = 1_056 * n;
+      entry.usage = { input, output: out, cacheRead: 0, cacheWrite: 0, reasoning: 0 };
+      const usage = {
+        input_tokens: input,
+        input_tokens_details: { text_tokens: input, image_tokens: 0 },
+        output_tokens: out,
+        total_tokens: input + out,
+      };
+      return json(200, { created, data, usage });
+    }
+
+    if (path.endsWith("/audio/transcriptions")) {
+      const seconds = upload ? audioSeconds(upload) : 0;
+      const text = words.join(" ");
+      const format = typeof body.response_format === "string" ? body.response_format : "json";
+      const tokens = model !== "whisper-1";
+      const audio = seconds * 10;
+      entry.usage = {
+        input: tokens ? audio : seconds,
+        output: tokens ? output : 0,
+        cacheRead: 0,
+        cacheWrite: 0,
+        reasoning: 0,
+      };
+      const usage = tokens
+        ? {
+            type: "tokens",
+            input_tokens: audio,
+            input_token_details: { text_tokens: 0, audio_tokens: audio },
+            output_tokens: output,
+            total_tokens: audio + output,
+          }
+        : { type: "duration", seconds };
+      if (body.stream === "true") {
+        const ev = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
+        const chunks = [
+          ...words.map((w, i) => ev({ type: "transcript.text.delta", delta: (i ? " " : "") + w })),
+          ev({ type: "transcript.text.done", text, usage }),
+        ];
+        return sse(chunks, streamOpts);
+      }
+      if (format === "text") return new Response(text, { headers: { "content-type": "text/plain" } });
+      if (format === "verbose_json")
+        return json(200, { task: "transcribe", language: "english", duration: seconds, text, segments: [], usage });
+      return json(200, { text, usage });
+    }
+
+    if (path.endsWith("/audio/speech")) {
+      entry.usage = { input: String(body.input ?? "").length, output: 0, cacheRead: 0, cacheWrite: 0, reasoning: 0 };
+      return new Response(speechBytes(String(body.input ?? "")), { headers: { "content-type": "audio/mpeg" } });
     }
 
     if (path.endsWith("/moderations")) {

@@ -14,8 +14,15 @@ export interface BuiltinModel {
   /** context window in tokens: the input bound of a request that makes the provider pull in more than its body */
   context: number;
   kind?: "embedding";
-  /** the routes beyond chat it serves: legacy completions, fill-in-the-middle, moderations */
-  serves?: readonly ("completions" | "fim" | "moderations")[];
+  /** the routes beyond chat it serves */
+  serves?: readonly ("completions" | "fim" | "moderations" | "images" | "transcriptions" | "speech")[];
+  /** USD per 1M image or audio input tokens, where they are priced apart from text */
+  mediaInput?: string;
+  /**
+   * USD per unit for what is priced by the request rather than by tokens: per image (by `quality|size`,
+   * `*` for any quality), per second of audio, or per character of text to speak.
+   */
+  perUnit?: { unit: "image"; bySize: Readonly<Record<string, string>> } | { unit: "second" | "character"; usd: string };
 }
 
 export const BUILTIN_MODELS: Record<string, BuiltinModel> = {
@@ -61,6 +68,85 @@ export const BUILTIN_MODELS: Record<string, BuiltinModel> = {
     context: 32_768,
     serves: ["moderations"],
   },
+  // Images: gpt-image-1 reports token usage (text and image input, image output); DALL·E is priced per image.
+  "gpt-image-1": {
+    provider: "openai",
+    price: ["5", "40", "1.25"],
+    mediaInput: "10",
+    // The most output tokens one image can take (high quality, 1536×1024).
+    maxOutput: 6_240,
+    context: 32_000,
+    serves: ["images"],
+  },
+  "dall-e-3": {
+    provider: "openai",
+    price: ["0", "0"],
+    perUnit: {
+      unit: "image",
+      bySize: {
+        "standard|1024x1024": "0.04",
+        "standard|1024x1792": "0.08",
+        "standard|1792x1024": "0.08",
+        "hd|1024x1024": "0.08",
+        "hd|1024x1792": "0.12",
+        "hd|1792x1024": "0.12",
+      },
+    },
+    maxOutput: 0,
+    context: 4_000,
+    serves: ["images"],
+  },
+  "dall-e-2": {
+    provider: "openai",
+    price: ["0", "0"],
+    perUnit: { unit: "image", bySize: { "*|256x256": "0.016", "*|512x512": "0.018", "*|1024x1024": "0.02" } },
+    maxOutput: 0,
+    context: 1_000,
+    serves: ["images"],
+  },
+  // Audio: whisper-1 per second of audio; the gpt-4o transcribers by tokens (audio input priced apart);
+  // tts-1 per character spoken. gpt-4o-mini-tts reports no usage: unpriced (refused on spend-limited keys).
+  "whisper-1": {
+    provider: "openai",
+    price: ["0", "0"],
+    perUnit: { unit: "second", usd: "0.0001" },
+    maxOutput: 0,
+    context: 0,
+    serves: ["transcriptions"],
+  },
+  "gpt-4o-transcribe": {
+    provider: "openai",
+    price: ["2.50", "10"],
+    mediaInput: "6",
+    maxOutput: 2_000,
+    context: 16_000,
+    serves: ["transcriptions"],
+  },
+  "gpt-4o-mini-transcribe": {
+    provider: "openai",
+    price: ["1.25", "5"],
+    mediaInput: "3",
+    maxOutput: 2_000,
+    context: 16_000,
+    serves: ["transcriptions"],
+  },
+  "tts-1": {
+    provider: "openai",
+    price: ["0", "0"],
+    perUnit: { unit: "character", usd: "0.000015" },
+    maxOutput: 0,
+    context: 4_096,
+    serves: ["speech"],
+  },
+  "tts-1-hd": {
+    provider: "openai",
+    price: ["0", "0"],
+    perUnit: { unit: "character", usd: "0.00003" },
+    maxOutput: 0,
+    context: 4_096,
+    serves: ["speech"],
+  },
+  "gpt-4o-mini-tts": { provider: "openai", price: null, maxOutput: 0, context: 2_000, serves: ["speech"] },
   "gpt-4o-search-preview": { provider: "openai", price: null, maxOutput: 16_384, context: 128_000 },
   "text-embedding-3-small": {
     provider: "openai",

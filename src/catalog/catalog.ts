@@ -15,6 +15,8 @@ export interface ModelEntry {
   contextWindow: number | null;
   /** the routes beyond chat the model serves (operator models: chat routes only) */
   serves: readonly RouteKind[];
+  /** nano-dollars per image by `quality|size` (`*|size`: any quality), for models priced per image */
+  perImage?: Readonly<Record<string, number>>;
   created: number;
   overridden: boolean;
 }
@@ -33,9 +35,15 @@ function builtinEntries(): Map<string, ModelEntry> {
     const prices = p
       ? (() => {
           const input = usd(p[0], 0);
-          return { input, output: usd(p[1], 0), cacheRead: usd(p[2], input), cacheWrite: usd(p[3], input) };
+          const base = { input, output: usd(p[1], 0), cacheRead: usd(p[2], input), cacheWrite: usd(p[3], input) };
+          const unit = m.perUnit && m.perUnit.unit !== "image" ? { perUnit: usd(m.perUnit.usd, 0) } : {};
+          return { ...base, ...(m.mediaInput ? { mediaInput: usd(m.mediaInput, 0) } : {}), ...unit };
         })()
       : null;
+    const perImage =
+      m.perUnit?.unit === "image"
+        ? Object.fromEntries(Object.entries(m.perUnit.bySize).map(([k, v]) => [k, usd(v, 0)]))
+        : undefined;
     map.set(id, {
       id,
       provider: m.provider,
@@ -43,6 +51,7 @@ function builtinEntries(): Map<string, ModelEntry> {
       maxOutputTokens: m.maxOutput,
       contextWindow: m.context,
       serves: m.serves ?? [],
+      ...(perImage ? { perImage } : {}),
       created: CATALOG_CREATED,
       overridden: false,
     });

@@ -100,6 +100,9 @@ export const requests = sqliteTable(
     cacheReadTokens: integer("cache_read_tokens").notNull(),
     cacheWriteTokens: integer("cache_write_tokens").notNull(),
     reasoningTokens: integer("reasoning_tokens").notNull(),
+    // Image or audio input tokens priced apart from text, and what is priced per unit (images, seconds, characters).
+    mediaInputTokens: integer("media_input_tokens").notNull().default(0),
+    units: integer("units").notNull().default(0),
     // Exact component costs in femto-dollars as decimal integer strings (they can exceed 2^53).
     inputCostFemtos: text("input_cost_femtos").notNull(),
     outputCostFemtos: text("output_cost_femtos").notNull(),

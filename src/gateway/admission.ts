@@ -6,10 +6,11 @@ import type { AdmitResult, RequestShape } from "../guard/types.ts";
 import { spendKeyFrom } from "../lib/credentials.ts";
 import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashSecret, parseKey } from "../lib/keys.ts";
-import { worstCaseNanos } from "../lib/money.ts";
+import { type Prices, type TokenUsage, worstCaseNanos } from "../lib/money.ts";
 import type { RouteKind } from "../providers/registry.ts";
 import { holdBounds } from "./hold.ts";
-import { metadataFrom, type ParsedBody, parseBody } from "./request-body.ts";
+import { mediaPlan } from "./media.ts";
+import { metadataFrom, type ParsedBody, parseBody, parseForm } from "./request-body.ts";
 import { Settlement, sleep } from "./settlement.ts";
 import { resolveTarget, type Target } from "./target.ts";
 
@@ -35,6 +36,10 @@ export interface Admitted {
   admission: Extract<AdmitResult, { ok: true }>;
   /** the most `outputTokens` of output can cost with this request's input bound (a cut answer's charge) */
   boundCost: (outputTokens: number) => number;
+  /** this request's prices (the model's, with an image's size/quality price where it applies) */
+  prices: Prices | null;
+  /** the usage, when the request alone fixes it (speech: its characters) */
+  knownUsage: TokenUsage | null;
   settlement: Settlement;
 }
 
@@ -52,7 +57,10 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   if (!key || !spendKeyId) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
 
   const bytes = await c.req.arrayBuffer();
-  const body = parseBody(bytes, route.defaultModel);
+  const contentType = c.req.header("content-type") ?? "";
+  const body = contentType.startsWith("multipart/form-data")
+    ? await parseForm(bytes, contentType, route.defaultModel)
+    : parseBody(bytes, route.defaultModel);
   const metadata = metadataFrom(c.req.raw.headers);
   const entry = (await getCatalog(env.DB, (p) => c.executionCtx.waitUntil(p))).get(body.model);
   const target = resolveTarget(env as unknown as Record<string, unknown>, entry, route);
@@ -70,10 +78,20 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     outBytes = new TextEncoder().encode(text).byteLength;
   }
   const entryOf = target.kind === "unknown" ? null : target.entry;
-  const bounds = entryOf ? holdBounds(route.kind, body, outBytes, c.req.raw.headers, entryOf) : null;
+  // Images and audio: priced by the request's units where the provider reports no tokens (media.ts).
+  const plan = entryOf ? mediaPlan(route.kind, body, entryOf) : null;
+  const prices = plan ? plan.prices : (entryOf?.prices ?? null);
+  // An uploaded file is not text input: only the form's text fields count toward the input bound.
+  const textBytes = outBytes - (body.file?.size ?? 0);
+  const bounds = entryOf ? holdBounds(route.kind, body, textBytes, c.req.raw.headers, entryOf) : null;
+  if (bounds && plan) {
+    bounds.inputTokens += plan.mediaInputTokens;
+    if (plan.unpriced) bounds.unbounded ??= plan.unpriced;
+  }
+  const units = plan?.units ?? 0;
   const boundCost = (outputTokens: number) =>
-    entryOf?.prices && bounds
-      ? worstCaseNanos(bounds.inputTokens, Math.min(bounds.outputTokens, outputTokens), entryOf.prices)
+    prices && bounds
+      ? worstCaseNanos(bounds.inputTokens, Math.min(bounds.outputTokens, outputTokens), prices, units)
       : 0;
 
   const guard = keyGuard(env, spendKeyId);
@@ -91,7 +109,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
       entryOf && bounds
         ? {
             provider: entryOf.provider,
-            prices: entryOf.prices,
+            prices,
             worstCaseNanos: boundCost(bounds.outputTokens),
             ...(bounds.note ? { holdNote: bounds.note } : {}),
             ...(bounds.unbounded ? { unbounded: bounds.unbounded } : {}),
@@ -122,5 +140,6 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     await settlement.settle({ status: "error", usage: null, fallbackNanos: 0, responseId: null, httpStatus: null });
     throw new ApiError("internal_error", "The gateway hit an internal error. Try again.");
   }
-  return { target, body, outBody, stripUsageChunk, metered, admission, boundCost, settlement };
+  const knownUsage = plan?.knownUsage ?? null;
+  return { target, body, outBody, stripUsageChunk, metered, admission, boundCost, settlement, prices, knownUsage };
 }

@@ -23,9 +23,15 @@ const usd = (nanos: number | null) => (nanos === null ? "unlimited" : formatUsd(
  */
 export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted): Promise<Response> {
   const config = gatewayConfig(c.env);
-  const { upstream, provider, entry } = a.target;
+  const { upstream, provider } = a.target;
   const { settlement, admission, boundCost } = a;
   const dialect = admission.shape;
+  const setCostHeaders = (headers: Headers, cost: number) => {
+    if (!a.metered) return;
+    const left = admission.budget.remainingNanos;
+    headers.set(COST_HEADER, formatUsd(cost));
+    headers.set(BUDGET_HEADER, usd(left === null ? null : Math.max(0, left + admission.holdNanos - cost)));
+  };
   const abort = new AbortController();
   // One deadline for the whole exchange: first byte and, for streams, the longest a stream may run.
   const timer = setTimeout(() => abort.abort(), config.upstreamTimeoutMs);
@@ -78,7 +84,7 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
       drainMs: config.disconnectDrainMs,
       settle: async (status, outputBytes) => {
         clearTimeout(timer);
-        const usage = reader.usage();
+        const usage = reader.usage() ?? a.knownUsage;
         await settlement.settle({
           status,
           usage,
@@ -89,6 +95,23 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
       },
     });
     return new Response(stream, { status: res.status, headers });
+  }
+
+  if (body && res.ok && !(res.headers.get("content-type") ?? "").includes("json")) {
+    // 5c. Binary (speech audio) or plain text: passed through as it arrives, byte for byte. Speech is priced
+    // by its request (characters), so it settles at once, in the background; anything else carries no usage
+    // and is charged its bound. The deadline (timer) still bounds the stream.
+    const usage = a.knownUsage;
+    void settlement.settle({
+      status: "completed",
+      usage,
+      fallbackNanos: boundCost(0),
+      responseId: null,
+      httpStatus: res.status,
+    });
+    const cost = chargeFor(usage, a.prices, admission.holdNanos, boundCost(0)).totalNanos;
+    setCostHeaders(headers, cost);
+    return new Response(body, { status: res.status, headers });
   }
 
   // 5a. JSON: read it whole, then answer at once. The settle follows in the background (the request's
@@ -113,7 +136,7 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
       // not JSON: no usage
     }
   }
-  const usage = reader.usage();
+  const usage = reader.usage() ?? a.knownUsage;
   // A success without usage is charged its bound: an unmetered success is never free. Errors release.
   const fallbackNanos = res.ok ? boundCost(payload.byteLength) : 0;
   void settlement.settle({
@@ -123,12 +146,7 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
     responseId: reader.responseId(),
     httpStatus: res.status,
   });
-  if (a.metered) {
-    // The same charge the KeyGuard applies, computed here from the same prices and usage.
-    const cost = chargeFor(usage, entry.prices, admission.holdNanos, fallbackNanos).totalNanos;
-    const left = admission.budget.remainingNanos;
-    headers.set(COST_HEADER, formatUsd(cost));
-    headers.set(BUDGET_HEADER, usd(left === null ? null : Math.max(0, left + admission.holdNanos - cost)));
-  }
+  // The same charge the KeyGuard applies, computed here from the same prices and usage.
+  setCostHeaders(headers, chargeFor(usage, a.prices, admission.holdNanos, fallbackNanos).totalNanos);
   return new Response(payload, { status: res.status, headers });
 }

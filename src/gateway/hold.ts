@@ -24,6 +24,8 @@ const ROUTE_OUTPUT_FIELDS: Partial<Record<RouteKind, OutputLimitField[]>> = {
   messages: ["max_tokens"],
 };
 
+const NO_PULL = new Set<RouteKind>(["embeddings", "images", "transcriptions", "speech"]);
+
 /** Tokens a provider may add for tool use (its tool-use system prompt, the definitions of schema-less tools). */
 export const TOOL_PROMPT_TOKENS = 1_024;
 
@@ -71,7 +73,8 @@ export function holdBounds(
   const tools = Array.isArray(body.json.tools) ? (body.json.tools as unknown[]) : [];
   if (tools.length > 0) bounds.inputTokens += TOOL_PROMPT_TOKENS * (1 + tools.filter(isTypedTool).length);
 
-  const pulled = kind === "embeddings" ? null : pullsInput(kind, body.json, tools, headers);
+  // Embeddings and media requests (priced by their units, media.ts) pull nothing in.
+  const pulled = NO_PULL.has(kind) ? null : pullsInput(kind, body.json, tools, headers);
   if (pulled) {
     const beta = headers.get("anthropic-beta") ?? "";
     const window = ONE_MILLION_CONTEXT.test(beta) ? Math.max(entry.contextWindow ?? 0, 1_000_000) : entry.contextWindow;

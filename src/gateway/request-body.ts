@@ -9,10 +9,51 @@ export interface ParsedBody {
   outputLimits: Partial<Record<OutputLimitField, number>>;
   /** how many completions the request asks for (OpenAI `n`): each may use the whole max output */
   choices: number;
+  /** the uploaded file of a multipart request (audio to transcribe) */
+  file?: { size: number; durationSeconds: number | null };
 }
 
 export const OUTPUT_LIMIT_FIELDS = ["max_tokens", "max_completion_tokens", "max_output_tokens"] as const;
 export type OutputLimitField = (typeof OUTPUT_LIMIT_FIELDS)[number];
+
+/**
+ * A multipart body (audio transcriptions): its text fields are read like a JSON body's, its file is measured.
+ * The bytes themselves are forwarded unchanged.
+ */
+export async function parseForm(bytes: ArrayBuffer, contentType: string, defaultModel?: string): Promise<ParsedBody> {
+  let form: FormData;
+  try {
+    form = await new Response(bytes, { headers: { "content-type": contentType } }).formData();
+  } catch {
+    throw new ApiError("invalid_request", "We could not parse the multipart body of your request.", { param: "body" });
+  }
+  const fields: Record<string, unknown> = {};
+  let file: ParsedBody["file"];
+  for (const [name, value] of form) {
+    if (typeof value === "string") fields[name] = name === "stream" ? value === "true" : value;
+    else if (name === "file") {
+      const audio = new Uint8Array(await value.arrayBuffer());
+      file = { size: audio.byteLength, durationSeconds: wavSeconds(audio) };
+    }
+  }
+  if (!file) throw new ApiError("invalid_request", "file: a file is required.", { param: "file" });
+  return { ...readFields(fields, defaultModel), file };
+}
+
+/** The exact duration of a PCM WAV file from its header, rounded up; null for any other format. */
+function wavSeconds(b: Uint8Array): number | null {
+  const text = (at: number) => String.fromCharCode(...b.subarray(at, at + 4));
+  if (b.byteLength < 44 || text(0) !== "RIFF" || text(8) !== "WAVE") return null;
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let byteRate = 0;
+  for (let at = 12; at + 8 <= b.byteLength; ) {
+    const size = view.getUint32(at + 4, true);
+    if (text(at) === "fmt ") byteRate = view.getUint32(at + 16, true);
+    if (text(at) === "data") return byteRate > 0 ? Math.ceil(size / byteRate) : null;
+    at += 8 + size + (size % 2);
+  }
+  return null;
+}
 
 export function parseBody(bytes: ArrayBuffer, defaultModel?: string): ParsedBody {
   let json: unknown;
@@ -24,7 +65,11 @@ export function parseBody(bytes: ArrayBuffer, defaultModel?: string): ParsedBody
   if (!json || typeof json !== "object" || Array.isArray(json)) {
     throw new ApiError("invalid_request", "The request body must be a JSON object.", { param: "body" });
   }
-  const body = json as Record<string, unknown>;
+  return readFields(json as Record<string, unknown>, defaultModel);
+}
+
+/** The fields the gateway reads, validated: model, stream, the output limits and how many answers. */
+function readFields(body: Record<string, unknown>, defaultModel?: string): ParsedBody {
   if (body.model === undefined && defaultModel) body.model = defaultModel;
   if (typeof body.model !== "string" || body.model === "") {
     throw new ApiError("invalid_request", "model: you must provide a model parameter.", { param: "model" });

@@ -15,6 +15,9 @@ const ROUTES: RouteSpec[] = [
   { kind: "completions", shape: "openai", endpoint: "/v1/completions" },
   { kind: "fim", shape: "openai", endpoint: "/v1/fim/completions" },
   { kind: "moderations", shape: "openai", endpoint: "/v1/moderations", defaultModel: "omni-moderation-latest" },
+  { kind: "images", shape: "openai", endpoint: "/v1/images/generations", defaultModel: "dall-e-2" },
+  { kind: "transcriptions", shape: "openai", endpoint: "/v1/audio/transcriptions" },
+  { kind: "speech", shape: "openai", endpoint: "/v1/audio/speech" },
   { kind: "messages", shape: "anthropic", endpoint: "/v1/messages" },
   { kind: "count_tokens", shape: "anthropic", endpoint: "/v1/messages/count_tokens" },
 ];

@@ -11,7 +11,7 @@ export type Target =
   | { kind: "unavailable"; entry: ModelEntry; provider: Provider | undefined; code: ErrorCode; message: string }
   | { kind: "unknown" };
 
-const SPECIAL_ROUTES: RouteKind[] = ["completions", "fim", "moderations"];
+const SPECIAL_ROUTES: RouteKind[] = ["completions", "fim", "moderations", "images", "transcriptions", "speech"];
 
 export function resolveTarget(
   env: Record<string, unknown>,

@@ -132,6 +132,39 @@ class AnthropicReader extends Reader {
   }
 }
 
+/**
+ * Images and transcriptions: token usage where the model reports it (gpt-image-1, the gpt-4o transcribers:
+ * image/audio input apart from text), seconds of audio (whisper-1), or the images returned (DALL·E, priced
+ * per image). A streamed transcription reports its usage in its last event.
+ */
+class MediaReader extends Reader {
+  read(o: unknown): void {
+    const body = obj(o);
+    if (!body) return;
+    this.noteId(body.id);
+    const u = obj(body.usage);
+    if (body.type !== undefined && body.type !== "transcript.text.done") return;
+    if (u?.type === "duration") {
+      this.found = { ...empty(), units: Math.ceil(Number(u.seconds) || 0) };
+    } else if (u) {
+      const details = obj(u.input_tokens_details) ?? obj(u.input_token_details);
+      const media = (int(details?.image_tokens) ?? 0) + (int(details?.audio_tokens) ?? 0);
+      const input = int(u.input_tokens) ?? 0;
+      this.found = {
+        ...empty(),
+        inputTokens: int(details?.text_tokens) ?? Math.max(0, input - media),
+        mediaInputTokens: media,
+        outputTokens: int(u.output_tokens) ?? 0,
+        units: Array.isArray(body.data) ? body.data.length : 0,
+      };
+    } else if (Array.isArray(body.data)) {
+      this.found = { ...empty(), units: body.data.length };
+    } else if (typeof body.duration === "number") {
+      this.found = { ...empty(), units: Math.ceil(body.duration) };
+    }
+  }
+}
+
 export function usageReader(route: RouteKind): UsageReader {
   switch (route) {
     case "responses":
@@ -146,5 +179,9 @@ export function usageReader(route: RouteKind): UsageReader {
     case "moderations":
       // Legacy completions and Mistral's FIM report usage as chat does; moderations report none (free).
       return new OpenAIChatReader();
+    case "images":
+    case "transcriptions":
+    case "speech":
+      return new MediaReader();
   }
 }

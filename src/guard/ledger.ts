@@ -11,16 +11,22 @@ import type { Counters, SettleInput } from "./types.ts";
 
 /** Settled rows stay this long after their flush so a replayed settle stays a no-op (holds live ≤ HOLD_TTL_MS). */
 const LEDGER_RETENTION_MS = 3_600_000;
-/** Ledger rows per D1 round trip: multi-row inserts of 4 (24 columns × 4 stays under D1's 100 bound values). */
+/** Ledger rows per D1 round trip. */
 const FLUSH_BATCH = 200;
-const ROWS_PER_INSERT = 4;
 
 /**
  * The ledger's columns, from the drizzle schema. The flush writes plain prepared statements rather than
  * building them with drizzle: it runs inside the key's Durable Object, on the same thread as that key's
  * admissions, and drizzle's query building was the largest part of each flush's CPU.
  */
-const LEDGER_COLUMNS = Object.entries(getTableColumns(requests)).map(([key, col]) => ({ key, name: col.name }));
+const LEDGER_COLUMNS = Object.entries(getTableColumns(requests)).map(([key, col]) => ({
+  key,
+  name: col.name,
+  // Rows kept from before a column existed take its default.
+  fallback: col.default === undefined ? null : col.default,
+}));
+/** Multi-row inserts as large as D1's 100 bound values per statement allow. */
+const ROWS_PER_INSERT = Math.floor(100 / LEDGER_COLUMNS.length);
 const ROW_SQL = `(${LEDGER_COLUMNS.map(() => "?").join(", ")})`;
 const insertSql = (rows: number) =>
   `INSERT INTO requests (${LEDGER_COLUMNS.map((c) => c.name).join(", ")}) VALUES ` +
@@ -34,9 +40,9 @@ const COUNTERS_SQL =
 /** A ledger row's values in column order, as D1 stores them (booleans as 0/1, metadata as JSON). */
 function columnValues(row: LedgerRow): (string | number | null)[] {
   const record = row as unknown as Record<string, unknown>;
-  return LEDGER_COLUMNS.map(({ key }) => {
-    const v = record[key];
-    if (v === undefined || v === null) return key === "overage" ? 0 : null;
+  return LEDGER_COLUMNS.map(({ key, fallback }) => {
+    const v = record[key] ?? fallback;
+    if (v === undefined || v === null) return null;
     if (typeof v === "boolean") return v ? 1 : 0;
     if (typeof v === "object") return JSON.stringify(v);
     return v as string | number;
@@ -207,6 +213,8 @@ export function ledgerRowFor(
     cacheReadTokens: usage?.cacheReadTokens ?? 0,
     cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
     reasoningTokens: usage?.reasoningTokens ?? 0,
+    mediaInputTokens: usage?.mediaInputTokens ?? 0,
+    units: usage?.units ?? 0,
     inputCostFemtos: cost.inputFemtos.toString(),
     outputCostFemtos: cost.outputFemtos.toString(),
     costNanos,

@@ -49,15 +49,23 @@ export interface Prices {
   output: number;
   cacheRead: number;
   cacheWrite: number;
+  /** nano-dollars per 1M image or audio input tokens, where the model prices them apart from text */
+  mediaInput?: number;
+  /** nano-dollars per unit, for what is priced per image, per second of audio or per character */
+  perUnit?: number;
 }
 
 export interface TokenUsage {
-  /** uncached input tokens */
+  /** uncached (text) input tokens */
   inputTokens: number;
   outputTokens: number;
   cacheReadTokens: number;
   cacheWriteTokens: number;
   reasoningTokens: number;
+  /** image or audio input tokens, priced at `mediaInput` */
+  mediaInputTokens?: number;
+  /** images, seconds or characters, priced at `perUnit` */
+  units?: number;
 }
 
 export interface Cost {
@@ -73,8 +81,12 @@ export function costOf(usage: TokenUsage, prices: Prices): Cost {
   const inputFemtos =
     BigInt(usage.inputTokens) * BigInt(prices.input) +
     BigInt(usage.cacheReadTokens) * BigInt(prices.cacheRead) +
-    BigInt(usage.cacheWriteTokens) * BigInt(prices.cacheWrite);
-  const outputFemtos = BigInt(usage.outputTokens) * BigInt(prices.output);
+    BigInt(usage.cacheWriteTokens) * BigInt(prices.cacheWrite) +
+    BigInt(usage.mediaInputTokens ?? 0) * BigInt(prices.mediaInput ?? prices.input);
+  // A unit price is per unit, not per 1M: in femto-dollars it is nanos × 1e6.
+  const outputFemtos =
+    BigInt(usage.outputTokens) * BigInt(prices.output) +
+    BigInt(usage.units ?? 0) * BigInt(prices.perUnit ?? 0) * FEMTOS_PER_NANO;
   const total = inputFemtos + outputFemtos;
   const totalNanos = Number((total + FEMTOS_PER_NANO - 1n) / FEMTOS_PER_NANO);
   return { inputFemtos, outputFemtos, totalNanos };
@@ -95,9 +107,15 @@ export function chargeFor(
   return { inputFemtos: 0n, outputFemtos: 0n, totalNanos: Math.min(holdNanos, Math.max(0, fallbackNanos)) };
 }
 
-/** Worst case for a hold: every input token at the dearest input rate, every possible output token. */
-export function worstCaseNanos(inputTokenBound: number, maxOutputTokens: number, prices: Prices): number {
-  const inputRate = Math.max(prices.input, prices.cacheWrite);
-  const femtos = BigInt(inputTokenBound) * BigInt(inputRate) + BigInt(maxOutputTokens) * BigInt(prices.output);
+/**
+ * Worst case for a hold: every input token at the dearest input rate, every possible output token, and every
+ * unit the request can produce.
+ */
+export function worstCaseNanos(inputTokenBound: number, maxOutputTokens: number, prices: Prices, units = 0): number {
+  const inputRate = Math.max(prices.input, prices.cacheWrite, prices.mediaInput ?? 0);
+  const femtos =
+    BigInt(inputTokenBound) * BigInt(inputRate) +
+    BigInt(maxOutputTokens) * BigInt(prices.output) +
+    BigInt(units) * BigInt(prices.perUnit ?? 0) * FEMTOS_PER_NANO;
   return Number((femtos + FEMTOS_PER_NANO - 1n) / FEMTOS_PER_NANO);
 }

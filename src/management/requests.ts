@@ -11,7 +11,7 @@ type Row = typeof requests.$inferSelect;
 
 /** A ledger row on the wire: component costs exact, `cost` = what was charged (rounded up to 1 nano-dollar). */
 export function serializeLedgerRow(r: Row) {
-  const input = r.inputTokens + r.cacheReadTokens + r.cacheWriteTokens;
+  const input = r.inputTokens + r.cacheReadTokens + r.cacheWriteTokens + r.mediaInputTokens;
   return {
     request_id: r.requestId,
     spend_key_id: r.spendKeyId,
@@ -27,6 +27,8 @@ export function serializeLedgerRow(r: Row) {
       cache_read_tokens: r.cacheReadTokens,
       cache_write_tokens: r.cacheWriteTokens,
       reasoning_tokens: r.reasoningTokens,
+      media_input_tokens: r.mediaInputTokens,
+      units: r.units,
       input_cost: formatFemtoUsd(BigInt(r.inputCostFemtos)),
       output_cost: formatFemtoUsd(BigInt(r.outputCostFemtos)),
       total_cost: formatUsd(r.costNanos),

@@ -118,6 +118,10 @@ export const LedgerEntry = named(
       cache_read_tokens: z.number(),
       cache_write_tokens: z.number(),
       reasoning_tokens: z.number(),
+      /** image or audio input tokens (priced apart from text) */
+      media_input_tokens: z.number(),
+      /** images, seconds of audio or characters, for what is priced per unit */
+      units: z.number(),
       input_cost: z.string(),
       output_cost: z.string(),
       total_cost: z.string(),

@@ -12,6 +12,9 @@ export type RouteKind =
   | "completions"
   | "fim"
   | "moderations"
+  | "images"
+  | "transcriptions"
+  | "speech"
   | "messages"
   | "count_tokens";
 
@@ -41,6 +44,9 @@ const SPECS = {
     embeddings: "/embeddings",
     completions: "/completions",
     moderations: "/moderations",
+    images: "/images/generations",
+    transcriptions: "/audio/transcriptions",
+    speech: "/audio/speech",
   }),
   anthropic: {
     // Anthropic's base URL has no /v1 (as in its SDK); it also serves an OpenAI-compatible chat endpoint.

@@ -8,6 +8,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     gatewayUrl: string;
     adminToken: string;
+    /** the fake provider the gateway forwards to (to compare answers with the provider's own) */
+    fakeUrl: string;
   }
 }
 
@@ -25,6 +27,7 @@ export async function setup(project: TestProject) {
   });
   project.provide("gatewayUrl", stack.url);
   project.provide("adminToken", stack.adminToken);
+  project.provide("fakeUrl", stack.fakeUrl ?? "");
 }
 
 export async function teardown() {

@@ -1,0 +1,175 @@
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { keyGuard } from "../../src/env.ts";
+import { formatUsd } from "../../src/lib/money.ts";
+import { call, direct, json, lastFakeRequest, mgmt, setupKey } from "./helpers.ts";
+
+const post = (key: string, path: string, body: unknown) =>
+  call("POST", path, { headers: { authorization: `Bearer ${key}` }, body });
+const lastRow = async (id: string) => (await keyGuard(env, id).inspect()).ledger.at(-1);
+
+/** A PCM WAV file: `seconds` of silence at 8 kHz, 16-bit mono (16,000 bytes a second). */
+function wav(seconds: number): Uint8Array<ArrayBuffer> {
+  const data = 16_000 * seconds;
+  const b = new Uint8Array(44 + data);
+  const v = new DataView(b.buffer);
+  const tag = (at: number, s: string) => {
+    for (let i = 0; i < s.length; i++) v.setUint8(at + i, s.charCodeAt(i));
+  };
+  tag(0, "RIFF");
+  v.setUint32(4, 36 + data, true);
+  tag(8, "WAVE");
+  tag(12, "fmt ");
+  v.setUint32(16, 16, true);
+  v.setUint16(20, 1, true);
+  v.setUint16(22, 1, true);
+  v.setUint32(24, 8_000, true);
+  v.setUint32(28, 16_000, true);
+  v.setUint16(32, 2, true);
+  v.setUint16(34, 16, true);
+  tag(36, "data");
+  v.setUint32(40, data, true);
+  return b;
+}
+
+async function transcribe(key: string, fields: Record<string, string>, audio = wav(3)) {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.set(k, v);
+  form.set("file", new File([audio], "speech.wav", { type: "audio/wav" }));
+  const request = new Request("http://x/", { method: "POST", body: form });
+  const bytes = new Uint8Array(await request.arrayBuffer());
+  const contentType = request.headers.get("content-type") ?? "";
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const sha = [...digest].map((x) => x.toString(16).padStart(2, "0")).join("");
+  const res = await exports.default.fetch(
+    new Request("http://gateway.test/v1/audio/transcriptions", {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": contentType },
+      body: bytes,
+    }),
+  );
+  return { res, sha };
+}
+
+describe("images", () => {
+  it("DALL·E is charged per image at its size and quality; gpt-image-1 by its reported tokens", async () => {
+    const { key, id } = await setupKey({ spend_limit: { amount: "5", cycle: "total" } });
+    const hd = await post(key, "/v1/images/generations", {
+      model: "dall-e-3",
+      prompt: "a cat",
+      size: "1792x1024",
+      quality: "hd",
+    });
+    expect((await json(hd, 200)).data).toHaveLength(1);
+    expect(hd.headers.get("x-spendgate-cost")).toBe("0.12");
+    expect(await lastRow(id)).toMatchObject({ units: 1, costNanos: 120_000_000, endpoint: "/v1/images/generations" });
+    const three = await post(key, "/v1/images/generations", {
+      model: "dall-e-2",
+      prompt: "a dog",
+      n: 3,
+      size: "512x512",
+    });
+    expect(three.status).toBe(200);
+    expect(await lastRow(id)).toMatchObject({ units: 3, costNanos: 54_000_000 });
+    const odd = await post(key, "/v1/images/generations", { model: "dall-e-3", prompt: "x", size: "640x480" });
+    expect(odd.status).toBe(400);
+    expect(((await odd.json()) as any).error.message).toContain("no price for size '640x480'");
+
+    const img = await json(
+      await post(key, "/v1/images/generations", { model: "gpt-image-1", prompt: "a red fox", n: 2 }),
+      200,
+    );
+    const u = img.usage;
+    // gpt-image-1: text input $5, image output $40 per 1M tokens.
+    const cost = Math.ceil(
+      (u.input_tokens_details.text_tokens * 5_000_000_000 + u.output_tokens * 40_000_000_000) / 1e6,
+    );
+    expect(await lastRow(id)).toMatchObject({ outputTokens: 2_112, costNanos: cost });
+  });
+});
+
+describe("audio", () => {
+  it("transcriptions: multipart forwarded byte for byte; whisper-1 per second, 4o-transcribe by tokens", async () => {
+    const { key, id } = await setupKey({ spend_limit: { amount: "1", cycle: "total" } });
+    const whisper = await transcribe(key, { model: "whisper-1" });
+    expect(await json(whisper.res, 200)).toMatchObject({ usage: { type: "duration", seconds: 3 } });
+    expect((await lastFakeRequest()).bodySha256).toBe(whisper.sha);
+    // whisper-1: $0.006 a minute = $0.0001 a second.
+    expect(await lastRow(id)).toMatchObject({ units: 3, costNanos: 300_000, endpoint: "/v1/audio/transcriptions" });
+
+    const tokens = await json((await transcribe(key, { model: "gpt-4o-transcribe" })).res, 200);
+    const audio = tokens.usage.input_token_details.audio_tokens;
+    const cost = Math.ceil((audio * 6_000_000_000 + tokens.usage.output_tokens * 10_000_000_000) / 1e6);
+    expect(await lastRow(id)).toMatchObject({ mediaInputTokens: audio, costNanos: cost });
+
+    const streamed = await transcribe(key, { model: "gpt-4o-mini-transcribe", stream: "true" });
+    expect(await streamed.res.text()).toContain("transcript.text.done");
+    expect(await lastRow(id)).toMatchObject({ stream: true, usageKnown: true, mediaInputTokens: 30 });
+
+    const text = await transcribe(key, { model: "whisper-1", response_format: "text" });
+    expect(text.res.status).toBe(400);
+    expect(((await text.res.json()) as any).error.message).toContain("response_format 'text'");
+    const free = await setupKey();
+    const plain = await transcribe(free.key, { model: "whisper-1", response_format: "text" });
+    expect(plain.res.headers.get("content-type")).toContain("text/plain");
+    expect(await plain.res.text()).toContain("Spendgate");
+  });
+
+  it("speech: the provider's bytes unchanged, charged per character", async () => {
+    const { key, id } = await setupKey({ spend_limit: { amount: "1", cycle: "total" } });
+    const body = { model: "tts-1", input: "Hello, world", voice: "alloy" };
+    const res = await post(key, "/v1/audio/speech", body);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("audio/mpeg");
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const provider = new Uint8Array(await (await direct("https://api.openai.com/v1/audio/speech", body)).arrayBuffer());
+    expect(bytes).toEqual(provider);
+    // tts-1: $15 per 1M characters; 12 characters.
+    expect(res.headers.get("x-spendgate-cost")).toBe(formatUsd(180_000));
+    expect(await lastRow(id)).toMatchObject({ units: 12, costNanos: 180_000, endpoint: "/v1/audio/speech" });
+    const unpriced = await post(key, "/v1/audio/speech", { ...body, model: "gpt-4o-mini-tts" });
+    expect(unpriced.status).toBe(403);
+    expect(await unpriced.json()).toMatchObject({ error: { code: "model_not_priced" } });
+  });
+});
+
+describe("every new route gets the key's rules", () => {
+  const routes: [string, (key: string) => Promise<Response>][] = [
+    [
+      "/v1/images/generations",
+      (k) => post(k, "/v1/images/generations", { model: "dall-e-2", prompt: "x", size: "256x256" }),
+    ],
+    ["/v1/audio/speech", (k) => post(k, "/v1/audio/speech", { model: "tts-1", input: "hi", voice: "alloy" })],
+    ["/v1/audio/transcriptions", async (k) => (await transcribe(k, { model: "whisper-1" })).res],
+    ["/v1/completions", (k) => post(k, "/v1/completions", { model: "babbage-002", prompt: "x", max_tokens: 5 })],
+    ["/v1/moderations", (k) => post(k, "/v1/moderations", { input: "x" })],
+  ];
+  for (const [path, send] of routes) {
+    it(`${path}: paused, disallowed model, exhausted spend (terminal), rpm`, async () => {
+      const { key, id, wallet } = await setupKey({ rate_limit: { rpm: 60, burst: 2 } });
+      expect((await send(key)).status).toBe(200);
+      await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { status: "paused" }), 200);
+      expect((await send(key)).status).toBe(403);
+      await json(
+        await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { status: "active", allowed_models: ["gpt-4o-mini"] }),
+        200,
+      );
+      const disallowed = await send(key);
+      expect(disallowed.status).toBe(403);
+      expect(await disallowed.json()).toMatchObject({ error: { code: "model_not_allowed" } });
+      await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { allowed_models: null, rate_limit: null }), 200);
+      if (path !== "/v1/moderations") {
+        const spent = await setupKey({ spend_limit: { amount: "0.000000001", cycle: "total" } });
+        const refused = await send(spent.key);
+        expect(refused.status).toBe(429);
+        expect(refused.headers.get("x-should-retry")).toBe("false");
+        expect(await refused.json()).toMatchObject({ error: { code: "spend_limit_exceeded" } });
+      }
+      const limited = await setupKey({ rate_limit: { rpm: 1, burst: 1 } });
+      expect((await send(limited.key)).status).toBe(200);
+      const rate = await send(limited.key);
+      expect(rate.status).toBe(429);
+      expect(await rate.json()).toMatchObject({ error: { code: "rate_limit_exceeded" } });
+    });
+  }
+});
