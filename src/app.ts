@@ -56,7 +56,9 @@ app.get("/openapi.json", (c) => {
       description:
         "Wallets, spend keys, wallet secret keys, the request ledger and model prices. Compatible with the " +
         "@lavapayments/nodejs SDK's spendKeys, secretKeys, models and requests. The gateway routes " +
-        "(/v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages) follow the OpenAI and Anthropic APIs.",
+        "(/v1/chat/completions, /v1/responses, /v1/embeddings, /v1/completions, /v1/fim/completions, " +
+        "/v1/moderations, /v1/images/generations, /v1/audio/*, /v1/messages) follow the OpenAI, Mistral and " +
+        "Anthropic APIs.",
     },
   );
   return c.json(openapi);

@@ -2,7 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import { formatUsd } from "../../src/lib/money.ts";
-import { call, direct, json, lastFakeRequest, mgmt, setupKey } from "./helpers.ts";
+import { call, callWith, direct, fakeRequests, json, lastFakeRequest, mgmt, setupKey } from "./helpers.ts";
 
 const post = (key: string, path: string, body: unknown) =>
   call("POST", path, { headers: { authorization: `Bearer ${key}` }, body });
@@ -113,6 +113,22 @@ describe("audio", () => {
     const plain = await transcribe(free.key, { model: "whisper-1", response_format: "text" });
     expect(plain.res.headers.get("content-type")).toContain("text/plain");
     expect(await plain.res.text()).toContain("Spendgate");
+  });
+
+  it("a multipart body over MAX_BODY_BYTES is refused with 413 and reaches no provider", async () => {
+    const { key } = await setupKey();
+    const form = new FormData();
+    form.set("model", "whisper-1");
+    form.set("file", new File([wav(2)], "big.wav", { type: "audio/wav" }));
+    const request = new Request("http://x/", { method: "POST", body: form });
+    const before = (await fakeRequests()).length;
+    const res = await callWith({ MAX_BODY_BYTES: "10000" }, "POST", "/v1/audio/transcriptions", {
+      headers: { authorization: `Bearer ${key}`, "content-type": request.headers.get("content-type") ?? "" },
+      body: await request.arrayBuffer(),
+    });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ error: { code: "request_too_large" } });
+    expect((await fakeRequests()).length).toBe(before);
   });
 
   it("speech: the provider's bytes unchanged, charged per character", async () => {
