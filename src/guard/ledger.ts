@@ -25,13 +25,15 @@ const LEDGER_COLUMNS = Object.entries(getTableColumns(requests)).map(([key, col]
   // Rows kept from before a column existed take its default.
   fallback: col.default === undefined ? null : col.default,
 }));
-/** Multi-row inserts as large as D1's 100 bound values per statement allow. */
-const ROWS_PER_INSERT = Math.floor(100 / LEDGER_COLUMNS.length);
-const ROW_SQL = `(${LEDGER_COLUMNS.map(() => "?").join(", ")})`;
-const insertSql = (rows: number) =>
-  `INSERT INTO requests (${LEDGER_COLUMNS.map((c) => c.name).join(", ")}) VALUES ` +
-  `${Array.from({ length: rows }, () => ROW_SQL).join(", ")} ON CONFLICT DO NOTHING`;
-const INSERT_FULL = insertSql(ROWS_PER_INSERT);
+/**
+ * Every row of a flush in one statement: the rows travel as one JSON array of column-ordered arrays and SQLite
+ * unpacks them (`json_each`), instead of dozens of multi-row inserts held to D1's 100 bound values each.
+ * (`WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT.)
+ */
+const INSERT_ROWS =
+  `INSERT INTO requests (${LEDGER_COLUMNS.map((c) => c.name).join(", ")}) ` +
+  `SELECT ${LEDGER_COLUMNS.map((_, i) => `value ->> ${i}`).join(", ")} FROM json_each(?) WHERE true ` +
+  "ON CONFLICT DO NOTHING";
 const COUNTERS_SQL =
   "UPDATE spend_keys SET current_spend_nanos = ?, total_spend_nanos = ?, current_requests = ?, " +
   "total_requests = ?, spend_period_start = ?, request_period_start = ?, last_used_at = ?, snapshot_at = ? " +
@@ -158,10 +160,9 @@ export class GuardTables {
           c.version,
         ),
     ];
-    for (let i = 0; i < pending.length; i += ROWS_PER_INSERT) {
-      const rows = pending.slice(i, i + ROWS_PER_INSERT).map((p) => columnValues(JSON.parse(p.row) as LedgerRow));
-      const sql = rows.length === ROWS_PER_INSERT ? INSERT_FULL : insertSql(rows.length);
-      statements.push(db.prepare(sql).bind(...rows.flat()));
+    if (pending.length) {
+      const rows = pending.map((p) => columnValues(JSON.parse(p.row) as LedgerRow));
+      statements.push(db.prepare(INSERT_ROWS).bind(JSON.stringify(rows)));
     }
     await db.batch(statements);
     const at = now();
