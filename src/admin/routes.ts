@@ -1,4 +1,4 @@
-import { eq, type SQL } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import { builtinModel, getCatalog, invalidateCatalog, type ModelEntry } from "../catalog/catalog.ts";
 import { database } from "../db/client.ts";
@@ -114,25 +114,12 @@ adminRoutes
       responses: { 200: { description: "Wallets", schema: listOf("WalletList", Wallet) }, ...ADMIN_ERRORS },
     },
     async (c, { query }) => {
-      const keys = {
-        createdAt: wallets.createdAt,
-        id: wallets.id,
-        of: (r: typeof wallets.$inferSelect): [number, string] => [r.createdAt, r.id],
-      };
-      const fetch = (after: SQL | undefined, order: SQL[], take: number) =>
-        database(c.env.DB)
-          .select()
-          .from(wallets)
-          .where(after)
-          .orderBy(...order)
-          .limit(take)
-          .all();
       const wire = (r: typeof wallets.$inferSelect) => ({
         wallet_id: r.id,
         name: r.name,
         created_at: new Date(r.createdAt).toISOString(),
       });
-      return c.json(await listPage(query, keys, fetch, wire));
+      return c.json(await listPage(c.env.DB, wallets, wallets.id, undefined, query, wire));
     },
   )
   .route(

@@ -1,5 +1,6 @@
-import { and, desc, eq, lt, or, type SQL } from "drizzle-orm";
-import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
+import { and, desc, eq, getTableColumns, lt, or, type SQL } from "drizzle-orm";
+import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
+import { database } from "../db/client.ts";
 import { ApiError } from "./errors.ts";
 
 /**
@@ -32,28 +33,42 @@ function afterCursor(cursor: string | undefined, createdAt: SQLiteColumn, id: SQ
   return or(lt(createdAt, at), and(eq(createdAt, at), lt(id, last)));
 }
 
+/** A table listed newest first: its keyset columns are `createdAt` and an id column. */
+type Listable = SQLiteTable & { createdAt: SQLiteColumn };
+
 /**
  * One page of a newest-first list, as every list route answers it: `{ data, has_more, next_cursor? }`.
- * `fetch` runs the route's own query with the keyset condition, the order and how many rows to take
- * (one more than the page, to know whether more follow).
+ * `scope` limits the rows (the caller's wallet, a filter); `id` is the table's id column, the keyset's tie-break.
  */
-export async function listPage<R, W>(
+export async function listPage<T extends Listable, W>(
+  d1: D1Database,
+  table: T,
+  id: SQLiteColumn,
+  scope: SQL | undefined,
   q: { cursor?: string | undefined; limit: number },
-  keys: { createdAt: SQLiteColumn; id: SQLiteColumn; of: (r: R) => [number, string] },
-  fetch: (after: SQL | undefined, order: SQL[], take: number) => Promise<R[]>,
-  wire: (r: R) => W,
+  wire: (r: T["$inferSelect"]) => W,
 ) {
-  const rows = await fetch(
-    afterCursor(q.cursor, keys.createdAt, keys.id),
-    [desc(keys.createdAt), desc(keys.id)],
-    q.limit + 1,
-  );
+  const rows = (await database(d1)
+    .select()
+    .from(table as SQLiteTable)
+    .where(and(scope, afterCursor(q.cursor, table.createdAt, id)))
+    .orderBy(desc(table.createdAt), desc(id))
+    .limit(q.limit + 1)
+    .all()) as T["$inferSelect"][];
   const more = rows.length > q.limit;
   const kept = more ? rows.slice(0, q.limit) : rows;
-  const last = kept[kept.length - 1];
+  const last = kept[kept.length - 1] as Record<string, unknown> | undefined;
+  const cursorOf = (r: Record<string, unknown>) => encodeCursor(Number(r.createdAt), String(r[keyOf(table, id)]));
   return {
     data: kept.map(wire),
     has_more: more,
-    ...(more && last ? { next_cursor: encodeCursor(...keys.of(last)) } : {}),
+    ...(more && last ? { next_cursor: cursorOf(last) } : {}),
   };
+}
+
+/** The property name under which `column` appears in the table's rows. */
+function keyOf(table: SQLiteTable, column: SQLiteColumn): string {
+  const found = Object.entries(getTableColumns(table)).find(([, c]) => c === column);
+  if (!found) throw new Error(`column ${column.name} is not in the table`);
+  return found[0];
 }

@@ -1,4 +1,4 @@
-import { and, eq, type SQL } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { requests } from "../db/schema.ts";
 import { listPage } from "../lib/cursor.ts";
@@ -67,20 +67,7 @@ export const requestRoutes = new ApiRouter()
     async (c, { query }) => {
       const key = query.spend_key_id;
       const mine = and(eq(requests.walletId, c.get("walletId")), key ? eq(requests.spendKeyId, key) : undefined);
-      const keys = {
-        createdAt: requests.createdAt,
-        id: requests.requestId,
-        of: (r: Row): [number, string] => [r.createdAt, r.requestId],
-      };
-      const fetch = (after: SQL | undefined, order: SQL[], take: number) =>
-        database(c.env.DB)
-          .select()
-          .from(requests)
-          .where(and(mine, after))
-          .orderBy(...order)
-          .limit(take)
-          .all();
-      return c.json(await listPage(query, keys, fetch, serializeLedgerRow));
+      return c.json(await listPage(c.env.DB, requests, requests.requestId, mine, query, serializeLedgerRow));
     },
   )
   .route(

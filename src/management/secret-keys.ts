@@ -1,4 +1,4 @@
-import { and, eq, isNull, type SQL, sql } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { walletSecretKeys } from "../db/schema.ts";
 import { listPage } from "../lib/cursor.ts";
@@ -67,20 +67,7 @@ export const secretKeyRoutes = new ApiRouter()
     async (c, { query }) => {
       const t = walletSecretKeys;
       const mine = and(eq(t.walletId, c.get("walletId")), isNull(t.deletedAt));
-      const keys = {
-        createdAt: t.createdAt,
-        id: t.id,
-        of: (r: typeof t.$inferSelect): [number, string] => [r.createdAt, r.id],
-      };
-      const fetch = (after: SQL | undefined, order: SQL[], take: number) =>
-        database(c.env.DB)
-          .select()
-          .from(t)
-          .where(and(mine, after))
-          .orderBy(...order)
-          .limit(take)
-          .all();
-      return c.json(await listPage(query, keys, fetch, wire));
+      return c.json(await listPage(c.env.DB, t, t.id, mine, query, wire));
     },
   )
   .route(

@@ -1,4 +1,4 @@
-import { and, eq, isNull, lt, type SQL } from "drizzle-orm";
+import { and, eq, isNull, lt } from "drizzle-orm";
 import { getCatalog } from "../catalog/catalog.ts";
 import { database } from "../db/client.ts";
 import { type SpendKeyRow, spendKeys } from "../db/schema.ts";
@@ -157,17 +157,9 @@ export const spendKeyRoutes = new ApiRouter()
     async (c, { query }) => {
       const t = spendKeys;
       const mine = and(eq(t.walletId, c.get("walletId")), isNull(t.revokedAt));
-      const keys = { createdAt: t.createdAt, id: t.id, of: (r: SpendKeyRow): [number, string] => [r.createdAt, r.id] };
-      const fetch = (after: SQL | undefined, order: SQL[], take: number) =>
-        database(c.env.DB)
-          .select()
-          .from(t)
-          .where(and(mine, after))
-          .orderBy(...order)
-          .limit(take)
-          .all();
       const now = Date.now();
-      return c.json(await listPage(query, keys, fetch, (r) => serializeSpendKey(recordOf(r), countsOf(r, now), now)));
+      const wire = (r: SpendKeyRow) => serializeSpendKey(recordOf(r), countsOf(r, now), now);
+      return c.json(await listPage(c.env.DB, t, t.id, mine, query, wire));
     },
   )
   .route(
