@@ -1,6 +1,7 @@
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI, { toFile } from "openai";
 import { describe, expect, inject, it } from "vitest";
+import { wav } from "../audio.ts";
 import { gatewayUrl, newSpendKey } from "./helpers.ts";
 
 /** The official clients' own methods for the endpoints beyond chat, through a spend key. */
@@ -30,32 +31,6 @@ describe("openai SDK: models, legacy completions, moderations", () => {
   });
 });
 
-/** A small real audio file: `seconds` of a 440 Hz tone, PCM WAV at 8 kHz, 16-bit mono. */
-function toneWav(seconds: number): Uint8Array<ArrayBuffer> {
-  const samples = 8_000 * seconds;
-  const b = new Uint8Array(44 + samples * 2);
-  const v = new DataView(b.buffer);
-  const tag = (at: number, s: string) => {
-    for (let i = 0; i < s.length; i++) v.setUint8(at + i, s.charCodeAt(i));
-  };
-  tag(0, "RIFF");
-  v.setUint32(4, 36 + samples * 2, true);
-  tag(8, "WAVE");
-  tag(12, "fmt ");
-  v.setUint32(16, 16, true);
-  v.setUint16(20, 1, true);
-  v.setUint16(22, 1, true);
-  v.setUint32(24, 8_000, true);
-  v.setUint32(28, 16_000, true);
-  v.setUint16(32, 2, true);
-  v.setUint16(34, 16, true);
-  tag(36, "data");
-  v.setUint32(40, samples * 2, true);
-  for (let i = 0; i < samples; i++)
-    v.setInt16(44 + i * 2, Math.round(8_000 * Math.sin((2 * Math.PI * 440 * i) / 8_000)), true);
-  return b;
-}
-
 describe("openai SDK: images and audio", () => {
   it("images.generate, audio.transcriptions.create (a real WAV), audio.speech.create (provider's bytes)", async () => {
     const { key, id, walletKey } = await newSpendKey({ spend_limit: { amount: "5", cycle: "total" } });
@@ -64,7 +39,7 @@ describe("openai SDK: images and audio", () => {
     expect(image.data).toHaveLength(1);
     const transcript = await client.audio.transcriptions.create({
       model: "whisper-1",
-      file: await toFile(toneWav(2), "tone.wav", { type: "audio/wav" }),
+      file: await toFile(wav(2, 440), "tone.wav", { type: "audio/wav" }),
     });
     expect(transcript.text.length).toBeGreaterThan(0);
     const speech = await client.audio.speech.create({ model: "tts-1", voice: "alloy", input: "Spendgate speaks" });

@@ -2,35 +2,12 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import { formatUsd } from "../../src/lib/money.ts";
+import { wav } from "../audio.ts";
 import { call, callWith, direct, fakeRequests, json, lastFakeRequest, mgmt, setupKey } from "./helpers.ts";
 
 const post = (key: string, path: string, body: unknown) =>
   call("POST", path, { headers: { authorization: `Bearer ${key}` }, body });
 const lastRow = async (id: string) => (await keyGuard(env, id).inspect()).ledger.at(-1);
-
-/** A PCM WAV file: `seconds` of silence at 8 kHz, 16-bit mono (16,000 bytes a second). */
-function wav(seconds: number): Uint8Array<ArrayBuffer> {
-  const data = 16_000 * seconds;
-  const b = new Uint8Array(44 + data);
-  const v = new DataView(b.buffer);
-  const tag = (at: number, s: string) => {
-    for (let i = 0; i < s.length; i++) v.setUint8(at + i, s.charCodeAt(i));
-  };
-  tag(0, "RIFF");
-  v.setUint32(4, 36 + data, true);
-  tag(8, "WAVE");
-  tag(12, "fmt ");
-  v.setUint32(16, 16, true);
-  v.setUint16(20, 1, true);
-  v.setUint16(22, 1, true);
-  v.setUint32(24, 8_000, true);
-  v.setUint32(28, 16_000, true);
-  v.setUint16(32, 2, true);
-  v.setUint16(34, 16, true);
-  tag(36, "data");
-  v.setUint32(40, data, true);
-  return b;
-}
 
 async function transcribe(key: string, fields: Record<string, string>, audio = wav(3)) {
   const form = new FormData();
