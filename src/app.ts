@@ -10,6 +10,7 @@ import { requireWallet } from "./management/auth.ts";
 import { requestRoutes } from "./management/requests.ts";
 import { secretKeyRoutes } from "./management/secret-keys.ts";
 import { spendKeyRoutes } from "./management/spend-keys.ts";
+import { usageRoutes } from "./management/usage.ts";
 
 /**
  * Three route families: operator (`/admin`, ADMIN_TOKEN), management (`/v1/spend_keys` …, wallet key) and
@@ -36,10 +37,11 @@ for (const path of [
   "/v1/secret_keys/*",
   "/v1/requests",
   "/v1/requests/*",
+  "/v1/usage",
 ]) {
   app.use(path, requireWallet);
 }
-for (const router of [spendKeyRoutes, secretKeyRoutes, requestRoutes]) app.route("/v1", router.app);
+for (const router of [spendKeyRoutes, secretKeyRoutes, requestRoutes, usageRoutes]) app.route("/v1", router.app);
 
 let openapi: unknown;
 app.get("/openapi.json", (c) => {
@@ -49,13 +51,14 @@ app.get("/openapi.json", (c) => {
       ["/v1", spendKeyRoutes],
       ["/v1", secretKeyRoutes],
       ["/v1", requestRoutes],
+      ["/v1", usageRoutes],
     ],
     {
       title: "Spendgate operator and management API",
       version: "0.1.0",
       description:
         "Wallets, spend keys, wallet secret keys, the request ledger and model prices. Compatible with the " +
-        "@lavapayments/nodejs SDK's spendKeys, secretKeys, models and requests. The gateway routes " +
+        "@lavapayments/nodejs SDK's spendKeys, secretKeys, models, requests and usage. The gateway routes " +
         "(/v1/chat/completions, /v1/responses, /v1/embeddings, /v1/completions, /v1/fim/completions, " +
         "/v1/moderations, /v1/images/generations, /v1/audio/*, /v1/messages) follow the OpenAI, Mistral and " +
         "Anthropic APIs.",

@@ -99,6 +99,7 @@ export function renderError(err: ApiError, dialect: Dialect, requestId: string):
 /** Anything that is not an ApiError becomes a bare 500: the cause goes to the log, never into the body. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  console.error("internal error", err instanceof Error ? (err.stack ?? err.message) : String(err));
+  const cause = err instanceof Error && err.cause instanceof Error ? ` (cause: ${err.cause.message})` : "";
+  console.error("internal error", err instanceof Error ? (err.stack ?? err.message) + cause : String(err));
   return new ApiError("internal_error", "The gateway hit an internal error. Try again.");
 }

@@ -69,3 +69,36 @@ describe("@lavapayments/nodejs against Spendgate", () => {
     expect(models.data.map((m) => m.id)).toEqual(expect.arrayContaining(["gpt-4o-mini", "claude-sonnet-4-20250514"]));
   });
 });
+
+describe("@lavapayments/nodejs usage.retrieve", () => {
+  it("answers RestUsage for the wallet's requests, with metadata_filters as the SDK sends them", async () => {
+    const wallet = await newWallet();
+    const lava = new Lava(wallet.secret_key, { baseUrl: `${gatewayUrl()}/v1/` });
+    const created = await lava.spendKeys.create({ name: "usage" });
+    const call = (run: string) =>
+      fetch(`${gatewayUrl()}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${created.key}`,
+          "content-type": "application/json",
+          "x-spendgate-metadata": JSON.stringify({ run }),
+        },
+        body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] }),
+      });
+    const costs: number[] = [];
+    for (const run of ["a", "a", "b"]) costs.push(Number((await call(run)).headers.get("x-spendgate-cost")));
+    const start = new Date(Date.now() - 3_600_000).toISOString();
+    // The ledger reaches D1 within about a second of each settle.
+    let usage = await lava.usage.retrieve({ start });
+    for (let i = 0; i < 20 && usage.totals.total_requests < 3; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      usage = await lava.usage.retrieve({ start });
+    }
+    expect(usage.totals.total_requests).toBe(3);
+    expect(usage.items.at(-1)).toMatchObject({ date: new Date().toISOString().slice(0, 10) });
+    const onlyA = await lava.usage.retrieve({ start, metadata_filters: { run: "a" } });
+    expect(onlyA.totals.total_requests).toBe(2);
+    expect(Number(onlyA.totals.total_cost)).toBeCloseTo(costs[0]! + costs[1]!, 9);
+    expect(onlyA.totals.total_charge).toBe(onlyA.totals.total_cost);
+  });
+});
