@@ -342,6 +342,70 @@ async function main() {
   const wdKey = (await newKey(wranglerStack.url, wranglerWallet)).key;
   const keyOf = (t: Target) => (t === targets.wrangler ? wdKey : gwKey);
 
+  // 0. The usage API over a year of 100,000 ledger rows of one wallet (written straight into the gateway's D1).
+  log("usage API: 100,000 ledger rows over a year");
+  const usageWallet = await newWallet(gw, "bench-admin");
+  const usageKey = await newKey(gw, usageWallet);
+  const walletId = (await api(gw, "GET", "/v1/spend_keys?limit=1", usageWallet)).data[0].wallet_id as string;
+  const d1 = await gatewayMf.getD1Database("DB");
+  const yearStart = Date.UTC(2025, 10, 1);
+  for (let batch = 0; batch < 100; batch++) {
+    const rows = Array.from({ length: 1_000 }, (_, j) => {
+      const i = batch * 1_000 + j;
+      return [
+        `req_usage_${i}`,
+        usageKey.id,
+        walletId,
+        i % 3 ? "gpt-4o-mini" : "gpt-4o",
+        yearStart + (i % 365) * 86_400_000 + j,
+        i % 7,
+        JSON.stringify({ run: String(i % 10) }),
+      ];
+    });
+    await d1
+      .prepare(
+        "INSERT INTO requests (request_id, spend_key_id, wallet_id, status, provider, model, endpoint, input_tokens, " +
+          "output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, input_cost_femtos, output_cost_femtos, " +
+          "cost_nanos, usage_known, stream, latency_ms, metadata, created_at) SELECT value ->> 0, value ->> 1, value ->> 2, " +
+          "'completed', 'openai', value ->> 3, '/v1/chat/completions', 10, 5, 0, 0, 0, '0', '0', value ->> 5, 1, 0, 1, " +
+          "value ->> 6, value ->> 4 FROM json_each(?)",
+      )
+      .bind(JSON.stringify(rows))
+      .run();
+  }
+  const usageTimes: Record<string, number[]> = {};
+  const year = `start=${new Date(yearStart).toISOString()}&end=${new Date(yearStart + 365 * 86_400_000).toISOString()}`;
+  const filters = encodeURIComponent(JSON.stringify([["run", "3"]]));
+  for (const [name, query] of [
+    ["year", year],
+    ["year, group_by=model", `${year}&group_by=model`],
+    ["year, metadata filter", `${year}&metadata_filters=${filters}`],
+  ] as const) {
+    for (let i = 0; i < 7; i++) {
+      const t0 = performance.now();
+      const res = await api(gw, "GET", `/v1/usage?${query}`, usageWallet);
+      (usageTimes[name] ??= []).push(performance.now() - t0);
+      if (name === "year" && res.totals.total_requests !== 100_000) throw new Error("usage: wrong total");
+    }
+  }
+  const usageRows = Object.entries(usageTimes).map(([query, times]) => {
+    const sorted = times.slice(2).sort((a, b) => a - b); // after two warm-up calls
+    return {
+      query,
+      median_ms: Math.round(sorted[Math.floor(sorted.length / 2)]! * 10) / 10,
+      max_ms: Math.round(sorted.at(-1)! * 10) / 10,
+    };
+  });
+  console.table(usageRows);
+  if (process.env.BENCH_USAGE_ONLY === "1") {
+    for (const t of Object.values(targets)) await t.pool.close();
+    for (const mf of [gatewayMf, floorMf, floor1Mf, floorDoMf]) await mf.dispose();
+    await wranglerStack.stop();
+    await fake.close();
+    rmSync(work, { recursive: true, force: true });
+    return;
+  }
+
   // Warm-up: JIT, connection pools, Durable Objects.
   log("warm-up");
   for (const t of Object.values(targets))
@@ -643,6 +707,7 @@ async function main() {
     json_latency: jsonRows,
     gateway_over_floor: gatewayOverFloor,
     distance: distanceRows,
+    usage_api_100k_rows: usageRows,
     stream: streamRow,
     one_key: {
       steps: oneKey,
