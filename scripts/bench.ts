@@ -364,11 +364,11 @@ async function main() {
     });
     await d1
       .prepare(
-        "INSERT INTO requests (request_id, spend_key_id, wallet_id, status, provider, model, endpoint, input_tokens, " +
-          "output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, input_cost_femtos, output_cost_femtos, " +
-          "cost_nanos, usage_known, stream, latency_ms, metadata, created_at) SELECT value ->> 0, value ->> 1, value ->> 2, " +
-          "'completed', 'openai', value ->> 3, '/v1/chat/completions', 10, 5, 0, 0, 0, '0', '0', value ->> 5, 1, 0, 1, " +
-          "value ->> 6, value ->> 4 FROM json_each(?)",
+        "INSERT INTO requests (request_id, spend_key_id, wallet_id, status, provider, model, endpoint, " +
+          "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, " +
+          "input_cost_femtos, output_cost_femtos, cost_nanos, usage_known, stream, latency_ms, metadata, created_at) " +
+          "SELECT value ->> 0, value ->> 1, value ->> 2, 'completed', 'openai', value ->> 3, '/v1/chat/completions', " +
+          "10, 5, 0, 0, 0, '0', '0', value ->> 5, 1, 0, 1, value ->> 6, value ->> 4 FROM json_each(?)",
       )
       .bind(JSON.stringify(rows))
       .run();
