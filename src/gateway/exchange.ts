@@ -97,10 +97,11 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
     return new Response(stream, { status: res.status, headers });
   }
 
-  if (body && res.ok && !(res.headers.get("content-type") ?? "").includes("json")) {
-    // 5c. Binary (speech audio) or plain text: passed through as it arrives, byte for byte. Speech is priced
-    // by its request (characters), so it settles at once, in the background; anything else carries no usage
-    // and is charged its bound. The deadline (timer) still bounds the stream.
+  const json = (res.headers.get("content-type") ?? "").includes("json");
+  if (body && res.ok && !json && (route.kind === "speech" || route.kind === "transcriptions")) {
+    // 5c. Speech audio, or a transcription as plain text/srt/vtt: passed through as it arrives, byte for byte.
+    // Speech is priced by its request (characters), so it settles at once, in the background; a plain-text
+    // transcription carries no usage and is charged its bound. The deadline (timer) still bounds the stream.
     const usage = a.knownUsage;
     void settlement.settle({
       status: "completed",
