@@ -11,6 +11,7 @@ import { requestRoutes } from "./management/requests.ts";
 import { secretKeyRoutes } from "./management/secret-keys.ts";
 import { spendKeyRoutes } from "./management/spend-keys.ts";
 import { usageRoutes } from "./management/usage.ts";
+import { webhookRoutes } from "./webhooks/routes.ts";
 
 /**
  * Three route families: operator (`/admin`, ADMIN_TOKEN), management (`/v1/spend_keys` …, wallet key) and
@@ -38,10 +39,13 @@ for (const path of [
   "/v1/requests",
   "/v1/requests/*",
   "/v1/usage",
+  "/v1/webhooks",
+  "/v1/webhooks/*",
 ]) {
   app.use(path, requireWallet);
 }
-for (const router of [spendKeyRoutes, secretKeyRoutes, requestRoutes, usageRoutes]) app.route("/v1", router.app);
+const managementRouters = [spendKeyRoutes, secretKeyRoutes, requestRoutes, usageRoutes, webhookRoutes];
+for (const router of managementRouters) app.route("/v1", router.app);
 
 let openapi: unknown;
 app.get("/openapi.json", (c) => {
@@ -52,6 +56,7 @@ app.get("/openapi.json", (c) => {
       ["/v1", secretKeyRoutes],
       ["/v1", requestRoutes],
       ["/v1", usageRoutes],
+      ["/v1", webhookRoutes],
     ],
     {
       title: "Spendgate operator and management API",

@@ -57,6 +57,8 @@ export const spendKeys = sqliteTable(
     updatedAt: integer("updated_at").notNull(),
     // Bumped by one on every management change, in the key's KeyGuard; D1 only takes a newer version.
     configVersion: integer("config_version").notNull().default(0),
+    /** fractions of the spend limit that raise a webhook event, once per cycle each; null: the default */
+    alertThresholds: text("alert_thresholds", { mode: "json" }).$type<number[] | null>(),
     revokedAt: integer("revoked_at"),
     // Counter snapshot, written by the KeyGuard's alarm (absolute values, newest `snapshotAt` wins).
     currentSpendNanos: integer("current_spend_nanos").notNull().default(0),
@@ -69,6 +71,52 @@ export const spendKeys = sqliteTable(
     snapshotAt: integer("snapshot_at").notNull().default(0),
   },
   (t) => [index("spend_keys_wallet_created").on(t.walletId, t.createdAt, t.id)],
+);
+
+/** Webhook endpoints of a wallet. The signing secret is stored encrypted (AES-GCM), never in plaintext. */
+export const webhooks = sqliteTable(
+  "webhooks",
+  {
+    id: text("id").primaryKey(),
+    walletId: text("wallet_id")
+      .notNull()
+      .references(() => wallets.id),
+    name: text("name").notNull(),
+    url: text("url").notNull(),
+    /** event types delivered; null: every type */
+    events: text("events", { mode: "json" }).$type<string[] | null>(),
+    enabled: integer("enabled", { mode: "boolean" }).notNull(),
+    secretCipher: text("secret_cipher").notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    deletedAt: integer("deleted_at"),
+  },
+  (t) => [index("webhooks_wallet_created").on(t.walletId, t.createdAt, t.id)],
+);
+
+/** One event for one webhook: its delivery log (the payload is what was signed and sent). */
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    id: text("id").primaryKey(),
+    webhookId: text("webhook_id").notNull(),
+    walletId: text("wallet_id").notNull(),
+    eventId: text("event_id").notNull(),
+    eventType: text("event_type").notNull(),
+    payload: text("payload").notNull(),
+    status: text("status", { enum: ["pending", "retrying", "delivered", "dead"] }).notNull(),
+    attempts: integer("attempts").notNull(),
+    lastStatus: integer("last_status"),
+    lastError: text("last_error"),
+    nextAttemptAt: integer("next_attempt_at"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("webhook_deliveries_event").on(t.webhookId, t.eventId),
+    index("webhook_deliveries_webhook_created").on(t.webhookId, t.createdAt, t.id),
+    index("webhook_deliveries_due").on(t.status, t.nextAttemptAt),
+  ],
 );
 
 export const modelOverrides = sqliteTable("model_overrides", {

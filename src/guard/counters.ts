@@ -30,7 +30,7 @@ export function roll(cfg: KeyConfig | null, c: Counters, now: number): Counters 
   let next = c;
   if (cfg?.spendLimit) {
     const start = periodStart(cfg.spendLimit.cycle, now);
-    if (start !== c.spendPeriodStart) next = { ...next, spendPeriodStart: start, currentSpendNanos: 0 };
+    if (start !== c.spendPeriodStart) next = { ...next, spendPeriodStart: start, currentSpendNanos: 0, alerted: [] };
   }
   if (cfg?.requestLimit) {
     const start = periodStart(cfg.requestLimit.cycle, now);
@@ -44,6 +44,7 @@ export function reconfigure(prev: KeyConfig | null, next: KeyConfig, c: Counters
   const out = { ...roll(prev, c, now), version: c.version + 1 };
   if (prev?.spendLimit?.cycle !== next.spendLimit?.cycle) {
     out.currentSpendNanos = 0;
+    out.alerted = [];
     out.spendPeriodStart = next.spendLimit ? periodStart(next.spendLimit.cycle, now) : 0;
   }
   if (prev?.requestLimit?.cycle !== next.requestLimit?.cycle) {
@@ -105,4 +106,16 @@ export function snapshot(cfg: KeyConfig | null, counters: Counters, held: HeldTo
     lastUsedAt: c.lastUsedAt,
     rate: rateState(cfg, c, now),
   };
+}
+
+/**
+ * The alert thresholds this period's spend has reached and that have not fired yet; `counters` returned with
+ * them marked, so each fires once a cycle (the KeyGuard persists both in one transaction).
+ */
+export function reachedThresholds(cfg: KeyConfig | null, c: Counters): { counters: Counters; reached: number[] } {
+  const limit = cfg?.spendLimit?.nanos;
+  if (!limit || !cfg) return { counters: c, reached: [] };
+  const fired = c.alerted ?? [];
+  const reached = cfg.alertThresholds.filter((t) => !fired.includes(t) && c.currentSpendNanos >= t * limit);
+  return reached.length ? { counters: { ...c, alerted: [...fired, ...reached] }, reached } : { counters: c, reached };
 }

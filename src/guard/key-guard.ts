@@ -2,7 +2,11 @@ import { DurableObject } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { type LedgerRow, type SpendKeyRow, spendKeys } from "../db/schema.ts";
-import { charge, freshCounters, type HeldTotals, reconfigure, snapshot } from "./counters.ts";
+import { periodEnd } from "../lib/cycles.ts";
+import { formatUsd } from "../lib/money.ts";
+import { serializeSpendKey } from "../management/spend-key-view.ts";
+import { type EventType, emitEvent, type WebhookEvent } from "../webhooks/events.ts";
+import { charge, freshCounters, type HeldTotals, reachedThresholds, reconfigure, roll, snapshot } from "./counters.ts";
 import { GuardTables, type HoldRow, ledgerRowFor } from "./ledger.ts";
 import { authentic, decide } from "./policy.ts";
 import { applyChange, configOf, type KeyChange, type KeyRecord, upgradedRecord } from "./record.ts";
@@ -153,7 +157,10 @@ export class KeyGuard extends DurableObject<Env> {
   admit(input: AdmitInput): AdmitResult {
     const now = this.now();
     const decision = decide(this.config, this.counters, this.held, input, now);
-    if (!decision.ok) return decision.refusal;
+    if (!decision.ok) {
+      this.noteLimitReached(decision.refusal, now);
+      return decision.refusal;
+    }
     const { counters, hold, rate, target, shape } = decision;
     this.ctx.storage.transactionSync(() => {
       this.tables.placeHold(input.requestId, hold, now, input.holdTtlMs, {
@@ -212,11 +219,24 @@ export class KeyGuard extends DurableObject<Env> {
         now,
       );
     }
+    const expiresAt = this.record?.expiresAt ?? null;
+    if (expiresAt !== null && expiresAt <= now && !this.counters.expiredAlerted) {
+      const counters = { ...this.counters, expiredAlerted: true, version: this.counters.version + 1 };
+      this.ctx.storage.transactionSync(() => {
+        this.ctx.storage.kv.put("counters", counters);
+        this.tables.queueEvent(this.event("spend_key.expired", `evt_${cfg.spendKeyId}_expired_${expiresAt}`, now), now);
+      });
+      this.counters = counters;
+    }
+    await this.drainOutbox(cfg.walletId);
     const backlog = await this.tables.flush(this.env.DB, cfg.spendKeyId, { ...this.counters }, this.now);
     // A backlog (a hot key) is drained at once rather than one batch per delay.
     if (backlog) this.scheduleFlush(this.now() - FLUSH_DELAY_MS);
-    const next = this.tables.nextExpiry();
-    if (next !== null && !this.alarmPending) await this.ctx.storage.setAlarm(next);
+    // Wake for the next hold to expire, and for the key's own expiry (its event).
+    const holdsExpire = this.tables.nextExpiry();
+    const keyExpires = expiresAt !== null && !this.counters.expiredAlerted ? expiresAt : null;
+    const next = [holdsExpire, keyExpires].filter((t): t is number => t !== null).sort((a, b) => a - b)[0];
+    if (next !== undefined && !this.alarmPending) await this.ctx.storage.setAlarm(next);
   }
 
   // ---- internals ----------------------------------------------------------------------------------
@@ -227,14 +247,82 @@ export class KeyGuard extends DurableObject<Env> {
       walletId: this.config?.walletId ?? "",
     });
     const costNanos = row?.costNanos ?? 0;
-    const counters = row ? charge(this.config, this.counters, costNanos, now) : this.counters;
+    const charged = row ? charge(this.config, this.counters, costNanos, now) : this.counters;
+    // Thresholds are decided here, where every settle of the key passes one at a time: each fires once a cycle.
+    const { counters, reached } = reachedThresholds(this.config, charged);
     this.ctx.storage.transactionSync(() => {
       this.tables.closeHold(hold.request_id, row, now);
       if (row) this.ctx.storage.kv.put("counters", counters);
+      for (const threshold of reached) this.tables.queueEvent(this.thresholdEvent(threshold, counters, now), now);
     });
     this.counters = counters;
     this.held = { count: this.held.count - 1, nanos: this.held.nanos - hold.amount };
     return costNanos;
+  }
+
+  /** The first refusal of a cycle by the spend or request limit raises `spend_key.limit_reached`, once. */
+  private noteLimitReached(refusal: AdmitResult, now: number): void {
+    if (refusal.ok || !this.config || !this.record) return;
+    const which =
+      refusal.code === "spend_limit_exceeded" ? "spend" : refusal.code === "request_limit_exceeded" ? "requests" : null;
+    if (!which) return;
+    const rolled = roll(this.config, this.counters, now);
+    const mark = `${which}:${which === "spend" ? rolled.spendPeriodStart : rolled.requestPeriodStart}`;
+    if (rolled.limitAlerted?.includes(mark)) return;
+    const counters = {
+      ...rolled,
+      limitAlerted: [...(rolled.limitAlerted ?? []).slice(-3), mark],
+      version: rolled.version + 1,
+    };
+    const event = this.event("spend_key.limit_reached", `evt_${this.record.id}_${mark.replace(":", "_")}`, now, {
+      limit: which,
+      details: refusal.details ?? null,
+    });
+    this.ctx.storage.transactionSync(() => {
+      this.ctx.storage.kv.put("counters", counters);
+      this.tables.queueEvent(event, now);
+    });
+    this.counters = counters;
+    this.scheduleFlush(now);
+  }
+
+  /** An event about this key: its public view (never a secret), plus what the event adds. */
+  private event(type: EventType, id: string, now: number, extra: Record<string, unknown> = {}): WebhookEvent {
+    const record = this.record;
+    const view = record ? serializeSpendKey(record, snapshot(this.config, this.counters, this.held, now), now) : null;
+    return { id, type, created_at: new Date(now).toISOString(), data: { spend_key: view, ...extra } };
+  }
+
+  private thresholdEvent(threshold: number, c: Counters, now: number): WebhookEvent {
+    const limit = this.config?.spendLimit;
+    const end = limit ? periodEnd(limit.cycle, now) : null;
+    // The id names the key, the period and the threshold: the same crossing is the same event.
+    return this.event(
+      "spend_key.spend_threshold_reached",
+      `evt_${this.record?.id}_${c.spendPeriodStart}_t${threshold}`,
+      now,
+      {
+        threshold,
+        limit: limit ? { amount: formatUsd(limit.nanos), cycle: limit.cycle } : null,
+        spend: formatUsd(c.currentSpendNanos),
+        resets_at: end === null ? null : new Date(end).toISOString(),
+      },
+    );
+  }
+
+  /** Hands the events decided here to the delivery queue; what fails stays for the next alarm. */
+  private async drainOutbox(walletId: string): Promise<void> {
+    for (const event of this.tables.pendingEvents()) {
+      try {
+        await emitEvent(this.env, walletId, event);
+        this.tables.eventSent(event.id);
+      } catch (err) {
+        console.error("webhook event not handed over yet", event.id, err instanceof Error ? err.message : String(err));
+        this.alarmPending = true;
+        await this.ctx.storage.setAlarm(this.now() + 5_000);
+        return;
+      }
+    }
   }
 
   private scheduleFlush(now: number): void {

@@ -19,6 +19,9 @@ type CounterColumn =
  */
 export type KeyRecord = Omit<SpendKeyRow, CounterColumn>;
 
+/** A key's alert thresholds when it sets none: half, 80 % and 95 % of its spend limit. */
+export const DEFAULT_ALERT_THRESHOLDS = [0.5, 0.8, 0.95];
+
 /** The fields a PUT/PATCH may change; what is absent stays as it is. */
 export type KeyFields = Partial<
   Pick<
@@ -35,6 +38,7 @@ export type KeyFields = Partial<
     | "rateLimitRpm"
     | "rateLimitBurst"
     | "expiresAt"
+    | "alertThresholds"
   >
 >;
 
@@ -81,6 +85,7 @@ export function configOf(r: KeyRecord): KeyConfig {
     rateLimit: r.rateLimitRpm !== null ? { rpm: r.rateLimitRpm, burst: r.rateLimitBurst ?? r.rateLimitRpm } : null,
     expiresAt: r.expiresAt,
     revoked: r.revokedAt !== null,
+    alertThresholds: r.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS,
     version: r.configVersion,
   };
 }

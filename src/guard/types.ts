@@ -20,6 +20,8 @@ export interface KeyConfig {
   revoked: boolean;
   /** the record's `configVersion` */
   version: number;
+  /** fractions of the spend limit that raise a webhook event, once per cycle each */
+  alertThresholds: number[];
 }
 
 /** Absolute counters; `current*` belong to the period starting at `*PeriodStart`. */
@@ -35,6 +37,12 @@ export interface Counters {
   tat: number;
   /** bumped on every change, so D1 snapshots never go backwards */
   version: number;
+  /** the alert thresholds already reached in the current spend period (each fires once a cycle) */
+  alerted?: number[];
+  /** which limit's refusal raised limit_reached, and for which period (`spend:<start>` / `requests:<start>`) */
+  limitAlerted?: string[];
+  /** whether spend_key.expired has fired */
+  expiredAlerted?: boolean;
 }
 
 export interface RequestInfo {

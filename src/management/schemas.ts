@@ -40,6 +40,12 @@ const spendKeyFields = {
   request_limit: opt(RequestLimit),
   rate_limit: opt(RateLimit),
   expires_at: opt(FutureDate),
+  alert_thresholds: opt(
+    z.array(z.number().check(z.positive(), z.maximum(1))).check(
+      z.maxLength(5),
+      z.refine((a) => a.every((t, i) => i === 0 || t > (a[i - 1] ?? 0)), "must be in ascending order, each once"),
+    ),
+  ),
 };
 
 export const CreateSpendKey = named("CreateSpendKey", z.strictObject({ name: Name, ...spendKeyFields }));
@@ -71,6 +77,8 @@ export const SpendKey = named(
     updated_at: z.string(),
     spend_resets_at: nullable(z.string()),
     requests_resets_at: nullable(z.string()),
+    /** fractions of the spend limit that raise `spend_key.spend_threshold_reached`, once per cycle each */
+    alert_thresholds: z.array(z.number()),
   }),
 );
 export type SpendKeyWire = z.output<typeof SpendKey>;

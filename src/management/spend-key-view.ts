@@ -1,5 +1,5 @@
 import type { SpendKeyRow } from "../db/schema.ts";
-import type { KeyRecord } from "../guard/record.ts";
+import { DEFAULT_ALERT_THRESHOLDS, type KeyRecord } from "../guard/record.ts";
 import type { KeySnapshot } from "../guard/types.ts";
 import { type Cycle, periodEnd, visibleCurrent } from "../lib/cycles.ts";
 import { formatUsd } from "../lib/money.ts";
@@ -69,6 +69,7 @@ export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.n
     updated_at: new Date(row.updatedAt).toISOString(),
     spend_resets_at: spendCycle ? iso(periodEnd(spendCycle, now)) : null,
     requests_resets_at: requestCycle ? iso(periodEnd(requestCycle, now)) : null,
+    alert_thresholds: row.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS,
   };
 }
 

@@ -1,8 +1,9 @@
 import { and, eq, isNull, lt } from "drizzle-orm";
+import type { Context } from "hono";
 import { getCatalog } from "../catalog/catalog.ts";
 import { database } from "../db/client.ts";
 import { type SpendKeyRow, spendKeys } from "../db/schema.ts";
-import { type Bindings, keyGuard } from "../env.ts";
+import { type AppEnv, type Bindings, keyGuard } from "../env.ts";
 import type { Managed } from "../guard/key-guard.ts";
 import { type KeyChange, type KeyFields, type KeyRecord, recordOf } from "../guard/record.ts";
 import { listPage } from "../lib/cursor.ts";
@@ -10,6 +11,8 @@ import { ApiError } from "../lib/errors.ts";
 import { hashSecret, isKeyId, issueKey, keyPreview } from "../lib/keys.ts";
 import { parseUsd } from "../lib/money.ts";
 import { ApiRouter } from "../lib/openapi.ts";
+import { type EventType, emitEvent } from "../webhooks/events.ts";
+import { eventId } from "../webhooks/secrets.ts";
 import {
   CreateSpendKey,
   ERRORS,
@@ -62,6 +65,7 @@ async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Promise<Key
     cols.rateLimitBurst = body.rate_limit ? (body.rate_limit.burst ?? body.rate_limit.rpm) : null;
   }
   if (body.expires_at !== undefined) cols.expiresAt = body.expires_at === null ? null : Date.parse(body.expires_at);
+  if (body.alert_thresholds !== undefined) cols.alertThresholds = body.alert_thresholds;
   return cols;
 }
 
@@ -89,6 +93,20 @@ async function mirror(env: Bindings, record: KeyRecord): Promise<void> {
     .update(spendKeys)
     .set(fields)
     .where(and(eq(spendKeys.id, id), lt(spendKeys.configVersion, record.configVersion)));
+}
+
+/**
+ * Management events go to the wallet's webhooks after the change has landed, in the background: one delivery
+ * row per webhook (the durable record the sweeper retries from), then the queue.
+ */
+function announce(c: Context<AppEnv>, types: EventType[], managed: Managed): void {
+  const now = Date.now();
+  const data = { spend_key: serializeSpendKey(managed.record, managed.snapshot, now) };
+  const created_at = new Date(now).toISOString();
+  const work = Promise.all(
+    types.map((type) => emitEvent(c.env, managed.record.walletId, { id: eventId(), type, created_at, data })),
+  ).catch((err) => console.error("webhook event not emitted", err instanceof Error ? err.message : String(err)));
+  c.executionCtx.waitUntil(work);
 }
 
 const tags = ["Spend keys"];
@@ -132,12 +150,14 @@ export const spendKeyRoutes = new ApiRouter()
         updatedAt: now,
         configVersion: 1,
         revokedAt: null,
+        alertThresholds: null,
         ...(await columnsFrom(c.env, body)),
       };
       const created = await keyGuard(c.env, record.id).create(record);
       // A fresh random id cannot have a record already; if it does, nothing is written and nothing shown.
       if (!created) throw new ApiError("conflict", "Could not create the spend key; try again.");
       await database(c.env.DB).insert(spendKeys).values(created.record);
+      announce(c, ["spend_key.created"], created);
       return c.json({ ...serializeSpendKey(created.record, created.snapshot, now), key: issued.key }, 201);
     },
   )
@@ -194,7 +214,10 @@ for (const method of ["put", "patch"] as const) {
     },
     async (c, { params, body }) => {
       const fields = await columnsFrom(c.env, body);
+      const before = body.status;
       const managed = await change(c.env, c.get("walletId"), params.id, { kind: "update", fields });
+      const status = before === "paused" ? "spend_key.paused" : before === "active" ? "spend_key.resumed" : null;
+      announce(c, status ? ["spend_key.updated", status] : ["spend_key.updated"], managed);
       return c.json(serializeSpendKey(managed.record, managed.snapshot));
     },
   );
@@ -225,6 +248,7 @@ spendKeyRoutes
         keyPreview: keyPreview(issued.key),
       };
       const managed = await change(c.env, c.get("walletId"), params.id, rotate);
+      announce(c, ["spend_key.rotated"], managed);
       return c.json({ ...serializeSpendKey(managed.record, managed.snapshot), key: issued.key });
     },
   )
@@ -242,7 +266,7 @@ spendKeyRoutes
       },
     },
     async (c, { params }) => {
-      await change(c.env, c.get("walletId"), params.id, { kind: "revoke" });
+      announce(c, ["spend_key.revoked"], await change(c.env, c.get("walletId"), params.id, { kind: "revoke" }));
       return c.json({ success: true });
     },
   );

@@ -19,6 +19,7 @@ const config = (over: Partial<KeyConfig> = {}): KeyConfig => ({
   expiresAt: null,
   revoked: false,
   version: 1,
+  alertThresholds: [0.5, 0.8, 0.95],
   ...over,
 });
 const input = (over: Partial<AdmitInput> = {}): AdmitInput => ({

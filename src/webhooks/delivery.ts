@@ -1,0 +1,157 @@
+import { and, eq, inArray, lt } from "drizzle-orm";
+import { Webhook } from "standardwebhooks";
+import { database } from "../db/client.ts";
+import { webhookDeliveries, webhooks } from "../db/schema.ts";
+import type { DeliveryMessage } from "./events.ts";
+import { openSecret } from "./secrets.ts";
+import { webhookUrlProblem } from "./url.ts";
+
+/**
+ * Retries after a failed attempt, in seconds: the Standard Webhooks schedule (5 s, 5 min, 30 min, 2 h, 5 h,
+ * 10 h, 10 h — about 27.5 hours in all). After the last one the delivery is dead: the queue moves it to the
+ * dead-letter queue and the log says so. `WEBHOOK_RETRY_DELAYS` (comma-separated seconds) overrides it locally.
+ */
+const RETRY_DELAYS_S = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
+const ATTEMPT_TIMEOUT_MS = 10_000;
+
+export interface DeliveryEnv {
+  DB: D1Database;
+  WEBHOOKS: Queue<DeliveryMessage>;
+  WEBHOOK_SECRET_KEY?: string;
+  WEBHOOK_RETRY_DELAYS?: string;
+  SPENDGATE_ENV?: string;
+}
+
+function retryDelays(env: DeliveryEnv): number[] {
+  const custom = env.WEBHOOK_RETRY_DELAYS?.split(",").map(Number);
+  return custom?.every((n) => Number.isInteger(n) && n >= 0) ? custom : RETRY_DELAYS_S;
+}
+
+type Outcome = { ok: true; status: number } | { ok: false; status: number | null; error: string };
+
+/** One signed POST, 10 s at most, redirects not followed. */
+async function attempt(
+  env: DeliveryEnv,
+  url: string,
+  cipher: string,
+  msgId: string,
+  payload: string,
+): Promise<Outcome> {
+  const problem = webhookUrlProblem(url, env.SPENDGATE_ENV === "production");
+  if (problem) return { ok: false, status: null, error: problem };
+  const signature = new Webhook(await openSecret(env, cipher)).sign(msgId, new Date(), payload);
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  try {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "user-agent": "spendgate-webhooks/0.1",
+        "webhook-id": msgId,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": signature,
+      },
+      body: payload,
+      redirect: "manual",
+      signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
+    });
+    await res.body?.cancel();
+    if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };
+    return {
+      ok: false,
+      status: res.status,
+      error: res.status >= 300 && res.status < 400 ? "redirect (not followed)" : `HTTP ${res.status}`,
+    };
+  } catch (err) {
+    return { ok: false, status: null, error: err instanceof Error ? err.name : "fetch failed" };
+  }
+}
+
+/** The delivery queue's consumer: one attempt per message, then ack, retry later, or let it go dead. */
+export async function deliverBatch(batch: MessageBatch<DeliveryMessage>, env: DeliveryEnv): Promise<void> {
+  const db = database(env.DB);
+  const delays = retryDelays(env);
+  for (const message of batch.messages) {
+    const id = message.body.deliveryId;
+    const row = await db
+      .select({
+        d: webhookDeliveries,
+        url: webhooks.url,
+        cipher: webhooks.secretCipher,
+        enabled: webhooks.enabled,
+        deletedAt: webhooks.deletedAt,
+      })
+      .from(webhookDeliveries)
+      .innerJoin(webhooks, eq(webhooks.id, webhookDeliveries.webhookId))
+      .where(eq(webhookDeliveries.id, id))
+      .get();
+    // Gone, already delivered (a replayed message), or its webhook deleted or disabled: nothing to do.
+    if (!row || row.d.status === "delivered" || row.deletedAt !== null || !row.enabled) {
+      message.ack();
+      continue;
+    }
+    const outcome = await attempt(env, row.url, row.cipher, row.d.id, row.d.payload);
+    const attempts = row.d.attempts + 1;
+    const now = Date.now();
+    if (outcome.ok) {
+      await db
+        .update(webhookDeliveries)
+        .set({
+          status: "delivered",
+          attempts,
+          lastStatus: outcome.status,
+          lastError: null,
+          nextAttemptAt: null,
+          updatedAt: now,
+        })
+        .where(eq(webhookDeliveries.id, id));
+      message.ack();
+      continue;
+    }
+    const delay = delays[attempts - 1];
+    const dead = delay === undefined;
+    await db
+      .update(webhookDeliveries)
+      .set({
+        status: dead ? "dead" : "retrying",
+        attempts,
+        lastStatus: outcome.status,
+        lastError: outcome.error,
+        nextAttemptAt: dead ? null : now + delay * 1000,
+        updatedAt: now,
+      })
+      .where(eq(webhookDeliveries.id, id));
+    if (dead) message.ack();
+    else message.retry({ delaySeconds: delay });
+  }
+}
+
+/** The dead-letter queue's consumer: whatever reaches it is marked dead in the log. */
+export async function deadLetters(batch: MessageBatch<DeliveryMessage>, env: DeliveryEnv): Promise<void> {
+  const ids = batch.messages.map((m) => m.body.deliveryId);
+  await database(env.DB)
+    .update(webhookDeliveries)
+    .set({ status: "dead", nextAttemptAt: null, updatedAt: Date.now() })
+    .where(and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, "retrying")));
+  batch.ackAll();
+}
+
+/**
+ * The sweeper (a cron trigger, every minute): deliveries due more than a minute ago are queued again, so a
+ * queue message lost to a restart or an outage never loses its delivery (attempts are idempotent per row).
+ */
+export async function sweep(env: DeliveryEnv, now = Date.now()): Promise<number> {
+  const due = await database(env.DB)
+    .select({ id: webhookDeliveries.id })
+    .from(webhookDeliveries)
+    .where(
+      and(
+        inArray(webhookDeliveries.status, ["pending", "retrying"]),
+        lt(webhookDeliveries.nextAttemptAt, now - 60_000),
+      ),
+    )
+    .limit(100)
+    .all();
+  if (due.length) await env.WEBHOOKS.sendBatch(due.map((d) => ({ body: { deliveryId: d.id } })));
+  return due.length;
+}

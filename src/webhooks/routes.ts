@@ -1,0 +1,266 @@
+import { and, eq, isNull } from "drizzle-orm";
+import * as z from "zod/mini";
+import { database } from "../db/client.ts";
+import { webhookDeliveries, webhooks } from "../db/schema.ts";
+import type { Bindings } from "../env.ts";
+import { listPage } from "../lib/cursor.ts";
+import { ApiError } from "../lib/errors.ts";
+import { newId } from "../lib/keys.ts";
+import { ApiRouter, named } from "../lib/openapi.ts";
+import { isoOrNull as iso } from "../lib/time.ts";
+import { ERRORS, IdParam, listOf, Pagination, SecretKeyDeleted } from "../management/schemas.ts";
+import { EVENT_TYPES } from "./events.ts";
+import { newWebhookSecret, sealSecret } from "./secrets.ts";
+import { webhookUrlProblem } from "./url.ts";
+
+type WebhookRow = typeof webhooks.$inferSelect;
+type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+
+const Url = z.string().check(z.maxLength(2_000));
+const Events = z.nullable(z.array(z.enum(EVENT_TYPES)).check(z.minLength(1), z.maxLength(EVENT_TYPES.length)));
+const Name = z.string().check(z.trim(), z.minLength(1), z.maxLength(200));
+const CreateWebhook = named(
+  "CreateWebhook",
+  z.strictObject({ name: Name, url: Url, events: z.optional(Events), enabled: z.optional(z.boolean()) }),
+);
+const UpdateWebhook = named(
+  "UpdateWebhook",
+  z.strictObject({
+    name: z.optional(Name),
+    url: z.optional(Url),
+    events: z.optional(Events),
+    enabled: z.optional(z.boolean()),
+  }),
+);
+const Webhook = named(
+  "Webhook",
+  z.object({
+    webhook_id: z.string(),
+    name: z.string(),
+    url: z.string(),
+    events: z.nullable(z.array(z.string())),
+    enabled: z.boolean(),
+    created_at: z.string(),
+  }),
+);
+const WebhookCreated = named("WebhookCreated", z.extend(Webhook, { webhook_secret: z.string() }));
+const Delivery = named(
+  "WebhookDelivery",
+  z.object({
+    delivery_id: z.string(),
+    event_id: z.string(),
+    event_type: z.string(),
+    status: z.enum(["pending", "retrying", "delivered", "dead"]),
+    attempts: z.number(),
+    last_response_code: z.nullable(z.number()),
+    last_error: z.nullable(z.string()),
+    next_retry_at: z.nullable(z.string()),
+    created_at: z.string(),
+  }),
+);
+const DeliveryParams = z.object({ id: z.string(), delivery_id: z.string() });
+
+const wire = (r: WebhookRow) => ({
+  webhook_id: r.id,
+  name: r.name,
+  url: r.url,
+  events: r.events ?? null,
+  enabled: r.enabled,
+  created_at: new Date(r.createdAt).toISOString(),
+});
+const deliveryWire = (d: DeliveryRow) => ({
+  delivery_id: d.id,
+  event_id: d.eventId,
+  event_type: d.eventType,
+  status: d.status,
+  attempts: d.attempts,
+  last_response_code: d.lastStatus,
+  last_error: d.lastError,
+  next_retry_at: d.status === "retrying" ? iso(d.nextAttemptAt) : null,
+  created_at: new Date(d.createdAt).toISOString(),
+});
+
+function checkUrl(env: Bindings, url: string): void {
+  const problem = webhookUrlProblem(url, env.SPENDGATE_ENV === "production");
+  if (problem) throw new ApiError("invalid_request", `url: ${problem}`, { param: "url" });
+}
+
+async function findWebhook(env: Bindings, walletId: string, id: string): Promise<WebhookRow> {
+  const row = await database(env.DB)
+    .select()
+    .from(webhooks)
+    .where(and(eq(webhooks.id, id), eq(webhooks.walletId, walletId), isNull(webhooks.deletedAt)))
+    .get();
+  // Another wallet's webhook answers exactly like an unknown one.
+  if (!row) throw new ApiError("not_found", `No webhook with id '${id}'.`, { param: "id" });
+  return row;
+}
+
+const tags = ["Webhooks"];
+const security = "walletKey" as const;
+
+/** The webhooks resource: the Lava SDK's `webhooks`, plus events, enabled, secret rotation and deliveries. */
+export const webhookRoutes = new ApiRouter()
+  .route(
+    {
+      method: "post",
+      path: "/webhooks",
+      summary: "Create a webhook; its signing secret is shown only now",
+      tags,
+      security,
+      body: CreateWebhook,
+      responses: { 201: { description: "The webhook and its secret", schema: WebhookCreated }, ...ERRORS },
+    },
+    async (c, { body }) => {
+      checkUrl(c.env, body.url);
+      const secret = newWebhookSecret();
+      const now = Date.now();
+      const row: WebhookRow = {
+        id: newId("whk"),
+        walletId: c.get("walletId"),
+        name: body.name,
+        url: body.url,
+        events: body.events ?? null,
+        enabled: body.enabled ?? true,
+        secretCipher: await sealSecret(c.env, secret),
+        createdAt: now,
+        updatedAt: now,
+        deletedAt: null,
+      };
+      await database(c.env.DB).insert(webhooks).values(row);
+      return c.json({ ...wire(row), webhook_secret: secret }, 201);
+    },
+  )
+  .route(
+    {
+      method: "get",
+      path: "/webhooks",
+      summary: "List webhooks, newest first",
+      tags,
+      security,
+      query: Pagination,
+      responses: { 200: { description: "A page of webhooks", schema: listOf("WebhookList", Webhook) }, ...ERRORS },
+    },
+    async (c, { query }) => {
+      const mine = and(eq(webhooks.walletId, c.get("walletId")), isNull(webhooks.deletedAt));
+      return c.json(await listPage(c.env.DB, webhooks, webhooks.id, mine, query, wire));
+    },
+  )
+  .route(
+    {
+      method: "get",
+      path: "/webhooks/{id}",
+      summary: "Retrieve a webhook",
+      tags,
+      security,
+      params: IdParam,
+      responses: { 200: { description: "The webhook", schema: Webhook }, ...ERRORS },
+    },
+    async (c, { params }) => c.json(wire(await findWebhook(c.env, c.get("walletId"), params.id))),
+  )
+  .route(
+    {
+      method: "patch",
+      path: "/webhooks/{id}",
+      summary: "Update a webhook: only the fields sent change",
+      tags,
+      security,
+      params: IdParam,
+      body: UpdateWebhook,
+      responses: { 200: { description: "The updated webhook", schema: Webhook }, ...ERRORS },
+    },
+    async (c, { params, body }) => {
+      const row = await findWebhook(c.env, c.get("walletId"), params.id);
+      if (body.url !== undefined) checkUrl(c.env, body.url);
+      const next: WebhookRow = {
+        ...row,
+        ...(body.name !== undefined ? { name: body.name } : {}),
+        ...(body.url !== undefined ? { url: body.url } : {}),
+        ...(body.events !== undefined ? { events: body.events } : {}),
+        ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
+        updatedAt: Date.now(),
+      };
+      const { id, walletId, createdAt, ...fields } = next;
+      await database(c.env.DB).update(webhooks).set(fields).where(eq(webhooks.id, id));
+      return c.json(wire(next));
+    },
+  )
+  .route(
+    {
+      method: "delete",
+      path: "/webhooks/{id}",
+      summary: "Delete a webhook: nothing more is delivered to it",
+      tags,
+      security,
+      params: IdParam,
+      responses: { 200: { description: "Deleted", schema: SecretKeyDeleted }, ...ERRORS },
+    },
+    async (c, { params }) => {
+      const row = await findWebhook(c.env, c.get("walletId"), params.id);
+      await database(c.env.DB).update(webhooks).set({ deletedAt: Date.now() }).where(eq(webhooks.id, row.id));
+      return c.json({ id: row.id, deleted: true as const });
+    },
+  )
+  .route(
+    {
+      method: "post",
+      path: "/webhooks/{id}/rotate_secret",
+      summary: "Replace the signing secret; the new one is shown only now",
+      tags,
+      security,
+      params: IdParam,
+      responses: { 200: { description: "The webhook and its new secret", schema: WebhookCreated }, ...ERRORS },
+    },
+    async (c, { params }) => {
+      const row = await findWebhook(c.env, c.get("walletId"), params.id);
+      const secret = newWebhookSecret();
+      const secretCipher = await sealSecret(c.env, secret);
+      await database(c.env.DB)
+        .update(webhooks)
+        .set({ secretCipher, updatedAt: Date.now() })
+        .where(eq(webhooks.id, row.id));
+      return c.json({ ...wire(row), webhook_secret: secret });
+    },
+  )
+  .route(
+    {
+      method: "get",
+      path: "/webhooks/{id}/deliveries",
+      summary: "The webhook's deliveries, newest first: status, attempts, last response, next retry",
+      tags,
+      security,
+      params: IdParam,
+      query: Pagination,
+      responses: { 200: { description: "A page of deliveries", schema: listOf("DeliveryList", Delivery) }, ...ERRORS },
+    },
+    async (c, { params, query }) => {
+      const row = await findWebhook(c.env, c.get("walletId"), params.id);
+      const t = webhookDeliveries;
+      return c.json(await listPage(c.env.DB, t, t.id, eq(t.webhookId, row.id), query, deliveryWire));
+    },
+  )
+  .route(
+    {
+      method: "post",
+      path: "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+      summary: "Deliver one delivery again now (its attempts start over)",
+      tags,
+      security,
+      params: DeliveryParams,
+      responses: { 200: { description: "The delivery, queued again", schema: Delivery }, ...ERRORS },
+    },
+    async (c, { params }) => {
+      const row = await findWebhook(c.env, c.get("walletId"), params.id);
+      const t = webhookDeliveries;
+      const now = Date.now();
+      const [updated] = await database(c.env.DB)
+        .update(t)
+        .set({ status: "pending", attempts: 0, nextAttemptAt: now, updatedAt: now })
+        .where(and(eq(t.id, params.delivery_id), eq(t.webhookId, row.id)))
+        .returning();
+      if (!updated)
+        throw new ApiError("not_found", `No delivery with id '${params.delivery_id}'.`, { param: "delivery_id" });
+      await c.env.WEBHOOKS.send({ deliveryId: updated.id });
+      return c.json(deliveryWire(updated));
+    },
+  );
