@@ -28,6 +28,8 @@ export default defineConfig(async () => {
                   ADMIN_TOKEN: "test-admin-token",
                   SPENDGATE_ENV: "test",
                   DISCONNECT_DRAIN_MS: "2000",
+                  // Webhook retries at once in tests (the real schedule spans about 27 hours).
+                  WEBHOOK_RETRY_DELAYS: "0,0,0,0,0,0,0",
                   ...TEST_PROVIDER_KEYS,
                 },
                 outboundService: (request: Request) => fake.handle(request),

@@ -197,6 +197,8 @@ function worstCase(
 
 export function createFakeProvider(options: FakeProviderOptions = {}) {
   const recorded: RecordedRequest[] = [];
+  const hooks: { url: string; headers: Record<string, string>; body: string; status: number }[] = [];
+  const failures = new Map<string, number>();
   const keep = options.record ?? 200;
 
   async function handle(req: Request): Promise<Response> {
@@ -205,6 +207,21 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     if (path === "/__fake/requests") {
       if (req.method === "DELETE") recorded.length = 0;
       return json(200, { data: recorded });
+    }
+    if (path === "/__fake/hooks") return json(200, { data: hooks });
+    // A webhook receiver (any host starting with `hooks.`): records each delivery as received;
+    // `?fail=N` answers 500 to the first N deliveries of each webhook-id.
+    if (url.hostname.startsWith("hooks.")) {
+      const headers: Record<string, string> = {};
+      req.headers.forEach((v, k) => {
+        headers[k] = v;
+      });
+      const id = headers["webhook-id"] ?? "";
+      const seen = (failures.get(id) ?? 0) + 1;
+      failures.set(id, seen);
+      const failing = seen <= Number(url.searchParams.get("fail") ?? 0);
+      hooks.push({ url: req.url, headers, body: await req.text(), status: failing ? 500 : 200 });
+      return json(failing ? 500 : 200, { ok: !failing });
     }
     if (req.method === "GET" && path.endsWith("/models")) return json(200, { object: "list", data: [] });
     if (req.method !== "POST")
@@ -580,5 +597,5 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     return json(404, { error: { message: `fake provider: unknown route ${path}`, type: "invalid_request_error" } });
   }
 
-  return { handle, recorded };
+  return { handle, recorded, hooks };
 }
