@@ -1,4 +1,10 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createScheduledController,
+  runDurableObjectAlarm,
+  runInDurableObject,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
@@ -83,7 +89,7 @@ describe("webhooks resource", () => {
 });
 
 describe("events, signed and delivered", () => {
-  it("200 concurrent requests crossing 80 % raise each threshold exactly once; a new cycle raises them again", async () => {
+  it("200 concurrent requests crossing 80 % raise each threshold exactly once; a new cycle: again", async () => {
     // gpt-4o-mini, 12 output tokens: ≈ $0.0000078 a request; 200 of them pass a $0.0005 daily limit.
     const { wallet, key, id } = await setupKey({ spend_limit: { amount: "0.0005", cycle: "daily" } });
     const hook = await json(
@@ -166,4 +172,77 @@ describe("events, signed and delivered", () => {
     );
     expect(again.status).toBe("pending");
   }, 30_000);
+});
+
+describe("out of retries", () => {
+  it("a receiver that always fails gets 8 attempts (first + 7 retries), then the delivery is dead", async () => {
+    const { wallet, id } = await setupKey();
+    const hook = await json(
+      await mgmt(wallet.key, "POST", "/webhooks", {
+        name: "down",
+        url: `https://hooks.example.test/down-${id}?fail=1000`,
+      }),
+      201,
+    );
+    await json(await mgmt(wallet.key, "DELETE", `/spend_keys/${id}`), 200);
+    const deadline = Date.now() + 20_000;
+    let revoked: any;
+    while (Date.now() < deadline) {
+      const log = await json(await mgmt(wallet.key, "GET", `/webhooks/${hook.webhook_id}/deliveries`), 200);
+      revoked = log.data.find((d: any) => d.event_type === "spend_key.revoked");
+      if (revoked?.status === "dead") break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(revoked).toMatchObject({ status: "dead", attempts: 8, last_response_code: 500, next_retry_at: null });
+    expect((await hooks()).filter((h) => h.url.includes(`down-${id}`))).toHaveLength(8);
+  }, 30_000);
+});
+
+describe("nothing is lost", () => {
+  it("a delivery whose queue message never arrived is sent by the sweeper (as after a restart)", async () => {
+    const { wallet, id } = await setupKey();
+    const hook = await json(
+      await mgmt(wallet.key, "POST", "/webhooks", { name: "s", url: `https://hooks.example.test/sweep-${id}` }),
+      201,
+    );
+    const event = { id: `evt_lost_${id}`, type: "spend_key.updated", created_at: new Date().toISOString(), data: {} };
+    const past = Date.now() - 120_000;
+    // The delivery row exists (it is written before the queue is told), but its message was lost.
+    await env.DB.prepare(
+      `INSERT INTO webhook_deliveries (id, webhook_id, wallet_id, event_id, event_type, payload, status, attempts,
+        next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
+    )
+      .bind(
+        `msg_lost_${id}`,
+        hook.webhook_id,
+        wallet.walletId,
+        event.id,
+        event.type,
+        JSON.stringify(event),
+        past,
+        past,
+        past,
+      )
+      .run();
+    const { default: worker } = await import("../../src/index.ts");
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController(), env, ctx);
+    await waitOnExecutionContext(ctx);
+    const got = await until((all) => all.find((h) => h.url.includes(`sweep-${id}`)));
+    expect(JSON.parse(got.body)).toMatchObject({ id: event.id });
+    expect(new Webhook(hook.webhook_secret).verify(got.body, got.headers)).toBeTruthy();
+  });
+
+  it("a key's expiry raises spend_key.expired, once", async () => {
+    const { wallet, id } = await setupKey({ expires_at: new Date(Date.now() + 2_500).toISOString() });
+    await json(
+      await mgmt(wallet.key, "POST", "/webhooks", { name: "e", url: `https://hooks.example.test/exp-${id}` }),
+      201,
+    );
+    const expired = await until((all) => {
+      const found = eventsAt(all, `exp-${id}`).filter((e) => e.type === "spend_key.expired");
+      return found.length ? found : undefined;
+    });
+    expect(expired[0]!.data.spend_key.spend_key_id).toBe(id);
+  }, 20_000);
 });
