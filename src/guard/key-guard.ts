@@ -2,11 +2,9 @@ import { DurableObject } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { type LedgerRow, type SpendKeyRow, spendKeys } from "../db/schema.ts";
-import { periodEnd } from "../lib/cycles.ts";
-import { formatUsd } from "../lib/money.ts";
-import { serializeSpendKey } from "../management/spend-key-view.ts";
-import { type EventType, emitEvent, type WebhookEvent } from "../webhooks/events.ts";
-import { charge, freshCounters, type HeldTotals, reachedThresholds, reconfigure, roll, snapshot } from "./counters.ts";
+import { emitEvent } from "../webhooks/events.ts";
+import { type GuardView, keyEvent, limitReached, thresholdEvent } from "./alerts.ts";
+import { charge, freshCounters, type HeldTotals, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
 import { GuardTables, type HoldRow, ledgerRowFor } from "./ledger.ts";
 import { authentic, decide } from "./policy.ts";
 import { applyChange, configOf, type KeyChange, type KeyRecord, upgradedRecord } from "./record.ts";
@@ -222,9 +220,11 @@ export class KeyGuard extends DurableObject<Env> {
     const expiresAt = this.record?.expiresAt ?? null;
     if (expiresAt !== null && expiresAt <= now && !this.counters.expiredAlerted) {
       const counters = { ...this.counters, expiredAlerted: true, version: this.counters.version + 1 };
+      const view = this.view(counters);
+      const event = view && keyEvent(view, "spend_key.expired", `evt_${cfg.spendKeyId}_expired_${expiresAt}`, now);
       this.ctx.storage.transactionSync(() => {
         this.ctx.storage.kv.put("counters", counters);
-        this.tables.queueEvent(this.event("spend_key.expired", `evt_${cfg.spendKeyId}_expired_${expiresAt}`, now), now);
+        if (event) this.tables.queueEvent(event, now);
       });
       this.counters = counters;
     }
@@ -250,64 +250,33 @@ export class KeyGuard extends DurableObject<Env> {
     const charged = row ? charge(this.config, this.counters, costNanos, now) : this.counters;
     // Thresholds are decided here, where every settle of the key passes one at a time: each fires once a cycle.
     const { counters, reached } = reachedThresholds(this.config, charged);
+    const view = this.view(counters);
+    const events = view ? reached.map((threshold) => thresholdEvent(view, threshold, now)) : [];
     this.ctx.storage.transactionSync(() => {
       this.tables.closeHold(hold.request_id, row, now);
       if (row) this.ctx.storage.kv.put("counters", counters);
-      for (const threshold of reached) this.tables.queueEvent(this.thresholdEvent(threshold, counters, now), now);
+      for (const event of events) this.tables.queueEvent(event, now);
     });
     this.counters = counters;
     this.held = { count: this.held.count - 1, nanos: this.held.nanos - hold.amount };
     return costNanos;
   }
 
-  /** The first refusal of a cycle by the spend or request limit raises `spend_key.limit_reached`, once. */
+  /** The guard's state for the event builders (alerts.ts), once the key is configured. */
+  private view(counters = this.counters): GuardView | null {
+    return this.record && this.config ? { record: this.record, config: this.config, counters, held: this.held } : null;
+  }
+
   private noteLimitReached(refusal: AdmitResult, now: number): void {
-    if (refusal.ok || !this.config || !this.record) return;
-    const which =
-      refusal.code === "spend_limit_exceeded" ? "spend" : refusal.code === "request_limit_exceeded" ? "requests" : null;
-    if (!which) return;
-    const rolled = roll(this.config, this.counters, now);
-    const mark = `${which}:${which === "spend" ? rolled.spendPeriodStart : rolled.requestPeriodStart}`;
-    if (rolled.limitAlerted?.includes(mark)) return;
-    const counters = {
-      ...rolled,
-      limitAlerted: [...(rolled.limitAlerted ?? []).slice(-3), mark],
-      version: rolled.version + 1,
-    };
-    const event = this.event("spend_key.limit_reached", `evt_${this.record.id}_${mark.replace(":", "_")}`, now, {
-      limit: which,
-      details: refusal.details ?? null,
-    });
+    const view = this.view();
+    const reached = view ? limitReached(view, refusal, now) : null;
+    if (!reached) return;
     this.ctx.storage.transactionSync(() => {
-      this.ctx.storage.kv.put("counters", counters);
-      this.tables.queueEvent(event, now);
+      this.ctx.storage.kv.put("counters", reached.counters);
+      this.tables.queueEvent(reached.event, now);
     });
-    this.counters = counters;
+    this.counters = reached.counters;
     this.scheduleFlush(now);
-  }
-
-  /** An event about this key: its public view (never a secret), plus what the event adds. */
-  private event(type: EventType, id: string, now: number, extra: Record<string, unknown> = {}): WebhookEvent {
-    const record = this.record;
-    const view = record ? serializeSpendKey(record, snapshot(this.config, this.counters, this.held, now), now) : null;
-    return { id, type, created_at: new Date(now).toISOString(), data: { spend_key: view, ...extra } };
-  }
-
-  private thresholdEvent(threshold: number, c: Counters, now: number): WebhookEvent {
-    const limit = this.config?.spendLimit;
-    const end = limit ? periodEnd(limit.cycle, now) : null;
-    // The id names the key, the period and the threshold: the same crossing is the same event.
-    return this.event(
-      "spend_key.spend_threshold_reached",
-      `evt_${this.record?.id}_${c.spendPeriodStart}_t${threshold}`,
-      now,
-      {
-        threshold,
-        limit: limit ? { amount: formatUsd(limit.nanos), cycle: limit.cycle } : null,
-        spend: formatUsd(c.currentSpendNanos),
-        resets_at: end === null ? null : new Date(end).toISOString(),
-      },
-    );
   }
 
   /** Hands the events decided here to the delivery queue; what fails stays for the next alarm. */

@@ -1,0 +1,71 @@
+import { periodEnd } from "../lib/cycles.ts";
+import { formatUsd } from "../lib/money.ts";
+import { serializeSpendKey } from "../management/spend-key-view.ts";
+import type { EventType, WebhookEvent } from "../webhooks/events.ts";
+import { type HeldTotals, roll, snapshot } from "./counters.ts";
+import type { KeyRecord } from "./record.ts";
+import type { AdmitResult, Counters, KeyConfig } from "./types.ts";
+
+/**
+ * The webhook events a KeyGuard decides, as pure functions of its state. Ids name the key and the occasion
+ * (the period, the threshold), so the same occasion is always the same event.
+ */
+export interface GuardView {
+  record: KeyRecord;
+  config: KeyConfig;
+  counters: Counters;
+  held: HeldTotals;
+}
+
+/** An event about the key: its public view (never a secret), plus what the event adds. */
+export function keyEvent(
+  g: GuardView,
+  type: EventType,
+  id: string,
+  now: number,
+  extra: Record<string, unknown> = {},
+): WebhookEvent {
+  const view = serializeSpendKey(g.record, snapshot(g.config, g.counters, g.held, now), now);
+  return { id, type, created_at: new Date(now).toISOString(), data: { spend_key: view, ...extra } };
+}
+
+export function thresholdEvent(g: GuardView, threshold: number, now: number): WebhookEvent {
+  const limit = g.config.spendLimit;
+  const end = limit ? periodEnd(limit.cycle, now) : null;
+  const id = `evt_${g.record.id}_${g.counters.spendPeriodStart}_t${threshold}`;
+  return keyEvent(g, "spend_key.spend_threshold_reached", id, now, {
+    threshold,
+    limit: limit ? { amount: formatUsd(limit.nanos), cycle: limit.cycle } : null,
+    spend: formatUsd(g.counters.currentSpendNanos),
+    resets_at: end === null ? null : new Date(end).toISOString(),
+  });
+}
+
+/**
+ * The first refusal of a cycle by the spend or request limit raises `spend_key.limit_reached`: the counters
+ * marked for that period and the event, or null when it is not the first (or not such a refusal).
+ */
+export function limitReached(
+  g: GuardView,
+  refusal: AdmitResult,
+  now: number,
+): { counters: Counters; event: WebhookEvent } | null {
+  if (refusal.ok) return null;
+  const which =
+    refusal.code === "spend_limit_exceeded" ? "spend" : refusal.code === "request_limit_exceeded" ? "requests" : null;
+  if (!which) return null;
+  const rolled = roll(g.config, g.counters, now);
+  const mark = `${which}:${which === "spend" ? rolled.spendPeriodStart : rolled.requestPeriodStart}`;
+  if (rolled.limitAlerted?.includes(mark)) return null;
+  const counters = {
+    ...rolled,
+    limitAlerted: [...(rolled.limitAlerted ?? []).slice(-3), mark],
+    version: rolled.version + 1,
+  };
+  const id = `evt_${g.record.id}_${mark.replace(":", "_")}`;
+  const event = keyEvent({ ...g, counters }, "spend_key.limit_reached", id, now, {
+    limit: which,
+    details: refusal.details ?? null,
+  });
+  return { counters, event };
+}
