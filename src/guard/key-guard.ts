@@ -75,11 +75,11 @@ export class KeyGuard extends DurableObject<Env> {
   }
 
   /** Applies one change; null when the key is unknown here, another wallet's, or revoked (revoked is final). */
-  manage(walletId: string, change: KeyChange): Managed | null {
+  manage(walletId: string, change: KeyChange): (Managed & { previous: KeyRecord }) | null {
     const prev = this.owned(walletId);
     if (!prev) return null;
     const now = this.now();
-    return this.commit(applyChange(prev, change, now), now);
+    return { ...this.commit(applyChange(prev, change, now), now), previous: prev };
   }
 
   /** The record and exact counters, for `GET /v1/spend_keys/{id}`; null as for `manage`. */

@@ -75,7 +75,12 @@ const notFound = (id: string) => new ApiError("not_found", `No spend key with id
  * Applies one change inside the key's KeyGuard (the one writer of a key), then lets D1 follow. Unknown ids,
  * another wallet's keys (answered exactly like unknown ones) and revoked keys are 404.
  */
-async function change(env: Bindings, walletId: string, id: string, what: KeyChange): Promise<Managed> {
+async function change(
+  env: Bindings,
+  walletId: string,
+  id: string,
+  what: KeyChange,
+): Promise<Managed & { previous: KeyRecord }> {
   const managed = isKeyId("spend", id) ? await keyGuard(env, id).manage(walletId, what) : null;
   if (!managed) throw notFound(id);
   await mirror(env, managed.record);
@@ -214,9 +219,10 @@ for (const method of ["put", "patch"] as const) {
     },
     async (c, { params, body }) => {
       const fields = await columnsFrom(c.env, body);
-      const before = body.status;
       const managed = await change(c.env, c.get("walletId"), params.id, { kind: "update", fields });
-      const status = before === "paused" ? "spend_key.paused" : before === "active" ? "spend_key.resumed" : null;
+      const was = managed.previous.status;
+      const now = managed.record.status;
+      const status = was === now ? null : now === "paused" ? "spend_key.paused" : "spend_key.resumed";
       announce(c, status ? ["spend_key.updated", status] : ["spend_key.updated"], managed);
       return c.json(serializeSpendKey(managed.record, managed.snapshot));
     },

@@ -28,14 +28,20 @@ it("the Lava SDK drives webhooks, and a real HTTP receiver verifies every delive
 
     const key = await lava.spendKeys.create({ name: "watched" });
     await lava.spendKeys.update(key.spend_key_id, { status: "paused" });
+    await lava.spendKeys.update(key.spend_key_id, { status: "paused" }); // no change of status: updated only
+    await lava.spendKeys.update(key.spend_key_id, { status: "active" });
     await lava.spendKeys.revoke(key.spend_key_id);
     const deadline = Date.now() + 20_000;
-    while (received.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    while (received.length < 7 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const verifier = new Webhook(hook.webhook_secret);
     const events = received.map((r) => verifier.verify(r.body, r.headers) as { type: string; data: any });
-    expect(events).toHaveLength(4);
+    const count = (type: string) => events.filter((e) => e.type === type).length;
+    // created, 3 × updated, paused (once: the second PATCH changed nothing), resumed, revoked.
+    expect([count("spend_key.updated"), count("spend_key.paused"), count("spend_key.resumed")]).toEqual([3, 1, 1]);
+    await new Promise((r) => setTimeout(r, 500)); // nothing more may arrive
+    expect(received).toHaveLength(7);
     expect(new Set(events.map((e) => e.type))).toEqual(
-      new Set(["spend_key.created", "spend_key.updated", "spend_key.paused", "spend_key.revoked"]),
+      new Set(["spend_key.created", "spend_key.updated", "spend_key.paused", "spend_key.resumed", "spend_key.revoked"]),
     );
     for (const e of events) expect(e.data.spend_key.spend_key_id).toBe(key.spend_key_id);
     expect(JSON.stringify(events)).not.toContain(key.key.slice(-20));
