@@ -2,10 +2,10 @@ import { DurableObject } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { type LedgerRow, type SpendKeyRow, spendKeys } from "../db/schema.ts";
-import { emitEvent } from "../webhooks/events.ts";
-import { type GuardView, keyEvent, limitReached, thresholdEvent } from "./alerts.ts";
+import type { WebhookEvent } from "../webhooks/events.ts";
+import { type GuardView, handOverEvents, keyEvent, limitReached, thresholdEvent } from "./alerts.ts";
 import { charge, freshCounters, type HeldTotals, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
-import { GuardTables, type HoldRow, ledgerRowFor } from "./ledger.ts";
+import { GuardTables, type HoldRow, lapsedSettle, ledgerRowFor } from "./ledger.ts";
 import { authentic, decide } from "./policy.ts";
 import { applyChange, configOf, type KeyChange, type KeyRecord, upgradedRecord } from "./record.ts";
 import type { AdmitInput, AdmitResult, Counters, KeyConfig, KeySnapshot, SettleInput, SettleResult } from "./types.ts";
@@ -201,34 +201,21 @@ export class KeyGuard extends DurableObject<Env> {
     const cfg = this.config;
     if (!cfg) return;
     const now = this.now();
-    for (const hold of this.tables.expiredHolds(now)) {
-      const latencyMs = now - hold.created_at;
-      this.closeHold(
-        hold,
-        {
-          requestId: hold.request_id,
-          status: "aborted",
-          usage: null,
-          fallbackNanos: hold.amount,
-          responseId: null,
-          httpStatus: null,
-          latencyMs,
-        },
+    for (const hold of this.tables.expiredHolds(now)) this.closeHold(hold, lapsedSettle(hold, now), now);
+    const expiresAt = this.record?.expiresAt ?? null;
+    const view = this.view({ ...this.counters, expiredAlerted: true, version: this.counters.version + 1 });
+    if (view && expiresAt !== null && expiresAt <= now && !this.counters.expiredAlerted) {
+      this.raise(
+        view.counters,
+        keyEvent(view, "spend_key.expired", `evt_${cfg.spendKeyId}_expired_${expiresAt}`, now),
         now,
       );
     }
-    const expiresAt = this.record?.expiresAt ?? null;
-    if (expiresAt !== null && expiresAt <= now && !this.counters.expiredAlerted) {
-      const counters = { ...this.counters, expiredAlerted: true, version: this.counters.version + 1 };
-      const view = this.view(counters);
-      const event = view && keyEvent(view, "spend_key.expired", `evt_${cfg.spendKeyId}_expired_${expiresAt}`, now);
-      this.ctx.storage.transactionSync(() => {
-        this.ctx.storage.kv.put("counters", counters);
-        if (event) this.tables.queueEvent(event, now);
-      });
-      this.counters = counters;
+    // Events decided here go to the delivery queue; what cannot be handed over yet waits for a later alarm.
+    if (!(await handOverEvents(this.tables, this.env, cfg.walletId))) {
+      this.alarmPending = true;
+      await this.ctx.storage.setAlarm(this.now() + 5_000);
     }
-    await this.drainOutbox(cfg.walletId);
     const backlog = await this.tables.flush(this.env.DB, cfg.spendKeyId, { ...this.counters }, this.now);
     // A backlog (a hot key) is drained at once rather than one batch per delay.
     if (backlog) this.scheduleFlush(this.now() - FLUSH_DELAY_MS);
@@ -270,28 +257,17 @@ export class KeyGuard extends DurableObject<Env> {
   private noteLimitReached(refusal: AdmitResult, now: number): void {
     const view = this.view();
     const reached = view ? limitReached(view, refusal, now) : null;
-    if (!reached) return;
-    this.ctx.storage.transactionSync(() => {
-      this.ctx.storage.kv.put("counters", reached.counters);
-      this.tables.queueEvent(reached.event, now);
-    });
-    this.counters = reached.counters;
-    this.scheduleFlush(now);
+    if (reached) this.raise(reached.counters, reached.event, now);
   }
 
-  /** Hands the events decided here to the delivery queue; what fails stays for the next alarm. */
-  private async drainOutbox(walletId: string): Promise<void> {
-    for (const event of this.tables.pendingEvents()) {
-      try {
-        await emitEvent(this.env, walletId, event);
-        this.tables.eventSent(event.id);
-      } catch (err) {
-        console.error("webhook event not handed over yet", event.id, err instanceof Error ? err.message : String(err));
-        this.alarmPending = true;
-        await this.ctx.storage.setAlarm(this.now() + 5_000);
-        return;
-      }
-    }
+  /** Persists counters that mark an event as raised together with the event (the outbox), atomically. */
+  private raise(counters: Counters, event: WebhookEvent, now: number): void {
+    this.ctx.storage.transactionSync(() => {
+      this.ctx.storage.kv.put("counters", counters);
+      this.tables.queueEvent(event, now);
+    });
+    this.counters = counters;
+    this.scheduleFlush(now);
   }
 
   private scheduleFlush(now: number): void {

@@ -213,6 +213,18 @@ export class GuardTables {
   }
 }
 
+/** The settle of a hold that outlived its lifetime (a lost settle): charged in full, as aborted. */
+export function lapsedSettle(hold: HoldRow, now: number): SettleInput {
+  const common = { usage: null, responseId: null, httpStatus: null };
+  return {
+    ...common,
+    requestId: hold.request_id,
+    status: "aborted",
+    fallbackNanos: hold.amount,
+    latencyMs: now - hold.created_at,
+  };
+}
+
 /** The ledger row of a settled hold and what it costs (null for count_tokens: no row, no cost). */
 export function ledgerRowFor(
   hold: HoldRow,
