@@ -85,8 +85,17 @@ export async function deliverBatch(batch: MessageBatch<DeliveryMessage>, env: De
       .innerJoin(webhooks, eq(webhooks.id, webhookDeliveries.webhookId))
       .where(eq(webhookDeliveries.id, id))
       .get();
-    // Gone, already delivered (a replayed message), or its webhook deleted or disabled: nothing to do.
-    if (!row || row.d.status === "delivered" || row.deletedAt !== null || !row.enabled) {
+    // Gone, or already delivered (a replayed message): nothing to do.
+    if (!row || row.d.status === "delivered") {
+      message.ack();
+      continue;
+    }
+    // Its webhook was deleted or disabled: the delivery ends here (dead, so the sweeper leaves it alone).
+    if (row.deletedAt !== null || !row.enabled) {
+      await db
+        .update(webhookDeliveries)
+        .set({ status: "dead", lastError: "webhook deleted or disabled", nextAttemptAt: null, updatedAt: Date.now() })
+        .where(eq(webhookDeliveries.id, id));
       message.ack();
       continue;
     }

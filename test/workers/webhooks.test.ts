@@ -198,6 +198,42 @@ describe("out of retries", () => {
   }, 30_000);
 });
 
+describe("disabled webhooks", () => {
+  it("receive nothing: no delivery is made for them, and one in flight when disabled ends dead", async () => {
+    const { wallet, id } = await setupKey();
+    const hook = await json(
+      await mgmt(wallet.key, "POST", "/webhooks", { name: "off", url: `https://hooks.example.test/off-${id}` }),
+      201,
+    );
+    // A delivery already in flight (its row written, its message queued) when the webhook is disabled.
+    const now = Date.now();
+    const payload = JSON.stringify({
+      id: `evt_off_${id}`,
+      type: "spend_key.updated",
+      created_at: new Date().toISOString(),
+      data: {},
+    });
+    await env.DB.prepare(
+      `INSERT INTO webhook_deliveries (id, webhook_id, wallet_id, event_id, event_type, payload, status, attempts,
+        next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'spend_key.updated', ?, 'pending', 0, ?, ?, ?)`,
+    )
+      .bind(`msg_off_${id}`, hook.webhook_id, wallet.walletId, `evt_off_${id}`, payload, now, now, now)
+      .run();
+    await json(await mgmt(wallet.key, "PATCH", `/webhooks/${hook.webhook_id}`, { enabled: false }), 200);
+    await env.WEBHOOKS.send({ deliveryId: `msg_off_${id}` });
+    await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { name: "quiet" }), 200);
+    const deadline = Date.now() + 10_000;
+    let log: any;
+    do {
+      await new Promise((r) => setTimeout(r, 250));
+      log = await json(await mgmt(wallet.key, "GET", `/webhooks/${hook.webhook_id}/deliveries`), 200);
+    } while (log.data[0]?.status !== "dead" && Date.now() < deadline);
+    expect(log.data).toHaveLength(1);
+    expect(log.data[0]).toMatchObject({ status: "dead", last_error: "webhook deleted or disabled" });
+    expect((await hooks()).filter((h) => h.url.includes(`off-${id}`))).toHaveLength(0);
+  });
+});
+
 describe("nothing is lost", () => {
   it("a delivery whose queue message never arrived is sent by the sweeper (as after a restart)", async () => {
     const { wallet, id } = await setupKey();
