@@ -1,15 +1,13 @@
 import { and, eq, isNull, lt } from "drizzle-orm";
 import type { Context } from "hono";
-import { getCatalog } from "../catalog/catalog.ts";
 import { database } from "../db/client.ts";
 import { type SpendKeyRow, spendKeys } from "../db/schema.ts";
 import { type AppEnv, type Bindings, keyGuard } from "../env.ts";
 import type { Managed } from "../guard/key-guard.ts";
-import { type KeyChange, type KeyFields, type KeyRecord, recordOf } from "../guard/record.ts";
+import { type KeyChange, type KeyRecord, recordOf } from "../guard/record.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashSecret, isKeyId, issueKey, keyPreview } from "../lib/keys.ts";
-import { parseUsd } from "../lib/money.ts";
 import { ApiRouter } from "../lib/openapi.ts";
 import { type EventType, emitEvent } from "../webhooks/events.ts";
 import { eventId } from "../webhooks/secrets.ts";
@@ -23,51 +21,9 @@ import {
   SpendKeyCreated,
   SpendKeyRevoked,
   UpdateSpendKey,
-  type UpdateSpendKeyBody,
 } from "./schemas.ts";
+import { columnsFrom } from "./spend-key-fields.ts";
 import { countsOf, serializeSpendKey } from "./spend-key-view.ts";
-
-/** Fields of a create/update body as column values; absent fields stay untouched, `null` clears. */
-async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Promise<KeyFields> {
-  const cols: KeyFields = {};
-  if (body.name !== undefined) cols.name = body.name;
-  if (body.status !== undefined) cols.status = body.status;
-  if (body.request_shape !== undefined) cols.requestShape = body.request_shape;
-  if (body.allowed_models !== undefined) {
-    if (body.allowed_models) {
-      const catalog = await getCatalog(env.DB);
-      const unknown = body.allowed_models.find((m) => !catalog.has(m));
-      if (unknown !== undefined) {
-        throw new ApiError(
-          "invalid_request",
-          `allowed_models: '${unknown}' is not a model in the catalog (GET /v1/models)`,
-          {
-            param: "allowed_models",
-          },
-        );
-      }
-    }
-    cols.allowedModels = body.allowed_models ? [...new Set(body.allowed_models)] : null;
-  }
-  if (body.allowed_providers !== undefined) {
-    cols.allowedProviders = body.allowed_providers ? [...new Set(body.allowed_providers)] : null;
-  }
-  if (body.spend_limit !== undefined) {
-    cols.spendLimitNanos = body.spend_limit ? parseUsd(body.spend_limit.amount) : null;
-    cols.spendLimitCycle = body.spend_limit?.cycle ?? null;
-  }
-  if (body.request_limit !== undefined) {
-    cols.requestLimitCount = body.request_limit?.count ?? null;
-    cols.requestLimitCycle = body.request_limit?.cycle ?? null;
-  }
-  if (body.rate_limit !== undefined) {
-    cols.rateLimitRpm = body.rate_limit?.rpm ?? null;
-    cols.rateLimitBurst = body.rate_limit ? (body.rate_limit.burst ?? body.rate_limit.rpm) : null;
-  }
-  if (body.expires_at !== undefined) cols.expiresAt = body.expires_at === null ? null : Date.parse(body.expires_at);
-  if (body.alert_thresholds !== undefined) cols.alertThresholds = body.alert_thresholds;
-  return cols;
-}
 
 const notFound = (id: string) => new ApiError("not_found", `No spend key with id '${id}'.`, { param: "id" });
 

@@ -1,64 +1,19 @@
 import { and, eq, isNull } from "drizzle-orm";
-import * as z from "zod/mini";
 import { database } from "../db/client.ts";
 import { webhookDeliveries, webhooks } from "../db/schema.ts";
 import type { Bindings } from "../env.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { newId } from "../lib/keys.ts";
-import { ApiRouter, named } from "../lib/openapi.ts";
+import { ApiRouter } from "../lib/openapi.ts";
 import { isoOrNull as iso } from "../lib/time.ts";
 import { ERRORS, IdParam, listOf, Pagination, SecretKeyDeleted } from "../management/schemas.ts";
-import { EVENT_TYPES } from "./events.ts";
+import { CreateWebhook, Delivery, DeliveryParams, UpdateWebhook, Webhook, WebhookCreated } from "./schemas.ts";
 import { newWebhookSecret, sealSecret } from "./secrets.ts";
 import { webhookUrlProblem } from "./url.ts";
 
 type WebhookRow = typeof webhooks.$inferSelect;
 type DeliveryRow = typeof webhookDeliveries.$inferSelect;
-
-const Url = z.string().check(z.maxLength(2_000));
-const Events = z.nullable(z.array(z.enum(EVENT_TYPES)).check(z.minLength(1), z.maxLength(EVENT_TYPES.length)));
-const Name = z.string().check(z.trim(), z.minLength(1), z.maxLength(200));
-const CreateWebhook = named(
-  "CreateWebhook",
-  z.strictObject({ name: Name, url: Url, events: z.optional(Events), enabled: z.optional(z.boolean()) }),
-);
-const UpdateWebhook = named(
-  "UpdateWebhook",
-  z.strictObject({
-    name: z.optional(Name),
-    url: z.optional(Url),
-    events: z.optional(Events),
-    enabled: z.optional(z.boolean()),
-  }),
-);
-const Webhook = named(
-  "Webhook",
-  z.object({
-    webhook_id: z.string(),
-    name: z.string(),
-    url: z.string(),
-    events: z.nullable(z.array(z.string())),
-    enabled: z.boolean(),
-    created_at: z.string(),
-  }),
-);
-const WebhookCreated = named("WebhookCreated", z.extend(Webhook, { webhook_secret: z.string() }));
-const Delivery = named(
-  "WebhookDelivery",
-  z.object({
-    delivery_id: z.string(),
-    event_id: z.string(),
-    event_type: z.string(),
-    status: z.enum(["pending", "retrying", "delivered", "dead"]),
-    attempts: z.number(),
-    last_response_code: z.nullable(z.number()),
-    last_error: z.nullable(z.string()),
-    next_retry_at: z.nullable(z.string()),
-    created_at: z.string(),
-  }),
-);
-const DeliveryParams = z.object({ id: z.string(), delivery_id: z.string() });
 
 const wire = (r: WebhookRow) => ({
   webhook_id: r.id,
