@@ -341,6 +341,13 @@ async function main() {
   const gwKey = (await newKey(gw, wallet)).key;
   const wdKey = (await newKey(wranglerStack.url, wranglerWallet)).key;
   const keyOf = (t: Target) => (t === targets.wrangler ? wdKey : gwKey);
+  const teardown = async () => {
+    for (const t of Object.values(targets)) await t.pool.close();
+    for (const mf of [gatewayMf, floorMf, floor1Mf, floorDoMf]) await mf.dispose();
+    await wranglerStack.stop();
+    await fake.close();
+    rmSync(work, { recursive: true, force: true });
+  };
 
   // 0. The usage API over a year of 100,000 ledger rows of one wallet (written straight into the gateway's D1).
   log("usage API: 100,000 ledger rows over a year");
@@ -398,11 +405,7 @@ async function main() {
   });
   console.table(usageRows);
   if (process.env.BENCH_USAGE_ONLY === "1") {
-    for (const t of Object.values(targets)) await t.pool.close();
-    for (const mf of [gatewayMf, floorMf, floor1Mf, floorDoMf]) await mf.dispose();
-    await wranglerStack.stop();
-    await fake.close();
-    rmSync(work, { recursive: true, force: true });
+    await teardown();
     return;
   }
 
@@ -470,11 +473,7 @@ async function main() {
     // A quick look at the JSON latency table alone (while tuning), without the other phases.
     console.table(jsonRows);
     console.log(gatewayOverFloor);
-    for (const t of Object.values(targets)) await t.pool.close();
-    for (const mf of [gatewayMf, floorMf, floor1Mf, floorDoMf]) await mf.dispose();
-    await wranglerStack.stop();
-    await fake.close();
-    rmSync(work, { recursive: true, force: true });
+    await teardown();
     return;
   }
 
@@ -776,14 +775,7 @@ async function main() {
   for (const [name, met] of Object.entries(goals)) console.log(`  ${met ? "met    " : "NOT met"}  ${name}`);
   console.log("\nwritten: bench-results/latest.json");
 
-  for (const t of Object.values(targets)) await t.pool.close();
-  await gatewayMf.dispose();
-  await floorMf.dispose();
-  await floor1Mf.dispose();
-  await floorDoMf.dispose();
-  await wranglerStack.stop();
-  await fake.close();
-  rmSync(work, { recursive: true, force: true });
+  await teardown();
 }
 
 await main();
