@@ -3,7 +3,7 @@ import { formatUsd } from "../lib/money.ts";
 import { serializeSpendKey } from "../management/spend-key-view.ts";
 import { type EventType, emitEvent, type WebhookEvent } from "../webhooks/events.ts";
 import { type HeldTotals, roll, snapshot } from "./counters.ts";
-import type { GuardTables } from "./ledger.ts";
+import type { GuardOutbox } from "./outbox.ts";
 import type { KeyRecord } from "./record.ts";
 import type { AdmitResult, Counters, KeyConfig } from "./types.ts";
 
@@ -73,14 +73,14 @@ export function limitReached(
 
 /** Hands the outbox's events to the delivery queue, oldest first; false when one could not be handed over yet. */
 export async function handOverEvents(
-  tables: GuardTables,
+  outbox: GuardOutbox,
   env: Parameters<typeof emitEvent>[0],
   walletId: string,
 ): Promise<boolean> {
-  for (const event of tables.pendingEvents()) {
+  for (const event of outbox.pending()) {
     try {
       await emitEvent(env, walletId, event);
-      tables.eventSent(event.id);
+      outbox.sent(event.id);
     } catch (err) {
       console.error("webhook event not handed over yet", event.id, err instanceof Error ? err.message : String(err));
       return false;

@@ -1,11 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
-import { sql } from "drizzle-orm";
-import { database } from "../db/client.ts";
-import { type LedgerRow, type SpendKeyRow, spendKeys } from "../db/schema.ts";
+import type { LedgerRow } from "../db/schema.ts";
 import type { WebhookEvent } from "../webhooks/events.ts";
 import { type GuardView, handOverEvents, keyEvent, limitReached, thresholdEvent } from "./alerts.ts";
 import { charge, freshCounters, type HeldTotals, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
 import { GuardTables, type HoldRow, lapsedSettle, ledgerRowFor } from "./ledger.ts";
+import { GuardOutbox } from "./outbox.ts";
 import { authentic, decide } from "./policy.ts";
 import { applyChange, configOf, type KeyChange, type KeyRecord, upgradedRecord } from "./record.ts";
 import type { AdmitInput, AdmitResult, Counters, KeyConfig, KeySnapshot, SettleInput, SettleResult } from "./types.ts";
@@ -41,6 +40,7 @@ export class KeyGuard extends DurableObject<Env> {
   private counters: Counters;
   private held: HeldTotals = { count: 0, nanos: 0 };
   private readonly tables: GuardTables;
+  private readonly outbox: GuardOutbox;
   private alarmPending = false;
   /** The clock; tests swap it through runInDurableObject to cross cycle boundaries. */
   now: () => number = () => Date.now();
@@ -48,6 +48,7 @@ export class KeyGuard extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.tables = new GuardTables(ctx.storage.sql);
+    this.outbox = new GuardOutbox(ctx.storage.sql);
     this.record = ctx.storage.kv.get<KeyRecord>("record") ?? null;
     this.config = this.record ? configOf(this.record) : null;
     this.counters = ctx.storage.kv.get<Counters>("counters") ?? freshCounters();
@@ -58,6 +59,7 @@ export class KeyGuard extends DurableObject<Env> {
     // A key nobody configured (a forged id) gets no tables: refusing it writes nothing.
     if (this.config || legacy) {
       this.tables.ensureSchema();
+      this.outbox.ensureSchema();
       this.held = this.tables.heldTotals();
     }
   }
@@ -119,7 +121,10 @@ export class KeyGuard extends DurableObject<Env> {
 
   private commit(next: KeyRecord, now: number): Managed {
     const cfg = configOf(next);
-    if (!this.config) this.tables.ensureSchema();
+    if (!this.config) {
+      this.tables.ensureSchema();
+      this.outbox.ensureSchema();
+    }
     const counters = reconfigure(this.config, cfg, this.counters, now);
     const kv = this.ctx.storage.kv;
     this.ctx.storage.transactionSync(() => {
@@ -135,13 +140,8 @@ export class KeyGuard extends DurableObject<Env> {
   }
 
   private async upgrade(legacy: KeyConfig): Promise<void> {
-    const base: SpendKeyRow | undefined = await database(this.env.DB)
-      .select()
-      .from(spendKeys)
-      .where(sql`${spendKeys.id} = ${legacy.spendKeyId}`)
-      .get();
-    if (!base) return;
-    const record = upgradedRecord(legacy, base);
+    const record = await upgradedRecord(this.env.DB, legacy);
+    if (!record) return;
     this.ctx.storage.transactionSync(() => {
       this.ctx.storage.kv.put("record", record);
       this.ctx.storage.kv.delete("config");
@@ -212,7 +212,7 @@ export class KeyGuard extends DurableObject<Env> {
       );
     }
     // Events decided here go to the delivery queue; what cannot be handed over yet waits for a later alarm.
-    if (!(await handOverEvents(this.tables, this.env, cfg.walletId))) {
+    if (!(await handOverEvents(this.outbox, this.env, cfg.walletId))) {
       this.alarmPending = true;
       await this.ctx.storage.setAlarm(this.now() + 5_000);
     }
@@ -242,7 +242,7 @@ export class KeyGuard extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       this.tables.closeHold(hold.request_id, row, now);
       if (row) this.ctx.storage.kv.put("counters", counters);
-      for (const event of events) this.tables.queueEvent(event, now);
+      for (const event of events) this.outbox.add(event, now);
     });
     this.counters = counters;
     this.held = { count: this.held.count - 1, nanos: this.held.nanos - hold.amount };
@@ -264,7 +264,7 @@ export class KeyGuard extends DurableObject<Env> {
   private raise(counters: Counters, event: WebhookEvent, now: number): void {
     this.ctx.storage.transactionSync(() => {
       this.ctx.storage.kv.put("counters", counters);
-      this.tables.queueEvent(event, now);
+      this.outbox.add(event, now);
     });
     this.counters = counters;
     this.scheduleFlush(now);

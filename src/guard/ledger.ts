@@ -1,7 +1,6 @@
 import { getTableColumns } from "drizzle-orm";
 import { type LedgerRow, requests } from "../db/schema.ts";
 import { chargeFor, type Prices } from "../lib/money.ts";
-import type { WebhookEvent } from "../webhooks/events.ts";
 import type { HeldTotals } from "./counters.ts";
 import type { Counters, SettleInput } from "./types.ts";
 
@@ -82,30 +81,6 @@ export class GuardTables {
       request_id TEXT PRIMARY KEY, row TEXT NOT NULL, cost INTEGER NOT NULL,
       flushed_at INTEGER, created_at INTEGER NOT NULL)`);
     this.sql.exec("CREATE INDEX IF NOT EXISTS ledger_flush ON ledger (flushed_at, created_at)");
-    // Webhook events decided here, waiting for the alarm to hand them to the delivery queue.
-    this.sql.exec(
-      "CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, event TEXT NOT NULL, created_at INTEGER NOT NULL)",
-    );
-  }
-
-  queueEvent(event: WebhookEvent, now: number): void {
-    this.sql.exec(
-      "INSERT OR IGNORE INTO outbox (id, event, created_at) VALUES (?, ?, ?)",
-      event.id,
-      JSON.stringify(event),
-      now,
-    );
-  }
-
-  pendingEvents(): WebhookEvent[] {
-    return this.sql
-      .exec<{ event: string }>("SELECT event FROM outbox ORDER BY created_at LIMIT 100")
-      .toArray()
-      .map((r) => JSON.parse(r.event) as WebhookEvent);
-  }
-
-  eventSent(id: string): void {
-    this.sql.exec("DELETE FROM outbox WHERE id = ?", id);
   }
 
   heldTotals(): HeldTotals {

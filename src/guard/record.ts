@@ -1,4 +1,6 @@
-import type { SpendKeyRow } from "../db/schema.ts";
+import { eq } from "drizzle-orm";
+import { database } from "../db/client.ts";
+import { type SpendKeyRow, spendKeys } from "../db/schema.ts";
 import type { Cycle } from "../lib/cycles.ts";
 import type { KeyConfig } from "./types.ts";
 
@@ -103,8 +105,17 @@ export function applyChange(prev: KeyRecord, change: KeyChange, now: number): Ke
   }
 }
 
-/** A guard written before it owned the record: D1's row, with the guard's secret hash, status and revocation. */
-export function upgradedRecord(legacy: KeyConfig, base: SpendKeyRow): KeyRecord {
+/**
+ * A guard written before it owned the record kept only the enforced configuration: its record is D1's row,
+ * with the guard's own secret hash, status and revocation winning (null when D1 has no row).
+ */
+export async function upgradedRecord(d1: D1Database, legacy: KeyConfig): Promise<KeyRecord | null> {
+  const base: SpendKeyRow | undefined = await database(d1)
+    .select()
+    .from(spendKeys)
+    .where(eq(spendKeys.id, legacy.spendKeyId))
+    .get();
+  if (!base) return null;
   return {
     ...recordOf(base),
     keyHash: legacy.secretHash,
