@@ -39,8 +39,10 @@ async function attempt(
 ): Promise<Outcome> {
   const problem = webhookUrlProblem(url, env.SPENDGATE_ENV === "production");
   if (problem) return { ok: false, status: null, error: problem };
-  const signature = new Webhook(await openSecret(env, cipher)).sign(msgId, new Date(), payload);
-  const timestamp = String(Math.floor(Date.now() / 1000));
+  // One instant for both: the signature covers the timestamp the header carries.
+  const at = new Date();
+  const signature = new Webhook(await openSecret(env, cipher)).sign(msgId, at, payload);
+  const timestamp = String(Math.floor(at.getTime() / 1000));
   try {
     const res = await fetch(url, {
       method: "POST",
