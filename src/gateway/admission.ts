@@ -10,7 +10,7 @@ import { type Prices, type TokenUsage, worstCaseNanos } from "../lib/money.ts";
 import type { RouteKind } from "../providers/registry.ts";
 import { holdBounds } from "./hold.ts";
 import { mediaPlan } from "./media.ts";
-import { metadataFrom, type ParsedBody, parseBody, parseForm } from "./request-body.ts";
+import { metadataFrom, parseBody, parseForm } from "./request-body.ts";
 import { Settlement, sleep } from "./settlement.ts";
 import { resolveTarget, type Target } from "./target.ts";
 
@@ -26,7 +26,6 @@ export interface RouteSpec {
 /** An admitted request: its hold is placed, and it must be settled whatever happens next. */
 export interface Admitted {
   target: Extract<Target, { kind: "ready" }>;
-  body: ParsedBody;
   /** what goes upstream: the client's bytes, or its JSON with `stream_options.include_usage` set */
   outBody: BodyInit;
   /** remove the usage-only chunk the gateway asked for on the client's behalf */
@@ -141,5 +140,5 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     throw new ApiError("internal_error", "The gateway hit an internal error. Try again.");
   }
   const knownUsage = plan?.knownUsage ?? null;
-  return { target, body, outBody, stripUsageChunk, metered, admission, boundCost, settlement, prices, knownUsage };
+  return { target, outBody, stripUsageChunk, metered, admission, boundCost, settlement, prices, knownUsage };
 }

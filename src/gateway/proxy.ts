@@ -17,5 +17,3 @@ export async function proxy(c: Context<AppEnv>, route: RouteSpec): Promise<Respo
   c.executionCtx.waitUntil(work.then(settled, settled));
   return await work;
 }
-
-export type { RouteSpec };

@@ -203,13 +203,10 @@ export class KeyGuard extends DurableObject<Env> {
     const now = this.now();
     for (const hold of this.tables.expiredHolds(now)) this.closeHold(hold, lapsedSettle(hold, now), now);
     const expiresAt = this.record?.expiresAt ?? null;
-    const view = this.view({ ...this.counters, expiredAlerted: true, version: this.counters.version + 1 });
-    if (view && expiresAt !== null && expiresAt <= now && !this.counters.expiredAlerted) {
-      this.raise(
-        view.counters,
-        keyEvent(view, "spend_key.expired", `evt_${cfg.spendKeyId}_expired_${expiresAt}`, now),
-        now,
-      );
+    if (expiresAt !== null && expiresAt <= now && !this.counters.expiredAlerted) {
+      const view = this.view({ ...this.counters, expiredAlerted: true, version: this.counters.version + 1 });
+      const id = `evt_${cfg.spendKeyId}_expired_${expiresAt}`;
+      if (view) this.raise(view.counters, keyEvent(view, "spend_key.expired", id, now), now);
     }
     // Events decided here go to the delivery queue; what cannot be handed over yet waits for a later alarm.
     if (!(await handOverEvents(this.outbox, this.env, cfg.walletId))) {
