@@ -2,6 +2,7 @@ import type { ModelEntry } from "../catalog/catalog.ts";
 import type { Prices, TokenUsage } from "../lib/money.ts";
 import type { RouteKind } from "../providers/registry.ts";
 import type { ParsedBody } from "./request-body.ts";
+import { empty } from "./usage.ts";
 
 /**
  * Images and audio: what a request costs when it is priced by the request (images × size/quality price,
@@ -27,15 +28,6 @@ const AUDIO_TOKENS_PER_SECOND = 50;
 /** Transcription formats that carry the provider's usage; the others (text, srt, vtt) carry none. */
 const METERED_FORMATS = new Set(["json", "verbose_json"]);
 
-const none = (u: Partial<TokenUsage>): TokenUsage => ({
-  inputTokens: 0,
-  outputTokens: 0,
-  cacheReadTokens: 0,
-  cacheWriteTokens: 0,
-  reasoningTokens: 0,
-  ...u,
-});
-
 export function mediaPlan(kind: RouteKind, body: ParsedBody, entry: ModelEntry): MediaPlan | null {
   const prices = entry.prices;
   const json = body.json;
@@ -54,7 +46,7 @@ export function mediaPlan(kind: RouteKind, body: ParsedBody, entry: ModelEntry):
     }
     case "speech": {
       const characters = typeof json.input === "string" ? [...json.input].length : 0;
-      const knownUsage = prices?.perUnit !== undefined ? none({ units: characters }) : null;
+      const knownUsage = prices?.perUnit !== undefined ? { ...empty(), units: characters } : null;
       return { prices, units: characters, mediaInputTokens: 0, knownUsage };
     }
     case "transcriptions": {

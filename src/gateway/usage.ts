@@ -19,7 +19,8 @@ const obj = (v: unknown): Json | undefined =>
 const int = (v: unknown): number | undefined =>
   typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.floor(v) : undefined;
 
-const empty = (): TokenUsage => ({
+/** No usage yet: every count zero. */
+export const empty = (): TokenUsage => ({
   inputTokens: 0,
   outputTokens: 0,
   cacheReadTokens: 0,
