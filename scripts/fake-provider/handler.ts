@@ -20,12 +20,18 @@
  *   [[fault:words:N]]            reply with N words
  *   [[fault:redirect]]           a 307 to another host (a gateway must not follow it)
  *
+ * Reported usage, for the pricing tests (chat, responses and messages; JSON and streams):
+ *   [[usage:{...}]]              the response's `usage` object exactly as given (the provider's own shape)
+ *   [[tier:NAME]]                the response says it ran on service tier NAME
+ *   [web_search_calls:N]         a Responses answer carries N web_search_call output items
+ *
  * Billing at the worst case a request allows (for the hard-cap tests), with [[fault:worst]] in the text:
  *   output = the largest output-limit field this route reads (chat: max_tokens / max_completion_tokens,
  *            responses: max_output_tokens, messages: max_tokens) × n, or [maxout:N] when none is sent;
  *   input  = the bytes of the body received, plus a tool-use prompt (500, and 900 per schema-less tool), or
  *            [pulled:N] when the request makes the provider pull content in (server tools, files, state).
  *   [overbill:N] adds N output tokens beyond that: a provider billing more than any bound (overage).
+ *   Web searches: every call a web search tool allows (Anthropic `max_uses`, Responses `max_tool_calls`).
  */
 
 export interface RecordedRequest {
@@ -104,6 +110,10 @@ interface Plan {
   text: string;
   messages: number;
   fault: Map<string, string>;
+  /** [[usage:{...}]]: the usage object to report as given */
+  usage: Record<string, unknown> | null;
+  /** [[tier:NAME]] */
+  tier: string | null;
 }
 
 function plan(body: Record<string, unknown>): Plan {
@@ -119,7 +129,9 @@ function plan(body: Record<string, unknown>): Plan {
   const text = parts.join(" ");
   const fault = new Map<string, string>();
   for (const m of text.matchAll(/\[\[fault:([a-z0-9]+)(?::(\d+))?\]\]/g)) fault.set(m[1]!, m[2] ?? "");
-  return { text, messages, fault };
+  const usage = /\[\[usage:(\{.*?\})\]\]/.exec(text)?.[1];
+  const tier = /\[\[tier:([a-z_]+)\]\]/.exec(text)?.[1] ?? null;
+  return { text, messages, fault, usage: usage ? (JSON.parse(usage) as Record<string, unknown>) : null, tier };
 }
 
 function fnv1a(text: string): string {
@@ -177,7 +189,7 @@ function worstCase(
   body: Record<string, unknown>,
   raw: string,
   text: string,
-): { input: number; output: number } {
+): { input: number; output: number; searches: number } {
   const fields = path.endsWith("/responses")
     ? ["max_output_tokens"]
     : path.endsWith("/messages")
@@ -192,7 +204,13 @@ function worstCase(
   ).length;
   const toolPrompt = tools.length ? 500 + 900 * schemaless : 0;
   const input = marker(text, "pulled") || new TextEncoder().encode(raw).byteLength + toolPrompt;
-  return { input, output };
+  const limit = (v: unknown) => (typeof v === "number" ? v : 0);
+  const searches = path.endsWith("/messages")
+    ? tools.filter((t) => t?.type?.startsWith("web_search_")).reduce((n, t) => n + limit((t as any).max_uses), 0)
+    : tools.some((t) => t?.type?.startsWith("web_search"))
+      ? limit(body.max_tool_calls)
+      : 0;
+  return { input, output, searches };
 }
 
 export function createFakeProvider(options: FakeProviderOptions = {}) {
@@ -299,11 +317,14 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     const model = String(body.model);
     const reasoning = /^o\d|^gpt-5/.test(model) ? Math.min(words.length, 2) : 0;
     let output = words.length;
+    let searches = marker(p.text, "web_search_calls");
     if (p.fault.has("worst")) {
       const worst = worstCase(path, body, raw, p.text);
       input = worst.input;
       output = worst.output;
+      searches = worst.searches;
     }
+    const tier = p.tier ? { service_tier: p.tier } : {};
     entry.usage = { input, output, cacheRead, cacheWrite, reasoning };
     const noUsage = p.fault.has("nousage");
     const streamOpts = {
@@ -318,11 +339,12 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
 
     if (path.endsWith("/v1/messages")) {
       // Anthropic: input_tokens counts only uncached input.
-      const usage = {
+      const usage = p.usage ?? {
         input_tokens: input - cacheRead - cacheWrite,
         cache_creation_input_tokens: cacheWrite,
         cache_read_input_tokens: cacheRead,
         output_tokens: output,
+        ...(searches ? { server_tool_use: { web_search_requests: searches } } : {}),
       };
       const message = {
         id,
@@ -353,14 +375,14 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
         ev("message_delta", {
           type: "message_delta",
           delta: { stop_reason: "end_turn", stop_sequence: null },
-          usage: { output_tokens: output },
+          usage: p.usage ?? { output_tokens: output },
         }),
         ev("message_stop", { type: "message_stop" }),
       ];
       return sse(chunks, streamOpts);
     }
 
-    const openaiUsage = {
+    const openaiUsage = p.usage ?? {
       prompt_tokens: input,
       completion_tokens: output,
       total_tokens: input + output,
@@ -385,7 +407,7 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     }
 
     if (path.endsWith("/responses")) {
-      const usage = {
+      const usage = p.usage ?? {
         input_tokens: input,
         input_tokens_details: { cached_tokens: cacheRead },
         output_tokens: output,
@@ -400,14 +422,21 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
         role: "assistant",
         content: [{ type: "output_text", text, annotations: [] }],
       };
+      const calls = Array.from({ length: searches }, (_, i) => ({
+        id: `ws_${id}_${i}`,
+        type: "web_search_call",
+        status: "completed",
+        action: { type: "search", query: "fake" },
+      }));
       const response = {
         id: `resp_${id}`,
         object: "response",
         created_at: created,
         status: "completed",
         model,
-        output: [item],
+        output: [...calls, item],
         usage: noUsage ? null : usage,
+        ...tier,
       };
       if (!body.stream) return json(200, response);
       let n = 0;
@@ -556,7 +585,7 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     }
 
     if (path.endsWith("/chat/completions")) {
-      const base = { id: `chatcmpl-${id}`, created, model, system_fingerprint: "fp_fake" };
+      const base = { id: `chatcmpl-${id}`, created, model, system_fingerprint: "fp_fake", ...tier };
       if (!body.stream) {
         return json(200, {
           ...base,

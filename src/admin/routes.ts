@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
-import { builtinModel, getCatalog, invalidateCatalog, type ModelEntry } from "../catalog/catalog.ts";
+import { builtinCatalog, getCatalog, invalidateCatalog, type ModelEntry, pricesAt } from "../catalog/catalog.ts";
+import type { Rate } from "../catalog/pricing.ts";
 import { database } from "../db/client.ts";
 import { modelOverrides, walletSecretKeys, wallets } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
@@ -42,17 +43,27 @@ const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
-export function serializeModel(m: ModelEntry) {
-  const p = m.prices;
+export function serializeModel(m: ModelEntry, now = new Date()) {
+  const rates = pricesAt(m, now)?.rates ?? null;
+  const base = (key: string) => {
+    const r = rates?.[key];
+    return r === undefined ? null : formatUsd(typeof r === "number" ? r : r.base);
+  };
+  const wire = (r: Rate) =>
+    typeof r === "number"
+      ? formatUsd(r)
+      : { base: formatUsd(r.base), tiers: r.tiers.map(([start, price]) => ({ start, price: formatUsd(price) })) };
   return {
     id: m.id,
     provider: m.provider,
-    input_price: p ? formatUsd(p.input) : null,
-    output_price: p ? formatUsd(p.output) : null,
-    cache_read_price: p ? formatUsd(p.cacheRead) : null,
-    cache_write_price: p ? formatUsd(p.cacheWrite) : null,
+    input_price: base("input_mtok"),
+    output_price: base("output_mtok"),
+    cache_read_price: base("cache_read_mtok"),
+    cache_write_price: base("cache_write_mtok"),
     max_output_tokens: m.maxOutputTokens,
     context_window: m.contextWindow,
+    prices: rates && Object.fromEntries(Object.entries(rates).map(([k, r]) => [k, wire(r)])),
+    service_tiers: m.serviceTiers ?? null,
     overridden: m.overridden,
   };
 }
@@ -143,6 +154,17 @@ adminRoutes
         cacheWritePrice: b.cache_write_price === undefined ? null : price(b.cache_write_price),
         maxOutputTokens: b.max_output_tokens ?? null,
         contextWindow: b.context_window ?? null,
+        rates: b.prices
+          ? Object.fromEntries(
+              Object.entries(b.prices).map(([k, v]): [string, Rate] => [
+                k,
+                typeof v === "string"
+                  ? price(v)
+                  : { base: price(v.base), tiers: v.tiers.map((t) => [t.start, price(t.price)] as const) },
+              ]),
+            )
+          : null,
+        serviceTiers: b.service_tiers ?? null,
         updatedAt: Date.now(),
       };
       await database(c.env.DB)
@@ -150,7 +172,7 @@ adminRoutes
         .values(row)
         .onConflictDoUpdate({ target: modelOverrides.model, set: row });
       invalidateCatalog();
-      const entry = (await getCatalog(c.env.DB)).get(model);
+      const entry = (await getCatalog(c.env.DB)).entries.get(model);
       if (!entry) throw new ApiError("internal_error", "The override was saved but could not be read back.");
       return c.json(serializeModel(entry));
     },
@@ -173,7 +195,7 @@ adminRoutes
       if (res.meta.changes === 0)
         throw new ApiError("not_found", `No override for model '${model}'.`, { param: "model" });
       invalidateCatalog();
-      const builtin = builtinModel(model);
+      const builtin = builtinCatalog.resolve(model)?.entry;
       return c.json(builtin ? serializeModel(builtin) : null);
     },
   );

@@ -1,65 +1,182 @@
 import { database } from "../db/client.ts";
 import { modelOverrides } from "../db/schema.ts";
-import { type Prices, parseUsd } from "../lib/money.ts";
-import type { RouteKind } from "../providers/registry.ts";
-import { BUILTIN_MODELS, CATALOG_CREATED } from "./builtin.ts";
+import { PROVIDER_IDS, type RouteKind } from "../providers/registry.ts";
+import { type CompiledModel, compiledModels } from "./compiled.ts";
+import { compileMatch } from "./match.ts";
+import { nanos, type Prices, type Rate } from "./pricing.ts";
+import { MAX_OUTPUT, OPENAI_SERVICE_TIERS, SERVES, SUPPLEMENT_MODELS } from "./supplement.ts";
+
+/** When a price applies: from a date on, or daily between two UTC times (DeepSeek's off-peak prices). */
+export type PriceWhen =
+  | { type: "start_date"; start_date: string }
+  | { type: "time_of_date"; start_time: string; end_time: string };
 
 export interface ModelEntry {
+  /** the priced model's id (a request may name it by an alias or a dated snapshot) */
   id: string;
   provider: string;
-  /** nano-dollars per 1M tokens; null = not priced */
-  prices: Prices | null;
-  /** the most output tokens the model produces unasked; null when not known (operator models) */
+  /** the model's prices over time: the last entry in force wins; null = not priced */
+  schedule: readonly { when?: PriceWhen; rates: Readonly<Record<string, Rate>> }[] | null;
+  /** OpenAI service-tier multipliers (decimal strings) */
+  serviceTiers?: Readonly<Record<string, string>>;
+  /** the most output tokens the model writes unasked; null when not known (then the context window bounds it) */
   maxOutputTokens: number | null;
-  /** context window in tokens; null when not known (operator models) */
+  /** context window in tokens; null when not known */
   contextWindow: number | null;
-  /** the routes beyond chat the model serves (operator models: chat routes only) */
+  /** the routes beyond chat the model serves */
   serves: readonly RouteKind[];
-  /** nano-dollars per image by `quality|size` (`*|size`: any quality), for models priced per image */
+  /** nano-dollars per picture by `quality|size` (`*|size`: any quality) */
   perImage?: Readonly<Record<string, number>>;
   created: number;
   overridden: boolean;
 }
 
-export type Catalog = ReadonlyMap<string, ModelEntry>;
+/** A model id as a request names it, resolved: the entry that prices it and the id to send upstream. */
+export interface Resolution {
+  entry: ModelEntry;
+  upstreamModel: string;
+}
 
-function builtinEntries(): Map<string, ModelEntry> {
-  const map = new Map<string, ModelEntry>();
-  for (const [id, m] of Object.entries(BUILTIN_MODELS)) {
-    const p = m.price;
-    const usd = (s: string | undefined, fallback: number) => {
-      const nanos = s === undefined ? fallback : parseUsd(s);
-      if (nanos === null) throw new Error(`builtin catalog: bad price '${s}' for ${id}`);
-      return nanos;
-    };
-    const prices = p
-      ? (() => {
-          const input = usd(p[0], 0);
-          const base = { input, output: usd(p[1], 0), cacheRead: usd(p[2], input), cacheWrite: usd(p[3], input) };
-          const unit = m.perUnit && m.perUnit.unit !== "image" ? { perUnit: usd(m.perUnit.usd, 0) } : {};
-          return { ...base, ...(m.mediaInput ? { mediaInput: usd(m.mediaInput, 0) } : {}), ...unit };
-        })()
-      : null;
-    const perImage =
-      m.perUnit?.unit === "image"
-        ? Object.fromEntries(Object.entries(m.perUnit.bySize).map(([k, v]) => [k, usd(v, 0)]))
-        : undefined;
-    map.set(id, {
+export interface Catalog {
+  /** every priced model, by its own id */
+  readonly entries: ReadonlyMap<string, ModelEntry>;
+  resolve(asked: string): Resolution | undefined;
+  /** the model `id` resolves to among one provider's models (its match rules, in the database's order) */
+  within(provider: string, id: string): ModelEntry | undefined;
+}
+
+/** The prices in force at `at` (the request's admission), as `@pydantic/genai-prices` selects them. */
+export function pricesAt(entry: ModelEntry, at: Date): Prices | null {
+  const schedule = entry.schedule;
+  if (!schedule) return null;
+  const seconds =
+    at.getUTCHours() * 3600 + at.getUTCMinutes() * 60 + at.getUTCSeconds() + at.getUTCMilliseconds() / 1e3;
+  const inForce = (when: PriceWhen): boolean => {
+    if (when.type === "start_date") return at >= new Date(when.start_date);
+    const start = timeOfDay(when.start_time);
+    const end = timeOfDay(when.end_time);
+    return end < start ? seconds >= start || seconds < end : seconds >= start && seconds < end;
+  };
+  let rates = schedule[0]?.rates ?? {};
+  for (let i = schedule.length - 1; i >= 0; i--) {
+    const s = schedule[i];
+    if (s && (!s.when || inForce(s.when))) {
+      rates = s.rates;
+      break;
+    }
+  }
+  return entry.serviceTiers ? { rates, serviceTiers: entry.serviceTiers } : { rates };
+}
+
+function timeOfDay(text: string): number {
+  const [h = 0, m = 0, s = 0] = text.replace(/Z$/, "").split(":").map(Number);
+  return h * 3600 + m * 60 + s;
+}
+
+const firstMatch = <T>(rows: readonly (readonly [RegExp, T])[], id: string): T | undefined =>
+  rows.find(([re]) => re.test(id))?.[1];
+
+function entryOf(provider: string, m: CompiledModel): ModelEntry {
+  return {
+    id: m.id,
+    provider,
+    schedule: m.schedule,
+    ...(provider === "openai" ? { serviceTiers: OPENAI_SERVICE_TIERS } : {}),
+    maxOutputTokens: firstMatch(MAX_OUTPUT, m.id) ?? null,
+    contextWindow: m.context,
+    serves: firstMatch(SERVES, m.id) ?? [],
+    created: CATALOG_CREATED,
+    overridden: false,
+  };
+}
+
+/** Unix seconds reported as each model's `created`: the day the price database version was published. */
+const CATALOG_CREATED = 1_793_491_200; // 2026-11-01T00:00:00Z
+
+interface Matcher {
+  entry: ModelEntry;
+  test: (id: string) => boolean;
+}
+
+function builtin() {
+  const entries = new Map<string, ModelEntry>();
+  const byProvider = new Map<string, Matcher[]>();
+  for (const [id, s] of Object.entries(SUPPLEMENT_MODELS)) {
+    const rates = Object.fromEntries(Object.entries(s.rates).map(([k, v]) => [k, nanos(v)]));
+    const perImage = s.perImage && Object.fromEntries(Object.entries(s.perImage).map(([k, v]) => [k, nanos(v)]));
+    entries.set(id, {
       id,
-      provider: m.provider,
-      prices,
-      maxOutputTokens: m.maxOutput,
-      contextWindow: m.context,
-      serves: m.serves ?? [],
+      provider: s.provider,
+      schedule: [{ rates }],
+      maxOutputTokens: s.maxOutput,
+      contextWindow: s.context,
+      serves: firstMatch(SERVES, id) ?? [],
       ...(perImage ? { perImage } : {}),
       created: CATALOG_CREATED,
       overridden: false,
     });
   }
-  return map;
+  for (const { provider, models } of compiledModels()) {
+    const matchers: Matcher[] = [];
+    for (const m of models) {
+      const entry = entryOf(provider, m);
+      if (!entries.has(m.id)) entries.set(m.id, entry);
+      matchers.push({ entry, test: compileMatch(m.match) });
+    }
+    byProvider.set(provider, matchers);
+  }
+  return { entries, byProvider };
 }
 
-const BUILTIN = builtinEntries();
+const BUILTIN = builtin();
+/** Resolutions are pure functions of the id; an isolate keeps the recent ones. */
+const RESOLVED_CACHE_SIZE = 2_000;
+
+class CatalogView implements Catalog {
+  private readonly cache = new Map<string, Resolution | null>();
+  constructor(
+    readonly entries: ReadonlyMap<string, ModelEntry>,
+    private readonly overrides: ReadonlyMap<string, ModelEntry>,
+  ) {}
+
+  resolve(asked: string): Resolution | undefined {
+    let hit = this.cache.get(asked);
+    if (hit === undefined) {
+      hit = this.lookup(asked) ?? null;
+      if (this.cache.size >= RESOLVED_CACHE_SIZE) this.cache.clear();
+      this.cache.set(asked, hit);
+    }
+    return hit ?? undefined;
+  }
+
+  /**
+   * An operator's override by the exact id; a model the gateway itself prices by id; the database's match rules
+   * (aliases, dated snapshots), provider by provider in registry order; then `provider/model`, where the prefix
+   * names a provider and the rest is one of its models (sent upstream without the prefix).
+   */
+  private lookup(asked: string): Resolution | undefined {
+    const own =
+      this.overrides.get(asked) ?? (Object.hasOwn(SUPPLEMENT_MODELS, asked) ? BUILTIN.entries.get(asked) : undefined);
+    if (own) return { entry: own, upstreamModel: asked };
+    for (const provider of PROVIDER_IDS) {
+      const found = this.within(provider, asked);
+      if (found) return { entry: found, upstreamModel: asked };
+    }
+    const slash = asked.indexOf("/");
+    const prefix = asked.slice(0, slash);
+    if (slash > 0 && (PROVIDER_IDS as string[]).includes(prefix)) {
+      const rest = asked.slice(slash + 1);
+      const found = this.overrides.get(rest) ?? this.within(prefix, rest);
+      if (found && found.provider === prefix) return { entry: found, upstreamModel: rest };
+    }
+    return undefined;
+  }
+
+  within(provider: string, id: string): ModelEntry | undefined {
+    const matched = BUILTIN.byProvider.get(provider)?.find((m) => m.test(id))?.entry;
+    return matched && (this.overrides.get(matched.id) ?? matched);
+  }
+}
 
 /**
  * Operator overrides live in D1; each isolate keeps them for REFRESH_MS and refreshes in the background,
@@ -72,27 +189,35 @@ let loading: Promise<Catalog> | undefined;
 
 async function load(d1: D1Database): Promise<Catalog> {
   const rows = await database(d1).select().from(modelOverrides).all();
-  const map = new Map(BUILTIN);
+  const entries = new Map(BUILTIN.entries);
+  const overrides = new Map<string, ModelEntry>();
   for (const r of rows) {
-    map.set(r.model, {
+    const base = entries.get(r.model);
+    const rates: Record<string, Rate> = {
+      input_mtok: r.inputPrice,
+      output_mtok: r.outputPrice,
+      ...(r.cacheReadPrice !== null ? { cache_read_mtok: r.cacheReadPrice } : {}),
+      ...(r.cacheWritePrice !== null ? { cache_write_mtok: r.cacheWritePrice } : {}),
+      ...(r.rates ?? {}),
+    };
+    const entry: ModelEntry = {
       id: r.model,
       provider: r.provider,
-      prices: {
-        input: r.inputPrice,
-        output: r.outputPrice,
-        cacheRead: r.cacheReadPrice ?? r.inputPrice,
-        cacheWrite: r.cacheWritePrice ?? r.inputPrice,
-      },
+      schedule: [{ rates }],
+      ...(r.serviceTiers ? { serviceTiers: r.serviceTiers } : {}),
       // No guessed defaults: an unknown bound makes a spend-limited key ask the client for max_tokens (hold.ts).
-      maxOutputTokens: r.maxOutputTokens ?? BUILTIN.get(r.model)?.maxOutputTokens ?? null,
-      contextWindow: r.contextWindow ?? BUILTIN.get(r.model)?.contextWindow ?? null,
-      serves: BUILTIN.get(r.model)?.serves ?? [],
+      maxOutputTokens: r.maxOutputTokens ?? base?.maxOutputTokens ?? null,
+      contextWindow: r.contextWindow ?? base?.contextWindow ?? null,
+      serves: base?.serves ?? [],
       created: Math.floor(r.updatedAt / 1000),
       overridden: true,
-    });
+    };
+    entries.set(r.model, entry);
+    overrides.set(r.model, entry);
   }
-  cached = { catalog: map, loadedAt: Date.now() };
-  return map;
+  const catalog = new CatalogView(entries, overrides);
+  cached = { catalog, loadedAt: Date.now() };
+  return catalog;
 }
 
 export async function getCatalog(d1: D1Database, waitUntil?: (p: Promise<unknown>) => void): Promise<Catalog> {
@@ -111,6 +236,5 @@ export function invalidateCatalog(): void {
   cached = undefined;
 }
 
-export function builtinModel(id: string): ModelEntry | undefined {
-  return BUILTIN.get(id);
-}
+/** The catalog without operator overrides (what an id falls back to when its override is removed). */
+export const builtinCatalog: Catalog = new CatalogView(BUILTIN.entries, new Map());

@@ -1,4 +1,5 @@
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import type { Rate } from "../catalog/pricing.ts";
 
 /**
  * D1 is the system of record for configuration and the ledger; the KeyGuard Durable Object is the
@@ -59,6 +60,8 @@ export const spendKeys = sqliteTable(
     configVersion: integer("config_version").notNull().default(0),
     /** fractions of the spend limit that raise a webhook event, once per cycle each; null: the default */
     alertThresholds: text("alert_thresholds", { mode: "json" }).$type<number[] | null>(),
+    // Lower a request's output limit to what the spend limit affords instead of refusing it (hold.ts).
+    clampOutput: integer("clamp_output", { mode: "boolean" }).notNull().default(true),
     revokedAt: integer("revoked_at"),
     // Counter snapshot, written by the KeyGuard's alarm (absolute values, newest `snapshotAt` wins).
     currentSpendNanos: integer("current_spend_nanos").notNull().default(0),
@@ -128,6 +131,10 @@ export const modelOverrides = sqliteTable("model_overrides", {
   cacheWritePrice: integer("cache_write_price"),
   maxOutputTokens: integer("max_output_tokens"),
   contextWindow: integer("context_window"),
+  // Every other price rule, by the price database's keys (nano-dollars per unit; tiers by input tokens).
+  rates: text("rates", { mode: "json" }).$type<Record<string, Rate>>(),
+  // OpenAI service-tier multipliers as decimal strings (`{"priority": "1.75", "flex": "0.5"}`).
+  serviceTiers: text("service_tiers", { mode: "json" }).$type<Record<string, string>>(),
   updatedAt: integer("updated_at").notNull(),
 });
 
@@ -139,7 +146,9 @@ export const requests = sqliteTable(
     walletId: text("wallet_id").notNull(),
     status: text("status", { enum: ["completed", "error", "aborted"] }).notNull(),
     provider: text("provider").notNull(),
+    // The id the request named, and the model that priced it (an alias or snapshot resolves to it).
     model: text("model").notNull(),
+    pricedModel: text("priced_model"),
     endpoint: text("endpoint").notNull(),
     responseId: text("response_id"),
     httpStatus: integer("http_status"),
@@ -154,6 +163,12 @@ export const requests = sqliteTable(
     // Exact component costs in femto-dollars as decimal integer strings (they can exceed 2^53).
     inputCostFemtos: text("input_cost_femtos").notNull(),
     outputCostFemtos: text("output_cost_femtos").notNull(),
+    // Per-call fees and what is neither input nor output (web searches, seconds of audio).
+    feeCostFemtos: text("fee_cost_femtos").notNull().default("0"),
+    // Every count the provider reported, by the price database's usage keys.
+    usage: text("usage", { mode: "json" }).$type<Record<string, number>>(),
+    // Why the request has no price (the wire shows `cost: null`); null when priced.
+    costNote: text("cost_note"),
     costNanos: integer("cost_nanos").notNull(),
     usageKnown: integer("usage_known", { mode: "boolean" }).notNull(),
     // The provider billed more than the request's hold: charged in full, and the key stops until its next cycle.

@@ -1,14 +1,14 @@
 import type { Context } from "hono";
-import { getCatalog } from "../catalog/catalog.ts";
+import { getCatalog, pricesAt } from "../catalog/catalog.ts";
+import { type Prices, type Usage, worstCaseNanos } from "../catalog/pricing.ts";
 import { gatewayConfig } from "../config.ts";
 import { type AppEnv, keyGuard } from "../env.ts";
 import type { AdmitResult, RequestShape } from "../guard/types.ts";
 import { spendKeyFrom } from "../lib/credentials.ts";
 import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashSecret, parseKey } from "../lib/keys.ts";
-import { type Prices, type TokenUsage, worstCaseNanos } from "../lib/money.ts";
 import type { RouteKind } from "../providers/registry.ts";
-import { holdBounds } from "./hold.ts";
+import { DEFAULT_TOOL_CALL_LIMIT, type HoldBounds, holdBounds } from "./hold.ts";
 import { mediaPlan } from "./media.ts";
 import { metadataFrom, parseBody, parseForm } from "./request-body.ts";
 import { Settlement, sleep } from "./settlement.ts";
@@ -26,19 +26,21 @@ export interface RouteSpec {
 /** An admitted request: its hold is placed, and it must be settled whatever happens next. */
 export interface Admitted {
   target: Extract<Target, { kind: "ready" }>;
-  /** what goes upstream: the client's bytes, or its JSON with `stream_options.include_usage` set */
+  /** what goes upstream: the client's bytes, or its JSON with the gateway's changes (below) */
   outBody: BodyInit;
   /** remove the usage-only chunk the gateway asked for on the client's behalf */
   stripUsageChunk: boolean;
   /** false for count_tokens: never counted or charged */
   metered: boolean;
   admission: Extract<AdmitResult, { ok: true }>;
-  /** the most `outputTokens` of output can cost with this request's input bound (a cut answer's charge) */
+  /** the most a cut answer with `outputTokens` of output can cost, everything else at its worst case */
   boundCost: (outputTokens: number) => number;
-  /** this request's prices (the model's, with an image's size/quality price where it applies) */
+  /** this request's prices (the model's in force at admission, with a picture's size/quality price) */
   prices: Prices | null;
+  /** the service tier the request asked for */
+  serviceTier: string | null;
   /** the usage, when the request alone fixes it (speech: its characters) */
-  knownUsage: TokenUsage | null;
+  knownUsage: Usage | null;
   settlement: Settlement;
 }
 
@@ -46,6 +48,9 @@ export interface Admitted {
  * Steps 1–3 of a proxied request: the credential (refused with no I/O when malformed), the body, the model's
  * target and the hold's bounds, then one RPC to the key's KeyGuard that authenticates, applies every rule and
  * places the hold. Refusals are thrown as ApiErrors in the key's dialect (set on the context once known).
+ * The JSON sent upstream is the client's, changed only where the gateway must: usage asked for in a stream,
+ * the model id without a `provider/` prefix, an output limit the budget lowered, tool-call limits a
+ * spend-limited key's hold relies on.
  */
 export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admitted> {
   const started = Date.now();
@@ -61,37 +66,36 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     ? await parseForm(bytes, contentType, route.defaultModel)
     : parseBody(bytes, route.defaultModel);
   const metadata = metadataFrom(c.req.raw.headers);
-  const entry = (await getCatalog(env.DB, (p) => c.executionCtx.waitUntil(p))).get(body.model);
-  const target = resolveTarget(env as unknown as Record<string, unknown>, entry, route);
+  const catalog = await getCatalog(env.DB, (p) => c.executionCtx.waitUntil(p));
+  // A multipart body is forwarded byte for byte: its model must be named as the provider names it.
+  const resolved = catalog.resolve(body.model);
+  const resolution = body.file && resolved && resolved.upstreamModel !== body.model ? undefined : resolved;
+  const target = resolveTarget(env as unknown as Record<string, unknown>, resolution?.entry, route);
 
-  let outBody: BodyInit = bytes;
-  let outBytes = bytes.byteLength;
+  const edits: Record<string, unknown> = {};
   let stripUsageChunk = false;
   const streamOptions = body.json.stream_options as Record<string, unknown> | undefined;
   const asksUsage = target.kind === "ready" && target.provider.streamUsage === "ask";
   const usageOption = route.kind === "chat" || route.kind === "completions";
   if (usageOption && body.stream && asksUsage && streamOptions?.include_usage !== true) {
     stripUsageChunk = true;
-    const text = JSON.stringify({ ...body.json, stream_options: { ...(streamOptions ?? {}), include_usage: true } });
-    outBody = text;
-    outBytes = new TextEncoder().encode(text).byteLength;
+    edits.stream_options = { ...(streamOptions ?? {}), include_usage: true };
   }
-  const entryOf = target.kind === "unknown" ? null : target.entry;
+  if (resolution && resolution.upstreamModel !== body.model) edits.model = resolution.upstreamModel;
+  const entry = target.kind === "unknown" ? null : target.entry;
+  const modelPrices = entry ? pricesAt(entry, new Date(started)) : null;
   // Images and audio: priced by the request's units where the provider reports no tokens (media.ts).
-  const plan = entryOf ? mediaPlan(route.kind, body, entryOf) : null;
-  const prices = plan ? plan.prices : (entryOf?.prices ?? null);
+  const plan = entry ? mediaPlan(route.kind, body, entry, modelPrices) : null;
+  const prices = plan ? plan.prices : modelPrices;
   // An uploaded file is not text input: only the form's text fields count toward the input bound.
-  const textBytes = outBytes - (body.file?.size ?? 0);
-  const bounds = entryOf ? holdBounds(route.kind, body, textBytes, c.req.raw.headers, entryOf) : null;
+  const textBytes = outBytesOf(bytes, body.json, edits) - (body.file?.size ?? 0);
+  const bounds = entry ? holdBounds(route.kind, body, textBytes, c.req.raw.headers, entry) : null;
   if (bounds && plan) {
     bounds.inputTokens += plan.mediaInputTokens;
-    if (plan.unpriced) bounds.unbounded ??= plan.unpriced;
+    bounds.counts = { ...bounds.counts, ...plan.counts };
+    if (plan.unmetered && plan.unpriced) bounds.unbounded ??= plan.unpriced;
   }
-  const units = plan?.units ?? 0;
-  const boundCost = (outputTokens: number) =>
-    prices && bounds
-      ? worstCaseNanos(bounds.inputTokens, Math.min(bounds.outputTokens, outputTokens), prices, units)
-      : 0;
+  const unpricedNote = plan?.unpriced ?? (entry && !prices ? `The model '${entry.id}' has no price.` : undefined);
 
   const guard = keyGuard(env, spendKeyId);
   const metered = route.kind !== "count_tokens";
@@ -105,11 +109,14 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     routeShape: route.shape,
     model: body.model,
     target:
-      entryOf && bounds
+      entry && bounds
         ? {
-            provider: entryOf.provider,
+            provider: entry.provider,
+            pricedModel: entry.id,
             prices,
-            worstCaseNanos: boundCost(bounds.outputTokens),
+            worst: worstOf(bounds),
+            clampable: bounds.clampFields.length > 0,
+            ...(unpricedNote ? { unpricedNote } : {}),
             ...(bounds.note ? { holdNote: bounds.note } : {}),
             ...(bounds.unbounded ? { unbounded: bounds.unbounded } : {}),
           }
@@ -135,10 +142,65 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   const settlement = new Settlement(guard, c.get("requestId"), started, config.guardDelayMs);
   // The guard refuses unknown and unavailable targets, so an admitted request has a ready one; were it not so,
   // the hold is released rather than left to expire.
-  if (target.kind !== "ready") {
+  if (target.kind !== "ready" || !bounds) {
     await settlement.settle({ status: "error", usage: null, fallbackNanos: 0, responseId: null, httpStatus: null });
     throw new ApiError("internal_error", "The gateway hit an internal error. Try again.");
   }
+  const granted = admission.clampedOutputTokens;
+  if (granted !== undefined) for (const field of bounds.clampFields) edits[field] = granted;
+  // The hold counted every server tool's calls up to a limit: a spend-limited key's request carries it.
+  if (admission.budget.limitNanos !== null) applyToolCallLimits(body.json, bounds, edits);
+  const outBody = Object.keys(edits).length ? JSON.stringify({ ...body.json, ...edits }) : bytes;
+  const output = granted ?? bounds.outputTokens;
+  const boundCost = (outputTokens: number) =>
+    prices
+      ? worstCaseNanos(
+          {
+            ...worstOf(bounds),
+            choices: 1,
+            extraOutputTokens: 0,
+            outputTokens: Math.min(outputTokens, output * bounds.choices + bounds.extraOutputTokens),
+          },
+          prices,
+        )
+      : 0;
   const knownUsage = plan?.knownUsage ?? null;
-  return { target, outBody, stripUsageChunk, metered, admission, boundCost, settlement, prices, knownUsage };
+  const serviceTier = bounds.serviceTier;
+  return {
+    target,
+    outBody,
+    stripUsageChunk,
+    metered,
+    admission,
+    boundCost,
+    settlement,
+    prices,
+    serviceTier,
+    knownUsage,
+  };
+}
+
+const worstOf = (b: HoldBounds) => ({
+  inputTokens: b.inputTokens,
+  outputTokens: b.outputTokens,
+  choices: b.choices,
+  extraOutputTokens: b.extraOutputTokens,
+  counts: b.counts,
+  serviceTier: b.serviceTier,
+});
+
+/** The forwarded body's size in bytes: the client's, or its JSON with the gateway's changes. */
+function outBytesOf(bytes: ArrayBuffer, json: Record<string, unknown>, edits: Record<string, unknown>): number {
+  if (!Object.keys(edits).length) return bytes.byteLength;
+  return new TextEncoder().encode(JSON.stringify({ ...json, ...edits })).byteLength;
+}
+
+function applyToolCallLimits(json: Record<string, unknown>, bounds: HoldBounds, edits: Record<string, unknown>) {
+  if (!bounds.toolCallLimits.length) return;
+  const tools = Array.isArray(json.tools) ? [...json.tools] : [];
+  for (const limit of bounds.toolCallLimits) {
+    if (limit.field === "max_tool_calls") edits.max_tool_calls = DEFAULT_TOOL_CALL_LIMIT;
+    else tools[limit.tool] = { ...(tools[limit.tool] as object), max_uses: DEFAULT_TOOL_CALL_LIMIT };
+  }
+  if (bounds.toolCallLimits.some((l) => l.field === "max_uses")) edits.tools = tools;
 }

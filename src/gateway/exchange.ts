@@ -1,11 +1,13 @@
 import type { Context } from "hono";
+import { chargeFor, costOf } from "../catalog/pricing.ts";
 import { gatewayConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError } from "../lib/errors.ts";
-import { chargeFor, formatUsd } from "../lib/money.ts";
+import { formatUsd } from "../lib/money.ts";
 import type { Admitted, RouteSpec } from "./admission.ts";
 import {
   BUDGET_HEADER,
+  CLAMP_HEADER,
   COST_HEADER,
   downstreamHeaders,
   requestIdHeader,
@@ -67,7 +69,9 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
   const headers = downstreamHeaders(res.headers);
   headers.set(requestIdHeader(dialect), c.get("requestId"));
   setRateHeaders(headers, dialect, admission.rate);
-  const reader = usageReader(route.kind);
+  if (admission.clampedOutputTokens !== undefined) headers.set(CLAMP_HEADER, String(admission.clampedOutputTokens));
+  const reader = usageReader(provider.id, route.kind);
+  const tier = () => reader.serviceTier() ?? a.serviceTier;
   const body = res.body;
   if (body && (res.headers.get("content-type") ?? "").includes("text/event-stream")) {
     // 5b. Forwarded as it arrives; settled in the stream's end, before the client sees it close. Its cost is
@@ -82,15 +86,24 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
       abort,
       waitUntil: (p) => c.executionCtx.waitUntil(p),
       drainMs: config.disconnectDrainMs,
-      settle: async (status, outputBytes) => {
+      settle: async (status) => {
         clearTimeout(timer);
         const usage = reader.usage() ?? a.knownUsage;
+        // Cut before the final usage: the input the provider already reported (else the hold's bound) and
+        // the output estimated from the text delivered; never more than the hold.
+        const estimate = reader.estimate();
+        const fallbackNanos =
+          estimate.inputKnown && a.prices
+            ? costOf(estimate.usage, a.prices, tier()).totalNanos
+            : boundCost(estimate.usage.output_tokens ?? 0);
         await settlement.settle({
           status,
           usage,
-          fallbackNanos: boundCost(outputBytes),
+          ...(usage ? {} : { estimate: estimate.usage }),
+          fallbackNanos,
           responseId: reader.responseId(),
           httpStatus: res.status,
+          serviceTier: tier(),
         });
       },
     });
@@ -110,7 +123,7 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
       responseId: null,
       httpStatus: res.status,
     });
-    const cost = chargeFor(usage, a.prices, admission.holdNanos, boundCost(0)).totalNanos;
+    const cost = chargeFor(usage, a.prices, admission.holdNanos, boundCost(0), a.serviceTier).totalNanos;
     setCostHeaders(headers, cost);
     return new Response(body, { status: res.status, headers });
   }
@@ -146,8 +159,9 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
     fallbackNanos,
     responseId: reader.responseId(),
     httpStatus: res.status,
+    serviceTier: tier(),
   });
   // The same charge the KeyGuard applies, computed here from the same prices and usage.
-  setCostHeaders(headers, chargeFor(usage, a.prices, admission.holdNanos, fallbackNanos).totalNanos);
+  setCostHeaders(headers, chargeFor(usage, a.prices, admission.holdNanos, fallbackNanos, tier()).totalNanos);
   return new Response(payload, { status: res.status, headers });
 }

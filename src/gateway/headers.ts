@@ -72,3 +72,5 @@ export function setRateHeaders(h: Headers, dialect: Dialect, rate: RateState | n
 
 export const COST_HEADER = "x-spendgate-cost";
 export const BUDGET_HEADER = "x-spendgate-budget-remaining";
+/** Set when the spend limit afforded less output than the request asked for: the output limit sent upstream. */
+export const CLAMP_HEADER = "x-spendgate-output-limit";

@@ -1,14 +1,17 @@
 import type { ModelEntry } from "../catalog/catalog.ts";
+import type { WorstCase } from "../catalog/pricing.ts";
 import type { RouteKind } from "../providers/registry.ts";
 import type { OutputLimitField, ParsedBody } from "./request-body.ts";
 
 /**
- * The token bounds of a request's hold: the most input and output the provider can bill for it. The hard cap
- * rests on these being true upper bounds; every rule is listed in the README ("How holds are sized").
+ * The bounds of a request's hold: the most input, output and per-call fees the provider can bill for it. The
+ * hard cap rests on these being true upper bounds; every rule is listed in the README ("How holds are sized").
  */
-export interface HoldBounds {
-  inputTokens: number;
-  outputTokens: number;
+export interface HoldBounds extends WorstCase {
+  /** the output-limit fields to set if the budget lowers the limit (none: the request cannot be clamped) */
+  clampFields: OutputLimitField[];
+  /** server-tool call limits the gateway sets on a spend-limited key's request that sends none */
+  toolCallLimits: ToolCallLimit[];
   /** why the bound is larger than the body suggests, for the refusal message */
   note?: string;
   /** no safe bound exists: a spend-limited key refuses the request with this message */
@@ -23,6 +26,16 @@ const ROUTE_OUTPUT_FIELDS: Partial<Record<RouteKind, OutputLimitField[]>> = {
   responses: ["max_output_tokens"],
   messages: ["max_tokens"],
 };
+
+/**
+ * Server tools billed per call (web search, file search): a request that does not limit its calls gets this
+ * limit from the gateway on a spend-limited key (Anthropic's `max_uses`, the Responses API's `max_tool_calls`),
+ * so the hold can cover every call.
+ */
+export const DEFAULT_TOOL_CALL_LIMIT = 10;
+
+/** Where a tool-call limit goes: a tool's own field (by its index in `tools`) or the request's. */
+export type ToolCallLimit = { tool: number; field: "max_uses" } | { field: "max_tool_calls" };
 
 const NO_PULL = new Set<RouteKind>(["embeddings", "images", "transcriptions", "speech"]);
 
@@ -67,11 +80,23 @@ export function holdBounds(
   headers: Headers,
   entry: ModelEntry,
 ): HoldBounds {
+  const tier =
+    typeof body.json.service_tier === "string" && entry.provider === "openai" ? body.json.service_tier : null;
+  const bounds: HoldBounds = {
+    inputTokens: forwardedBytes,
+    outputTokens: 0,
+    choices: body.choices,
+    extraOutputTokens: 0,
+    counts: {},
+    serviceTier: tier,
+    clampFields: [],
+    toolCallLimits: [],
+  };
   // Moderations are never billed: nothing to hold, whatever the body holds.
-  if (kind === "moderations") return { inputTokens: 0, outputTokens: 0 };
-  const bounds: HoldBounds = { inputTokens: forwardedBytes, outputTokens: 0 };
+  if (kind === "moderations") return { ...bounds, inputTokens: 0 };
   const tools = Array.isArray(body.json.tools) ? (body.json.tools as unknown[]) : [];
   if (tools.length > 0) bounds.inputTokens += TOOL_PROMPT_TOKENS * (1 + tools.filter(isTypedTool).length);
+  bounds.counts = perCallFees(kind, body.json, tools, bounds.toolCallLimits);
 
   // Embeddings and media requests (priced by their units, media.ts) pull nothing in.
   const pulled = NO_PULL.has(kind) ? null : pullsInput(kind, body.json, tools, headers);
@@ -94,22 +119,69 @@ export function holdBounds(
   const routeFields = ROUTE_OUTPUT_FIELDS[kind] ?? [];
   const readsOne = routeFields.some((f) => body.outputLimits[f] !== undefined);
   const largest = sent.length ? Math.max(...sent) : 0;
-  let output: number | null = readsOne
-    ? largest
-    : entry.maxOutputTokens === null
-      ? null
-      : Math.max(largest, entry.maxOutputTokens);
+  // Without a field the provider reads, it may write up to the model's max (its context window when unknown).
+  // Media routes write pictures, audio or a transcript: their output is their units, and tokens only where the
+  // model's max says so (gpt-image-1, the gpt-4o transcribers).
+  const modelMax = NO_PULL.has(kind) ? (entry.maxOutputTokens ?? 0) : (entry.maxOutputTokens ?? entry.contextWindow);
+  let output: number | null = readsOne ? largest : modelMax === null ? null : Math.max(largest, modelMax);
   if (output === null) {
     bounds.unbounded ??=
       `The model '${entry.id}' has no known maximum output. This spend key has a spend limit: set max_tokens ` +
       "(or max_completion_tokens / max_output_tokens) so the gateway can hold a safe amount.";
     // Keys without a spend limit still hold something (a cut stream's charge is capped by it).
-    output = entry.contextWindow ?? bounds.inputTokens;
+    output = bounds.inputTokens;
   }
   // OpenAI predicted outputs: rejected prediction tokens are billed as output on top of the answer.
-  if (body.json.prediction != null) output += forwardedBytes;
-  bounds.outputTokens = output * body.choices;
+  if (body.json.prediction != null) bounds.extraOutputTokens = forwardedBytes;
+  bounds.outputTokens = output;
+  // A lowered limit is written to every output field sent (whichever the provider reads), or to the one the
+  // route's provider reads when none is.
+  if (!body.file && routeFields.length) {
+    const sentFields = Object.keys(body.outputLimits) as OutputLimitField[];
+    const fallback = kind === "chat" && entry.provider === "openai" ? "max_completion_tokens" : routeFields[0];
+    bounds.clampFields = readsOne ? sentFields : [...sentFields, fallback ?? "max_tokens"];
+  }
+  // What the gateway may write into the body grows the bytes forwarded: a lowered limit (at most 10 digits, plus
+  // `"field":` when it was not sent) and the tool-call limits.
+  for (const f of bounds.clampFields) bounds.inputTokens += body.outputLimits[f] === undefined ? f.length + 14 : 10;
+  for (const l of bounds.toolCallLimits) bounds.inputTokens += l.field.length + 8;
   return bounds;
+}
+
+/**
+ * The most per-call fees a request can incur, by usage key: each server tool billed per call may be called up to
+ * its limit (its own `max_uses`, the request's `max_tool_calls`, or the gateway's default, noted in `limits`).
+ */
+function perCallFees(
+  kind: RouteKind,
+  json: Record<string, unknown>,
+  tools: unknown[],
+  limits: ToolCallLimit[],
+): Record<string, number> {
+  const counts: Record<string, number> = {};
+  const add = (key: string, n: number) => (counts[key] = (counts[key] ?? 0) + n);
+  const asLimit = (v: unknown) => (typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : undefined);
+  if (kind === "messages") {
+    tools.forEach((tool, i) => {
+      const t = tool as { type?: unknown; max_uses?: unknown } | null;
+      if (typeof t?.type !== "string" || !t.type.startsWith("web_search_")) return;
+      const own = asLimit(t.max_uses);
+      if (own === undefined) limits.push({ tool: i, field: "max_uses" });
+      add("web_searches", own ?? DEFAULT_TOOL_CALL_LIMIT);
+    });
+  } else if (kind === "responses") {
+    const types = new Set(tools.map((t) => (t as { type?: unknown } | null)?.type));
+    const web = [...types].some((t) => typeof t === "string" && t.startsWith("web_search"));
+    const file = types.has("file_search");
+    if (web || file) {
+      const own = asLimit(json.max_tool_calls);
+      if (own === undefined) limits.push({ field: "max_tool_calls" });
+      const calls = own ?? DEFAULT_TOOL_CALL_LIMIT;
+      if (web) add("web_searches", calls);
+      if (file) add("storage_searches", calls);
+    }
+  }
+  return counts;
 }
 
 function isTypedTool(tool: unknown): boolean {

@@ -25,7 +25,7 @@ async function describeKey(env: AppEnv["Bindings"], key: string) {
   return described.ok ? described : null;
 }
 
-function callable(env: AppEnv["Bindings"], cfg: KeyConfig, m: ModelEntry): boolean {
+function callable(env: AppEnv["Bindings"], cfg: KeyConfig, allowed: Set<string> | null, m: ModelEntry): boolean {
   const provider = providerOf(m.provider);
   if (!provider) return false;
   const routes: RouteKind[] =
@@ -34,9 +34,9 @@ function callable(env: AppEnv["Bindings"], cfg: KeyConfig, m: ModelEntry): boole
   const configured = routes.some((r) => typeof resolveUpstream(vars, provider, r) === "object");
   return (
     configured &&
-    (!cfg.allowedModels || cfg.allowedModels.includes(m.id)) &&
+    (!allowed || allowed.has(m.id)) &&
     (!cfg.allowedProviders || cfg.allowedProviders.includes(m.provider)) &&
-    (!cfg.spendLimit || m.prices !== null)
+    (!cfg.spendLimit || m.schedule !== null)
   );
 }
 
@@ -54,7 +54,11 @@ async function modelFilter(c: Context<AppEnv>): Promise<(m: ModelEntry) => boole
   const described = await describeKey(c.env, key);
   if (!described) throw invalidKey();
   c.set("dialect", described.config.requestShape);
-  return (m) => callable(c.env, described.config, m);
+  // A model the key is scoped to by an alias or snapshot id is the priced model that id resolves to.
+  const catalog = await getCatalog(c.env.DB, (p) => c.executionCtx.waitUntil(p));
+  const ids = described.config.allowedModels;
+  const allowed = ids && new Set(ids.flatMap((id) => [id, catalog.resolve(id)?.entry.id ?? id]));
+  return (m) => callable(c.env, described.config, allowed, m);
 }
 
 const openaiModel = (m: ModelEntry) => ({
@@ -102,7 +106,7 @@ const AnthropicPage = z.object({
 keyRoutes.get("/v1/models", async (c) => {
   const filter = await modelFilter(c);
   const catalog = await getCatalog(c.env.DB, (p) => c.executionCtx.waitUntil(p));
-  const models = [...catalog.values()].filter(filter);
+  const models = [...catalog.entries.values()].filter(filter);
   c.header(requestIdHeader(c.get("dialect") ?? "openai"), c.get("requestId"));
   if (c.get("dialect") !== "anthropic") return c.json({ object: "list" as const, data: models.map(openaiModel) });
   const parsed = z.safeParse(AnthropicPage, c.req.query());
@@ -127,12 +131,16 @@ keyRoutes.get("/v1/models", async (c) => {
   });
 });
 
-/** `GET /v1/models/{id}` (ids may hold slashes): one model the caller may use, in its dialect; else 404. */
+/**
+ * `GET /v1/models/{id}` (ids may hold slashes): one model the caller may use, in its dialect, under the id asked
+ * for (an alias or snapshot resolves as a request's would); else 404.
+ */
 keyRoutes.get("/v1/models/:id{.+}", async (c) => {
   const filter = await modelFilter(c);
   const id = c.req.param("id");
-  const entry = (await getCatalog(c.env.DB, (p) => c.executionCtx.waitUntil(p))).get(id);
-  if (!entry || !filter(entry)) {
+  const resolved = (await getCatalog(c.env.DB, (p) => c.executionCtx.waitUntil(p))).resolve(id);
+  const entry = resolved && { ...resolved.entry, id };
+  if (!entry || !filter(resolved.entry)) {
     throw new ApiError("model_not_found", `The model '${id}' does not exist or this key may not use it.`, {
       param: "model",
     });

@@ -1,24 +1,25 @@
 import type { ModelEntry } from "../catalog/catalog.ts";
-import type { Prices, TokenUsage } from "../lib/money.ts";
+import type { Prices, Usage } from "../catalog/pricing.ts";
 import type { RouteKind } from "../providers/registry.ts";
 import type { ParsedBody } from "./request-body.ts";
-import { empty } from "./usage.ts";
 
 /**
- * Images and audio: what a request costs when it is priced by the request (images × size/quality price,
+ * Images and audio: what a request costs when it is priced by the request (pictures × size/quality price,
  * seconds of audio, characters to speak) rather than by reported tokens, and the units its hold must cover.
  */
 export interface MediaPlan {
-  /** the prices of this request: the model's, with the unit price its size and quality select */
+  /** the prices of this request: the model's, with the picture price its size and quality select */
   prices: Prices | null;
-  /** the most units (images, seconds, characters) the request can be billed */
-  units: number;
+  /** the most of each unit (pictures, seconds, characters) the request can be billed */
+  counts: Record<string, number>;
   /** extra input tokens of audio the provider may bill (token-priced transcription), beyond the body */
   mediaInputTokens: number;
   /** the usage, when the request alone fixes it (speech: its characters) */
-  knownUsage: TokenUsage | null;
-  /** why the request cannot be priced: a spend-limited key refuses it with this message */
+  knownUsage: Usage | null;
+  /** why the request cannot be priced: a spend-limited key refuses it, an unlimited one records `cost: null` */
   unpriced?: string;
+  /** set when the request itself makes metering impossible (the client can change it): refused with a 400 */
+  unmetered?: boolean;
 }
 
 /** Audio of unknown format is bounded by its size at the lowest bitrate a provider accepts (8 kbit/s). */
@@ -28,42 +29,58 @@ const AUDIO_TOKENS_PER_SECOND = 50;
 /** Transcription formats that carry the provider's usage; the others (text, srt, vtt) carry none. */
 const METERED_FORMATS = new Set(["json", "verbose_json"]);
 
-export function mediaPlan(kind: RouteKind, body: ParsedBody, entry: ModelEntry): MediaPlan | null {
-  const prices = entry.prices;
+export function mediaPlan(
+  kind: RouteKind,
+  body: ParsedBody,
+  entry: ModelEntry,
+  prices: Prices | null,
+): MediaPlan | null {
   const json = body.json;
+  const plan: MediaPlan = { prices, counts: {}, mediaInputTokens: 0, knownUsage: null };
+  const rates = prices?.rates ?? {};
   switch (kind) {
     case "images": {
-      if (!entry.perImage) return { prices, units: 0, mediaInputTokens: 0, knownUsage: null };
+      if (!entry.perImage) return plan;
       const size = typeof json.size === "string" ? json.size : "1024x1024";
       const quality = typeof json.quality === "string" ? json.quality : "standard";
       const each = entry.perImage[`${quality}|${size}`] ?? entry.perImage[`*|${size}`];
+      plan.counts = { images: body.choices };
       if (each === undefined || !prices) {
-        // Served on a key without a spend limit (at no unit price); refused on one with a limit.
-        const unpriced = `The model '${entry.id}' has no price for size '${size}' and quality '${quality}'.`;
-        return { prices, units: body.choices, mediaInputTokens: 0, knownUsage: null, unpriced };
+        return {
+          ...plan,
+          prices: null,
+          unmetered: true,
+          unpriced: `The model '${entry.id}' has no price for size '${size}' and quality '${quality}'.`,
+        };
       }
-      return { prices: { ...prices, perUnit: each }, units: body.choices, mediaInputTokens: 0, knownUsage: null };
+      return { ...plan, prices: { ...prices, rates: { ...rates, images_each: each } } };
     }
     case "speech": {
       const characters = typeof json.input === "string" ? [...json.input].length : 0;
-      const knownUsage = prices?.perUnit !== undefined ? { ...empty(), units: characters } : null;
-      return { prices, units: characters, mediaInputTokens: 0, knownUsage };
+      if (rates.input_mchars === undefined) {
+        // Priced by tokens, but a speech response is audio and reports none.
+        return { ...plan, prices: null, unpriced: `The provider reports no usage for speech by '${entry.id}'.` };
+      }
+      return { ...plan, counts: { input_characters: characters }, knownUsage: { input_characters: characters } };
     }
     case "transcriptions": {
       const file = body.file;
       const seconds = file ? (file.durationSeconds ?? Math.ceil(file.size / MIN_AUDIO_BYTES_PER_SECOND)) : 0;
       const format = typeof json.response_format === "string" ? json.response_format : "json";
-      const plan: MediaPlan = {
-        prices,
-        units: prices?.perUnit !== undefined ? seconds : 0,
-        mediaInputTokens: prices?.mediaInput !== undefined ? seconds * AUDIO_TOKENS_PER_SECOND : 0,
-        knownUsage: null,
-      };
+      if (rates.audio_hours !== undefined || rates.input_audio_hours !== undefined) {
+        plan.counts = { audio_seconds: seconds, input_audio_seconds: seconds };
+      }
+      if (rates.input_audio_mtok !== undefined) plan.mediaInputTokens = seconds * AUDIO_TOKENS_PER_SECOND;
       // A streamed transcription reports usage in its last event whatever the format.
       if (!METERED_FORMATS.has(format) && !body.stream) {
-        plan.unpriced =
-          `response_format '${format}' carries no usage to meter; ` +
-          "a spend-limited key needs 'json' or 'verbose_json'.";
+        return {
+          ...plan,
+          prices: null,
+          unmetered: true,
+          unpriced:
+            `response_format '${format}' carries no usage to meter; ` +
+            "a spend-limited key needs 'json' or 'verbose_json'.",
+        };
       }
       return plan;
     }

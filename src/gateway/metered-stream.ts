@@ -16,8 +16,8 @@ export interface MeteredStreamOptions {
   waitUntil: (p: Promise<unknown>) => void;
   /** after the client disconnects, how long to keep reading upstream to learn the usage before aborting it */
   drainMs: number;
-  /** settles the request, once; `outputBytes` bounds what a cut stream is charged */
-  settle: (status: SettleStatus, outputBytes: number) => Promise<void>;
+  /** settles the request, once (a cut stream is charged from what the reader saw) */
+  settle: (status: SettleStatus) => Promise<void>;
 }
 
 /**
@@ -32,7 +32,6 @@ export function meteredStream(o: MeteredStreamOptions): ReadableStream<Uint8Arra
     return !(o.stripUsageChunk && d?.usage && Array.isArray(d.choices) && d.choices.length === 0);
   });
   const upstream = o.upstream.getReader();
-  let outputBytes = 0;
   let settled = false;
   let clientGone = false;
   // workerd streams allow one pending read: a read in flight when the client leaves is the drain's to finish.
@@ -42,7 +41,7 @@ export function meteredStream(o: MeteredStreamOptions): ReadableStream<Uint8Arra
   const finish = async (status: SettleStatus) => {
     if (settled) return;
     settled = true;
-    await o.settle(status, outputBytes);
+    await o.settle(status);
   };
 
   const drain = async () => {
@@ -53,7 +52,6 @@ export function meteredStream(o: MeteredStreamOptions): ReadableStream<Uint8Arra
         inflight = null;
         const { done, value } = await (pending ?? upstream.read());
         if (done) break;
-        outputBytes += value.byteLength;
         scanner.push(value);
       }
       scanner.end();
@@ -97,7 +95,6 @@ export function meteredStream(o: MeteredStreamOptions): ReadableStream<Uint8Arra
             controller.close();
             return;
           }
-          outputBytes += chunk.value.byteLength;
           const parts = scanner.push(chunk.value);
           if (parts.length) {
             for (const p of parts) controller.enqueue(p);

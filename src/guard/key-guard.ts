@@ -164,8 +164,11 @@ export class KeyGuard extends DurableObject<Env> {
       this.tables.placeHold(input.requestId, hold, now, input.holdTtlMs, {
         metered: input.metered,
         model: input.model,
+        pricedModel: target.pricedModel,
         provider: target.provider,
         prices: target.prices,
+        serviceTier: target.worst.serviceTier,
+        ...(target.unpricedNote ? { unpricedNote: target.unpricedNote } : {}),
         endpoint: input.endpoint,
         stream: input.stream,
         metadata: input.metadata,
@@ -175,7 +178,15 @@ export class KeyGuard extends DurableObject<Env> {
     this.counters = counters;
     this.held = { count: this.held.count + 1, nanos: this.held.nanos + hold };
     this.scheduleFlush(now);
-    return { ok: true, shape, rate, budget: decision.budget, holdNanos: hold };
+    const clamped = decision.clampedOutputTokens;
+    return {
+      ok: true,
+      shape,
+      rate,
+      budget: decision.budget,
+      holdNanos: hold,
+      ...(clamped === undefined ? {} : { clampedOutputTokens: clamped }),
+    };
   }
 
   /**

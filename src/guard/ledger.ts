@@ -1,6 +1,6 @@
 import { getTableColumns } from "drizzle-orm";
+import { chargeFor, type Prices, type Usage } from "../catalog/pricing.ts";
 import { type LedgerRow, requests } from "../db/schema.ts";
-import { chargeFor, type Prices } from "../lib/money.ts";
 import type { HeldTotals } from "./counters.ts";
 import type { Counters, SettleInput } from "./types.ts";
 
@@ -55,8 +55,13 @@ export interface HoldInfo {
   /** false for count_tokens: the hold only counts toward the in-flight cap, and closes with no charge or row */
   metered?: boolean;
   model: string;
+  pricedModel: string;
   provider: string;
   prices: Prices | null;
+  /** the service tier the hold was sized for (the response's own tier prices the settle) */
+  serviceTier: string | null;
+  /** why the request has no price: its row shows `cost: null` with this note */
+  unpricedNote?: string;
   endpoint: string;
   stream: boolean;
   metadata: Record<string, string>;
@@ -209,8 +214,11 @@ export function ledgerRowFor(
   const info = JSON.parse(hold.info) as HoldInfo;
   if (info.metered === false) return null;
   const usage = input.usage;
-  const cost = chargeFor(usage, info.prices, hold.amount, input.fallbackNanos);
+  const tier = input.serviceTier ?? info.serviceTier;
+  const cost = chargeFor(usage, info.prices, hold.amount, input.fallbackNanos, tier);
   const costNanos = cost.totalNanos;
+  const seen: Usage = usage ?? input.estimate ?? {};
+  const n = (key: string) => seen[key] ?? 0;
   return {
     requestId: input.requestId,
     spendKeyId: key.spendKeyId,
@@ -218,19 +226,23 @@ export function ledgerRowFor(
     status: input.status,
     provider: info.provider,
     model: info.model,
+    pricedModel: info.pricedModel,
     endpoint: info.endpoint,
     responseId: input.responseId,
     httpStatus: input.httpStatus,
-    inputTokens: usage?.inputTokens ?? 0,
-    outputTokens: usage?.outputTokens ?? 0,
-    cacheReadTokens: usage?.cacheReadTokens ?? 0,
-    cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
-    reasoningTokens: usage?.reasoningTokens ?? 0,
-    mediaInputTokens: usage?.mediaInputTokens ?? 0,
-    units: usage?.units ?? 0,
+    inputTokens: Math.max(0, n("input_tokens") - n("cache_read_tokens") - n("cache_write_tokens")),
+    outputTokens: n("output_tokens"),
+    cacheReadTokens: n("cache_read_tokens"),
+    cacheWriteTokens: n("cache_write_tokens"),
+    reasoningTokens: n("output_reasoning_tokens"),
+    mediaInputTokens: n("input_audio_tokens") + n("input_image_tokens"),
+    units: n("images") + n("audio_seconds") + n("input_characters"),
+    usage: seen,
     inputCostFemtos: cost.inputFemtos.toString(),
     outputCostFemtos: cost.outputFemtos.toString(),
+    feeCostFemtos: cost.feeFemtos.toString(),
     costNanos,
+    costNote: info.prices ? null : (info.unpricedNote ?? "The model has no price."),
     // The provider billed more than the hold allowed for: charged in full and flagged; the key refuses once
     // its spend reaches the limit.
     overage: costNanos > hold.amount,

@@ -1,3 +1,4 @@
+import { affordableOutputTokens, worstCaseNanos } from "../catalog/pricing.ts";
 import { type Cycle, periodEnd } from "../lib/cycles.ts";
 import { INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashesEqual } from "../lib/keys.ts";
@@ -24,7 +25,15 @@ export type Decision =
       hold: number;
       rate: RateState | null;
       budget: Budget;
+      /** the per-choice output limit granted when the budget could not cover the request's own */
+      clampedOutputTokens?: number;
     };
+
+/**
+ * The fewest output tokens a clamped request is granted: below this the answer would be too short to be of use,
+ * and the request is refused as one that does not fit.
+ */
+export const MIN_CLAMPED_OUTPUT_TOKENS = 1_024;
 
 /** The right secret, not revoked, not expired. */
 export function authentic(cfg: KeyConfig | null, secretHash: string, now: number): cfg is KeyConfig {
@@ -68,17 +77,21 @@ export function decide(
   if (!target) {
     return refuse("model_not_found", `The model '${input.model}' does not exist or is not in the gateway's catalog.`);
   }
-  if (cfg.allowedModels && !cfg.allowedModels.includes(input.model)) {
+  // A key scoped to a model may call it by any id that resolves to it (an alias, a dated snapshot).
+  const allowed = cfg.allowedModels;
+  if (allowed && !allowed.includes(input.model) && !allowed.includes(target.pricedModel)) {
     return refuse("model_not_allowed", `This spend key may not use the model '${input.model}'.`);
   }
   if (cfg.allowedProviders && !cfg.allowedProviders.includes(target.provider)) {
     return refuse("model_not_allowed", `This spend key may not use the provider '${target.provider}'.`);
   }
   if (input.unavailable) return refuse(input.unavailable.code, input.unavailable.message);
-  if (cfg.spendLimit && !target.prices) {
-    return refuse("model_not_priced", `The model '${input.model}' has no price, and this spend key has a spend limit.`);
-  }
+  // A request the gateway cannot bound (the client can fix it) before one it cannot price (the operator can).
   if (cfg.spendLimit && target.unbounded) return refuse("invalid_request", target.unbounded);
+  if (cfg.spendLimit && !target.prices) {
+    const why = target.unpricedNote ?? `The model '${input.model}' has no price.`;
+    return refuse("model_not_priced", `${why} This spend key has a spend limit, so the gateway cannot meter it.`);
+  }
 
   const c = roll(cfg, counters, now);
   if (held.count >= input.maxInflight) {
@@ -97,10 +110,19 @@ export function decide(
       ...reset.retry,
     });
   }
-  const hold = input.metered ? target.worstCaseNanos : 0;
+  let hold = input.metered && target.prices ? worstCaseNanos(target.worst, target.prices) : 0;
+  let clampedOutputTokens: number | undefined;
   if (input.metered && cfg.spendLimit) {
     const { nanos, cycle } = cfg.spendLimit;
     const committed = c.currentSpendNanos + held.nanos;
+    // A worst case that does not fit, on a key that allows it: the most output the budget affords, if useful.
+    if (target.prices && target.clampable && cfg.clampOutput && committed + hold > nanos) {
+      const k = affordableOutputTokens(target.worst, target.prices, nanos - committed);
+      if (k >= MIN_CLAMPED_OUTPUT_TOKENS && k < target.worst.outputTokens) {
+        clampedOutputTokens = k;
+        hold = worstCaseNanos({ ...target.worst, outputTokens: k }, target.prices);
+      }
+    }
     // Spend at or over the limit (an overage) refuses everything until the cycle resets or the limit rises.
     if (c.currentSpendNanos >= nanos || committed + hold > nanos) {
       const reset = untilReset(cycle, now);
@@ -111,7 +133,9 @@ export function decide(
           ? `Spend limit reached: $${formatUsd(c.currentSpendNanos)} of $${formatUsd(nanos)} ${per} used.`
           : `This request's worst-case cost ($${formatUsd(hold)}${why}) does not fit the spend limit: ` +
             `$${formatUsd(Math.max(0, nanos - committed))} of $${formatUsd(nanos)} ${per} is left. ` +
-            "Lower max_tokens or raise the limit.";
+            (target.clampable && cfg.clampOutput
+              ? `Even ${MIN_CLAMPED_OUTPUT_TOKENS} output tokens do not fit: raise the limit.`
+              : "Lower max_tokens or raise the limit.");
       return refuse("spend_limit_exceeded", message, {
         details: {
           limit: "spend",
@@ -155,7 +179,8 @@ export function decide(
       }
     : { ...c, tat, version: c.version + 1 };
   const after = { count: held.count + 1, nanos: held.nanos + hold };
-  return { ok: true, shape, target, counters: next, hold, rate, budget: budget(cfg, next, after) };
+  const granted = clampedOutputTokens === undefined ? {} : { clampedOutputTokens };
+  return { ok: true, shape, target, counters: next, hold, rate, budget: budget(cfg, next, after), ...granted };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();

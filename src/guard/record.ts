@@ -41,6 +41,7 @@ export type KeyFields = Partial<
     | "rateLimitBurst"
     | "expiresAt"
     | "alertThresholds"
+    | "clampOutput"
   >
 >;
 
@@ -88,6 +89,8 @@ export function configOf(r: KeyRecord): KeyConfig {
     expiresAt: r.expiresAt,
     revoked: r.revokedAt !== null,
     alertThresholds: r.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS,
+    // Records written before the option existed have no field: on, the default.
+    clampOutput: r.clampOutput ?? true,
     version: r.configVersion,
   };
 }

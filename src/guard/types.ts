@@ -1,6 +1,6 @@
+import type { Prices, Usage, WorstCase } from "../catalog/pricing.ts";
 import type { Cycle } from "../lib/cycles.ts";
 import type { ErrorCode, LimitDetails } from "../lib/errors.ts";
-import type { Prices, TokenUsage } from "../lib/money.ts";
 
 export type RequestShape = "openai" | "anthropic";
 
@@ -22,6 +22,8 @@ export interface KeyConfig {
   version: number;
   /** fractions of the spend limit that raise a webhook event, once per cycle each */
   alertThresholds: number[];
+  /** lower an output limit the spend limit cannot cover to what it can, rather than refuse */
+  clampOutput: boolean;
 }
 
 /** Absolute counters; `current*` belong to the period starting at `*PeriodStart`. */
@@ -60,9 +62,16 @@ export interface AdmitInput extends RequestInfo {
   /** the catalog entry of `model`, null when the catalog does not know it */
   target: {
     provider: string;
+    /** the catalog model that prices the request (the id asked for may be an alias or a snapshot of it) */
+    pricedModel: string;
+    /** the prices in force at admission; null when the request cannot be priced */
     prices: Prices | null;
-    /** the hold: the most the provider can bill for this request */
-    worstCaseNanos: number;
+    /** what the hold covers: the most the provider can bill for this request (hold.ts) */
+    worst: WorstCase;
+    /** why the request has no price (recorded with `cost: null` on a key without a spend limit) */
+    unpricedNote?: string;
+    /** whether the gateway can lower the request's output limit (a JSON body with a field the provider reads) */
+    clampable: boolean;
     /** why the hold is as large as it is, when the body alone does not say (told when it does not fit) */
     holdNote?: string;
     /** set when no safe bound exists: a key with a spend limit refuses the request with this message */
@@ -98,6 +107,8 @@ export type AdmitResult =
       budget: Budget;
       /** this request's hold */
       holdNanos: number;
+      /** set when the spend limit afforded less than the request's output limit: the per-choice limit granted */
+      clampedOutputTokens?: number;
     }
   | {
       ok: false;
@@ -117,9 +128,13 @@ export interface SettleInput {
   requestId: string;
   status: SettleStatus;
   /** the provider's reported usage; null when none arrived */
-  usage: TokenUsage | null;
+  usage: Usage | null;
+  /** when `usage` is null: what was measured instead (a cut stream's estimate), recorded in the ledger */
+  estimate?: Usage;
   /** charged instead when `usage` is null (capped by the hold): 0 releases it */
   fallbackNanos: number;
+  /** the service tier the provider reports having used (priced by its multiplier) */
+  serviceTier?: string | null;
   responseId: string | null;
   httpStatus: number | null;
   latencyMs: number;

@@ -11,13 +11,18 @@ type Row = typeof requests.$inferSelect;
 
 /** A ledger row on the wire: component costs exact, `cost` = what was charged (rounded up to 1 nano-dollar). */
 export function serializeLedgerRow(r: Row) {
-  const input = r.inputTokens + r.cacheReadTokens + r.cacheWriteTokens + r.mediaInputTokens;
+  // Rows with a usage record count media in input_tokens; older rows kept it apart.
+  const input = r.usage
+    ? r.inputTokens + r.cacheReadTokens + r.cacheWriteTokens
+    : r.inputTokens + r.cacheReadTokens + r.cacheWriteTokens + r.mediaInputTokens;
+  const priced = r.costNote === null;
   return {
     request_id: r.requestId,
     spend_key_id: r.spendKeyId,
     status: r.status,
     provider: r.provider,
     model: r.model,
+    priced_model: r.pricedModel ?? r.model,
     endpoint: r.endpoint,
     response_id: r.responseId,
     model_usage: {
@@ -31,9 +36,12 @@ export function serializeLedgerRow(r: Row) {
       units: r.units,
       input_cost: formatFemtoUsd(BigInt(r.inputCostFemtos)),
       output_cost: formatFemtoUsd(BigInt(r.outputCostFemtos)),
-      total_cost: formatUsd(r.costNanos),
+      fee_cost: formatFemtoUsd(BigInt(r.feeCostFemtos)),
+      total_cost: priced ? formatUsd(r.costNanos) : null,
+      usage: r.usage ?? {},
     },
-    cost: formatUsd(r.costNanos),
+    cost: priced ? formatUsd(r.costNanos) : null,
+    cost_note: r.costNote,
     usage_known: r.usageKnown,
     overage: r.overage,
     stream: r.stream,

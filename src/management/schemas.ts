@@ -1,4 +1,5 @@
 import * as z from "zod/mini";
+import { UNITS } from "../catalog/units.ts";
 import { CYCLES } from "../lib/cycles.ts";
 import { parseUsd } from "../lib/money.ts";
 import { named } from "../lib/openapi.ts";
@@ -40,6 +41,7 @@ const spendKeyFields = {
   request_limit: opt(RequestLimit),
   rate_limit: opt(RateLimit),
   expires_at: opt(FutureDate),
+  clamp_output: z.optional(z.boolean()),
   alert_thresholds: opt(
     z.array(z.number().check(z.positive(), z.maximum(1))).check(
       z.maxLength(5),
@@ -79,6 +81,8 @@ export const SpendKey = named(
     requests_resets_at: nullable(z.string()),
     /** fractions of the spend limit that raise `spend_key.spend_threshold_reached`, once per cycle each */
     alert_thresholds: z.array(z.number()),
+    /** whether a request the spend limit cannot cover in full gets a lower output limit instead of a refusal */
+    clamp_output: z.boolean(),
   }),
 );
 export type SpendKeyWire = z.output<typeof SpendKey>;
@@ -117,6 +121,8 @@ export const LedgerEntry = named(
     status: z.enum(["completed", "error", "aborted"]),
     provider: z.string(),
     model: z.string(),
+    /** the catalog model that priced the request (`model` may be an alias or a dated snapshot of it) */
+    priced_model: z.string(),
     endpoint: z.string(),
     response_id: nullable(z.string()),
     model_usage: z.object({
@@ -132,9 +138,15 @@ export const LedgerEntry = named(
       units: z.number(),
       input_cost: z.string(),
       output_cost: z.string(),
-      total_cost: z.string(),
+      /** per-call fees and durations (web searches, file searches, seconds of audio) */
+      fee_cost: z.string(),
+      total_cost: nullable(z.string()),
+      /** every count the provider reported, by the price database's usage keys */
+      usage: z.record(z.string(), z.number()),
     }),
-    cost: z.string(),
+    /** what was charged; null when the request had no price (a key without a spend limit): see `cost_note` */
+    cost: nullable(z.string()),
+    cost_note: nullable(z.string()),
     usage_known: z.boolean(),
     /** the provider billed more than the request's hold */
     overage: z.boolean(),
@@ -165,8 +177,30 @@ export const PutModel = named(
     cache_write_price: z.optional(Price),
     max_output_tokens: z.optional(z.int().check(z.minimum(0), z.maximum(10_000_000))),
     context_window: z.optional(z.int().check(z.minimum(1), z.maximum(100_000_000))),
+    /** every other price rule, by the price database's price keys (`cache_write_1h_mtok`, `web_searches_kcount`…) */
+    prices: z.optional(
+      z.partialRecord(
+        z.enum([...UNITS.keys()] as [string, ...string[]]),
+        z.union([
+          Price,
+          z.strictObject({
+            base: Price,
+            tiers: z
+              .array(z.strictObject({ start: z.int().check(z.minimum(0)), price: Price }))
+              .check(z.minLength(1), z.maxLength(10)),
+          }),
+        ]),
+      ),
+    ),
+    /** OpenAI service-tier multipliers of every price, e.g. `{"priority": "1.75", "flex": "0.5"}` */
+    service_tiers: z.optional(z.partialRecord(z.enum(["priority", "flex", "scale"]), Price)),
   }),
 );
+
+const PriceRate = z.union([
+  z.string(),
+  z.object({ base: z.string(), tiers: z.array(z.object({ start: z.number(), price: z.string() })) }),
+]);
 
 export const ModelEntryWire = named(
   "ModelEntry",
@@ -179,6 +213,9 @@ export const ModelEntryWire = named(
     cache_write_price: nullable(z.string()),
     max_output_tokens: nullable(z.number()),
     context_window: nullable(z.number()),
+    /** every price in force now, by price key (USD per the unit's count: per 1M tokens, per 1,000 searches…) */
+    prices: nullable(z.record(z.string(), PriceRate)),
+    service_tiers: nullable(z.record(z.string(), z.string())),
     overridden: z.boolean(),
   }),
 );

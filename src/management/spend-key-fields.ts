@@ -14,7 +14,7 @@ export async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Prom
   if (body.allowed_models !== undefined) {
     if (body.allowed_models) {
       const catalog = await getCatalog(env.DB);
-      const unknown = body.allowed_models.find((m) => !catalog.has(m));
+      const unknown = body.allowed_models.find((m) => !catalog.resolve(m));
       if (unknown !== undefined) {
         throw new ApiError(
           "invalid_request",
@@ -38,6 +38,7 @@ export async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Prom
     cols.requestLimitCount = body.request_limit?.count ?? null;
     cols.requestLimitCycle = body.request_limit?.cycle ?? null;
   }
+  if (body.clamp_output !== undefined) cols.clampOutput = body.clamp_output;
   if (body.rate_limit !== undefined) {
     cols.rateLimitRpm = body.rate_limit?.rpm ?? null;
     cols.rateLimitBurst = body.rate_limit ? (body.rate_limit.burst ?? body.rate_limit.rpm) : null;

@@ -1,4 +1,5 @@
 import type { SpendKeyRow } from "../db/schema.ts";
+import { MIN_CLAMPED_OUTPUT_TOKENS } from "../guard/policy.ts";
 import { DEFAULT_ALERT_THRESHOLDS, type KeyRecord } from "../guard/record.ts";
 import type { KeySnapshot } from "../guard/types.ts";
 import { type Cycle, periodEnd, visibleCurrent } from "../lib/cycles.ts";
@@ -70,6 +71,7 @@ export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.n
     spend_resets_at: spendCycle ? iso(periodEnd(spendCycle, now)) : null,
     requests_resets_at: requestCycle ? iso(periodEnd(requestCycle, now)) : null,
     alert_thresholds: row.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS,
+    clamp_output: row.clampOutput ?? true,
   };
 }
 
@@ -85,5 +87,12 @@ export function liveKeyView(record: KeyRecord, s: KeySnapshot, now = Date.now())
       rate: s.rate ? s.rate.remaining : null,
     },
     rate_resets_at: s.rate ? iso(now + s.rate.resetMs) : null,
+    // What the next request can cost at most: its hold must fit here. With clamp_output, a request whose worst
+    // case does not fit still goes through with a lower output limit, down to MIN_CLAMPED_OUTPUT_TOKENS.
+    next_request: {
+      max_cost: s.remainingSpendNanos === null ? null : formatUsd(s.remainingSpendNanos),
+      clamps_output: record.clampOutput ?? true,
+      min_output_tokens: MIN_CLAMPED_OUTPUT_TOKENS,
+    },
   };
 }

@@ -113,6 +113,7 @@ export const spendKeyRoutes = new ApiRouter()
         revokedAt: null,
         alertThresholds: null,
         ...(await columnsFrom(c.env, body)),
+        clampOutput: body.clamp_output ?? true,
       };
       const created = await keyGuard(c.env, record.id).create(record);
       // A fresh random id cannot have a record already; if it does, nothing is written and nothing shown.

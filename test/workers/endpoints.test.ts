@@ -98,12 +98,20 @@ describe("legacy completions and fill-in-the-middle", () => {
 
   it("holds every answer a batch asks for: prompts × max(n, best_of)", async () => {
     // 4,000 tokens × $2/1M = $0.008 per answer; $0.02 fits two answers, not 3 prompts × best_of 2.
-    const { key } = await setupKey({ spend_limit: { amount: "0.02", cycle: "total" } });
+    const strict = await setupKey({ spend_limit: { amount: "0.02", cycle: "total" }, clamp_output: false });
     const one = { model: "gpt-3.5-turbo-instruct", prompt: "x", max_tokens: 4_000 };
-    expect((await openai(key, "POST", "/v1/completions", one)).status).toBe(200);
-    const batch = await openai(key, "POST", "/v1/completions", { ...one, prompt: ["a", "b", "c"], best_of: 2 });
-    expect(batch.status).toBe(429);
-    expect((await openai(key, "POST", "/v1/completions", { ...one, best_of: 0 })).status).toBe(400);
+    expect((await openai(strict.key, "POST", "/v1/completions", one)).status).toBe(200);
+    const batch = { ...one, prompt: ["a", "b", "c"], best_of: 2 };
+    expect((await openai(strict.key, "POST", "/v1/completions", batch)).status).toBe(429);
+    expect((await openai(strict.key, "POST", "/v1/completions", { ...one, best_of: 0 })).status).toBe(400);
+    // With clamping (the default) the batch goes out with the output limit its six answers can afford.
+    const { key } = await setupKey({ spend_limit: { amount: "0.02", cycle: "total" } });
+    const clamped = await openai(key, "POST", "/v1/completions", batch);
+    expect(clamped.status).toBe(200);
+    const limit = Number(clamped.headers.get("x-spendgate-output-limit"));
+    expect((await lastFakeRequest()).body.max_tokens).toBe(limit);
+    expect(limit).toBeGreaterThanOrEqual(1_024);
+    expect(6 * limit * 2_000).toBeLessThanOrEqual(20_000_000); // 6 answers × limit × $2/1M ≤ $0.02
   });
 
   it("Mistral's FIM goes to /fim/completions and is metered", async () => {

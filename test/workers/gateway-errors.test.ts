@@ -146,16 +146,24 @@ describe("403 and 404", () => {
     await openaiError(await chat(key, { model: "gpt-99-ultra" }), 404, "invalid_request_error", "model_not_found");
   });
 
-  it("refuses an unpriced model only when the key has a spend limit", async () => {
+  it("refuses an unpriced request only when the key has a spend limit; else records cost null and why", async () => {
+    // gpt-4o-mini-tts is priced by tokens, but a speech answer is audio and reports none.
+    const speech = (key: string) =>
+      call("POST", "/v1/audio/speech", {
+        headers: { authorization: `Bearer ${key}` },
+        body: { model: "gpt-4o-mini-tts", input: "Hello there", voice: "alloy" },
+      });
     const capped = await setupKey({ spend_limit: { amount: "1", cycle: "daily" } });
-    await openaiError(
-      await chat(capped.key, { model: "gpt-4o-search-preview" }),
-      403,
-      "permission_error",
-      "model_not_priced",
-    );
+    const refused = await openaiError(await speech(capped.key), 403, "permission_error", "model_not_priced");
+    expect(refused.error.message).toContain("reports no usage");
     const open = await setupKey();
-    expect((await chat(open.key, { model: "gpt-4o-search-preview" })).status).toBe(200);
+    const res = await speech(open.key);
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    await new Promise((r) => setTimeout(r, 50));
+    const row = (await json(await mgmt(open.wallet.key, "GET", `/requests?spend_key_id=${open.id}`), 200)).data[0];
+    expect(row).toMatchObject({ cost: null, model: "gpt-4o-mini-tts", priced_model: "gpt-4o-mini-tts" });
+    expect(row.cost_note, JSON.stringify(row)).toContain("reports no usage");
   });
 });
 
@@ -206,8 +214,9 @@ describe("429: rate, request and spend limits", () => {
   });
 
   it("spend limit: 429 insufficient_quota (OpenAI) / 402 billing_error (Anthropic), terminal", async () => {
-    // gpt-4o-mini: 16,384 max output × $0.60/M ≈ $0.0098 worst case, so $0.005 cannot fit a request without max_tokens.
-    const { key } = await setupKey({ spend_limit: { amount: "0.005", cycle: "monthly" } });
+    // gpt-4o-mini: 16,384 max output × $0.60/M ≈ $0.0098 worst case, so $0.005 cannot fit a request without
+    // max_tokens when the key does not let the gateway lower the output limit.
+    const { key } = await setupKey({ spend_limit: { amount: "0.005", cycle: "monthly" }, clamp_output: false });
     const res = await chat(key);
     const body = await openaiError(res, 429, "insufficient_quota", "spend_limit_exceeded");
     expect(res.headers.get("x-should-retry")).toBe("false");

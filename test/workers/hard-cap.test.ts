@@ -5,9 +5,9 @@ import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import type { AdmitInput } from "../../src/guard/types.ts";
-import { chat, d1All, json, mgmt, setupKey } from "./helpers.ts";
+import { chat, d1All, holdTarget, json, MINI_RATES, mgmt, setupKey } from "./helpers.ts";
 
-const PRICES = { input: 150_000_000, output: 600_000_000, cacheRead: 75_000_000, cacheWrite: 150_000_000 };
+const PRICES = { input: MINI_RATES.input_mtok, output: MINI_RATES.output_mtok };
 
 describe("hard cap: settled spend + open holds ≤ limit", () => {
   it("holds under any sequence of admit / settle / release / evict / time advance (property)", async () => {
@@ -51,7 +51,7 @@ describe("hard cap: settled spend + open holds ≤ limit", () => {
                 secretHash,
                 routeShape: "openai",
                 model: "gpt-4o-mini",
-                target: { provider: "openai", prices: PRICES, worstCaseNanos: step.worst },
+                target: holdTarget(step.worst),
                 metered: true,
                 maxInflight: 1000,
                 holdTtlMs: 10 * 86_400_000,
@@ -62,18 +62,9 @@ describe("hard cap: settled spend + open holds ≤ limit", () => {
             } else if ((step.op === "settle" || step.op === "release") && open.length) {
               const [h] = open.splice(step.pick % open.length, 1);
               // Real usage never exceeds the worst case the hold was sized for.
-              const usage =
-                step.op === "settle"
-                  ? {
-                      inputTokens: step.input,
-                      outputTokens: step.output,
-                      cacheReadTokens: 0,
-                      cacheWriteTokens: 0,
-                      reasoningTokens: 0,
-                    }
-                  : null;
+              const usage = step.op === "settle" ? { input_tokens: step.input, output_tokens: step.output } : null;
               const cost = usage
-                ? Math.ceil((usage.inputTokens * PRICES.input + usage.outputTokens * PRICES.output) / 1e6)
+                ? Math.ceil((usage.input_tokens * PRICES.input + usage.output_tokens * PRICES.output) / 1e6)
                 : 0;
               const fits = usage === null || cost <= h!.worst;
               await stub.settle({
@@ -89,13 +80,7 @@ describe("hard cap: settled spend + open holds ≤ limit", () => {
               await stub.settle({
                 requestId: h!.id,
                 status: "completed",
-                usage: {
-                  inputTokens: 9999,
-                  outputTokens: 9999,
-                  cacheReadTokens: 0,
-                  cacheWriteTokens: 0,
-                  reasoningTokens: 0,
-                },
+                usage: { input_tokens: 9999, output_tokens: 9999 },
                 fallbackNanos: 0,
                 responseId: null,
                 httpStatus: 200,

@@ -117,3 +117,27 @@ export function direct(url: string, body: unknown, headers: Record<string, strin
     body: JSON.stringify(body),
   });
 }
+
+/** gpt-4o-mini's token prices, in nano-dollars per 1M tokens. */
+export const MINI_RATES = { input_mtok: 150_000_000, output_mtok: 600_000_000, cache_read_mtok: 75_000_000 };
+
+/**
+ * An admission target whose hold is exactly `holdNanos` (priced through a per-picture unit of 1 nano-dollar that
+ * the settles' token usage never reports), with `rates` pricing the tokens.
+ */
+export function holdTarget(holdNanos: number, rates: Record<string, number> = MINI_RATES) {
+  return {
+    provider: "openai",
+    pricedModel: "gpt-4o-mini",
+    prices: { rates: { ...rates, images_each: 1 } },
+    worst: {
+      inputTokens: 0,
+      outputTokens: 0,
+      choices: 1,
+      extraOutputTokens: 0,
+      counts: { images: holdNanos },
+      serviceTier: null,
+    },
+    clampable: false,
+  };
+}

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { builtinModel } from "../../src/catalog/catalog.ts";
+import { builtinCatalog } from "../../src/catalog/catalog.ts";
 import { keyGuard } from "../../src/env.ts";
 import { call, chat, json, mgmt, setupKey } from "./helpers.ts";
 
@@ -26,12 +26,12 @@ const PATH: Record<Route, string> = {
 };
 
 function request(route: Route, feature: Feature, fields: Record<string, number>, n: number, stream: boolean) {
-  const model = builtinModel(MODEL[route])!;
+  const model = builtinCatalog.resolve(MODEL[route])!.entry;
   const pulls = PULLS.includes(feature) && !(feature === "beta" && route !== "messages");
   const pulled = pulls ? ` [pulled:${model.contextWindow}]` : "";
   const text = `Tell me [[fault:worst]] [maxout:${model.maxOutputTokens}]${pulled}`;
   const url = "https://example.com/cat.png";
-  const body: Record<string, unknown> = { model: model.id, stream, ...fields };
+  const body: Record<string, unknown> = { model: MODEL[route], stream, ...fields };
   const headers: Record<string, string> = {};
   if (route === "chat") {
     const parts: unknown[] = [{ type: "text", text }];
@@ -154,7 +154,7 @@ describe("holds bound what the provider can bill", () => {
   });
 
   it("output: the largest field sent, never the catalog's max; pulled-in input: the context window", async () => {
-    const { key } = await setupKey({ spend_limit: { amount: "0.015", cycle: "total" } });
+    const { key } = await setupKey({ spend_limit: { amount: "0.015", cycle: "total" }, clamp_output: false });
     // gpt-4o-mini: 16,384 max output in the catalog; 50,000 asked → $0.03 of output alone does not fit $0.015.
     const big = await chat(key, { max_tokens: 50_000 });
     expect(big.status).toBe(429);

@@ -80,9 +80,40 @@ describe("operator API", () => {
       id: "gpt-4o-mini",
       input_price: "1.50",
       output_price: "2.25",
-      cache_read_price: "1.50",
+      // Not priced apart: cache reads are billed as input.
+      cache_read_price: null,
       overridden: true,
     });
+    // Every price rule can be set: tiers by input size, 1-hour cache writes, per-call fees, service tiers.
+    const rules = await json(
+      await call("PUT", "/admin/models/gpt-4o-mini", {
+        headers: ADMIN,
+        body: {
+          provider: "openai",
+          input_price: "1",
+          output_price: "2",
+          prices: {
+            input_mtok: { base: "1", tiers: [{ start: 200000, price: "2" }] },
+            cache_write_1h_mtok: "2",
+            web_searches_kcount: "10",
+          },
+          service_tiers: { priority: "1.75", flex: "0.5" },
+        },
+      }),
+      200,
+    );
+    expect(rules.prices).toEqual({
+      input_mtok: { base: "1.00", tiers: [{ start: 200000, price: "2.00" }] },
+      output_mtok: "2.00",
+      cache_write_1h_mtok: "2.00",
+      web_searches_kcount: "10.00",
+    });
+    expect(rules.service_tiers).toEqual({ priority: "1.75", flex: "0.5" });
+    const unknownKey = await call("PUT", "/admin/models/gpt-4o-mini", {
+      headers: ADMIN,
+      body: { provider: "openai", input_price: "1", output_price: "2", prices: { gold_bars_kcount: "1" } },
+    });
+    expect(unknownKey.status).toBe(400);
     const custom = await json(
       await call("PUT", "/admin/models/my-finetune", {
         headers: ADMIN,

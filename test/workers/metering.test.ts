@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
-import { call, chat, type FakeRecord, json, lastFakeRequest, messages, mgmt, setupKey } from "./helpers.ts";
+import { call, chat, type FakeRecord, holdTarget, json, lastFakeRequest, messages, mgmt, setupKey } from "./helpers.ts";
 
 /** List prices (USD per 1M tokens) written out independently of the catalog code. */
 const PRICES: Record<string, { in: string; out: string; cr: string; cw: string }> = {
@@ -294,11 +294,7 @@ describe("holds", () => {
       secretHash: cfg.secretHash,
       routeShape: "openai",
       model: "gpt-4o-mini",
-      target: {
-        provider: "openai",
-        prices: { input: 150_000_000, output: 600_000_000, cacheRead: 75_000_000, cacheWrite: 150_000_000 },
-        worstCaseNanos: 12_345,
-      },
+      target: holdTarget(12_345),
       metered: true,
       maxInflight: 10,
       holdTtlMs: 60_000,
@@ -328,7 +324,7 @@ describe("holds", () => {
     const again = await stub.settle({
       requestId,
       status: "completed",
-      usage: { inputTokens: 1000, outputTokens: 1000, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0 },
+      usage: { input_tokens: 1000, output_tokens: 1000 },
       fallbackNanos: 0,
       responseId: null,
       httpStatus: 200,

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { charge, freshCounters, reconfigure, roll } from "../../src/guard/counters.ts";
 import { decide } from "../../src/guard/policy.ts";
 import type { AdmitInput, KeyConfig } from "../../src/guard/types.ts";
+import { holdTarget } from "./helpers.ts";
 
 /** The KeyGuard's rules as plain functions: no Durable Object, no storage, an explicit clock. */
 const NOW = Date.UTC(2027, 2, 10, 12);
@@ -20,6 +21,7 @@ const config = (over: Partial<KeyConfig> = {}): KeyConfig => ({
   revoked: false,
   version: 1,
   alertThresholds: [0.5, 0.8, 0.95],
+  clampOutput: true,
   ...over,
 });
 const input = (over: Partial<AdmitInput> = {}): AdmitInput => ({
@@ -30,7 +32,7 @@ const input = (over: Partial<AdmitInput> = {}): AdmitInput => ({
   secretHash: "a".repeat(64),
   routeShape: "openai",
   model: "gpt-4o-mini",
-  target: { provider: "openai", prices: { input: 1, output: 1, cacheRead: 1, cacheWrite: 1 }, worstCaseNanos: 100 },
+  target: holdTarget(100),
   metered: true,
   maxInflight: 10,
   holdTtlMs: 60_000,
@@ -94,11 +96,11 @@ describe("decide: the refusal order", () => {
   it("spend at the limit (an overage) refuses even a zero hold", () => {
     const cfg = config({ spendLimit: { nanos: 100, cycle: "daily" } });
     const spent = charge(cfg, freshCounters(), 150, NOW);
-    expect(
-      code(decide(cfg, spent, none, input({ target: { provider: "openai", prices: null, worstCaseNanos: 0 } }), NOW)),
-    ).toBe("model_not_priced");
+    expect(code(decide(cfg, spent, none, input({ target: { ...holdTarget(0), prices: null } }), NOW))).toBe(
+      "model_not_priced",
+    );
     const priced = input({
-      target: { provider: "openai", prices: { input: 1, output: 1, cacheRead: 1, cacheWrite: 1 }, worstCaseNanos: 0 },
+      target: holdTarget(0),
     });
     expect(code(decide(cfg, spent, none, priced, NOW))).toBe("spend_limit_exceeded");
     // The next day the daily cycle starts again.

@@ -2,13 +2,14 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { costOf } from "../../src/catalog/pricing.ts";
 import { keyGuard } from "../../src/env.ts";
 import { SseScanner } from "../../src/gateway/sse.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { checkRate } from "../../src/guard/rate.ts";
 import { periodEnd, periodStart } from "../../src/lib/cycles.ts";
 import { issueKey, parseKey } from "../../src/lib/keys.ts";
-import { costOf, formatFemtoUsd, formatUsd, parseUsd } from "../../src/lib/money.ts";
+import { formatFemtoUsd, formatUsd, parseUsd } from "../../src/lib/money.ts";
 import { chat, json, mgmt, setupKey } from "./helpers.ts";
 
 const at = (iso: string) => Date.parse(iso);
@@ -115,8 +116,8 @@ describe("money", () => {
         fc.nat(100_000_000_000),
         (i, o, cr, pi, po) => {
           const cost = costOf(
-            { inputTokens: i, outputTokens: o, cacheReadTokens: cr, cacheWriteTokens: 0, reasoningTokens: 0 },
-            { input: pi, output: po, cacheRead: 37_500_000, cacheWrite: pi },
+            { input_tokens: i + cr, output_tokens: o, cache_read_tokens: cr },
+            { rates: { input_mtok: pi, output_mtok: po, cache_read_mtok: 37_500_000 } },
           );
           const exact = cost.inputFemtos + cost.outputFemtos;
           const charged = BigInt(cost.totalNanos) * 1_000_000n;
