@@ -9,8 +9,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { findProvider, type ModelInfo, type ModelPrice } from "@pydantic/genai-prices";
 import { UNITS } from "../src/catalog/units.ts";
-import { decimal } from "./lib/decimal.ts";
 import { PROVIDER_IDS } from "../src/providers/registry.ts";
+import { decimal } from "./lib/decimal.ts";
 
 const OUT = new URL("../src/catalog/prices.gen.json", import.meta.url);
 const PACKAGE = new URL("../node_modules/@pydantic/genai-prices/package.json", import.meta.url);

@@ -10,4 +10,3 @@ export function decimal(n: number): string {
   if (point <= 0) return `0.${"0".repeat(-point)}${digits}`.replace(/0+$/, "");
   return digits.padEnd(point, "0");
 }
-

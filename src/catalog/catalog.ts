@@ -120,8 +120,11 @@ function builtin() {
     const matchers: Matcher[] = [];
     for (const m of models) {
       const entry = entryOf(provider, m);
-      if (!entries.has(m.id)) entries.set(m.id, entry);
       matchers.push({ entry, test: compileMatch(m.match) });
+      // Listed once, under the provider a request for its id goes to (the database also lists models a provider
+      // resells, e.g. Claude under Google's Vertex AI, which this gateway sends to Anthropic).
+      const servedEarlier = [...byProvider.values()].some((ms) => ms.some((x) => x.test(m.id)));
+      if (!entries.has(m.id) && !servedEarlier) entries.set(m.id, entry);
     }
     byProvider.set(provider, matchers);
   }

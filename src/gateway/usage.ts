@@ -46,10 +46,20 @@ const FLAVOR: Partial<Record<RouteKind, string>> = {
   images: "images",
 };
 
-/** Applies the provider's mapping (OpenAI's for a flavor the provider has none of: OpenAI-compatible APIs). */
-export function mapUsage(provider: string, route: RouteKind, u: Json): Usage {
+/**
+ * Applies the provider's mapping for the route's flavor; else its `default` one (an OpenAI-compatible API's, for
+ * every provider but Anthropic, whose default is its Messages API); else OpenAI's.
+ */
+export function usageMappingFor(provider: string, route: RouteKind) {
   const flavor = FLAVOR[route] ?? "chat";
-  const rows = usageMappings(provider, flavor) ?? usageMappings("openai", flavor) ?? usageMappings("openai", "chat");
+  const fallback = provider !== "anthropic" && flavor !== "default" ? usageMappings(provider, "default") : undefined;
+  return (
+    usageMappings(provider, flavor) ?? fallback ?? usageMappings("openai", flavor) ?? usageMappings("openai", "chat")
+  );
+}
+
+export function mapUsage(provider: string, route: RouteKind, u: Json): Usage {
+  const rows = usageMappingFor(provider, route);
   const out: Usage = {};
   for (const [dest, path, _required] of rows ?? []) {
     let v: unknown = u;

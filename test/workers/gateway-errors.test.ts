@@ -160,8 +160,12 @@ describe("403 and 404", () => {
     const res = await speech(open.key);
     expect(res.status).toBe(200);
     await res.arrayBuffer();
-    await new Promise((r) => setTimeout(r, 50));
-    const row = (await json(await mgmt(open.wallet.key, "GET", `/requests?spend_key_id=${open.id}`), 200)).data[0];
+    let row: any;
+    // The ledger reaches D1 with the key's next flush (about a second).
+    for (let i = 0; i < 40 && !row; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      row = (await json(await mgmt(open.wallet.key, "GET", `/requests?spend_key_id=${open.id}`), 200)).data[0];
+    }
     expect(row).toMatchObject({ cost: null, model: "gpt-4o-mini-tts", priced_model: "gpt-4o-mini-tts" });
     expect(row.cost_note, JSON.stringify(row)).toContain("reports no usage");
   });

@@ -49,7 +49,7 @@ describe("images", () => {
     expect(three.status).toBe(200);
     expect(await lastRow(id)).toMatchObject({ units: 3, costNanos: 54_000_000 });
     const odd = await post(key, "/v1/images/generations", { model: "dall-e-3", prompt: "x", size: "640x480" });
-    expect(odd.status).toBe(403);
+    expect(odd.status).toBe(400);
     expect(((await odd.json()) as any).error.message).toContain("no price for size '640x480'");
 
     const img = await json(

@@ -1,11 +1,11 @@
 import { calcPrice, extractUsage, findProvider } from "@pydantic/genai-prices";
 import { describe, expect, it } from "vitest";
+import { decimal } from "../../scripts/lib/decimal.ts";
 import { builtinCatalog, type ModelEntry, pricesAt } from "../../src/catalog/catalog.ts";
 import { PRICE_SOURCE } from "../../src/catalog/compiled.ts";
 import data from "../../src/catalog/prices.gen.json";
 import { type Cost, costOf, type Rate, type Usage } from "../../src/catalog/pricing.ts";
 import { PROVIDER_IDS } from "../../src/providers/registry.ts";
-import { decimal } from "../../scripts/lib/decimal.ts";
 
 /**
  * The compiled catalog against the price database it came from: for every model of every routed provider and a
@@ -128,8 +128,10 @@ describe("the compiled catalog", () => {
           for (const usage of shapes(prices.rates)) {
             const theirs = calcPrice(usage, id, { providerId, timestamp: at })!.total_price;
             const ours = usd(costOf(usage, prices));
-            expect(Math.abs(ours - theirs), `${provider}/${id} ${JSON.stringify(usage)} at ${at.toISOString()}`)
-              .toBeLessThanOrEqual(1e-12 + theirs * 1e-12);
+            expect(
+              Math.abs(ours - theirs),
+              `${provider}/${id} ${JSON.stringify(usage)} at ${at.toISOString()}`,
+            ).toBeLessThanOrEqual(1e-12 + theirs * 1e-12);
             compared++;
           }
         }
