@@ -1,9 +1,11 @@
 /**
  * Splits an SSE byte stream at event boundaries without decoding it. Only events whose bytes contain
- * `"usage"` are decoded and parsed (for metering); every other event is forwarded as the same bytes.
+ * `"usage"` (the figures) or `"delta"` (the text delivered, for a cut stream's estimate) are decoded and
+ * parsed; every other event is forwarded as the same bytes.
  */
 
-const NEEDLE = new TextEncoder().encode('"usage"');
+const NEEDLES = ['"usage"', '"delta"'].map((s) => new TextEncoder().encode(s));
+const metered = (event: Uint8Array) => NEEDLES.some((n) => indexOf(event, n) !== -1);
 const LF = 10;
 const CR = 13;
 
@@ -40,7 +42,7 @@ export class SseScanner {
   private decoder = new TextDecoder();
 
   /**
-   * @param onUsageEvent called for each event that mentions usage; return false to drop the event's bytes
+   * @param onUsageEvent called for each event that mentions usage or a delta; return false to drop its bytes
    *   (the usage chunk the gateway asked for on the client's behalf).
    */
   constructor(private readonly onUsageEvent: (event: SseEvent) => boolean) {}
@@ -58,7 +60,7 @@ export class SseScanner {
     let keepFrom = 0; // start of the bytes not yet forwarded
     for (let end = eventEnd(buf, 0); end !== -1; end = eventEnd(buf, start)) {
       const event = buf.subarray(start, end);
-      if (indexOf(event, NEEDLE) !== -1 && !this.onUsageEvent(this.parse(event))) {
+      if (metered(event) && !this.onUsageEvent(this.parse(event))) {
         if (start > keepFrom) out.push(buf.subarray(keepFrom, start));
         keepFrom = end;
       }
@@ -74,7 +76,7 @@ export class SseScanner {
     const rest = this.pending;
     this.pending = new Uint8Array(0);
     if (!rest.length) return null;
-    if (indexOf(rest, NEEDLE) !== -1 && !this.onUsageEvent(this.parse(rest))) return null;
+    if (metered(rest) && !this.onUsageEvent(this.parse(rest))) return null;
     return rest;
   }
 
