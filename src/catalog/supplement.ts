@@ -45,6 +45,11 @@ export const MAX_OUTPUT: readonly (readonly [RegExp, number])[] = [
   [/^grok-3/, 131_072],
   [/^deepseek-reasoner/, 65_536],
   [/^deepseek-chat/, 8_192],
+  // Models the database lists without a context window.
+  [/^llama-3\.3-70b-versatile$/, 32_768],
+  [/^llama-3\.1-8b-instant$/, 131_072],
+  [/^meta-llama\/Llama-3\.3-70B-Instruct-Turbo$/, 32_768],
+  [/^(mistral-large|mistral-medium|mistral-small)/, 32_768],
 ];
 
 export interface SupplementModel {

@@ -66,7 +66,7 @@ describe("@lavapayments/nodejs against Spendgate", () => {
 
     const models = await lava.models.list();
     expect(models.object).toBe("list");
-    expect(models.data.map((m) => m.id)).toEqual(expect.arrayContaining(["gpt-4o-mini", "claude-sonnet-4-20250514"]));
+    expect(models.data.map((m) => m.id)).toEqual(expect.arrayContaining(["gpt-4o-mini", "claude-sonnet-4-0"]));
   });
 });
 
