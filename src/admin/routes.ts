@@ -156,12 +156,18 @@ adminRoutes
         contextWindow: b.context_window ?? null,
         rates: b.prices
           ? Object.fromEntries(
-              Object.entries(b.prices).map(([k, v]): [string, Rate] => [
-                k,
-                typeof v === "string"
-                  ? price(v)
-                  : { base: price(v.base), tiers: v.tiers.map((t) => [t.start, price(t.price)] as const) },
-              ]),
+              Object.entries(b.prices).flatMap(([k, v]): [string, Rate][] =>
+                v === undefined
+                  ? []
+                  : [
+                      [
+                        k,
+                        typeof v === "string"
+                          ? price(v)
+                          : { base: price(v.base), tiers: v.tiers.map((t) => [t.start, price(t.price)] as const) },
+                      ],
+                    ],
+              ),
             )
           : null,
         serviceTiers: b.service_tiers ?? null,

@@ -102,7 +102,7 @@ describe("admission that fits the budget", () => {
     expect((await lastFakeRequest()).body.max_completion_tokens).toBe(300);
   });
 
-  it("web searches are bounded: a spend-limited key's request gets max_uses / max_tool_calls, an open one not", async () => {
+  it("bounds web searches: max_uses / max_tool_calls for a spend-limited key, none for an open one", async () => {
     const limited = await setupKey({ spend_limit: { amount: "5", cycle: "total" }, request_shape: "anthropic" });
     const search = [{ type: "web_search_20250305", name: "web_search" }];
     expect((await messages(limited.key, { model: "claude-haiku-4-5", tools: search })).status).toBe(200);

@@ -45,8 +45,14 @@ function sample(provider: string): string[] {
 const tierStart = (rates: Record<string, Rate>) =>
   Object.values(rates).flatMap((r) => (typeof r === "number" ? [] : r.tiers.map(([s]) => s)))[0];
 
+interface Shape {
+  usage: Record<string, unknown>;
+  tier?: string;
+  webSearchCalls?: number;
+}
+
 /** Usage objects in each API's own shape, with the markers the fake needs beside them. */
-function shapes(route: Route, provider: string, rates: Record<string, Rate>) {
+function shapes(route: Route, provider: string, rates: Record<string, Rate>): Shape[] {
   const start = tierStart(rates);
   const big = start === undefined ? [] : [start, start + 1];
   if (route === "messages") {
