@@ -180,3 +180,48 @@ describe("the ledger records exactly the computed cost, for every price rule", (
     expect(await run("responses", "openai")).toBeGreaterThan(40);
   }, 60_000);
 });
+
+describe("operator overrides express every rule", () => {
+  it("an override's 1-hour writes, web-search fee and tiers price requests by any alias of the model", async () => {
+    const admin = { authorization: "Bearer test-admin-token" };
+    const put = await call("PUT", "/admin/models/claude-haiku-4-5", {
+      headers: admin,
+      body: {
+        provider: "anthropic",
+        input_price: "1",
+        output_price: "5",
+        prices: {
+          input_mtok: { base: "1", tiers: [{ start: 100000, price: "3" }] },
+          cache_write_mtok: "1.25",
+          cache_write_1h_mtok: "7",
+          web_searches_kcount: "20",
+        },
+      },
+    });
+    expect(put.status).toBe(200);
+    try {
+      const { key, id } = await setupKey({ request_shape: "anthropic" });
+      const usage = {
+        input_tokens: 150_000,
+        cache_creation_input_tokens: 3_000,
+        cache_creation: { ephemeral_5m_input_tokens: 1_000, ephemeral_1h_input_tokens: 2_000 },
+        cache_read_input_tokens: 0,
+        output_tokens: 100,
+        server_tool_use: { web_search_requests: 2 },
+      };
+      const res = await call("POST", "/v1/messages", {
+        headers: { "x-api-key": key, "anthropic-version": "2023-06-01" },
+        body: request("messages", "claude-haiku-4-5-20251001", usage),
+      });
+      expect(res.status).toBe(200);
+      const [row] = (await keyGuard(env, id).inspect()).ledger;
+      // 153,000 input tokens cross the 100k tier: uncached input at $3/1M (1-hour writes at $7, 5-minute at
+      // $1.25), output at $5/1M, 2 searches at $20 per 1,000.
+      // In nano-dollars per token: $1/1M = 1,000.
+      const nanos = 150_000 * 3_000 + 1_000 * 1_250 + 2_000 * 7_000 + 100 * 5_000 + 2 * 20_000_000;
+      expect(row).toMatchObject({ pricedModel: "claude-haiku-4-5", costNanos: nanos });
+    } finally {
+      await call("DELETE", "/admin/models/claude-haiku-4-5", { headers: admin });
+    }
+  });
+});
