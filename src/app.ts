@@ -1,6 +1,8 @@
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { adminRoutes } from "./admin/routes.ts";
+import { useManagementFetch } from "./dashboard/api.ts";
+import { dashboard } from "./dashboard/routes.tsx";
 import type { AppEnv } from "./env.ts";
 import { gatewayRoutes } from "./gateway/routes.ts";
 import { ApiError, renderError, toApiError } from "./lib/errors.ts";
@@ -46,6 +48,10 @@ for (const path of [
 }
 const managementRouters = [spendKeyRoutes, secretKeyRoutes, requestRoutes, usageRoutes, webhookRoutes];
 for (const router of managementRouters) app.route("/v1", router.app);
+
+// The dashboard (signed-in pages at /keys, /requests, …) calls the management routes above in-process.
+app.route("/", dashboard);
+useManagementFetch((request, env, ctx) => app.fetch(request, env, ctx));
 
 let openapi: unknown;
 app.get("/openapi.json", (c) => {

@@ -1,3 +1,4 @@
+import type { Session } from "./dashboard/session.ts";
 import type { KeyGuard } from "./guard/key-guard.ts";
 import type { Dialect } from "./lib/errors.ts";
 import type { ApiKeyVar, BaseUrlVar } from "./providers/registry.ts";
@@ -21,6 +22,10 @@ export interface AppEnv {
     walletId: string;
     /** the dialect errors are rendered in: the key's once it is known, else the route's (OpenAI by default) */
     dialect: Dialect;
+    /** set by the dashboard's sign-in check on its pages */
+    session: Session;
+    /** a dashboard POST's form, parsed once by that check */
+    form: Record<string, string | File | (string | File)[]>;
   };
 }
 

@@ -187,3 +187,22 @@ export const requests = sqliteTable(
 
 export type SpendKeyRow = typeof spendKeys.$inferSelect;
 export type LedgerRow = typeof requests.$inferInsert;
+
+/** Dashboard sign-ins: the session id is only ever stored hashed; a row is deleted on sign-out. */
+export const dashboardSessions = sqliteTable(
+  "dashboard_sessions",
+  {
+    idHash: text("id_hash").primaryKey(),
+    walletId: text("wallet_id").notNull(),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [index("dashboard_sessions_expires").on(t.expiresAt)],
+);
+
+/** Failed dashboard sign-ins per client (a hash of its address), counted in a fixed window. */
+export const signinFailures = sqliteTable("signin_failures", {
+  client: text("client").primaryKey(),
+  windowStart: integer("window_start").notNull(),
+  failures: integer("failures").notNull(),
+});

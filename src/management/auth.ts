@@ -1,5 +1,6 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
+import { INTERNAL_HEADER, INTERNAL_TOKEN, INTERNAL_WALLET_HEADER } from "../dashboard/api.ts";
 import { database } from "../db/client.ts";
 import { walletSecretKeys } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
@@ -23,6 +24,16 @@ export async function walletOf(d1: D1Database, key: string): Promise<string | nu
 }
 
 export const requireWallet = createMiddleware<AppEnv>(async (c, next) => {
+  // The dashboard's in-process calls for a signed-in session (dashboard/api.ts).
+  const internal = c.req.header(INTERNAL_HEADER);
+  const wallet = c.req.header(INTERNAL_WALLET_HEADER);
+  if (internal !== undefined) {
+    if (!wallet || !hashesEqual(await hashSecret(internal), await hashSecret(INTERNAL_TOKEN))) {
+      throw new ApiError("unauthorized", WALLET_KEY_REQUIRED);
+    }
+    c.set("walletId", wallet);
+    return next();
+  }
   const key = bearer(c.req.header("authorization"));
   if (!key) throw new ApiError("unauthorized", WALLET_KEY_REQUIRED);
   if (keyKindOf(key) === "spend") {

@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, gte, lt, or } from "drizzle-orm";
 import { database } from "../db/client.ts";
 import { requests } from "../db/schema.ts";
 import { listPage } from "../lib/cursor.ts";
@@ -73,8 +73,15 @@ export const requestRoutes = new ApiRouter()
       },
     },
     async (c, { query }) => {
-      const key = query.spend_key_id;
-      const mine = and(eq(requests.walletId, c.get("walletId")), key ? eq(requests.spendKeyId, key) : undefined);
+      const { spend_key_id: key, model, status, start, end } = query;
+      const mine = and(
+        eq(requests.walletId, c.get("walletId")),
+        key ? eq(requests.spendKeyId, key) : undefined,
+        model ? or(eq(requests.model, model), eq(requests.pricedModel, model)) : undefined,
+        status ? eq(requests.status, status) : undefined,
+        start ? gte(requests.createdAt, Date.parse(start)) : undefined,
+        end ? lt(requests.createdAt, Date.parse(end)) : undefined,
+      );
       return c.json(await listPage(c.env.DB, requests, requests.requestId, mine, query, serializeLedgerRow));
     },
   )

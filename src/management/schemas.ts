@@ -158,7 +158,17 @@ export const LedgerEntry = named(
   }),
 );
 
-export const RequestsQuery = z.extend(Pagination, { spend_key_id: z.optional(z.string().check(z.maxLength(100))) });
+const Instant = z.union([z.iso.datetime({ offset: true }), z.iso.date()]);
+export const RequestsQuery = z.extend(Pagination, {
+  spend_key_id: z.optional(z.string().check(z.maxLength(100))),
+  /** the id the request named, or the model that priced it */
+  model: z.optional(z.string().check(z.maxLength(200))),
+  status: z.optional(z.enum(["completed", "error", "aborted"])),
+  /** rows created at or after this instant (ISO date or date-time) */
+  start: z.optional(Instant),
+  /** rows created before this instant */
+  end: z.optional(Instant),
+});
 
 export const CreateWallet = named("CreateWallet", z.strictObject({ name: Name }));
 export const Wallet = named("Wallet", z.object({ wallet_id: z.string(), name: z.string(), created_at: z.string() }));

@@ -14,7 +14,10 @@ export function call(
     body = typeof init.body === "string" ? init.body : JSON.stringify(init.body);
     if (!headers.has("content-type")) headers.set("content-type", "application/json");
   }
-  return exports.default.fetch(new Request(`http://gateway.test${path}`, { method, headers, body }));
+  // Redirects are answers to check, not to follow (the dashboard answers its forms with 303s).
+  return exports.default.fetch(
+    new Request(`http://gateway.test${path}`, { method, headers, body, redirect: "manual" }),
+  );
 }
 
 export const ADMIN = { authorization: "Bearer test-admin-token" };

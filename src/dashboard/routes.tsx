@@ -1,0 +1,140 @@
+import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
+import { serializeModel } from "../admin/routes.ts";
+import { getCatalog } from "../catalog/catalog.ts";
+import { walletOf } from "../management/auth.ts";
+import { PROVIDER_IDS } from "../providers/registry.ts";
+import { SignIn } from "./activity-pages.tsx";
+import { activityRoutes } from "./activity-routes.tsx";
+import { api } from "./api.ts";
+import { CSS, JS } from "./assets.ts";
+import { type ModelRow, Models } from "./catalog-pages.tsx";
+import type { KeyWire } from "./key-form.tsx";
+import { keyRoutes } from "./key-routes.tsx";
+import { type DashEnv, page } from "./page.tsx";
+import { currentSession, endSession, noteSigninFailure, signinLockout, startSession, trustedPost } from "./session.ts";
+import { webhookPages } from "./webhook-routes.tsx";
+
+/**
+ * The dashboard, served by the same Worker at `/`: server-rendered pages (Hono JSX) over the management API,
+ * a stylesheet and a small script from `/assets/`. Every response forbids framing and inline script; every
+ * state-changing request must be a same-origin POST carrying the session's CSRF token.
+ */
+export const dashboard = new Hono<DashEnv>();
+
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+dashboard.use(async (c, next) => {
+  await next();
+  c.res.headers.set("content-security-policy", CSP);
+  c.res.headers.set("x-content-type-options", "nosniff");
+  c.res.headers.set("referrer-policy", "same-origin");
+  c.res.headers.set("x-frame-options", "DENY");
+  if (!c.req.path.startsWith("/assets/")) c.res.headers.set("cache-control", "no-store");
+});
+
+dashboard.get("/assets/app.css", (c) => c.body(CSS, 200, { "content-type": "text/css; charset=utf-8" }));
+dashboard.get("/assets/app.js", (c) => c.body(JS, 200, { "content-type": "text/javascript; charset=utf-8" }));
+
+/** Signed-in pages: no session (or an expired one) goes to sign-in; a POST must be ours (CSRF). */
+const signedIn = createMiddleware<DashEnv>(async (c, next) => {
+  const session = await currentSession(c);
+  if (!session) return c.redirect("/signin", 303);
+  c.set("session", session);
+  if (c.req.method === "POST") {
+    const form = await c.req.parseBody({ all: true });
+    if (!trustedPost(c, session, form._csrf)) {
+      return page(c, "Refused", <p class="alert">This form did not come from this dashboard.</p>, 403);
+    }
+    c.set("form", form);
+  }
+  await next();
+});
+
+dashboard.get("/", async (c) => c.redirect((await currentSession(c)) ? "/keys" : "/signin", 303));
+
+dashboard.get("/signin", async (c) => {
+  const wait = await signinLockout(c);
+  return page(c, "Sign in", <SignIn locked={wait > 0} error={wait ? lockedMessage(wait) : undefined} />);
+});
+
+const lockedMessage = (ms: number) =>
+  `Too many failed sign-ins from here. Try again in ${Math.ceil(ms / 60_000)} minutes.`;
+
+dashboard.post("/signin", async (c) => {
+  const ctx = c;
+  const site = c.req.header("sec-fetch-site");
+  if (site && site !== "same-origin" && site !== "none") {
+    return page(c, "Sign in", <SignIn error="Sign in from this dashboard's own page." />, 403);
+  }
+  const wait = await signinLockout(ctx);
+  if (wait) return page(c, "Sign in", <SignIn locked error={lockedMessage(wait)} />, 429);
+  const form = await c.req.parseBody();
+  const secret = typeof form.secret_key === "string" ? form.secret_key.trim() : "";
+  const walletId = secret ? await walletOf(c.env.DB, secret) : null;
+  if (!walletId) {
+    await noteSigninFailure(ctx);
+    return page(c, "Sign in", <SignIn error="That is not a valid wallet secret key." />, 400);
+  }
+  await startSession(ctx, walletId);
+  return c.redirect("/keys", 303);
+});
+
+dashboard.post("/signout", signedIn, async (c) => {
+  await endSession(c);
+  return c.redirect("/signin", 303);
+});
+
+for (const path of ["/keys", "/keys/*", "/requests", "/usage", "/models", "/webhooks", "/webhooks/*"]) {
+  dashboard.use(path, signedIn);
+}
+dashboard.route("/", keyRoutes);
+dashboard.route("/", activityRoutes);
+dashboard.route("/", webhookPages);
+
+const PAGE = 50;
+const LABELS: Record<string, string> = { mtok: "/1M", kcount: "/1k", hours: "/hour", mchars: "/1M chars", each: "" };
+
+/** The catalog with prices, and which of the wallet's keys may call each model. */
+dashboard.get("/models", async (c) => {
+  const session = c.get("session");
+  const q = (c.req.query("q") ?? "").trim().toLowerCase();
+  const provider = c.req.query("provider") ?? "";
+  const offset = Math.max(0, Number(c.req.query("cursor") ?? 0) || 0);
+  const catalog = await getCatalog(c.env.DB);
+  const keys = (await api<{ data: KeyWire[] }>(c, session.walletId, "GET", "/spend_keys?limit=100")).body.data;
+  const all = [...catalog.entries.values()].filter(
+    (m) => (!provider || m.provider === provider) && (!q || m.id.toLowerCase().includes(q)),
+  );
+  const rows: ModelRow[] = all.slice(offset, offset + PAGE).map((m) => {
+    const wire = serializeModel(m);
+    const prices = wire.prices ?? {};
+    const other = Object.entries(prices)
+      .filter(([k]) => !["input_mtok", "output_mtok", "cache_read_mtok"].includes(k))
+      .map(([k, v]) => {
+        const unit = k.split("_").at(-1) ?? "";
+        const price = typeof v === "string" ? `$${v}` : `$${v.base} (tiers by input size)`;
+        return `${k.replace(/_[a-z]+$/, "").replace(/_/g, " ")} ${price}${LABELS[unit] ?? ""}`;
+      });
+    const allowed = keys.filter(
+      (k) =>
+        (!k.allowed_providers || k.allowed_providers.includes(m.provider)) &&
+        (!k.allowed_models || k.allowed_models.some((id) => catalog.resolve(id)?.entry.id === m.id)),
+    );
+    const restricted = keys.some((k) => k.allowed_models || k.allowed_providers);
+    return {
+      id: m.id,
+      provider: m.provider,
+      input: wire.input_price,
+      output: wire.output_price,
+      cacheRead: wire.cache_read_price,
+      other,
+      contextWindow: m.contextWindow,
+      keys: restricted ? allowed.map((k) => k.name) : null,
+    };
+  });
+  const next = offset + PAGE < all.length ? String(offset + PAGE) : undefined;
+  return page(c, "Models", <Models rows={rows} q={q} provider={provider} providers={PROVIDER_IDS} next={next} />);
+});
