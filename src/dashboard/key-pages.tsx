@@ -109,22 +109,37 @@ export const KeyList: FC<{ keys: KeyWire[]; q: string; status: string; next?: st
 /** The new key once, and how to use it from the SDKs and tools people already have. */
 export const KeyCreated: FC<{ k: KeyWire; secret: string; origin: string; rotated?: boolean }> = (p) => {
   const v1 = `${p.origin}/v1`;
+  const lines = (...l: string[]) => l.join("\n");
   const openai =
     p.k.request_shape === "openai"
-      ? `import OpenAI from "openai";\nconst client = new OpenAI({ baseURL: "${v1}", apiKey: process.env.OPENAI_API_KEY });`
+      ? lines(
+          'import OpenAI from "openai";',
+          `const client = new OpenAI({ baseURL: "${v1}", apiKey: process.env.OPENAI_API_KEY });`,
+        )
       : null;
   const anthropic =
     p.k.request_shape === "anthropic"
-      ? `import Anthropic from "@anthropic-ai/sdk";\nconst client = new Anthropic({ baseURL: "${p.origin}", apiKey: process.env.ANTHROPIC_API_KEY });`
+      ? lines(
+          'import Anthropic from "@anthropic-ai/sdk";',
+          `const client = new Anthropic({ baseURL: "${p.origin}", apiKey: process.env.ANTHROPIC_API_KEY });`,
+        )
       : null;
   const curl =
     p.k.request_shape === "openai"
-      ? `curl ${v1}/chat/completions -H "Authorization: Bearer $OPENAI_API_KEY" \\\n  -H "Content-Type: application/json" \\\n  -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'`
-      : `curl ${p.origin}/v1/messages -H "x-api-key: $ANTHROPIC_API_KEY" -H "anthropic-version: 2023-06-01" \\\n  -H "Content-Type: application/json" \\\n  -d '{"model":"claude-haiku-4-5","max_tokens":256,"messages":[{"role":"user","content":"Hello"}]}'`;
+      ? lines(
+          `curl ${v1}/chat/completions -H "Authorization: Bearer $OPENAI_API_KEY" \\`,
+          `  -H "Content-Type: application/json" \\`,
+          `  -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'`,
+        )
+      : lines(
+          `curl ${p.origin}/v1/messages -H "x-api-key: $ANTHROPIC_API_KEY" -H "anthropic-version: 2023-06-01" \\`,
+          `  -H "Content-Type: application/json" \\`,
+          `  -d '{"model":"claude-haiku-4-5","max_tokens":256,"messages":[{"role":"user","content":"Hello"}]}'`,
+        );
   const env =
     p.k.request_shape === "openai"
-      ? `export OPENAI_BASE_URL=${v1}\nexport OPENAI_API_KEY=${p.secret}`
-      : `export ANTHROPIC_BASE_URL=${p.origin}\nexport ANTHROPIC_API_KEY=${p.secret}`;
+      ? lines(`export OPENAI_BASE_URL=${v1}`, `export OPENAI_API_KEY=${p.secret}`)
+      : lines(`export ANTHROPIC_BASE_URL=${p.origin}`, `export ANTHROPIC_API_KEY=${p.secret}`);
   return (
     <>
       <p>
@@ -192,7 +207,8 @@ export const KeyDetail: FC<{
       </div>
     </div>
     <p class="small">
-      <code>{k.key_preview}</code> · {k.request_shape} shape · {scope(k)} · expires {when(k.expires_at)} · last used{" "}
+      <code>{k.key_preview}</code> · {k.request_shape} shape · {scope(k)} · expires {when(k.expires_at)}
+      {" · last used "}
       {when(k.last_used_at)}
     </p>
     <div class="actions">

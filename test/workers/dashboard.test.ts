@@ -35,7 +35,7 @@ async function signIn(walletKey: string) {
 const page = (path: string, cookie: string) => call("GET", path, { headers: { cookie } });
 
 describe("dashboard sessions", () => {
-  it("signs in with a wallet key into an HttpOnly, SameSite=Strict, Secure session cookie; signs out for good", async () => {
+  it("signs in with a wallet key into an HttpOnly, SameSite=Strict, Secure cookie; signs out for good", async () => {
     const wallet = await createWallet();
     const { cookie, csrf, set } = await signIn(wallet.key);
     expect(set).toMatch(/HttpOnly/i);
