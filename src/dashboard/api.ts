@@ -9,7 +9,12 @@ import { randomBase62 } from "../lib/keys.ts";
  */
 export const INTERNAL_HEADER = "x-spendgate-internal";
 export const INTERNAL_WALLET_HEADER = "x-spendgate-internal-wallet";
-export const INTERNAL_TOKEN = randomBase62(40);
+let token: string | undefined;
+/** Made on first use: a Worker may not draw random values at global scope. */
+export function internalToken(): string {
+  token ??= randomBase62(40);
+  return token;
+}
 
 type Fetch = (request: Request, env: AppEnv["Bindings"], ctx: Context["executionCtx"]) => Response | Promise<Response>;
 let managementFetch: Fetch | undefined;
@@ -36,7 +41,7 @@ export async function api<T>(
 ): Promise<ApiResult<T>> {
   if (!managementFetch) throw new Error("the dashboard's API client is not wired");
   const headers: Record<string, string> = {
-    [INTERNAL_HEADER]: INTERNAL_TOKEN,
+    [INTERNAL_HEADER]: internalToken(),
     [INTERNAL_WALLET_HEADER]: walletId,
   };
   if (body !== undefined) headers["content-type"] = "application/json";

@@ -42,11 +42,12 @@ select[multiple] { min-height: 8em; }
 .field-error { color: var(--bad); font-weight: 600; font-size: 0.88rem; }
 .alert { border: 1px solid var(--bad); background: #fff5f5; color: var(--bad); padding: 10px 14px; border-radius: 6px; }
 .notice { border: 1px solid var(--warn); background: #fff8e6; padding: 10px 14px; border-radius: 6px; }
-button, .button { font: inherit; padding: 7px 14px; border-radius: 6px; border: 1px solid #8c959f; background: #fff;
+button, .button { font: inherit; line-height: 1.2; padding: 7px 14px; border-radius: 6px; border: 1px solid #8c959f; background: #fff;
   color: var(--fg); cursor: pointer; text-decoration: none; display: inline-block; }
 button.primary, .button.primary { background: var(--accent); border-color: var(--accent); color: #fff; }
 button.danger { border-color: var(--bad); color: var(--bad); }
-.actions { display: flex; flex-wrap: wrap; gap: 8px; margin: 12px 0; }
+.actions { display: flex; flex-wrap: wrap; gap: 8px; margin: 12px 0; align-items: center; }
+.actions form { margin: 0; }
 .secret { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; }
 .secret code { font-size: 0.95rem; padding: 8px; background: var(--soft); border: 1px solid var(--line);
   border-radius: 6px; word-break: break-all; }

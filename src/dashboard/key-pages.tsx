@@ -1,6 +1,6 @@
 import type { FC } from "hono/jsx";
 import type { KeyWire } from "./key-form.tsx";
-import { DayChart, Pager, PostForm, ShownOnce, Status, Usd } from "./layout.tsx";
+import { DayChart, Pager, PostForm, per, ShownOnce, Status, Usd } from "./layout.tsx";
 import { LedgerTable, type LedgerWire } from "./ledger-table.tsx";
 
 const when = (iso: string | null) => (iso ? iso.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, " UTC") : "never");
@@ -18,7 +18,7 @@ export const SpendMeter: FC<{ k: KeyWire }> = ({ k }) =>
         optimum={0}
         aria-label={`Spend: $${k.current_spend} of $${k.spend_limit.amount}`}
       />{" "}
-      <Usd amount={k.current_spend} /> of <Usd amount={k.spend_limit.amount} /> per {k.spend_limit.cycle}
+      <Usd amount={k.current_spend} /> of <Usd amount={k.spend_limit.amount} /> {per(k.spend_limit.cycle)}
       {k.spend_resets_at && <span class="small muted"> · resets {when(k.spend_resets_at)}</span>}
     </span>
   ) : (
@@ -88,7 +88,7 @@ export const KeyList: FC<{ keys: KeyWire[]; q: string; status: string; next?: st
               </td>
               <td data-label="Requests" class="num">
                 {k.current_requests}
-                {k.request_limit ? ` / ${k.request_limit.count} per ${k.request_limit.cycle}` : ""}
+                {k.request_limit ? ` / ${k.request_limit.count} ${per(k.request_limit.cycle)}` : ""}
               </td>
               <td data-label="RPM" class="num">
                 {k.rate_limit ? `${k.rate_limit.rpm} (burst ${k.rate_limit.burst})` : "—"}
@@ -195,7 +195,7 @@ export const KeyDetail: FC<{
         <div class="value">{k.current_requests}</div>
         {k.request_limit && (
           <div class="small">
-            of {k.request_limit.count} per {k.request_limit.cycle}
+            of {k.request_limit.count} {per(k.request_limit.cycle)}
           </div>
         )}
       </div>

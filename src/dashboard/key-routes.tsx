@@ -17,7 +17,9 @@ const NOT_FOUND = <p class="alert">No such key in this wallet.</p>;
 
 async function models(c: { env: DashEnv["Bindings"] }) {
   const catalog = await getCatalog(c.env.DB);
-  return [...catalog.entries.values()].map((m) => ({ id: m.id, provider: m.provider }));
+  return [...catalog.entries.values()]
+    .map((m) => ({ id: m.id, provider: m.provider }))
+    .sort((a, b) => a.id.localeCompare(b.id));
 }
 
 keyRoutes.get("/keys", async (c) => {

@@ -104,6 +104,10 @@ export const ShownOnce: FC<{ id: string; value: string; what: string }> = (p) =>
   </div>
 );
 
+/** "per day", "per month", "in total". */
+export const per = (cycle: string) =>
+  cycle === "total" ? "in total" : `per ${{ daily: "day", weekly: "week", monthly: "month" }[cycle] ?? cycle}`;
+
 export const Status: FC<{ value: string }> = ({ value }) => <span class={`status ${value}`}>{value}</span>;
 
 /** A spend-per-day bar chart drawn as SVG on the server (no script, no library). */

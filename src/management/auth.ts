@@ -1,6 +1,6 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
-import { INTERNAL_HEADER, INTERNAL_TOKEN, INTERNAL_WALLET_HEADER } from "../dashboard/api.ts";
+import { INTERNAL_HEADER, INTERNAL_WALLET_HEADER, internalToken } from "../dashboard/api.ts";
 import { database } from "../db/client.ts";
 import { walletSecretKeys } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
@@ -28,7 +28,7 @@ export const requireWallet = createMiddleware<AppEnv>(async (c, next) => {
   const internal = c.req.header(INTERNAL_HEADER);
   const wallet = c.req.header(INTERNAL_WALLET_HEADER);
   if (internal !== undefined) {
-    if (!wallet || !hashesEqual(await hashSecret(internal), await hashSecret(INTERNAL_TOKEN))) {
+    if (!wallet || !hashesEqual(await hashSecret(internal), await hashSecret(internalToken()))) {
       throw new ApiError("unauthorized", WALLET_KEY_REQUIRED);
     }
     c.set("walletId", wallet);
