@@ -62,13 +62,18 @@ export function keyBody(f: Form, creating: boolean): Record<string, unknown> {
   // The form's date-time is UTC (it says so); the API wants an ISO instant.
   body.expires_at = expires ? (/^\d{4}-\d\d-\d\dT\d\d:\d\d$/.test(expires) ? `${expires}:00Z` : expires) : null;
   body.clamp_output = one(f, "clamp_output") === "on";
+  // Percentages of the spend limit, as typed; the API checks them (and names the field when they are wrong).
+  const alerts = one(f, "alert_thresholds");
+  body.alert_thresholds = alerts
+    ? alerts.split(/[\s,]+/).map((a) => (/^\d+(\.\d+)?$/.test(a) ? Number(a) / 100 : a))
+    : null;
   if (creating) for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
   return body;
 }
 
 const CYCLES = ["daily", "weekly", "monthly", "total"];
 const FIELDS = ["name", "request_shape", "allowed_providers", "allowed_models", "spend_limit", "request_limit"];
-const ALL_FIELDS = [...FIELDS, "rate_limit", "expires_at", "clamp_output"];
+const ALL_FIELDS = [...FIELDS, "rate_limit", "expires_at", "clamp_output", "alert_thresholds"];
 
 type ApiError = { message: string; param: string | null } | undefined;
 
@@ -182,6 +187,14 @@ export const KeyForm: FC<{
           <input name="expires_at" type="datetime-local" value={key?.expires_at?.slice(0, 16) ?? ""} />
         </label>
         <FieldError error={error} field="expires_at" />
+        <label>
+          Webhook alerts at <span class="hint">% of the spend limit, e.g. 50, 80, 95 (the default)</span>
+          <input
+            name="alert_thresholds"
+            value={(key?.alert_thresholds ?? [0.5, 0.8, 0.95]).map((t) => Math.round(t * 1000) / 10).join(", ")}
+          />
+        </label>
+        <FieldError error={error} field="alert_thresholds" />
         <label class="inline">
           <input type="checkbox" name="clamp_output" checked={key ? key.clamp_output : true} />
           Lower a request's output limit to what the spend limit affords, rather than refuse it
