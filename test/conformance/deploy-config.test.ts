@@ -1,5 +1,8 @@
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../../scripts/lib/stack.ts";
 
@@ -17,4 +20,20 @@ describe("deploy configuration", () => {
     expect(toml).toMatch(/name = "KEY_GUARD"\s*\nclass_name = "KeyGuard"/);
     expect(toml).toMatch(/new_sqlite_classes = \["KeyGuard"\]/);
   });
+});
+
+describe("the Worker bundle", () => {
+  it("stays at most 150 KiB gzipped with the compiled price catalog and the dashboard", () => {
+    const out = mkdtempSync(join(tmpdir(), "spendgate-bundle-"));
+    try {
+      execFileSync(join(ROOT, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--outdir", out], {
+        cwd: ROOT,
+        stdio: "pipe",
+      });
+      const bundle = readFileSync(join(out, "index.js"));
+      expect(gzipSync(bundle).byteLength).toBeLessThanOrEqual(150 * 1024);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
