@@ -40,9 +40,11 @@ select[multiple] { min-height: 8em; }
 .row { display: flex; flex-wrap: wrap; gap: 10px; align-items: end; }
 .hint { font-weight: 400; color: var(--muted); font-size: 0.85rem; }
 .field-error { color: var(--bad); font-weight: 600; font-size: 0.88rem; }
-.alert { border: 1px solid var(--bad); background: #fff5f5; color: var(--bad); padding: 10px 14px; border-radius: 6px; }
+.alert { border: 1px solid var(--bad); background: #fff5f5; color: var(--bad); padding: 10px 14px;
+  border-radius: 6px; }
 .notice { border: 1px solid var(--warn); background: #fff8e6; padding: 10px 14px; border-radius: 6px; }
-button, .button { font: inherit; line-height: 1.2; padding: 7px 14px; border-radius: 6px; border: 1px solid #8c959f; background: #fff;
+button, .button { font: inherit; line-height: 1.2; padding: 7px 14px; border-radius: 6px; border: 1px solid #8c959f;
+  background: #fff;
   color: var(--fg); cursor: pointer; text-decoration: none; display: inline-block; }
 button.primary, .button.primary { background: var(--accent); border-color: var(--accent); color: #fff; }
 button.danger { border-color: var(--bad); color: var(--bad); }
