@@ -1,5 +1,5 @@
 import type { FC } from "hono/jsx";
-import { DayChart, Pager, Usd } from "./layout.tsx";
+import { Choice, DayChart, Pager, Usd } from "./layout.tsx";
 import { LedgerTable, type LedgerWire } from "./ledger-table.tsx";
 
 export interface RequestFilters {
@@ -61,16 +61,7 @@ export const Requests: FC<{
         Model
         <input name="model" value={p.filters.model ?? ""} />
       </label>
-      <label>
-        Status
-        <select name="status">
-          {["", "completed", "error", "aborted"].map((s) => (
-            <option value={s} selected={(p.filters.status ?? "") === s}>
-              {s || "any"}
-            </option>
-          ))}
-        </select>
-      </label>
+      <Choice label="Status" name="status" value={p.filters.status ?? ""} options={["completed", "error", "aborted"]} />
       <label>
         From
         <input type="date" name="start" value={p.filters.start ?? ""} />
@@ -150,62 +141,53 @@ export const Usage: FC<{
       label="Spend per day"
     />
     <h2>Per model</h2>
-    <div class="scroll">
-      <table class="responsive">
-        <thead>
-          <tr>
-            <th>Model</th>
-            <th class="num">Requests</th>
-            <th class="num">Tokens</th>
-            <th class="num">Spend</th>
-          </tr>
-        </thead>
-        <tbody>
-          {p.models.map((m) => (
-            <tr>
-              <td data-label="Model">{m.model}</td>
-              <td data-label="Requests" class="num">
-                {m.requests.toLocaleString("en-US")}
-              </td>
-              <td data-label="Tokens" class="num">
-                {m.tokens.toLocaleString("en-US")}
-              </td>
-              <td data-label="Spend" class="num">
-                <Usd amount={m.cost} />
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <TotalsTable
+      first="Model"
+      rows={p.models.map((m) => ({ label: m.model, requests: m.requests, tokens: m.tokens, cost: m.cost }))}
+    />
     <h2>Per day</h2>
-    <div class="scroll">
-      <table class="responsive">
-        <thead>
-          <tr>
-            <th>Day (UTC)</th>
-            <th class="num">Requests</th>
-            <th class="num">Tokens</th>
-            <th class="num">Spend</th>
-          </tr>
-        </thead>
-        <tbody>
-          {p.days.map((d) => (
-            <tr>
-              <td data-label="Day">{d.date}</td>
-              <td data-label="Requests" class="num">
-                {d.total_requests.toLocaleString("en-US")}
-              </td>
-              <td data-label="Tokens" class="num">
-                {d.total_usage_tokens.toLocaleString("en-US")}
-              </td>
-              <td data-label="Spend" class="num">
-                <Usd amount={d.total_cost} />
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <TotalsTable
+      first="Day (UTC)"
+      rows={p.days.map((d) => ({
+        label: d.date,
+        requests: d.total_requests,
+        tokens: d.total_usage_tokens,
+        cost: d.total_cost,
+      }))}
+    />
   </>
+);
+
+/** Requests, tokens and spend per row (a model, a day). */
+const TotalsTable: FC<{ first: string; rows: { label: string; requests: number; tokens: number; cost: string }[] }> = (
+  p,
+) => (
+  <div class="scroll">
+    <table class="responsive">
+      <thead>
+        <tr>
+          <th>{p.first}</th>
+          <th class="num">Requests</th>
+          <th class="num">Tokens</th>
+          <th class="num">Spend</th>
+        </tr>
+      </thead>
+      <tbody>
+        {p.rows.map((r) => (
+          <tr>
+            <td data-label={p.first}>{r.label}</td>
+            <td data-label="Requests" class="num">
+              {r.requests.toLocaleString("en-US")}
+            </td>
+            <td data-label="Tokens" class="num">
+              {r.tokens.toLocaleString("en-US")}
+            </td>
+            <td data-label="Spend" class="num">
+              <Usd amount={r.cost} />
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  </div>
 );

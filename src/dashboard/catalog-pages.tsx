@@ -1,6 +1,6 @@
 import type { FC } from "hono/jsx";
 import { EVENT_TYPES } from "../webhooks/events.ts";
-import { FieldError, FormError, Pager, PostForm, ShownOnce, Status } from "./layout.tsx";
+import { Choice, FieldError, FormError, Pager, PostForm, ShownOnce, Status } from "./layout.tsx";
 
 export interface ModelRow {
   id: string;
@@ -28,16 +28,7 @@ export const Models: FC<{
         Search
         <input name="q" value={p.q} />
       </label>
-      <label>
-        Provider
-        <select name="provider">
-          {["", ...p.providers].map((x) => (
-            <option value={x} selected={p.provider === x}>
-              {x || "any"}
-            </option>
-          ))}
-        </select>
-      </label>
+      <Choice label="Provider" name="provider" value={p.provider} options={p.providers} />
       <button type="submit">Filter</button>
     </form>
     <div class="scroll">

@@ -1,6 +1,6 @@
 import type { FC } from "hono/jsx";
 import type { KeyWire } from "./key-form.tsx";
-import { DayChart, Pager, PostForm, per, ShownOnce, Status, Usd } from "./layout.tsx";
+import { Choice, DayChart, Pager, PostForm, per, ShownOnce, Status, Usd } from "./layout.tsx";
 import { LedgerTable, type LedgerWire } from "./ledger-table.tsx";
 
 const when = (iso: string | null) => (iso ? iso.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, " UTC") : "never");
@@ -42,16 +42,7 @@ export const KeyList: FC<{ keys: KeyWire[]; q: string; status: string; next?: st
         Search
         <input name="q" value={p.q} placeholder="name or preview" />
       </label>
-      <label>
-        Status
-        <select name="status">
-          {["", "active", "paused"].map((s) => (
-            <option value={s} selected={p.status === s}>
-              {s || "any"}
-            </option>
-          ))}
-        </select>
-      </label>
+      <Choice label="Status" name="status" value={p.status} options={["active", "paused"]} />
       <button type="submit">Filter</button>
     </form>
     <div class="scroll">

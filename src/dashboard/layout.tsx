@@ -165,3 +165,17 @@ export const Pager: FC<{ next?: string | undefined; base: string; query: Record<
     </nav>
   );
 };
+
+/** A labelled select of plain values, the empty one reading "any" (the list filters). */
+export const Choice: FC<{ label: string; name: string; value: string; options: readonly string[] }> = (p) => (
+  <label>
+    {p.label}
+    <select name={p.name}>
+      {["", ...p.options].map((o) => (
+        <option value={o} selected={p.value === o}>
+          {o || "any"}
+        </option>
+      ))}
+    </select>
+  </label>
+);
