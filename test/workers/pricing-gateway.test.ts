@@ -225,3 +225,19 @@ describe("operator overrides express every rule", () => {
     }
   });
 });
+
+describe("xAI reasoning tokens", () => {
+  it("bills reasoning tokens on top of completion_tokens, as xAI documents (charged as completion)", async () => {
+    const { key, id } = await setupKey();
+    const usage = { prompt_tokens: 100, completion_tokens: 20, completion_tokens_details: { reasoning_tokens: 300 } };
+    const res = await call("POST", "/v1/chat/completions", {
+      headers: { authorization: `Bearer ${key}` },
+      body: request("chat", "grok-3-mini", usage),
+    });
+    expect(res.status).toBe(200);
+    const [row] = (await keyGuard(env, id).inspect()).ledger;
+    expect(row).toMatchObject({ provider: "xai", outputTokens: 320, reasoningTokens: 300 });
+    const prices = pricesAt(builtinCatalog.resolve("grok-3-mini")!.entry, new Date())!;
+    expect(row!.costNanos).toBe(costOf({ input_tokens: 100, output_tokens: 320 }, prices).totalNanos);
+  });
+});
