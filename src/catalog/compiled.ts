@@ -54,8 +54,6 @@ export function compiledModels(): { provider: string; models: CompiledModel[] }[
 }
 
 /** How a provider's response reports usage, per API flavor: `[usage key, path in the usage object, required]`. */
-export type UsageMapping = JsonProvider["extractors"][string];
-
-export function usageMappings(provider: string, flavor: string): UsageMapping | undefined {
+export function usageMappings(provider: string, flavor: string): JsonProvider["extractors"][string] | undefined {
   return catalog.providers[provider]?.extractors[flavor];
 }

@@ -67,8 +67,6 @@ export const UNITS: ReadonlyMap<string, Unit> = new Map(
   }),
 );
 
-export const USAGE_KEYS: ReadonlySet<string> = new Set(ROWS.map((r) => r[0]));
-
 /** Whether `part` is `whole` or a part of it: its dimensions include all of `whole`'s. */
 export function isPartOf(part: Unit, whole: Unit): boolean {
   return Object.entries(whole.dims).every(([k, v]) => part.dims[k] === v);

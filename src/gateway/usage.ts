@@ -50,7 +50,7 @@ const FLAVOR: Partial<Record<RouteKind, string>> = {
  * Applies the provider's mapping for the route's flavor; else its `default` one (an OpenAI-compatible API's, for
  * every provider but Anthropic, whose default is its Messages API); else OpenAI's.
  */
-export function usageMappingFor(provider: string, route: RouteKind) {
+function usageMappingFor(provider: string, route: RouteKind) {
   const flavor = FLAVOR[route] ?? "chat";
   const fallback = provider !== "anthropic" && flavor !== "default" ? usageMappings(provider, "default") : undefined;
   return (
