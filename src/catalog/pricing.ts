@@ -1,3 +1,4 @@
+import { parseUsd } from "../lib/money.ts";
 import { isPartOf, UNITS, type Unit } from "./units.ts";
 
 /**
@@ -29,9 +30,9 @@ export interface Cost {
 
 /** A USD decimal string as integer nano-dollars (the compiled catalog holds only exact ones). */
 export function nanos(usd: string): number {
-  const [whole = "0", frac = ""] = usd.split(".");
-  if (frac.length > 9 || !/^\d+$/.test(whole + frac)) throw new Error(`not an exact USD amount: ${usd}`);
-  return Number(whole) * 1e9 + Number(frac.padEnd(9, "0"));
+  const n = parseUsd(usd);
+  if (n === null) throw new Error(`not an exact USD amount: ${usd}`);
+  return n;
 }
 
 const NINTHS_PER_FEMTO = 9n;
@@ -63,18 +64,18 @@ interface Priced {
   rate: Rate;
 }
 
+/** Every unit, most specific first, so a unit is charged for what its priced parts leave (sorted once). */
+const SPECIFIC_FIRST = [...UNITS.values()].sort(
+  (a, b) => Object.keys(b.dims).length - Object.keys(a.dims).length || a.usageKey.localeCompare(b.usageKey),
+);
+
 function pricedUnits(prices: Prices): Priced[] {
   const out: Priced[] = [];
-  for (const [key, rate] of Object.entries(prices.rates)) {
-    const unit = UNITS.get(key);
-    if (unit) out.push({ unit, rate });
+  for (const unit of SPECIFIC_FIRST) {
+    const rate = prices.rates[unit.priceKey];
+    if (rate !== undefined) out.push({ unit, rate });
   }
-  // Most specific first, so a unit is charged for what its priced parts leave.
-  return out.sort(
-    (a, b) =>
-      Object.keys(b.unit.dims).length - Object.keys(a.unit.dims).length ||
-      a.unit.usageKey.localeCompare(b.unit.usageKey),
-  );
+  return out;
 }
 
 /** The exact cost of `usage` at `prices`, for the service tier the provider reports (or the one asked for). */
