@@ -87,8 +87,11 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   // Images and audio: priced by the request's units where the provider reports no tokens (media.ts).
   const plan = entry ? mediaPlan(route.kind, body, entry, modelPrices) : null;
   const prices = plan ? plan.prices : modelPrices;
+  // The body as sent upstream so far (the client's bytes, or its JSON with the edits above), serialized once.
+  const edited = Object.keys(edits).length ? JSON.stringify({ ...body.json, ...edits }) : null;
+  const forwardedBytes = edited === null ? bytes.byteLength : new TextEncoder().encode(edited).byteLength;
   // An uploaded file is not text input: only the form's text fields count toward the input bound.
-  const textBytes = outBytesOf(bytes, body.json, edits) - (body.file?.size ?? 0);
+  const textBytes = forwardedBytes - (body.file?.size ?? 0);
   const bounds = entry ? holdBounds(route.kind, body, textBytes, c.req.raw.headers, entry) : null;
   if (bounds && plan) {
     bounds.inputTokens += plan.mediaInputTokens;
@@ -147,10 +150,13 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     throw new ApiError("internal_error", "The gateway hit an internal error. Try again.");
   }
   const granted = admission.clampedOutputTokens;
+  const before = Object.keys(edits).length;
   if (granted !== undefined) for (const field of bounds.clampFields) edits[field] = granted;
   // The hold counted every server tool's calls up to a limit: a spend-limited key's request carries it.
   if (admission.budget.limitNanos !== null) applyToolCallLimits(body.json, bounds, edits);
-  const outBody = Object.keys(edits).length ? JSON.stringify({ ...body.json, ...edits }) : bytes;
+  // Serialized again only when the admission added edits (or changed one: a clamped field the client sent).
+  const changed = Object.keys(edits).length !== before || granted !== undefined;
+  const outBody = changed ? JSON.stringify({ ...body.json, ...edits }) : (edited ?? bytes);
   const output = granted ?? bounds.outputTokens;
   const boundCost = (outputTokens: number) =>
     prices
@@ -188,12 +194,6 @@ const worstOf = (b: HoldBounds) => ({
   counts: b.counts,
   serviceTier: b.serviceTier,
 });
-
-/** The forwarded body's size in bytes: the client's, or its JSON with the gateway's changes. */
-function outBytesOf(bytes: ArrayBuffer, json: Record<string, unknown>, edits: Record<string, unknown>): number {
-  if (!Object.keys(edits).length) return bytes.byteLength;
-  return new TextEncoder().encode(JSON.stringify({ ...json, ...edits })).byteLength;
-}
 
 function applyToolCallLimits(json: Record<string, unknown>, bounds: HoldBounds, edits: Record<string, unknown>) {
   if (!bounds.toolCallLimits.length) return;
