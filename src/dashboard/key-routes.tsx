@@ -6,16 +6,16 @@ import { api } from "./api.ts";
 import { KeyForm, type KeyWire, keyBody } from "./key-form.tsx";
 import { Confirm, KeyCreated, KeyDetail, KeyList } from "./key-pages.tsx";
 import type { LedgerWire } from "./ledger-table.tsx";
-import { type DashEnv, page } from "./page.tsx";
+import { page } from "./page.tsx";
 
 /** Keys: list, create, detail, edit, pause/resume, rotate and revoke — each a call to the management API. */
-export const keyRoutes = new Hono<DashEnv>();
+export const keyRoutes = new Hono<AppEnv>();
 
 type Created = KeyWire & { key: string };
 
 const NOT_FOUND = <p class="alert">No such key in this wallet.</p>;
 
-async function models(c: { env: DashEnv["Bindings"] }) {
+async function models(c: { env: AppEnv["Bindings"] }) {
   const catalog = await getCatalog(c.env.DB);
   return [...catalog.entries.values()]
     .map((m) => ({ id: m.id, provider: m.provider }))

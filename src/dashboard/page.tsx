@@ -3,9 +3,6 @@ import type { Child } from "hono/jsx";
 import type { AppEnv } from "../env.ts";
 import { Page } from "./layout.tsx";
 
-/** The dashboard's context (its session and form are the app's context variables). */
-export type DashEnv = AppEnv;
-
 /** A page, 200 unless said otherwise. */
 export const page = (c: Context<AppEnv>, title: string, body: Child, status: 200 | 400 | 403 | 404 | 429 = 200) => {
   const s = c.get("session") as AppEnv["Variables"]["session"] | undefined;

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { serializeModel } from "../admin/routes.ts";
 import { getCatalog } from "../catalog/catalog.ts";
+import type { AppEnv } from "../env.ts";
 import { walletOf } from "../management/auth.ts";
 import { PROVIDER_IDS } from "../providers/registry.ts";
 import { SignIn } from "./activity-pages.tsx";
@@ -11,7 +12,7 @@ import { CSS, JS } from "./assets.ts";
 import { type ModelRow, Models } from "./catalog-pages.tsx";
 import type { KeyWire } from "./key-form.tsx";
 import { keyRoutes } from "./key-routes.tsx";
-import { type DashEnv, page } from "./page.tsx";
+import { page } from "./page.tsx";
 import { currentSession, endSession, noteSigninFailure, signinLockout, startSession, trustedPost } from "./session.ts";
 import { webhookPages } from "./webhook-routes.tsx";
 
@@ -20,7 +21,7 @@ import { webhookPages } from "./webhook-routes.tsx";
  * a stylesheet and a small script from `/assets/`. Every response forbids framing and inline script; every
  * state-changing request must be a same-origin POST carrying the session's CSRF token.
  */
-export const dashboard = new Hono<DashEnv>();
+export const dashboard = new Hono<AppEnv>();
 
 const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
@@ -39,7 +40,7 @@ dashboard.get("/assets/app.css", (c) => c.body(CSS, 200, { "content-type": "text
 dashboard.get("/assets/app.js", (c) => c.body(JS, 200, { "content-type": "text/javascript; charset=utf-8" }));
 
 /** Signed-in pages: no session (or an expired one) goes to sign-in; a POST must be ours (CSRF). */
-const signedIn = createMiddleware<DashEnv>(async (c, next) => {
+const signedIn = createMiddleware<AppEnv>(async (c, next) => {
   const session = await currentSession(c);
   if (!session) return c.redirect("/signin", 303);
   c.set("session", session);
@@ -64,21 +65,20 @@ const lockedMessage = (ms: number) =>
   `Too many failed sign-ins from here. Try again in ${Math.ceil(ms / 60_000)} minutes.`;
 
 dashboard.post("/signin", async (c) => {
-  const ctx = c;
   const site = c.req.header("sec-fetch-site");
   if (site && site !== "same-origin" && site !== "none") {
     return page(c, "Sign in", <SignIn error="Sign in from this dashboard's own page." />, 403);
   }
-  const wait = await signinLockout(ctx);
+  const wait = await signinLockout(c);
   if (wait) return page(c, "Sign in", <SignIn locked error={lockedMessage(wait)} />, 429);
   const form = await c.req.parseBody();
   const secret = typeof form.secret_key === "string" ? form.secret_key.trim() : "";
   const walletId = secret ? await walletOf(c.env.DB, secret) : null;
   if (!walletId) {
-    await noteSigninFailure(ctx);
+    await noteSigninFailure(c);
     return page(c, "Sign in", <SignIn error="That is not a valid wallet secret key." />, 400);
   }
-  await startSession(ctx, walletId);
+  await startSession(c, walletId);
   return c.redirect("/keys", 303);
 });
 

@@ -2,10 +2,10 @@ import { type Context, Hono } from "hono";
 import type { AppEnv } from "../env.ts";
 import { api } from "./api.ts";
 import { type DeliveryWire, WebhookDeliveries, Webhooks, type WebhookWire } from "./catalog-pages.tsx";
-import { type DashEnv, page } from "./page.tsx";
+import { page } from "./page.tsx";
 
 /** Webhooks: list, create (the signing secret shown once), and each one's deliveries. */
-export const webhookPages = new Hono<DashEnv>();
+export const webhookPages = new Hono<AppEnv>();
 
 const list = async (c: Context<AppEnv>) =>
   (await api<{ data: WebhookWire[] }>(c, c.get("session").walletId, "GET", "/webhooks?limit=100")).body.data ?? [];
