@@ -1,6 +1,6 @@
 import type { SpendKeyRow } from "../db/schema.ts";
 import { MIN_CLAMPED_OUTPUT_TOKENS } from "../guard/policy.ts";
-import { DEFAULT_ALERT_THRESHOLDS, type KeyRecord } from "../guard/record.ts";
+import { configOf, type KeyRecord } from "../guard/record.ts";
 import type { KeySnapshot } from "../guard/types.ts";
 import { type Cycle, periodEnd, visibleCurrent } from "../lib/cycles.ts";
 import { formatUsd } from "../lib/money.ts";
@@ -43,8 +43,8 @@ export function countsOf(row: SpendKeyRow, now: number): Counts {
 
 /** The wire form; counters come from the KeyGuard (exact) or, in lists, from the D1 snapshot. */
 export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.now()): SpendKeyWire {
-  const spendCycle = (row.spendLimitCycle as Cycle | null) ?? null;
-  const requestCycle = (row.requestLimitCycle as Cycle | null) ?? null;
+  // The limits as the KeyGuard enforces them (their defaults included), in the wire's words.
+  const { spendLimit, requestLimit, rateLimit, alertThresholds, clampOutput } = configOf(row);
   return {
     spend_key_id: row.id,
     key_preview: row.keyPreview,
@@ -54,31 +54,29 @@ export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.n
     wallet_id: row.walletId,
     allowed_models: row.allowedModels ?? null,
     allowed_providers: row.allowedProviders ?? null,
-    spend_limit:
-      row.spendLimitNanos !== null && spendCycle ? { amount: formatUsd(row.spendLimitNanos), cycle: spendCycle } : null,
+    spend_limit: spendLimit && { amount: formatUsd(spendLimit.nanos), cycle: spendLimit.cycle },
     current_spend: formatUsd(counters.currentSpendNanos),
     total_spend: formatUsd(counters.totalSpendNanos),
-    request_limit:
-      row.requestLimitCount !== null && requestCycle ? { count: row.requestLimitCount, cycle: requestCycle } : null,
+    request_limit: requestLimit,
     current_requests: counters.currentRequests,
     total_requests: counters.totalRequests,
-    rate_limit:
-      row.rateLimitRpm !== null ? { rpm: row.rateLimitRpm, burst: row.rateLimitBurst ?? row.rateLimitRpm } : null,
+    rate_limit: rateLimit,
     expires_at: iso(row.expiresAt),
     last_used_at: iso(counters.lastUsedAt),
     created_at: new Date(row.createdAt).toISOString(),
     updated_at: new Date(row.updatedAt).toISOString(),
-    spend_resets_at: spendCycle ? iso(periodEnd(spendCycle, now)) : null,
-    requests_resets_at: requestCycle ? iso(periodEnd(requestCycle, now)) : null,
-    alert_thresholds: row.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS,
-    clamp_output: row.clampOutput ?? true,
+    spend_resets_at: spendLimit ? iso(periodEnd(spendLimit.cycle, now)) : null,
+    requests_resets_at: requestLimit ? iso(periodEnd(requestLimit.cycle, now)) : null,
+    alert_thresholds: alertThresholds,
+    clamp_output: clampOutput,
   };
 }
 
 /** `GET /v1/key`: the key's view plus what is left right now (after open holds) and what is in flight. */
 export function liveKeyView(record: KeyRecord, s: KeySnapshot, now = Date.now()) {
+  const view = serializeSpendKey(record, s, now);
   return {
-    ...serializeSpendKey(record, s, now),
+    ...view,
     held_spend: formatUsd(s.heldNanos),
     in_flight: s.openHolds,
     remaining: {
@@ -91,7 +89,7 @@ export function liveKeyView(record: KeyRecord, s: KeySnapshot, now = Date.now())
     // case does not fit still goes through with a lower output limit, down to MIN_CLAMPED_OUTPUT_TOKENS.
     next_request: {
       max_cost: s.remainingSpendNanos === null ? null : formatUsd(s.remainingSpendNanos),
-      clamps_output: record.clampOutput ?? true,
+      clamps_output: view.clamp_output,
       min_output_tokens: MIN_CLAMPED_OUTPUT_TOKENS,
     },
   };
