@@ -1,10 +1,9 @@
 import { database } from "../db/client.ts";
 import { modelOverrides } from "../db/schema.ts";
 import { PROVIDER_IDS, type RouteKind } from "../providers/registry.ts";
-import { type CompiledModel, compiledModels } from "./compiled.ts";
-import { compileMatch } from "./match.ts";
-import { nanos, type Prices, type Rate } from "./pricing.ts";
-import { MAX_OUTPUT, OPENAI_SERVICE_TIERS, SERVES, SUPPLEMENT_MODELS } from "./supplement.ts";
+import { builtinTables } from "./builtin.ts";
+import type { Prices, Rate } from "./pricing.ts";
+import { SUPPLEMENT_MODELS } from "./supplement.ts";
 
 /** When a price applies: from a date on, or daily between two UTC times (DeepSeek's off-peak prices). */
 export type PriceWhen =
@@ -73,65 +72,6 @@ function timeOfDay(text: string): number {
   return h * 3600 + m * 60 + s;
 }
 
-const firstMatch = <T>(rows: readonly (readonly [RegExp, T])[], id: string): T | undefined =>
-  rows.find(([re]) => re.test(id))?.[1];
-
-function entryOf(provider: string, m: CompiledModel): ModelEntry {
-  return {
-    id: m.id,
-    provider,
-    schedule: m.schedule,
-    ...(provider === "openai" ? { serviceTiers: OPENAI_SERVICE_TIERS } : {}),
-    maxOutputTokens: firstMatch(MAX_OUTPUT, m.id) ?? null,
-    contextWindow: m.context,
-    serves: firstMatch(SERVES, m.id) ?? [],
-    created: CATALOG_CREATED,
-    overridden: false,
-  };
-}
-
-/** Unix seconds reported as each model's `created`: the day the price database version was published. */
-const CATALOG_CREATED = 1_793_491_200; // 2026-11-01T00:00:00Z
-
-interface Matcher {
-  entry: ModelEntry;
-  test: (id: string) => boolean;
-}
-
-function builtin() {
-  const entries = new Map<string, ModelEntry>();
-  const byProvider = new Map<string, Matcher[]>();
-  for (const [id, s] of Object.entries(SUPPLEMENT_MODELS)) {
-    const rates = Object.fromEntries(Object.entries(s.rates).map(([k, v]) => [k, nanos(v)]));
-    const perImage = s.perImage && Object.fromEntries(Object.entries(s.perImage).map(([k, v]) => [k, nanos(v)]));
-    entries.set(id, {
-      id,
-      provider: s.provider,
-      schedule: [{ rates }],
-      maxOutputTokens: s.maxOutput,
-      contextWindow: s.context,
-      serves: firstMatch(SERVES, id) ?? [],
-      ...(perImage ? { perImage } : {}),
-      created: CATALOG_CREATED,
-      overridden: false,
-    });
-  }
-  for (const { provider, models } of compiledModels()) {
-    const matchers: Matcher[] = [];
-    for (const m of models) {
-      const entry = entryOf(provider, m);
-      matchers.push({ entry, test: compileMatch(m.match) });
-      // Listed once, under the provider a request for its id goes to (the database also lists models a provider
-      // resells, e.g. Claude under Google's Vertex AI, which this gateway sends to Anthropic).
-      const servedEarlier = [...byProvider.values()].some((ms) => ms.some((x) => x.test(m.id)));
-      if (!entries.has(m.id) && !servedEarlier) entries.set(m.id, entry);
-    }
-    byProvider.set(provider, matchers);
-  }
-  return { entries, byProvider };
-}
-
-const BUILTIN = builtin();
 /** Resolutions are pure functions of the id; an isolate keeps the recent ones. */
 const RESOLVED_CACHE_SIZE = 2_000;
 
@@ -159,7 +99,8 @@ class CatalogView implements Catalog {
    */
   private lookup(asked: string): Resolution | undefined {
     const own =
-      this.overrides.get(asked) ?? (Object.hasOwn(SUPPLEMENT_MODELS, asked) ? BUILTIN.entries.get(asked) : undefined);
+      this.overrides.get(asked) ??
+      (Object.hasOwn(SUPPLEMENT_MODELS, asked) ? builtinTables().entries.get(asked) : undefined);
     if (own) return { entry: own, upstreamModel: asked };
     for (const provider of PROVIDER_IDS) {
       const found = this.within(provider, asked);
@@ -176,7 +117,9 @@ class CatalogView implements Catalog {
   }
 
   within(provider: string, id: string): ModelEntry | undefined {
-    const matched = BUILTIN.byProvider.get(provider)?.find((m) => m.test(id))?.entry;
+    const matched = builtinTables()
+      .byProvider.get(provider)
+      ?.find((m) => m.test(id))?.entry;
     return matched && (this.overrides.get(matched.id) ?? matched);
   }
 }
@@ -192,7 +135,7 @@ let loading: Promise<Catalog> | undefined;
 
 async function load(d1: D1Database): Promise<Catalog> {
   const rows = await database(d1).select().from(modelOverrides).all();
-  const entries = new Map(BUILTIN.entries);
+  const entries = new Map(builtinTables().entries);
   const overrides = new Map<string, ModelEntry>();
   for (const r of rows) {
     const base = entries.get(r.model);
@@ -240,4 +183,15 @@ export function invalidateCatalog(): void {
 }
 
 /** The catalog without operator overrides (what an id falls back to when its override is removed). */
-export const builtinCatalog: Catalog = new CatalogView(BUILTIN.entries, new Map());
+let builtinView: Catalog | undefined;
+const builtinViewOf = () => {
+  builtinView ??= new CatalogView(builtinTables().entries, new Map());
+  return builtinView;
+};
+export const builtinCatalog: Catalog = {
+  get entries() {
+    return builtinViewOf().entries;
+  },
+  resolve: (asked) => builtinViewOf().resolve(asked),
+  within: (provider, id) => builtinViewOf().within(provider, id),
+};
