@@ -5,7 +5,7 @@
  *   direct      the fake provider itself (fixed latency, keep-alive): the baseline
  *   floor       a minimal pass-through Worker in workerd (Miniflare): what the runtime alone costs
  *   floor+1 RPC the same Worker plus one Durable Object RPC that persists a counter before the answer and one
- *               after it (in waitUntil): the floor of this design (an admission on the client's path, the
+ *               after it (in waitUntil, on the next timer turn): the floor of this design (an admission on the client's path, the
  *               settlement behind it), so `gateway − floor+1 RPC` is our own code
  *   floor+2 RPC both RPCs on the client's path (the design before JSON answers left after one RPC)
  *   gateway     Spendgate in workerd (Miniflare, the bundle `wrangler deploy` would upload)
@@ -18,6 +18,9 @@
  * rate one key sustains, clean 429s past its rpm, 100 keys, CPU per request, memory, gzipped bundle size,
  * zero overshoot at 500 concurrent requests on one key, and a soak (BENCH_SOAK_S, default 60 s) checking
  * errors = 0, ledger rows = requests sent and spend = the fake provider's usage × price.
+ *
+ * Own code, paired: the gateway and floor+1 RPC sent to alternately, request by request, on one schedule, so
+ * both meet the same stalls of the machine; the difference of their percentiles is our own code.
  *
  * Distance: BENCH_DISTANCES (default "0,20,80") ms of simulated distance added to every KeyGuard RPC
  * (GUARD_DELAY_MS, and the same delay in the floors' RPCs): JSON latency should grow by ≈ 1 × D, not 2 × D.
@@ -42,6 +45,8 @@ const LATENCY_MS = Number(process.env.BENCH_PROVIDER_LATENCY_MS ?? 5);
 const RATE = Number(process.env.BENCH_RATE ?? 100);
 const ROUND_S = QUICK ? 1 : 4;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
+/** seconds of each paired round (gateway and floor+1 RPC alternately) */
+const PAIRED_S = QUICK ? 2 : 20;
 const SOAK_S = Number(process.env.BENCH_SOAK_S ?? (QUICK ? 5 : 60));
 const DISTANCES = (process.env.BENCH_DISTANCES ?? "0,20,80").split(",").map(Number);
 
@@ -135,19 +140,29 @@ async function send(t: Target, key: string, body: string): Promise<{ status: num
 
 interface LoadResult {
   hist: hdr.Histogram;
+  /** one histogram per lane: request i is in lane i % lanes */
+  lanes: hdr.Histogram[];
   sent: number;
   statuses: Record<string, number>;
   errors: number;
   achievedRps: number;
 }
 
-/** Open loop: request i is sent at start + i/rate whatever happened before; latency counts from then. */
-async function openLoop(rate: number, seconds: number, fire: (i: number) => Promise<number>): Promise<LoadResult> {
-  const hist = hdr.build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 120_000_000,
-    numberOfSignificantValueDigits: 3,
-  });
+const histogram = () =>
+  hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+
+/**
+ * Open loop: request i is sent at start + i/rate whatever happened before; latency counts from then. With
+ * `lanes` > 1 the requests are also recorded lane by lane (i % lanes), for targets sent to alternately.
+ */
+async function openLoop(
+  rate: number,
+  seconds: number,
+  fire: (i: number) => Promise<number>,
+  lanes = 1,
+): Promise<LoadResult> {
+  const hist = histogram();
+  const laneHists = Array.from({ length: lanes }, histogram);
   const statuses: Record<string, number> = {};
   let errors = 0;
   const total = Math.round(rate * seconds);
@@ -160,7 +175,9 @@ async function openLoop(rate: number, seconds: number, fire: (i: number) => Prom
     inflight.push(
       fire(i).then(
         (status) => {
-          hist.recordValue(Math.max(1, Math.round((performance.now() - at) * 1000)));
+          const us = Math.max(1, Math.round((performance.now() - at) * 1000));
+          hist.recordValue(us);
+          laneHists[i % lanes]!.recordValue(us);
           statuses[status] = (statuses[status] ?? 0) + 1;
           if (status >= 500) errors++;
         },
@@ -173,7 +190,7 @@ async function openLoop(rate: number, seconds: number, fire: (i: number) => Prom
   }
   await Promise.all(inflight);
   const elapsed = (performance.now() - start) / 1000;
-  return { hist, sent: total, statuses, errors, achievedRps: total / elapsed };
+  return { hist, lanes: laneHists, sent: total, statuses, errors, achievedRps: total / elapsed };
 }
 
 const ms = (us: number) => Math.round(us / 10) / 100;
@@ -230,8 +247,8 @@ async function startGatewayMiniflare(bundle: string, fakeUrl: string, port: numb
 /**
  * The least a Worker can do: forward the request and answer — with `rpcs` RPCs to a Durable Object that each
  * persist one small write, as admission and settlement must (a durable commit holds each reply until it is on
- * disk: that, not the RPC, is most of the cost locally). `afterAnswer`: the second RPC runs in waitUntil, as
- * the gateway settles JSON. `delayMs`: simulated distance before each RPC.
+ * disk: that, not the RPC, is most of the cost locally). `afterAnswer`: the second RPC runs in waitUntil on the
+ * next timer turn, as the gateway settles JSON. `delayMs`: simulated distance before each RPC.
  */
 async function startFloorMiniflare(fakeUrl: string, port: number, rpcs: 0 | 2, afterAnswer: boolean, delayMs = 0) {
   const script = `import { DurableObject } from "cloudflare:workers";
@@ -247,7 +264,8 @@ async function startFloorMiniflare(fakeUrl: string, port: number, rpcs: 0 | 2, a
     const res = await fetch("${fakeUrl}/openai" + url.pathname, { method: req.method, headers, body: req.body });
     if (!stub) return res;
     const body = await res.arrayBuffer();
-    if (${afterAnswer}) ctx.waitUntil(far(stub));
+    // The gateway's own order: the second RPC leaves on the next timer turn, once the answer is handed over.
+    if (${afterAnswer}) ctx.waitUntil(new Promise((r) => setTimeout(r, 0)).then(() => far(stub)));
     else await far(stub);
     return new Response(body, res);
   } }`;
@@ -440,11 +458,7 @@ async function main() {
         entry.ms += cpuOf(pids) - cpuBefore;
         entry.requests += res.sent;
       }
-      json[name] ??= hdr.build({
-        lowestDiscernibleValue: 1,
-        highestTrackableValue: 120_000_000,
-        numberOfSignificantValueDigits: 3,
-      });
+      json[name] ??= histogram();
       json[name]!.add(res.hist);
       jsonErrors[name] =
         (jsonErrors[name] ?? 0) +
@@ -469,10 +483,44 @@ async function main() {
     over_floor_1rpc_p99_ms: ms(p("gateway", 99) - p("floor+1 RPC", 99)),
   };
 
+  // 1a. Our own code, paired: one schedule of requests RATE a second, sent alternately to the gateway and to
+  // floor+1 RPC (each target's requests 2/RATE s apart), so both meet the same moments of the machine — the
+  // stalls of a shared 2-core box hit whichever target is running — and the difference of their percentiles
+  // is our code, not the luck of a round.
+  log(`own code, paired: ${ROUNDS} rounds × ${PAIRED_S} s, gateway and floor+1 RPC alternately`);
+  const pairedHists = { gateway: histogram(), floor: histogram() };
+  const pairedRounds: { round: number; own_p50_ms: number; own_p99_ms: number }[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const pair = [targets.gateway, targets["floor+1 RPC"]] as const;
+    const res = await openLoop(RATE, PAIRED_S, (i) => send(pair[i % 2]!, gwKey, chatBody(i)).then((x) => x.status), 2);
+    if (res.errors || res.statuses["200"] !== res.sent) throw new Error(`paired: ${JSON.stringify(res.statuses)}`);
+    const [g, f] = res.lanes as [hdr.Histogram, hdr.Histogram];
+    pairedHists.gateway.add(g);
+    pairedHists.floor.add(f);
+    pairedRounds.push({
+      round: r + 1,
+      own_p50_ms: ms(g.getValueAtPercentile(50) - f.getValueAtPercentile(50)),
+      own_p99_ms: ms(g.getValueAtPercentile(99) - f.getValueAtPercentile(99)),
+    });
+  }
+  const pq = (h: hdr.Histogram, q: number) => h.getValueAtPercentile(q);
+  const ownPaired = {
+    requests_per_target: pairedHists.gateway.totalCount,
+    gateway_p50_ms: ms(pq(pairedHists.gateway, 50)),
+    gateway_p99_ms: ms(pq(pairedHists.gateway, 99)),
+    floor_1rpc_p50_ms: ms(pq(pairedHists.floor, 50)),
+    floor_1rpc_p99_ms: ms(pq(pairedHists.floor, 99)),
+    own_p50_ms: ms(pq(pairedHists.gateway, 50) - pq(pairedHists.floor, 50)),
+    own_p99_ms: ms(pq(pairedHists.gateway, 99) - pq(pairedHists.floor, 99)),
+    rounds: pairedRounds,
+  };
+
   if (process.env.BENCH_JSON_ONLY === "1") {
     // A quick look at the JSON latency table alone (while tuning), without the other phases.
     console.table(jsonRows);
     console.log(gatewayOverFloor);
+    console.table(pairedRounds);
+    console.log(ownPaired);
     await teardown();
     return;
   }
@@ -505,11 +553,7 @@ async function main() {
     for (let r = 0; r < ROUNDS; r++) {
       for (const [name, t] of Object.entries(ts)) {
         const res = await openLoop(RATE, ROUND_S, (i) => send(t, key, chatBody(i)).then((x) => x.status));
-        hists[name] ??= hdr.build({
-          lowestDiscernibleValue: 1,
-          highestTrackableValue: 120_000_000,
-          numberOfSignificantValueDigits: 3,
-        });
+        hists[name] ??= histogram();
         hists[name].add(res.hist);
       }
     }
@@ -545,16 +589,8 @@ async function main() {
   let identical = true;
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, t] of Object.entries({ direct: targets.direct, gateway: targets.gateway })) {
-      ttfb[name] ??= hdr.build({
-        lowestDiscernibleValue: 1,
-        highestTrackableValue: 120_000_000,
-        numberOfSignificantValueDigits: 3,
-      });
-      gaps[name] ??= hdr.build({
-        lowestDiscernibleValue: 1,
-        highestTrackableValue: 120_000_000,
-        numberOfSignificantValueDigits: 3,
-      });
+      ttfb[name] ??= histogram();
+      gaps[name] ??= histogram();
       await openLoop(20, ROUND_S, async (i) => {
         const t0 = performance.now();
         const res = await t.pool.request({
@@ -705,6 +741,7 @@ async function main() {
     settings: { provider_latency_ms: LATENCY_MS, rate: RATE, rounds: ROUNDS, round_s: ROUND_S, quick: QUICK },
     json_latency: jsonRows,
     gateway_over_floor: gatewayOverFloor,
+    own_code_paired: ownPaired,
     distance: distanceRows,
     usage_api_100k_rows: usageRows,
     stream: streamRow,
@@ -729,6 +766,8 @@ async function main() {
   // Our targets (loopback, warm), judged against the direct baseline of this same run.
   const gatewayRow = jsonRows.find((r) => r.target === "gateway")!;
   const goals = {
+    "own code (paired, gateway − floor+1 RPC) p50 ≤ 0.5 ms (JSON)": ownPaired.own_p50_ms <= 0.5,
+    "own code (paired, gateway − floor+1 RPC) p99 ≤ 3 ms (JSON)": ownPaired.own_p99_ms <= 3,
     "added p50 ≤ 1.5 ms (JSON)": gatewayRow.added_p50_ms <= 1.5,
     "added p99 ≤ 5 ms (JSON)": gatewayRow.added_p99_ms <= 5,
     "added time to first streamed byte ≤ 2 ms": streamRow.added_ttfb_p50_ms <= 2,
@@ -753,6 +792,13 @@ async function main() {
   console.log(
     "gateway − floor+1 RPC (our own code, over the same Worker with the design's DO RPCs): " +
       `p50 ${gatewayOverFloor.over_floor_1rpc_p50_ms} ms, p99 ${gatewayOverFloor.over_floor_1rpc_p99_ms} ms`,
+  );
+  console.log("\nOwn code, paired (gateway and floor+1 RPC alternately, request by request)");
+  console.table(pairedRounds);
+  console.log(
+    `all rounds: gateway p50 ${ownPaired.gateway_p50_ms} / p99 ${ownPaired.gateway_p99_ms} ms, floor+1 RPC ` +
+      `p50 ${ownPaired.floor_1rpc_p50_ms} / p99 ${ownPaired.floor_1rpc_p99_ms} ms: ` +
+      `own code p50 ${ownPaired.own_p50_ms} ms, p99 ${ownPaired.own_p99_ms} ms`,
   );
   console.log("\nDistance to the KeyGuard (simulated, per RPC): JSON p50 and its growth over distance 0");
   console.table(distanceRows);

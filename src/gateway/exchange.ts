@@ -116,7 +116,7 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
     // Speech is priced by its request (characters), so it settles at once, in the background; a plain-text
     // transcription carries no usage and is charged its bound. The deadline (timer) still bounds the stream.
     const usage = a.knownUsage;
-    void settlement.settle({
+    void settlement.afterAnswer({
       status: "completed",
       usage,
       fallbackNanos: boundCost(0),
@@ -153,7 +153,7 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
   const usage = reader.usage() ?? a.knownUsage;
   // A success without usage is charged its bound: an unmetered success is never free. Errors release.
   const fallbackNanos = res.ok ? boundCost(payload.byteLength) : 0;
-  void settlement.settle({
+  void settlement.afterAnswer({
     status: res.ok ? "completed" : "error",
     usage,
     fallbackNanos,

@@ -25,6 +25,17 @@ export class Settlement {
     return this.result;
   }
 
+  /**
+   * The settle of an answer that is returned whole (JSON, speech): sent on the next timer turn, once the answer
+   * is in the runtime's hands, so that the KeyGuard's work (its storage commit; on one machine, the same thread)
+   * does not run ahead of the answer's bytes. The hold stays open until it lands, so the cap is unchanged.
+   */
+  afterAnswer(facts: SettleFacts): Promise<SettleResult | null> {
+    const latencyMs = Date.now() - this.started;
+    this.result ??= sleep(0).then(() => this.send({ ...facts, requestId: this.requestId, latencyMs }));
+    return this.result;
+  }
+
   /** Resolves when the settle (if any was started) has landed or finally failed. */
   get done(): Promise<unknown> {
     return this.result ?? Promise.resolve(null);

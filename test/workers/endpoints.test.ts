@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import { formatUsd } from "../../src/lib/money.ts";
-import { call, json, lastFakeRequest, mgmt, setupKey } from "./helpers.ts";
+import { call, json, lastFakeRequest, mgmt, settled, setupKey } from "./helpers.ts";
 
 const openai = (key: string, method: string, path: string, body?: unknown) =>
   call(method, path, { headers: { authorization: `Bearer ${key}` }, body });
@@ -10,7 +10,10 @@ const anthropic = (key: string, path: string) =>
   call("GET", path, { headers: { "x-api-key": key, "anthropic-version": "2023-06-01" } });
 
 /** The ledger row of the key's last request, straight from its KeyGuard. */
-const lastRow = async (id: string) => (await keyGuard(env, id).inspect()).ledger.at(-1);
+const lastRow = async (id: string) => {
+  await settled(id);
+  return (await keyGuard(env, id).inspect()).ledger.at(-1);
+};
 
 describe("models by id, in both dialects", () => {
   it("an OpenAI-shaped key retrieves the models it may use, and 404s the rest in its dialect", async () => {

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { TEST_PROVIDER_KEYS } from "../provider-keys.ts";
-import { call, chat, direct, json, lastFakeRequest, messages, mgmt, setupKey } from "./helpers.ts";
+import { call, chat, direct, json, lastFakeRequest, messages, mgmt, settled, setupKey } from "./helpers.ts";
 
 const OPENAI = "https://api.openai.com/v1";
 const ANTHROPIC = "https://api.anthropic.com";
@@ -259,6 +259,7 @@ describe("the key's view", () => {
       rate_limit: { rpm: 30, burst: 5 },
     });
     await chat(key, { max_tokens: 20 });
+    await settled(id);
     const view = await json(await call("GET", "/v1/key", { headers: { authorization: `Bearer ${key}` } }), 200);
     expect(view).toMatchObject({
       spend_key_id: id,

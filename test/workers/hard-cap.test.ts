@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import type { AdmitInput } from "../../src/guard/types.ts";
-import { chat, d1All, holdTarget, json, MINI_RATES, mgmt, setupKey } from "./helpers.ts";
+import { chat, d1All, holdTarget, json, MINI_RATES, mgmt, settled, setupKey } from "./helpers.ts";
 
 const PRICES = { input: MINI_RATES.input_mtok, output: MINI_RATES.output_mtok };
 
@@ -126,6 +126,7 @@ describe("hard cap: settled spend + open holds ≤ limit", () => {
       charged += Math.round(Number(r.headers.get("x-spendgate-cost")) * 1e9);
       await r.text();
     }
+    await settled(id);
     const snap = await keyGuard(env, id).snapshot();
     expect(snap.heldNanos).toBe(0);
     expect(snap.totalSpendNanos).toBe(charged);

@@ -1,6 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { RecordedRequest } from "../../scripts/fake-provider/handler.ts";
+import { keyGuard } from "../../src/env.ts";
 
 /** Calls the Worker exactly as a client over HTTP would (its default export's fetch). */
 export function call(
@@ -143,4 +144,18 @@ export function holdTarget(holdNanos: number, rates: Record<string, number> = MI
     },
     clampable: false,
   };
+}
+
+/**
+ * Waits until the key's KeyGuard holds no open hold: a JSON answer is returned before its settle lands (the
+ * settle follows on the next timer turn), so a test that reads the ledger or counters right after an answer
+ * waits for it, as a client reading `GET /v1/key` a moment later would.
+ */
+export async function settled(spendKeyId: string, timeoutMs = 5_000): Promise<void> {
+  const stub = keyGuard(env, spendKeyId);
+  const until = Date.now() + timeoutMs;
+  while ((await stub.inspect()).held.count > 0) {
+    if (Date.now() > until) throw new Error(`holds of ${spendKeyId} still open after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { builtinCatalog } from "../../src/catalog/catalog.ts";
 import { keyGuard } from "../../src/env.ts";
-import { call, chat, json, mgmt, setupKey } from "./helpers.ts";
+import { call, chat, json, mgmt, settled, setupKey } from "./helpers.ts";
 
 /**
  * The hold must bound everything the provider can bill. The fake provider bills the worst case each request
@@ -71,7 +71,10 @@ function request(route: Route, feature: Feature, fields: Record<string, number>,
   return { path: PATH[route], body, headers: { ...auth, ...headers } };
 }
 
-const ledgerOf = async (id: string) => (await keyGuard(env, id).inspect()).ledger;
+const ledgerOf = async (id: string) => {
+  await settled(id);
+  return (await keyGuard(env, id).inspect()).ledger;
+};
 
 describe("holds bound what the provider can bill", () => {
   it("concurrent worst-case requests never pass a small total limit (property: dialects, JSON, streams)", async () => {
@@ -119,8 +122,8 @@ describe("holds bound what the provider can bill", () => {
             }),
           );
           for (const status of results) expect([200, 400, 402, 429]).toContain(status);
-          const snap = await keyGuard(env, id).snapshot();
           const rows = await ledgerOf(id);
+          const snap = await keyGuard(env, id).snapshot();
           expect(snap.openHolds).toBe(0);
           expect(snap.currentSpendNanos).toBeLessThanOrEqual(limitNanos);
           expect(rows.filter((r) => r.overage)).toEqual([]);

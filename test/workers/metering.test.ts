@@ -3,7 +3,18 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
-import { call, chat, type FakeRecord, holdTarget, json, lastFakeRequest, messages, mgmt, setupKey } from "./helpers.ts";
+import {
+  call,
+  chat,
+  type FakeRecord,
+  holdTarget,
+  json,
+  lastFakeRequest,
+  messages,
+  mgmt,
+  settled,
+  setupKey,
+} from "./helpers.ts";
 
 /** List prices (USD per 1M tokens) written out independently of the catalog code. */
 const PRICES: Record<string, { in: string; out: string; cr: string; cw: string }> = {
@@ -37,6 +48,7 @@ function expectedCost(model: string, u: NonNullable<FakeRecord["usage"]>, anthro
 }
 
 async function flush(id: string) {
+  await settled(id);
   await runDurableObjectAlarm(keyGuard(env, id));
 }
 
@@ -206,6 +218,7 @@ describe("holds", () => {
   it("upstream errors without usage release the hold; the ledger says error", async () => {
     const { wallet, key, id } = await setupKey({ spend_limit: { amount: "1", cycle: "daily" } });
     expect((await chat(key, { messages: [{ role: "user", content: "[[fault:500]]" }] })).status).toBe(500);
+    await settled(id);
     const live = await json(await mgmt(wallet.key, "GET", `/spend_keys/${id}`), 200);
     expect(live.current_spend).toBe("0.00");
     expect((await keyGuard(env, id).snapshot()).heldNanos).toBe(0);
@@ -319,6 +332,7 @@ describe("holds", () => {
     const { id, key } = await setupKey();
     const res = await chat(key);
     const requestId = res.headers.get("x-request-id")!;
+    await settled(id);
     const stub = keyGuard(env, id);
     const before = await stub.snapshot();
     const again = await stub.settle({

@@ -10,7 +10,7 @@ import { checkRate } from "../../src/guard/rate.ts";
 import { periodEnd, periodStart } from "../../src/lib/cycles.ts";
 import { issueKey, parseKey } from "../../src/lib/keys.ts";
 import { formatFemtoUsd, formatUsd, parseUsd } from "../../src/lib/money.ts";
-import { chat, json, mgmt, setupKey } from "./helpers.ts";
+import { chat, json, mgmt, settled, setupKey } from "./helpers.ts";
 
 const at = (iso: string) => Date.parse(iso);
 const isoOf = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -57,6 +57,7 @@ describe("cycles are UTC calendar periods", () => {
       });
       expect((await chat(key, { max_tokens: 5 })).status).toBe(200);
       expect((await chat(key, { max_tokens: 5 })).status).toBe(429);
+      await settled(id);
       const mid = await stub.snapshot();
       expect(mid.currentRequests).toBe(1);
       expect(mid.currentSpendNanos).toBeGreaterThan(0);

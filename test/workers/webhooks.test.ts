@@ -10,7 +10,7 @@ import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
-import { chat, createWallet, d1All, json, mgmt, setupKey } from "./helpers.ts";
+import { chat, createWallet, d1All, json, mgmt, settled, setupKey } from "./helpers.ts";
 
 interface Hook {
   url: string;
@@ -100,6 +100,7 @@ describe("events, signed and delivered", () => {
     // Waves of 50 simultaneous requests (a wave's holds can take only part of what is left) until the cap.
     for (let wave = 0; wave < 4; wave++) {
       await Promise.all(Array.from({ length: 50 }, () => chat(key, { max_tokens: 12 }).then((r) => r.text())));
+      await settled(id);
     }
     // Every threshold the spend passed fires exactly once (80 % must have been passed).
     const limit = 500_000;
@@ -135,6 +136,7 @@ describe("events, signed and delivered", () => {
     await runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => Date.now() + 86_400_000));
     for (let wave = 0; wave < 4; wave++) {
       await Promise.all(Array.from({ length: 50 }, () => chat(key, { max_tokens: 12 }).then((r) => r.text())));
+      await settled(id);
     }
     // The guard's clock is a day ahead, so its alarm is too: run it now.
     await runDurableObjectAlarm(stub);
