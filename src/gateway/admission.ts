@@ -70,7 +70,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   // A multipart body is forwarded byte for byte: its model must be named as the provider names it.
   const resolved = catalog.resolve(body.model);
   const resolution = body.file && resolved && resolved.upstreamModel !== body.model ? undefined : resolved;
-  const target = resolveTarget(env as unknown as Record<string, unknown>, resolution?.entry, route);
+  const target = resolveTarget(env, resolution?.entry, route);
 
   const edits: Record<string, unknown> = {};
   let stripUsageChunk = false;

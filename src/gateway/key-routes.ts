@@ -30,8 +30,7 @@ function callable(env: AppEnv["Bindings"], cfg: KeyConfig, allowed: Set<string> 
   if (!provider) return false;
   const routes: RouteKind[] =
     cfg.requestShape === "anthropic" ? ["messages"] : ["chat", "responses", "embeddings", ...m.serves];
-  const vars = env as unknown as Record<string, unknown>;
-  const configured = routes.some((r) => typeof resolveUpstream(vars, provider, r) === "object");
+  const configured = routes.some((r) => typeof resolveUpstream(env, provider, r) === "object");
   return (
     configured &&
     (!allowed || allowed.has(m.id)) &&

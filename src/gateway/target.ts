@@ -1,6 +1,13 @@
 import type { ModelEntry } from "../catalog/catalog.ts";
 import type { ErrorCode } from "../lib/errors.ts";
-import { type Provider, providerOf, type RouteKind, resolveUpstream, type Upstream } from "../providers/registry.ts";
+import {
+  type Provider,
+  type ProviderVars,
+  providerOf,
+  type RouteKind,
+  resolveUpstream,
+  type Upstream,
+} from "../providers/registry.ts";
 
 /**
  * Where a request for `model` on `route` goes: `ready` (an upstream to call), `unavailable` (a known model this
@@ -14,7 +21,7 @@ export type Target =
 const SPECIAL_ROUTES: RouteKind[] = ["completions", "fim", "moderations", "images", "transcriptions", "speech"];
 
 export function resolveTarget(
-  env: Record<string, unknown>,
+  env: ProviderVars,
   entry: ModelEntry | undefined,
   route: { kind: RouteKind; endpoint: string },
 ): Target {

@@ -71,6 +71,20 @@ export function limitReached(
   return { counters, event };
 }
 
+/** When `spend_key.expired` is due: the key's expiry, unless it has none or the event has fired. */
+export function expiryDue(record: KeyRecord, counters: Counters): number | null {
+  return counters.expiredAlerted ? null : record.expiresAt;
+}
+
+/** `spend_key.expired`, once, when the key's expiry has passed: the counters that mark it raised, and the event. */
+export function expiryReached(g: GuardView, now: number): { counters: Counters; event: WebhookEvent } | null {
+  const expiresAt = expiryDue(g.record, g.counters);
+  if (expiresAt === null || expiresAt > now) return null;
+  const counters = { ...g.counters, expiredAlerted: true, version: g.counters.version + 1 };
+  const id = `evt_${g.record.id}_expired_${expiresAt}`;
+  return { counters, event: keyEvent({ ...g, counters }, "spend_key.expired", id, now) };
+}
+
 /** Hands the outbox's events to the delivery queue, oldest first; false when one could not be handed over yet. */
 export async function handOverEvents(
   outbox: GuardOutbox,

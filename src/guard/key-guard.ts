@@ -1,31 +1,27 @@
 import { DurableObject } from "cloudflare:workers";
-import type { LedgerRow } from "../db/schema.ts";
 import type { WebhookEvent } from "../webhooks/events.ts";
-import { type GuardView, handOverEvents, keyEvent, limitReached, thresholdEvent } from "./alerts.ts";
+import { expiryDue, expiryReached, type GuardView, handOverEvents, limitReached, thresholdEvent } from "./alerts.ts";
 import { charge, freshCounters, type HeldTotals, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
-import { GuardTables, type HoldRow, lapsedSettle, ledgerRowFor } from "./ledger.ts";
+import { GuardTables, type HoldRow } from "./ledger.ts";
+import { holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
 import { GuardOutbox } from "./outbox.ts";
 import { authentic, decide } from "./policy.ts";
 import { applyChange, configOf, type KeyChange, type KeyRecord, upgradedRecord } from "./record.ts";
-import type { AdmitInput, AdmitResult, Counters, KeyConfig, KeySnapshot, SettleInput, SettleResult } from "./types.ts";
+import type {
+  AdmitInput,
+  AdmitResult,
+  Counters,
+  Described,
+  GuardState,
+  KeyConfig,
+  KeySnapshot,
+  Managed,
+  SettleInput,
+  SettleResult,
+} from "./types.ts";
 
 /** How soon after a change counters and ledger rows reach D1 (`list` is exact within 2 s). */
 const FLUSH_DELAY_MS = 1_000;
-
-/** What a management call answers: the record now in force and the live counters. */
-export interface Managed {
-  record: KeyRecord;
-  snapshot: KeySnapshot;
-}
-
-/** Everything the guard holds, for tests (`inspect()`); the secret is only ever a hash. */
-export interface GuardState {
-  record: KeyRecord | null;
-  config: KeyConfig | null;
-  counters: Counters;
-  held: HeldTotals;
-  ledger: LedgerRow[];
-}
 
 /**
  * One per spend key: the authority for that key. Every admission, settlement and management change is one
@@ -58,8 +54,7 @@ export class KeyGuard extends DurableObject<Env> {
     if (legacy) void ctx.blockConcurrencyWhile(() => this.upgrade(legacy));
     // A key nobody configured (a forged id) gets no tables: refusing it writes nothing.
     if (this.config || legacy) {
-      this.tables.ensureSchema();
-      this.outbox.ensureSchema();
+      this.openTables();
       this.held = this.tables.heldTotals();
     }
   }
@@ -95,9 +90,7 @@ export class KeyGuard extends DurableObject<Env> {
   }
 
   /** `GET /v1/key`: the caller proves it holds the key; it gets its record (no hash) and live counters. */
-  describe(
-    secretHash: string,
-  ): { ok: true; record: KeyRecord; config: KeyConfig; snapshot: KeySnapshot } | { ok: false } {
+  describe(secretHash: string): Described {
     const now = this.now();
     if (!this.record || !authentic(this.config, secretHash, now)) return { ok: false };
     const config = { ...this.config, secretHash: "" };
@@ -121,10 +114,7 @@ export class KeyGuard extends DurableObject<Env> {
 
   private commit(next: KeyRecord, now: number): Managed {
     const cfg = configOf(next);
-    if (!this.config) {
-      this.tables.ensureSchema();
-      this.outbox.ensureSchema();
-    }
+    if (!this.config) this.openTables();
     const counters = reconfigure(this.config, cfg, this.counters, now);
     const kv = this.ctx.storage.kv;
     this.ctx.storage.transactionSync(() => {
@@ -140,14 +130,13 @@ export class KeyGuard extends DurableObject<Env> {
   }
 
   private async upgrade(legacy: KeyConfig): Promise<void> {
-    const record = await upgradedRecord(this.env.DB, legacy);
-    if (!record) return;
-    this.ctx.storage.transactionSync(() => {
-      this.ctx.storage.kv.put("record", record);
-      this.ctx.storage.kv.delete("config");
-    });
-    this.record = record;
-    this.config = configOf(record);
+    this.record = await upgradedRecord(this.env.DB, legacy, this.ctx.storage);
+    this.config = this.record && configOf(this.record);
+  }
+
+  private openTables(): void {
+    this.tables.ensureSchema();
+    this.outbox.ensureSchema();
   }
 
   // ---- the hot path -------------------------------------------------------------------------------
@@ -156,23 +145,13 @@ export class KeyGuard extends DurableObject<Env> {
     const now = this.now();
     const decision = decide(this.config, this.counters, this.held, input, now);
     if (!decision.ok) {
-      this.noteLimitReached(decision.refusal, now);
+      const view = this.view();
+      this.raise(view && limitReached(view, decision.refusal, now), now);
       return decision.refusal;
     }
     const { counters, hold, rate, target, shape } = decision;
     this.ctx.storage.transactionSync(() => {
-      this.tables.placeHold(input.requestId, hold, now, input.holdTtlMs, {
-        metered: input.metered,
-        model: input.model,
-        pricedModel: target.pricedModel,
-        provider: target.provider,
-        prices: target.prices,
-        serviceTier: target.worst.serviceTier,
-        ...(target.unpricedNote ? { unpricedNote: target.unpricedNote } : {}),
-        endpoint: input.endpoint,
-        stream: input.stream,
-        metadata: input.metadata,
-      });
+      this.tables.placeHold(input.requestId, hold, now, input.holdTtlMs, holdInfo(input, target));
       this.ctx.storage.kv.put("counters", counters);
     });
     this.counters = counters;
@@ -201,7 +180,7 @@ export class KeyGuard extends DurableObject<Env> {
       return { costNanos, remainingNanos: this.snapshot().remainingSpendNanos, applied: false };
     }
     const now = this.now();
-    const costNanos = this.closeHold(hold, input, now);
+    const costNanos = this.closeHold(this.config, hold, input, now);
     this.scheduleFlush(now);
     return { costNanos, remainingNanos: this.snapshot().remainingSpendNanos, applied: true };
   }
@@ -212,13 +191,9 @@ export class KeyGuard extends DurableObject<Env> {
     const cfg = this.config;
     if (!cfg) return;
     const now = this.now();
-    for (const hold of this.tables.expiredHolds(now)) this.closeHold(hold, lapsedSettle(hold, now), now);
-    const expiresAt = this.record?.expiresAt ?? null;
-    if (expiresAt !== null && expiresAt <= now && !this.counters.expiredAlerted) {
-      const view = this.view({ ...this.counters, expiredAlerted: true, version: this.counters.version + 1 });
-      const id = `evt_${cfg.spendKeyId}_expired_${expiresAt}`;
-      if (view) this.raise(view.counters, keyEvent(view, "spend_key.expired", id, now), now);
-    }
+    for (const hold of this.tables.expiredHolds(now)) this.closeHold(cfg, hold, lapsedSettle(hold, now), now);
+    const view = this.view();
+    this.raise(view && expiryReached(view, now), now);
     // Events decided here go to the delivery queue; what cannot be handed over yet waits for a later alarm.
     if (!(await handOverEvents(this.outbox, this.env, cfg.walletId))) {
       this.alarmPending = true;
@@ -228,23 +203,19 @@ export class KeyGuard extends DurableObject<Env> {
     // A backlog (a hot key) is drained at once rather than one batch per delay.
     if (backlog) this.scheduleFlush(this.now() - FLUSH_DELAY_MS);
     // Wake for the next hold to expire, and for the key's own expiry (its event).
-    const holdsExpire = this.tables.nextExpiry();
-    const keyExpires = expiresAt !== null && !this.counters.expiredAlerted ? expiresAt : null;
-    const next = [holdsExpire, keyExpires].filter((t): t is number => t !== null).sort((a, b) => a - b)[0];
-    if (next !== undefined && !this.alarmPending) await this.ctx.storage.setAlarm(next);
+    const times = [this.tables.nextExpiry(), this.record && expiryDue(this.record, this.counters)];
+    const due = times.filter((t): t is number => typeof t === "number");
+    if (due.length && !this.alarmPending) await this.ctx.storage.setAlarm(Math.min(...due));
   }
 
   // ---- internals ----------------------------------------------------------------------------------
 
-  private closeHold(hold: HoldRow, input: SettleInput, now: number): number {
-    const row = ledgerRowFor(hold, input, {
-      spendKeyId: this.config?.spendKeyId ?? "",
-      walletId: this.config?.walletId ?? "",
-    });
+  private closeHold(cfg: KeyConfig, hold: HoldRow, input: SettleInput, now: number): number {
+    const row = ledgerRowFor(hold, input, cfg);
     const costNanos = row?.costNanos ?? 0;
-    const charged = row ? charge(this.config, this.counters, costNanos, now) : this.counters;
+    const charged = row ? charge(cfg, this.counters, costNanos, now) : this.counters;
     // Thresholds are decided here, where every settle of the key passes one at a time: each fires once a cycle.
-    const { counters, reached } = reachedThresholds(this.config, charged);
+    const { counters, reached } = reachedThresholds(cfg, charged);
     const view = this.view(counters);
     const events = view ? reached.map((threshold) => thresholdEvent(view, threshold, now)) : [];
     this.ctx.storage.transactionSync(() => {
@@ -262,19 +233,14 @@ export class KeyGuard extends DurableObject<Env> {
     return this.record && this.config ? { record: this.record, config: this.config, counters, held: this.held } : null;
   }
 
-  private noteLimitReached(refusal: AdmitResult, now: number): void {
-    const view = this.view();
-    const reached = view ? limitReached(view, refusal, now) : null;
-    if (reached) this.raise(reached.counters, reached.event, now);
-  }
-
   /** Persists counters that mark an event as raised together with the event (the outbox), atomically. */
-  private raise(counters: Counters, event: WebhookEvent, now: number): void {
+  private raise(raised: { counters: Counters; event: WebhookEvent } | null, now: number): void {
+    if (!raised) return;
     this.ctx.storage.transactionSync(() => {
-      this.ctx.storage.kv.put("counters", counters);
-      this.outbox.add(event, now);
+      this.ctx.storage.kv.put("counters", raised.counters);
+      this.outbox.add(raised.event, now);
     });
-    this.counters = counters;
+    this.counters = raised.counters;
     this.scheduleFlush(now);
   }
 

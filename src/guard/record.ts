@@ -110,16 +110,21 @@ export function applyChange(prev: KeyRecord, change: KeyChange, now: number): Ke
 
 /**
  * A guard written before it owned the record kept only the enforced configuration: its record is D1's row,
- * with the guard's own secret hash, status and revocation winning (null when D1 has no row).
+ * with the guard's own secret hash, status and revocation winning, stored in place of the old configuration
+ * (null, and nothing stored, when D1 has no row).
  */
-export async function upgradedRecord(d1: D1Database, legacy: KeyConfig): Promise<KeyRecord | null> {
+export async function upgradedRecord(
+  d1: D1Database,
+  legacy: KeyConfig,
+  storage: DurableObjectStorage,
+): Promise<KeyRecord | null> {
   const base: SpendKeyRow | undefined = await database(d1)
     .select()
     .from(spendKeys)
     .where(eq(spendKeys.id, legacy.spendKeyId))
     .get();
   if (!base) return null;
-  return {
+  const record: KeyRecord = {
     ...recordOf(base),
     keyHash: legacy.secretHash,
     status: legacy.status,
@@ -127,4 +132,9 @@ export async function upgradedRecord(d1: D1Database, legacy: KeyConfig): Promise
     // Earlier rows versioned the configuration with updated_at; the migration copied it to config_version.
     configVersion: Math.max(base.configVersion, legacy.version),
   };
+  storage.transactionSync(() => {
+    storage.kv.put("record", record);
+    storage.kv.delete("config");
+  });
+  return record;
 }

@@ -1,6 +1,9 @@
 import type { Prices, Usage, WorstCase } from "../catalog/pricing.ts";
+import type { LedgerRow } from "../db/schema.ts";
 import type { Cycle } from "../lib/cycles.ts";
 import type { ErrorCode, LimitDetails } from "../lib/errors.ts";
+import type { HeldTotals } from "./counters.ts";
+import type { KeyRecord } from "./record.ts";
 
 export type RequestShape = "openai" | "anthropic";
 
@@ -162,3 +165,21 @@ export interface KeySnapshot {
   lastUsedAt: number | null;
   rate: RateState | null;
 }
+
+/** What a management call answers: the record now in force and the live counters. */
+export interface Managed {
+  record: KeyRecord;
+  snapshot: KeySnapshot;
+}
+
+/** Everything the guard holds, for tests (`inspect()`); the secret is only ever a hash. */
+export interface GuardState {
+  record: KeyRecord | null;
+  config: KeyConfig | null;
+  counters: Counters;
+  held: HeldTotals;
+  ledger: LedgerRow[];
+}
+
+/** `GET /v1/key`'s read: the key's record and configuration without their secret hash, and live counters. */
+export type Described = { ok: true; record: KeyRecord; config: KeyConfig; snapshot: KeySnapshot } | { ok: false };

@@ -95,6 +95,9 @@ export function providerOf(id: string): Provider | undefined {
   return Object.hasOwn(PROVIDERS, id) ? PROVIDERS[id as ProviderId] : undefined;
 }
 
+/** The vars a provider is configured by (the Worker's bindings carry them; see env.ts). */
+export type ProviderVars = Partial<Record<ApiKeyVar | BaseUrlVar, string>> & { SPENDGATE_ENV?: string };
+
 export interface Upstream {
   url: string;
   apiKey: string;
@@ -105,7 +108,7 @@ export interface Upstream {
  * or base URL), `bad_url` (a base URL the SSRF guard refuses).
  */
 export function resolveUpstream(
-  env: Record<string, unknown>,
+  env: ProviderVars,
   provider: Provider,
   route: RouteKind,
 ): Upstream | "unsupported" | "not_configured" | "bad_url" {

@@ -1,0 +1,102 @@
+import { chargeFor, type Prices, type Usage } from "../catalog/pricing.ts";
+import type { LedgerRow } from "../db/schema.ts";
+import type { HoldRow } from "./ledger.ts";
+import type { AdmitInput, SettleInput } from "./types.ts";
+
+/**
+ * How a request becomes a ledger row: what its hold remembers of the request (`HoldInfo`, stored with the hold
+ * at admission) and the row a settle turns it into. Pure functions; ledger.ts stores the results.
+ */
+
+export interface HoldInfo {
+  /** false for count_tokens: the hold only counts toward the in-flight cap, and closes with no charge or row */
+  metered?: boolean;
+  model: string;
+  pricedModel: string;
+  provider: string;
+  prices: Prices | null;
+  /** the service tier the hold was sized for (the response's own tier prices the settle) */
+  serviceTier: string | null;
+  /** why the request has no price: its row shows `cost: null` with this note */
+  unpricedNote?: string;
+  endpoint: string;
+  stream: boolean;
+  metadata: Record<string, string>;
+}
+
+/** What the hold of an admitted request remembers for its settle. */
+export function holdInfo(input: AdmitInput, target: NonNullable<AdmitInput["target"]>): HoldInfo {
+  return {
+    metered: input.metered,
+    model: input.model,
+    pricedModel: target.pricedModel,
+    provider: target.provider,
+    prices: target.prices,
+    serviceTier: target.worst.serviceTier,
+    ...(target.unpricedNote ? { unpricedNote: target.unpricedNote } : {}),
+    endpoint: input.endpoint,
+    stream: input.stream,
+    metadata: input.metadata,
+  };
+}
+
+/** The settle of a hold that outlived its lifetime (a lost settle): charged in full, as aborted. */
+export function lapsedSettle(hold: HoldRow, now: number): SettleInput {
+  const common = { usage: null, responseId: null, httpStatus: null };
+  return {
+    ...common,
+    requestId: hold.request_id,
+    status: "aborted",
+    fallbackNanos: hold.amount,
+    latencyMs: now - hold.created_at,
+  };
+}
+
+/** The ledger row of a settled hold and what it costs (null for count_tokens: no row, no cost). */
+export function ledgerRowFor(
+  hold: HoldRow,
+  input: SettleInput,
+  key: { spendKeyId: string; walletId: string },
+): LedgerRow | null {
+  const info = JSON.parse(hold.info) as HoldInfo;
+  if (info.metered === false) return null;
+  const usage = input.usage;
+  const tier = input.serviceTier ?? info.serviceTier;
+  const cost = chargeFor(usage, info.prices, hold.amount, input.fallbackNanos, tier);
+  const costNanos = cost.totalNanos;
+  const seen: Usage = usage ?? input.estimate ?? {};
+  const n = (key: string) => seen[key] ?? 0;
+  return {
+    requestId: input.requestId,
+    spendKeyId: key.spendKeyId,
+    walletId: key.walletId,
+    status: input.status,
+    provider: info.provider,
+    model: info.model,
+    pricedModel: info.pricedModel,
+    endpoint: info.endpoint,
+    responseId: input.responseId,
+    httpStatus: input.httpStatus,
+    inputTokens: Math.max(0, n("input_tokens") - n("cache_read_tokens") - n("cache_write_tokens")),
+    outputTokens: n("output_tokens"),
+    cacheReadTokens: n("cache_read_tokens"),
+    cacheWriteTokens: n("cache_write_tokens"),
+    reasoningTokens: n("output_reasoning_tokens"),
+    mediaInputTokens: n("input_audio_tokens") + n("input_image_tokens"),
+    units: n("images") + n("audio_seconds") + n("input_characters"),
+    usage: seen,
+    inputCostFemtos: cost.inputFemtos.toString(),
+    outputCostFemtos: cost.outputFemtos.toString(),
+    feeCostFemtos: cost.feeFemtos.toString(),
+    costNanos,
+    costNote: info.prices ? null : (info.unpricedNote ?? "The model has no price."),
+    // The provider billed more than the hold allowed for: charged in full and flagged; the key refuses once
+    // its spend reaches the limit.
+    overage: costNanos > hold.amount,
+    usageKnown: usage !== null,
+    stream: info.stream,
+    latencyMs: input.latencyMs,
+    metadata: info.metadata,
+    createdAt: hold.created_at,
+  };
+}
