@@ -490,6 +490,8 @@ async function main() {
   log(`own code, paired: ${ROUNDS} rounds × ${PAIRED_S} s, gateway and floor+1 RPC alternately`);
   const pairedHists = { gateway: histogram(), floor: histogram() };
   const pairedRounds: { round: number; own_p50_ms: number; own_p99_ms: number }[] = [];
+  // CPU of each target's workerd over the same rounds (the flushes that follow included).
+  const pairedCpu = { gateway: -cpuOf(gwPids), floor: -cpuOf(floor1Pids) };
   for (let r = 0; r < ROUNDS; r++) {
     const pair = [targets.gateway, targets["floor+1 RPC"]] as const;
     const res = await openLoop(RATE, PAIRED_S, (i) => send(pair[i % 2]!, gwKey, chatBody(i)).then((x) => x.status), 2);
@@ -503,9 +505,16 @@ async function main() {
       own_p99_ms: ms(g.getValueAtPercentile(99) - f.getValueAtPercentile(99)),
     });
   }
+  await sleep(1200);
+  pairedCpu.gateway += cpuOf(gwPids);
+  pairedCpu.floor += cpuOf(floor1Pids);
   const pq = (h: hdr.Histogram, q: number) => h.getValueAtPercentile(q);
+  const perRequest = (cpuMs: number) => Math.round((cpuMs / pairedHists.gateway.totalCount) * 1000) / 1000;
   const ownPaired = {
     requests_per_target: pairedHists.gateway.totalCount,
+    gateway_cpu_ms_per_request: perRequest(pairedCpu.gateway),
+    floor_1rpc_cpu_ms_per_request: perRequest(pairedCpu.floor),
+    own_cpu_ms_per_request: perRequest(pairedCpu.gateway - pairedCpu.floor),
     gateway_p50_ms: ms(pq(pairedHists.gateway, 50)),
     gateway_p99_ms: ms(pq(pairedHists.gateway, 99)),
     floor_1rpc_p50_ms: ms(pq(pairedHists.floor, 50)),
@@ -798,7 +807,9 @@ async function main() {
   console.log(
     `all rounds: gateway p50 ${ownPaired.gateway_p50_ms} / p99 ${ownPaired.gateway_p99_ms} ms, floor+1 RPC ` +
       `p50 ${ownPaired.floor_1rpc_p50_ms} / p99 ${ownPaired.floor_1rpc_p99_ms} ms: ` +
-      `own code p50 ${ownPaired.own_p50_ms} ms, p99 ${ownPaired.own_p99_ms} ms`,
+      `own code p50 ${ownPaired.own_p50_ms} ms, p99 ${ownPaired.own_p99_ms} ms; CPU per request ` +
+      `${ownPaired.gateway_cpu_ms_per_request} vs ${ownPaired.floor_1rpc_cpu_ms_per_request} ms ` +
+      `(own ${ownPaired.own_cpu_ms_per_request} ms)`,
   );
   console.log("\nDistance to the KeyGuard (simulated, per RPC): JSON p50 and its growth over distance 0");
   console.table(distanceRows);
