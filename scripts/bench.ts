@@ -5,8 +5,8 @@
  *   direct      the fake provider itself (fixed latency, keep-alive): the baseline
  *   floor       a minimal pass-through Worker in workerd (Miniflare): what the runtime alone costs
  *   floor+1 RPC the same Worker plus one Durable Object RPC that persists a counter before the answer and one
- *               after it (in waitUntil, on the next timer turn): the floor of this design (an admission on the client's path, the
- *               settlement behind it), so `gateway − floor+1 RPC` is our own code
+ *               after it (in waitUntil, on the next timer turn): the floor of this design (an admission on the
+ *               client's path, the settlement behind it), so `gateway − floor+1 RPC` is our own code
  *   floor+2 RPC both RPCs on the client's path (the design before JSON answers left after one RPC)
  *   gateway     Spendgate in workerd (Miniflare, the bundle `wrangler deploy` would upload)
  *   wrangler    Spendgate under `wrangler dev` (what `npm run dev` serves; wrangler adds its own proxy hop)

@@ -14,6 +14,8 @@ import { metadataFrom, parseBody, parseForm } from "./request-body.ts";
 import { Settlement, sleep } from "./settlement.ts";
 import { resolveTarget, type Target } from "./target.ts";
 
+const encoder = new TextEncoder();
+
 export interface RouteSpec {
   kind: RouteKind;
   shape: RequestShape;
@@ -89,7 +91,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   const prices = plan ? plan.prices : modelPrices;
   // The body as sent upstream so far (the client's bytes, or its JSON with the edits above), serialized once.
   const edited = Object.keys(edits).length ? JSON.stringify({ ...body.json, ...edits }) : null;
-  const forwardedBytes = edited === null ? bytes.byteLength : new TextEncoder().encode(edited).byteLength;
+  const forwardedBytes = edited === null ? bytes.byteLength : encoder.encode(edited).byteLength;
   // An uploaded file is not text input: only the form's text fields count toward the input bound.
   const textBytes = forwardedBytes - (body.file?.size ?? 0);
   const bounds = entry ? holdBounds(route.kind, body, textBytes, c.req.raw.headers, entry) : null;

@@ -17,6 +17,8 @@ import {
 import { meteredStream } from "./metered-stream.ts";
 import { usageReader } from "./usage.ts";
 
+/** One decoder for the isolate (a whole-buffer decode keeps no state). */
+const decoder = new TextDecoder();
 const usd = (nanos: number | null) => (nanos === null ? "unlimited" : formatUsd(nanos));
 
 /**
@@ -145,7 +147,7 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
   clearTimeout(timer);
   if (res.ok) {
     try {
-      reader.read(JSON.parse(new TextDecoder().decode(payload)));
+      reader.read(JSON.parse(decoder.decode(payload)));
     } catch {
       // not JSON: no usage
     }

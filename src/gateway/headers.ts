@@ -8,19 +8,19 @@ import type { Provider } from "../providers/registry.ts";
  */
 const FORWARDED = ["content-type", "accept", "openai-beta", "anthropic-beta", "anthropic-version", "idempotency-key"];
 
-export function upstreamHeaders(incoming: Headers, auth: Provider["auth"], apiKey: string): Headers {
-  const out = new Headers();
+/** A plain record (lower-case names), not a `Headers`: fetch builds its own from it, one runtime object fewer. */
+export function upstreamHeaders(incoming: Headers, auth: Provider["auth"], apiKey: string): Record<string, string> {
+  const out: Record<string, string> = { "content-type": "application/json" };
   for (const name of FORWARDED) {
     const v = incoming.get(name)?.trim();
-    if (v) out.set(name, v);
+    if (v) out[name] = v;
   }
-  if (!out.has("content-type")) out.set("content-type", "application/json");
-  out.set("user-agent", "spendgate/0.1");
+  out["user-agent"] = "spendgate/0.1";
   if (auth === "x-api-key") {
-    out.set("x-api-key", apiKey);
-    if (!out.has("anthropic-version")) out.set("anthropic-version", "2023-06-01");
+    out["x-api-key"] = apiKey;
+    out["anthropic-version"] ??= "2023-06-01";
   } else {
-    out.set("authorization", `Bearer ${apiKey}`);
+    out.authorization = `Bearer ${apiKey}`;
   }
   return out;
 }

@@ -55,10 +55,13 @@ function wavSeconds(b: Uint8Array): number | null {
   return null;
 }
 
+/** One decoder for the isolate (a whole-buffer decode keeps no state): no new runtime object per request. */
+const decoder = new TextDecoder();
+
 export function parseBody(bytes: ArrayBuffer, defaultModel?: string): ParsedBody {
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder().decode(bytes));
+    json = JSON.parse(decoder.decode(bytes));
   } catch {
     throw new ApiError("invalid_request", "We could not parse the JSON body of your request.", { param: "body" });
   }

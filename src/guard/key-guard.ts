@@ -59,9 +59,7 @@ export class KeyGuard extends DurableObject<Env> {
     }
   }
 
-  // ---- management ---------------------------------------------------------------------------------
-  //
-  // The guard is the one writer of its key: every create / update / rotate / revoke is applied here as one
+  // ---- management: the guard is the one writer of its key. Every create / update / rotate / revoke is one
   // read-modify-write, so racing writes are ordered by the platform and each applies only the fields it sent
   // to the record the previous one left. D1 then follows the returned record (newest wins).
 
@@ -173,16 +171,13 @@ export class KeyGuard extends DurableObject<Env> {
    * ledger row. Idempotent: a second settle of the same request changes nothing.
    */
   settle(input: SettleInput): SettleResult {
-    if (!this.config) return { costNanos: 0, remainingNanos: null, applied: false };
-    const hold = this.tables.hold(input.requestId);
-    if (!hold) {
-      const costNanos = this.tables.settledCost(input.requestId) ?? 0;
-      return { costNanos, remainingNanos: this.snapshot().remainingSpendNanos, applied: false };
-    }
+    const cfg = this.config;
     const now = this.now();
-    const costNanos = this.closeHold(this.config, hold, input, now);
-    this.scheduleFlush(now);
-    return { costNanos, remainingNanos: this.snapshot().remainingSpendNanos, applied: true };
+    const costNanos = cfg ? this.closeHold(cfg, input.requestId, () => input, now) : null;
+    if (costNanos !== null) this.scheduleFlush(now);
+    // A replay (the request was settled before) changes nothing and answers the cost first charged.
+    const charged = costNanos ?? (cfg ? (this.tables.settledCost(input.requestId) ?? 0) : 0);
+    return { costNanos: charged, remainingNanos: this.snapshot().remainingSpendNanos, applied: costNanos !== null };
   }
 
   /** Flushes counters and ledger rows to D1; charges holds that outlived their TTL (a lost settle). */
@@ -191,7 +186,8 @@ export class KeyGuard extends DurableObject<Env> {
     const cfg = this.config;
     if (!cfg) return;
     const now = this.now();
-    for (const hold of this.tables.expiredHolds(now)) this.closeHold(cfg, hold, lapsedSettle(hold, now), now);
+    for (const { request_id: id } of this.tables.expiredHolds(now))
+      this.closeHold(cfg, id, (h) => lapsedSettle(h, now), now);
     const view = this.view();
     this.raise(view && expiryReached(view, now), now);
     // Events decided here go to the delivery queue; what cannot be handed over yet waits for a later alarm.
@@ -210,22 +206,30 @@ export class KeyGuard extends DurableObject<Env> {
 
   // ---- internals ----------------------------------------------------------------------------------
 
-  private closeHold(cfg: KeyConfig, hold: HoldRow, input: SettleInput, now: number): number {
-    const row = ledgerRowFor(hold, input, cfg);
-    const costNanos = row?.costNanos ?? 0;
-    const charged = row ? charge(cfg, this.counters, costNanos, now) : this.counters;
-    // Thresholds are decided here, where every settle of the key passes one at a time: each fires once a cycle.
-    const { counters, reached } = reachedThresholds(cfg, charged);
-    const view = this.view(counters);
-    const events = view ? reached.map((threshold) => thresholdEvent(view, threshold, now)) : [];
-    this.ctx.storage.transactionSync(() => {
-      this.tables.closeHold(hold.request_id, row, now);
-      if (row) this.ctx.storage.kv.put("counters", counters);
-      for (const event of events) this.outbox.add(event, now);
+  /**
+   * Closes an open hold (null when none is open under that id) in one transaction: the hold taken out, its ledger
+   * row, the charge and the thresholds it crosses. A throw anywhere leaves the hold open and nothing written.
+   */
+  private closeHold(cfg: KeyConfig, requestId: string, settleOf: (hold: HoldRow) => SettleInput, now: number) {
+    const closed = this.ctx.storage.transactionSync(() => {
+      const hold = this.tables.takeHold(requestId);
+      if (!hold) return null;
+      const row = ledgerRowFor(hold, settleOf(hold), cfg);
+      const charged = row ? charge(cfg, this.counters, row.costNanos, now) : this.counters;
+      // Thresholds are decided here, where every settle of the key passes one at a time: each fires once a cycle.
+      const { counters, reached } = reachedThresholds(cfg, charged);
+      const view = this.view(counters);
+      if (row) {
+        this.tables.addRow(row, now);
+        this.ctx.storage.kv.put("counters", counters);
+      }
+      for (const threshold of reached) if (view) this.outbox.add(thresholdEvent(view, threshold, now), now);
+      return { amount: hold.amount, counters, costNanos: row?.costNanos ?? 0 };
     });
-    this.counters = counters;
-    this.held = { count: this.held.count - 1, nanos: this.held.nanos - hold.amount };
-    return costNanos;
+    if (!closed) return null;
+    this.counters = closed.counters;
+    this.held = { count: this.held.count - 1, nanos: this.held.nanos - closed.amount };
+    return closed.costNanos;
   }
 
   /** The guard's state for the event builders (alerts.ts), once the key is configured. */

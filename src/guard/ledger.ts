@@ -90,8 +90,9 @@ export class GuardTables {
     );
   }
 
-  hold(requestId: string): HoldRow | undefined {
-    return this.sql.exec<HoldRow>("SELECT * FROM holds WHERE request_id = ?", requestId).toArray()[0];
+  /** Removes an open hold and returns it (undefined when none is open), in the caller's transaction. */
+  takeHold(requestId: string): HoldRow | undefined {
+    return this.sql.exec<HoldRow>("DELETE FROM holds WHERE request_id = ? RETURNING *", requestId).toArray()[0];
   }
 
   expiredHolds(now: number): HoldRow[] {
@@ -108,18 +109,15 @@ export class GuardTables {
       ?.cost;
   }
 
-  /** Removes the hold and, for a metered request, records its ledger row. */
-  closeHold(requestId: string, row: LedgerRow | null, now: number): void {
-    this.sql.exec("DELETE FROM holds WHERE request_id = ?", requestId);
-    if (row) {
-      this.sql.exec(
-        "INSERT INTO ledger (request_id, row, cost, created_at) VALUES (?, ?, ?, ?)",
-        requestId,
-        JSON.stringify(row),
-        row.costNanos,
-        now,
-      );
-    }
+  /** Records the ledger row of a settled request. */
+  addRow(row: LedgerRow, now: number): void {
+    this.sql.exec(
+      "INSERT INTO ledger (request_id, row, cost, created_at) VALUES (?, ?, ?, ?)",
+      row.requestId,
+      JSON.stringify(row),
+      row.costNanos,
+      now,
+    );
   }
 
   /**

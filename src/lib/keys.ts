@@ -101,8 +101,11 @@ export function keyKindOf(key: string): KeyKind | null {
   return null;
 }
 
+/** One encoder for the isolate (encoding keeps no state): no new runtime object per request. */
+const encoder = new TextEncoder();
+
 export async function hashSecret(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+  const digest = await crypto.subtle.digest("SHA-256", encoder.encode(key));
   let hex = "";
   for (const b of new Uint8Array(digest)) hex += b.toString(16).padStart(2, "0");
   return hex;
@@ -111,8 +114,7 @@ export async function hashSecret(key: string): Promise<string> {
 /** Constant-time comparison of two hex digests of equal length. */
 export function hashesEqual(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
-  const enc = new TextEncoder();
-  return crypto.subtle.timingSafeEqual(enc.encode(a), enc.encode(b));
+  return crypto.subtle.timingSafeEqual(encoder.encode(a), encoder.encode(b));
 }
 
 /** Prefix and last 4 characters only, e.g. `sk-sg-…Xy12`. */
