@@ -62,6 +62,8 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   const spendKeyId = key ? parseKey("spend", key) : null;
   if (!key || !spendKeyId) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
 
+  // The secret's hash is computed while the body arrives.
+  const secretHash = hashSecret(key);
   const bytes = await c.req.arrayBuffer();
   const contentType = c.req.header("content-type") ?? "";
   const body = contentType.startsWith("multipart/form-data")
@@ -110,7 +112,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     endpoint: route.endpoint,
     stream: body.stream,
     metadata,
-    secretHash: await hashSecret(key),
+    secretHash: await secretHash,
     routeShape: route.shape,
     model: body.model,
     target:
