@@ -1,13 +1,13 @@
 import type { Session } from "./dashboard/session.ts";
 import type { KeyGuard } from "./guard/key-guard.ts";
 import type { Dialect } from "./lib/errors.ts";
-import type { ApiKeyVar, BaseUrlVar } from "./providers/registry.ts";
+import type { ProviderVars } from "./providers/registry.ts";
 
 /**
  * What `wrangler types` cannot see: secrets (never in wrangler.toml) and the provider vars, which the provider
  * registry names (each `<NAME>_BASE_URL` defaults to the provider's official URL).
  */
-export type Secrets = { ADMIN_TOKEN?: string } & Partial<Record<ApiKeyVar | BaseUrlVar, string>> & {
+export type Secrets = { ADMIN_TOKEN?: string } & ProviderVars & {
     /** the bench's simulated distance to the KeyGuard (config.ts) */
     GUARD_DELAY_MS?: string;
   };

@@ -95,7 +95,7 @@ export function providerOf(id: string): Provider | undefined {
   return Object.hasOwn(PROVIDERS, id) ? PROVIDERS[id as ProviderId] : undefined;
 }
 
-/** The vars a provider is configured by (the Worker's bindings carry them; see env.ts). */
+/** The vars providers are configured by (part of the Worker's bindings, env.ts › Secrets). */
 export type ProviderVars = Partial<Record<ApiKeyVar | BaseUrlVar, string>> & { SPENDGATE_ENV?: string };
 
 export interface Upstream {
