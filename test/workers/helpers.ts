@@ -2,6 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { RecordedRequest } from "../../scripts/fake-provider/handler.ts";
 import { keyGuard } from "../../src/env.ts";
+import type { GuardState } from "../../src/guard/types.ts";
 
 /** Calls the Worker exactly as a client over HTTP would (its default export's fetch). */
 export function call(
@@ -147,14 +148,16 @@ export function holdTarget(holdNanos: number, rates: Record<string, number> = MI
 }
 
 /**
- * Waits until the key's KeyGuard holds no open hold: a JSON answer is returned before its settle lands (the
- * settle follows on the next timer turn), so a test that reads the ledger or counters right after an answer
- * waits for it, as a client reading `GET /v1/key` a moment later would.
+ * Waits until the key's KeyGuard holds no open hold, and answers its state then: a JSON answer is returned
+ * before its settle lands (the settle follows on the next timer turn), so a test that reads the ledger or
+ * counters right after an answer waits for it, as a client reading `GET /v1/key` a moment later would.
  */
-export async function settled(spendKeyId: string, timeoutMs = 5_000): Promise<void> {
+export async function settled(spendKeyId: string, timeoutMs = 5_000): Promise<GuardState> {
   const stub = keyGuard(env, spendKeyId);
   const until = Date.now() + timeoutMs;
-  while ((await stub.inspect()).held.count > 0) {
+  for (;;) {
+    const state = await stub.inspect();
+    if (state.held.count === 0) return state;
     if (Date.now() > until) throw new Error(`holds of ${spendKeyId} still open after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 5));
   }

@@ -71,10 +71,7 @@ function request(route: Route, feature: Feature, fields: Record<string, number>,
   return { path: PATH[route], body, headers: { ...auth, ...headers } };
 }
 
-const ledgerOf = async (id: string) => {
-  await settled(id);
-  return (await keyGuard(env, id).inspect()).ledger;
-};
+const ledgerOf = async (id: string) => (await settled(id)).ledger;
 
 describe("holds bound what the provider can bill", () => {
   it("concurrent worst-case requests never pass a small total limit (property: dialects, JSON, streams)", async () => {

@@ -1,16 +1,12 @@
-import { env, exports } from "cloudflare:workers";
+import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { keyGuard } from "../../src/env.ts";
 import { formatUsd } from "../../src/lib/money.ts";
 import { wav } from "../audio.ts";
 import { call, callWith, direct, fakeRequests, json, lastFakeRequest, mgmt, settled, setupKey } from "./helpers.ts";
 
 const post = (key: string, path: string, body: unknown) =>
   call("POST", path, { headers: { authorization: `Bearer ${key}` }, body });
-const lastRow = async (id: string) => {
-  await settled(id);
-  return (await keyGuard(env, id).inspect()).ledger.at(-1);
-};
+const lastRow = async (id: string) => (await settled(id)).ledger.at(-1);
 
 async function transcribe(key: string, fields: Record<string, string>, audio = wav(3)) {
   const form = new FormData();

@@ -1,10 +1,8 @@
-import { env } from "cloudflare:workers";
 import { calcPrice, extractUsage, findProvider } from "@pydantic/genai-prices";
 import { describe, expect, it } from "vitest";
 import { builtinCatalog, pricesAt } from "../../src/catalog/catalog.ts";
 import data from "../../src/catalog/prices.gen.json";
 import { costOf, type Rate, type Usage } from "../../src/catalog/pricing.ts";
-import { keyGuard } from "../../src/env.ts";
 import { call, settled, setupKey } from "./helpers.ts";
 
 /**
@@ -145,8 +143,7 @@ async function run(route: Route, provider: string) {
         const text = await res.text();
         expect(res.status, `${route} ${model}: ${text.slice(0, 300)}`).toBe(200);
         const requestId = res.headers.get(anthropic ? "request-id" : "x-request-id");
-        await settled(id);
-        const row = (await keyGuard(env, id).inspect()).ledger.find((r) => r.requestId === requestId)!;
+        const row = (await settled(id)).ledger.find((r) => r.requestId === requestId)!;
         // What the database's own extractor reads from the same response.
         const usage: Usage = { ...extractUsage(extractor, { model, usage: shape.usage }, flavor).usage } as Usage;
         if (shape.webSearchCalls) usage.web_searches = shape.webSearchCalls;
@@ -215,9 +212,7 @@ describe("operator overrides express every rule", () => {
         body: request("messages", "claude-haiku-4-5-20251001", usage),
       });
       expect(res.status).toBe(200);
-      await settled(id);
-      await settled(id);
-      const [row] = (await keyGuard(env, id).inspect()).ledger;
+      const [row] = (await settled(id)).ledger;
       // 153,000 input tokens cross the 100k tier: uncached input at $3/1M (1-hour writes at $7, 5-minute at
       // $1.25), output at $5/1M, 2 searches at $20 per 1,000.
       // In nano-dollars per token: $1/1M = 1,000.
@@ -238,8 +233,7 @@ describe("xAI reasoning tokens", () => {
       body: request("chat", "grok-3-mini", usage),
     });
     expect(res.status).toBe(200);
-    await settled(id);
-    const [row] = (await keyGuard(env, id).inspect()).ledger;
+    const [row] = (await settled(id)).ledger;
     expect(row).toMatchObject({ provider: "xai", outputTokens: 320, reasoningTokens: 300 });
     const prices = pricesAt(builtinCatalog.resolve("grok-3-mini")!.entry, new Date())!;
     expect(row!.costNanos).toBe(costOf({ input_tokens: 100, output_tokens: 320 }, prices).totalNanos);
