@@ -62,18 +62,26 @@ const ceilDiv = (a: bigint, b: bigint) => (a + b - 1n) / b;
 interface Priced {
   unit: Unit;
   rate: Rate;
+  /** the usage keys of the unit's more specific units (its parts) */
+  parts: readonly string[];
 }
 
-/** Every unit, most specific first, so a unit is charged for what its priced parts leave (sorted once). */
-const SPECIFIC_FIRST = [...UNITS.values()].sort(
-  (a, b) => Object.keys(b.dims).length - Object.keys(a.dims).length || a.usageKey.localeCompare(b.usageKey),
-);
+/**
+ * Every unit, most specific first, so a unit is charged for what its priced parts leave, each with its parts:
+ * sorted and related once here, not on every cost (the hot path prices each request twice).
+ */
+const SPECIFIC_FIRST = [...UNITS.values()]
+  .sort((a, b) => Object.keys(b.dims).length - Object.keys(a.dims).length || a.usageKey.localeCompare(b.usageKey))
+  .map((unit, _, all) => ({
+    unit,
+    parts: all.filter((other) => other !== unit && isPartOf(other, unit)).map((part) => part.usageKey),
+  }));
 
 function pricedUnits(prices: Prices): Priced[] {
   const out: Priced[] = [];
-  for (const unit of SPECIFIC_FIRST) {
+  for (const { unit, parts } of SPECIFIC_FIRST) {
     const rate = prices.rates[unit.priceKey];
-    if (rate !== undefined) out.push({ unit, rate });
+    if (rate !== undefined) out.push({ unit, rate, parts });
   }
   return out;
 }
@@ -84,11 +92,10 @@ export function costOf(usage: Usage, prices: Prices, serviceTier?: string | null
   const input = usage.input_tokens ?? 0;
   const leaf = new Map<string, number>();
   const sums = { input: 0n, output: 0n, fee: 0n };
-  for (const { unit, rate } of units) {
+  for (const { unit, rate, parts } of units) {
     let count = unit.usageKey === "requests" ? 1 : (usage[unit.usageKey] ?? 0);
-    for (const other of units) {
-      if (other.unit !== unit && isPartOf(other.unit, unit)) count -= leaf.get(other.unit.usageKey) ?? 0;
-    }
+    // Parts come first in this order, so each priced part's own count is already in `leaf` (unpriced: none).
+    for (const part of parts) count -= leaf.get(part) ?? 0;
     count = Math.max(0, count);
     leaf.set(unit.usageKey, count);
     const ninths = BigInt(rateAt(rate, input)) * BigInt(count) * BigInt(9_000_000 / unit.per);
