@@ -63,7 +63,8 @@ export function mapUsage(provider: string, route: RouteKind, u: Json): Usage {
   const out: Usage = {};
   for (const [dest, path, _required] of rows ?? []) {
     let v: unknown = u;
-    for (const step of Array.isArray(path) ? path : [path]) v = obj(v)?.[step];
+    if (typeof path === "string") v = u[path];
+    else for (const step of path) v = obj(v)?.[step];
     const n = int(v);
     if (n !== undefined) out[dest] = (out[dest] ?? 0) + n;
   }
