@@ -186,8 +186,7 @@ export class KeyGuard extends DurableObject<Env> {
     const cfg = this.config;
     if (!cfg) return;
     const now = this.now();
-    for (const { request_id: id } of this.tables.expiredHolds(now))
-      this.closeHold(cfg, id, (h) => lapsedSettle(h, now), now);
+    for (const id of this.tables.expiredHoldIds(now)) this.closeHold(cfg, id, (h) => lapsedSettle(h, now), now);
     const view = this.view();
     this.raise(view && expiryReached(view, now), now);
     // Events decided here go to the delivery queue; what cannot be handed over yet waits for a later alarm.

@@ -95,8 +95,12 @@ export class GuardTables {
     return this.sql.exec<HoldRow>("DELETE FROM holds WHERE request_id = ? RETURNING *", requestId).toArray()[0];
   }
 
-  expiredHolds(now: number): HoldRow[] {
-    return this.sql.exec<HoldRow>("SELECT * FROM holds WHERE expires_at <= ?", now).toArray();
+  /** The ids of holds past their lifetime (each then closed by `takeHold`, which reads the row itself). */
+  expiredHoldIds(now: number): string[] {
+    return this.sql
+      .exec<{ request_id: string }>("SELECT request_id FROM holds WHERE expires_at <= ?", now)
+      .toArray()
+      .map((h) => h.request_id);
   }
 
   nextExpiry(): number | null {
