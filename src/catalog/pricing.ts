@@ -3,8 +3,8 @@ import { isPartOf, UNITS, type Unit } from "./units.ts";
 
 /**
  * Exact prices and costs. A price is integer nano-dollars per its unit's `per` (per 1M tokens, per 1,000 web
- * searches, per hour of audio…), flat or tiered by the request's total input tokens. Costs are computed with
- * BigInt in ninths of a femto-dollar (every `per` divides 9e6, so every term is an integer there), then rounded
+ * searches, per hour of audio…), flat or tiered by the request's total input tokens. Costs are computed in exact
+ * integers of ninths of a femto-dollar (every `per` divides 9e6, so every term is an integer there), then rounded
  * up once: to femto-dollars for the ledger's components, to a nano-dollar for the charge.
  */
 export type Rate = number | { base: number; tiers: readonly (readonly [start: number, price: number])[] };
@@ -35,7 +35,6 @@ export function nanos(usd: string): number {
   return n;
 }
 
-const NINTHS_PER_FEMTO = 9n;
 const NINTHS_PER_NANO = 9_000_000n;
 
 for (const unit of UNITS.values()) {
@@ -51,64 +50,86 @@ export function rateAt(rate: Rate, inputTokens: number): number {
 }
 
 /** A tier multiplier as an exact fraction (`"0.5"` → 1/2). */
-function fraction(decimal: string | undefined): [bigint, bigint] {
-  if (decimal === undefined) return [1n, 1n];
+function fraction(decimal: string): [bigint, bigint] {
   const [whole = "0", frac = ""] = decimal.split(".");
   return [BigInt(whole + frac), 10n ** BigInt(frac.length)];
 }
 
 const ceilDiv = (a: bigint, b: bigint) => (a + b - 1n) / b;
 
-interface Priced {
-  unit: Unit;
-  rate: Rate;
-  /** the usage keys of the unit's more specific units (its parts) */
-  parts: readonly string[];
+/**
+ * An amount in ninths of a femto-dollar, exact either way: a double while it is a safe integer (every request
+ * the gateway has seen), a BigInt beyond. Doubles spare the hot path a BigInt allocation per operation.
+ */
+type Ninths = number | bigint;
+
+/** `a + b`, exactly (a double's sum of safe integers is exact when the result is safe). */
+function add(a: Ninths, b: Ninths): Ninths {
+  if (typeof a === "number" && typeof b === "number" && Number.isSafeInteger(a + b)) return a + b;
+  return BigInt(a) + BigInt(b);
 }
 
 /**
- * Every unit, most specific first, so a unit is charged for what its priced parts leave, each with its parts:
- * sorted and related once here, not on every cost (the hot path prices each request twice).
+ * `sum + a × b × c × d`, exactly. A product of integers computed in doubles is exact whenever the result is a safe
+ * integer, and one that is not exact comes out beyond the safe range (rounding is monotonic), so checking the
+ * result is enough to know the double is right.
  */
-const SPECIFIC_FIRST = [...UNITS.values()]
-  .sort((a, b) => Object.keys(b.dims).length - Object.keys(a.dims).length || a.usageKey.localeCompare(b.usageKey))
-  .map((unit, _, all) => ({
-    unit,
-    parts: all.filter((other) => other !== unit && isPartOf(other, unit)).map((part) => part.usageKey),
-  }));
-
-function pricedUnits(prices: Prices): Priced[] {
-  const out: Priced[] = [];
-  for (const { unit, parts } of SPECIFIC_FIRST) {
-    const rate = prices.rates[unit.priceKey];
-    if (rate !== undefined) out.push({ unit, rate, parts });
-  }
-  return out;
+function plus(sum: Ninths, a: number, b: number, c: number, d = 1): Ninths {
+  const term = a * b * c * d;
+  if (Number.isSafeInteger(term)) return add(sum, term);
+  return BigInt(sum) + BigInt(a) * BigInt(b) * BigInt(c) * BigInt(d);
 }
+
+/** `ceil(v × tier / d)` for a non-negative amount, `tier` a decimal multiplier (none: 1). */
+function scaledCeil(v: Ninths, d: number, tier: string | undefined): bigint | number {
+  if (tier === undefined && typeof v === "number") return (v - (v % d)) / d + (v % d ? 1 : 0);
+  const [num, den] = tier === undefined ? [1n, 1n] : fraction(tier);
+  return ceilDiv(ceilDiv(BigInt(v) * num, den), BigInt(d));
+}
+
+/**
+ * Every unit, most specific first, so a unit is charged for what its priced parts leave, each with its parts
+ * (positions in this list): sorted and related once here, not on every cost (the hot path prices each request
+ * twice).
+ */
+const SPECIFIC_FIRST = [...UNITS.values()].sort(
+  (a, b) => Object.keys(b.dims).length - Object.keys(a.dims).length || a.usageKey.localeCompare(b.usageKey),
+);
+const PARTS = SPECIFIC_FIRST.map((unit) =>
+  SPECIFIC_FIRST.flatMap((other, i) => (other !== unit && isPartOf(other, unit) ? [i] : [])),
+);
+/** Each unit's count net of its priced parts, by position: scratch space for `costOf`, which runs synchronously. */
+const leaf = new Float64Array(SPECIFIC_FIRST.length);
 
 /** The exact cost of `usage` at `prices`, for the service tier the provider reports (or the one asked for). */
 export function costOf(usage: Usage, prices: Prices, serviceTier?: string | null): Cost {
-  const units = pricedUnits(prices);
   const input = usage.input_tokens ?? 0;
-  const leaf = new Map<string, number>();
-  const sums = { input: 0n, output: 0n, fee: 0n };
-  for (const { unit, rate, parts } of units) {
+  let inputSum: Ninths = 0;
+  let outputSum: Ninths = 0;
+  let feeSum: Ninths = 0;
+  leaf.fill(0);
+  for (let i = 0; i < SPECIFIC_FIRST.length; i++) {
+    const unit = SPECIFIC_FIRST[i] as Unit;
+    const rate = prices.rates[unit.priceKey];
+    if (rate === undefined) continue;
     let count = unit.usageKey === "requests" ? 1 : (usage[unit.usageKey] ?? 0);
-    // Parts come first in this order, so each priced part's own count is already in `leaf` (unpriced: none).
-    for (const part of parts) count -= leaf.get(part) ?? 0;
+    // Parts come first in this order, so each priced part's own count is already in `leaf` (unpriced: 0).
+    for (const part of PARTS[i] as number[]) count -= leaf[part] as number;
     count = Math.max(0, count);
-    leaf.set(unit.usageKey, count);
-    const ninths = BigInt(rateAt(rate, input)) * BigInt(count) * BigInt(9_000_000 / unit.per);
-    sums[unit.direction ?? "fee"] += ninths;
+    leaf[i] = count;
+    const r = rateAt(rate, input);
+    const k = 9_000_000 / unit.per;
+    if (unit.direction === "input") inputSum = plus(inputSum, r, count, k);
+    else if (unit.direction === "output") outputSum = plus(outputSum, r, count, k);
+    else feeSum = plus(feeSum, r, count, k);
   }
-  const [num, den] = fraction(serviceTier ? prices.serviceTiers?.[serviceTier] : undefined);
-  const scaled = (v: bigint) => (v * num) / den;
-  const exact = { input: scaled(sums.input), output: scaled(sums.output), fee: scaled(sums.fee) };
+  const tier = serviceTier ? prices.serviceTiers?.[serviceTier] : undefined;
+  const total = add(add(inputSum, outputSum), feeSum);
   return {
-    inputFemtos: ceilDiv(exact.input, NINTHS_PER_FEMTO),
-    outputFemtos: ceilDiv(exact.output, NINTHS_PER_FEMTO),
-    feeFemtos: ceilDiv(exact.fee, NINTHS_PER_FEMTO),
-    totalNanos: Number(ceilDiv(ceilDiv((sums.input + sums.output + sums.fee) * num, den), NINTHS_PER_NANO)),
+    inputFemtos: BigInt(scaledCeil(inputSum, 9, tier)),
+    outputFemtos: BigInt(scaledCeil(outputSum, 9, tier)),
+    feeFemtos: BigInt(scaledCeil(feeSum, 9, tier)),
+    totalNanos: Number(scaledCeil(total, 9_000_000, tier)),
   };
 }
 
@@ -128,12 +149,17 @@ export interface WorstCase {
   serviceTier: string | null;
 }
 
-/** A worst case as `fixed + perOutputToken × outputTokens`, in ninths of a femto-dollar before the tier multiplier. */
-function worstParts(w: WorstCase, prices: Prices): { fixed: bigint; perToken: bigint } {
+/**
+ * A worst case as `fixed + outputRate × choices × outputTokens × 9` (per-token rates are per 1M tokens: 9e6 / 1e6),
+ * in ninths of a femto-dollar before the tier multiplier.
+ */
+function worstParts(w: WorstCase, prices: Prices): { fixed: Ninths; outputRate: number } {
   let inputRate = 0;
   let outputRate = 0;
-  let fixed = 0n;
-  for (const { unit, rate } of pricedUnits(prices)) {
+  let fixed: Ninths = 0;
+  for (const unit of SPECIFIC_FIRST) {
+    const rate = prices.rates[unit.priceKey];
+    if (rate === undefined) continue;
     const r = rateAt(rate, w.inputTokens);
     if (unit.dims.family === "tokens") {
       if (unit.direction === "input") inputRate = Math.max(inputRate, r);
@@ -141,18 +167,17 @@ function worstParts(w: WorstCase, prices: Prices): { fixed: bigint; perToken: bi
       continue;
     }
     const count = unit.usageKey === "requests" ? 1 : (w.counts[unit.usageKey] ?? 0);
-    fixed += BigInt(r) * BigInt(count) * BigInt(9_000_000 / unit.per);
+    fixed = plus(fixed, r, count, 9_000_000 / unit.per);
   }
-  const nine = 9n; // per-token rates are per 1M tokens: 9e6 / 1e6
-  fixed += BigInt(inputRate) * BigInt(w.inputTokens) * nine;
-  fixed += BigInt(outputRate) * BigInt(w.extraOutputTokens) * nine;
-  return { fixed, perToken: BigInt(outputRate) * BigInt(w.choices) * nine };
+  fixed = plus(fixed, inputRate, w.inputTokens, 9);
+  fixed = plus(fixed, outputRate, w.extraOutputTokens, 9);
+  return { fixed, outputRate };
 }
 
 export function worstCaseNanos(w: WorstCase, prices: Prices): number {
-  const { fixed, perToken } = worstParts(w, prices);
-  const [num, den] = fraction(w.serviceTier ? prices.serviceTiers?.[w.serviceTier] : undefined);
-  return Number(ceilDiv(ceilDiv((fixed + perToken * BigInt(w.outputTokens)) * num, den), NINTHS_PER_NANO));
+  const { fixed, outputRate } = worstParts(w, prices);
+  const total = plus(fixed, outputRate, w.choices, w.outputTokens, 9);
+  return Number(scaledCeil(total, 9_000_000, w.serviceTier ? prices.serviceTiers?.[w.serviceTier] : undefined));
 }
 
 /**
@@ -160,8 +185,11 @@ export function worstCaseNanos(w: WorstCase, prices: Prices): number {
  * (0 when not even the input fits).
  */
 export function affordableOutputTokens(w: WorstCase, prices: Prices, availableNanos: number): number {
-  const { fixed, perToken } = worstParts(w, prices);
-  const [num, den] = fraction(w.serviceTier ? prices.serviceTiers?.[w.serviceTier] : undefined);
+  const parts = worstParts(w, prices);
+  const fixed = BigInt(parts.fixed);
+  const perToken = BigInt(parts.outputRate) * BigInt(w.choices) * 9n;
+  const tier = w.serviceTier ? prices.serviceTiers?.[w.serviceTier] : undefined;
+  const [num, den] = tier === undefined ? [1n, 1n] : fraction(tier);
   // (fixed + perToken × k) × num / den ≤ available × 9e6  ⇔  k ≤ (available × 9e6 × den / num − fixed) / perToken
   const budget = (BigInt(Math.max(0, availableNanos)) * NINTHS_PER_NANO * den) / num - fixed;
   if (budget < 0n) return 0;

@@ -39,17 +39,22 @@ const COUNTERS_SQL =
   "total_requests = ?, spend_period_start = ?, request_period_start = ?, last_used_at = ?, snapshot_at = ? " +
   "WHERE id = ? AND snapshot_at < ?";
 
-/** A ledger row's values in column order, as D1 stores them (booleans as 0/1, metadata as JSON). */
-function columnValues(row: LedgerRow): (string | number | null)[] {
-  const record = row as unknown as Record<string, unknown>;
-  return LEDGER_COLUMNS.map(({ key, fallback }) => {
-    const v = record[key] ?? fallback;
-    if (v === undefined || v === null) return null;
-    if (typeof v === "boolean") return v ? 1 : 0;
-    if (typeof v === "object") return JSON.stringify(v);
-    return v as string | number;
-  });
+/** A column's default as an SQL literal (defaults are numbers, strings and booleans). */
+function sqlLiteral(v: unknown): string {
+  if (v === null || v === undefined) return "NULL";
+  if (typeof v === "boolean") return v ? "1" : "0";
+  if (typeof v === "number") return String(v);
+  return `'${String(v).replaceAll("'", "''")}'`;
 }
+/**
+ * Up to one batch of unflushed rows as the JSON the insert above takes, with their ids, built by SQLite from the
+ * stored rows: `->>` reads booleans as 0/1 and objects as their JSON text, as D1 stores them. The rows never
+ * pass through JavaScript, which kept the KeyGuard's isolate allocating per row on every flush.
+ */
+const PENDING_BATCH =
+  "SELECT count(*) AS n, json_group_array(request_id) AS ids, json_group_array(json_array(" +
+  LEDGER_COLUMNS.map((c) => `coalesce(row ->> '$.${c.key}', ${sqlLiteral(c.fallback)})`).join(", ") +
+  ")) AS rows FROM (SELECT request_id, row FROM ledger WHERE flushed_at IS NULL ORDER BY created_at LIMIT ?)";
 
 export interface HoldRow extends Record<string, SqlStorageValue> {
   request_id: string;
@@ -129,12 +134,7 @@ export class GuardTables {
    * counters carry their version, rows their unique request id). True when more rows wait.
    */
   async flush(db: D1Database, spendKeyId: string, c: Counters, now: () => number): Promise<boolean> {
-    const pending = this.sql
-      .exec<{ request_id: string; row: string }>(
-        "SELECT request_id, row FROM ledger WHERE flushed_at IS NULL ORDER BY created_at LIMIT ?",
-        FLUSH_BATCH,
-      )
-      .toArray();
+    const pending = this.sql.exec<{ n: number; ids: string; rows: string }>(PENDING_BATCH, FLUSH_BATCH).one();
     const statements = [
       db
         .prepare(COUNTERS_SQL)
@@ -151,19 +151,14 @@ export class GuardTables {
           c.version,
         ),
     ];
-    if (pending.length) {
-      const rows = pending.map((p) => columnValues(JSON.parse(p.row) as LedgerRow));
-      statements.push(db.prepare(INSERT_ROWS).bind(JSON.stringify(rows)));
-    }
+    if (pending.n) statements.push(db.prepare(INSERT_ROWS).bind(pending.rows));
     await db.batch(statements);
     const at = now();
-    // One statement per 99 rows (SQLite storage binds at most 100 values per statement), not one per row.
-    for (let i = 0; i < pending.length; i += 99) {
-      const ids = pending.slice(i, i + 99).map((p) => p.request_id);
+    if (pending.n) {
       this.sql.exec(
-        `UPDATE ledger SET flushed_at = ? WHERE request_id IN (${ids.map(() => "?").join(", ")})`,
+        "UPDATE ledger SET flushed_at = ? WHERE request_id IN (SELECT value FROM json_each(?))",
         at,
-        ...ids,
+        pending.ids,
       );
     }
     this.sql.exec("DELETE FROM ledger WHERE flushed_at IS NOT NULL AND flushed_at < ?", at - LEDGER_RETENTION_MS);

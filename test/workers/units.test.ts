@@ -2,7 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { costOf } from "../../src/catalog/pricing.ts";
+import { costOf, worstCaseNanos } from "../../src/catalog/pricing.ts";
 import { keyGuard } from "../../src/env.ts";
 import { SseScanner } from "../../src/gateway/sse.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
@@ -123,6 +123,58 @@ describe("money", () => {
           const exact = cost.inputFemtos + cost.outputFemtos;
           const charged = BigInt(cost.totalNanos) * 1_000_000n;
           return charged >= exact && charged - exact < 1_000_000n;
+        },
+      ),
+    );
+  });
+
+  it("costs exactly however large the figures: doubles while safe, BigInt beyond, the same answer", () => {
+    // The reference: every term in BigInt, each total rounded up once from the exact fraction.
+    const ceil = (n: bigint, d: bigint) => (n + d - 1n) / d;
+    const tiers: Record<string, string> = { flex: "0.5", priority: "2", odd: "1.1" };
+    // Usage figures up to half the safe range, so that the input total the usage reports is itself exact.
+    const figure = fc.oneof(fc.nat(2_000_000), fc.nat(Math.floor(Number.MAX_SAFE_INTEGER / 2)));
+    fc.assert(
+      fc.property(
+        figure,
+        figure,
+        figure,
+        figure,
+        figure,
+        fc.nat(1_000_000),
+        fc.constantFrom(undefined, ...Object.keys(tiers)),
+        (i, o, cr, pi, po, ws, tier) => {
+          const prices = {
+            rates: {
+              input_mtok: pi,
+              output_mtok: po,
+              cache_read_mtok: 37_500_000,
+              web_searches_kcount: 10_000_000_000,
+            },
+            serviceTiers: tiers,
+          };
+          const usage = { input_tokens: i + cr, output_tokens: o, cache_read_tokens: cr, web_searches: ws };
+          const [num, den] = tier ? [BigInt(Number(tiers[tier]) * 10), 10n] : [1n, 1n];
+          const input = (BigInt(pi) * BigInt(i) + 37_500_000n * BigInt(cr)) * 9n;
+          const output = BigInt(po) * BigInt(o) * 9n;
+          const fee = 10_000_000_000n * BigInt(ws) * 9_000n;
+          const cost = costOf(usage, prices, tier);
+          expect(cost.inputFemtos).toBe(ceil(input * num, den * 9n));
+          expect(cost.outputFemtos).toBe(ceil(output * num, den * 9n));
+          expect(cost.feeFemtos).toBe(ceil(fee * num, den * 9n));
+          expect(cost.totalNanos).toBe(Number(ceil((input + output + fee) * num, den * 9_000_000n)));
+          const worst = {
+            inputTokens: i,
+            outputTokens: o,
+            choices: 3,
+            extraOutputTokens: cr,
+            counts: {},
+            serviceTier: null,
+          };
+          const held = ((BigInt(pi) * BigInt(i) + BigInt(po) * (3n * BigInt(o) + BigInt(cr))) * 9n) / 1n;
+          expect(worstCaseNanos(worst, { rates: { input_mtok: pi, output_mtok: po } })).toBe(
+            Number(ceil(held, 9_000_000n)),
+          );
         },
       ),
     );
