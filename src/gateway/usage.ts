@@ -61,10 +61,15 @@ function usageMappingFor(provider: string, route: RouteKind) {
 export function mapUsage(provider: string, route: RouteKind, u: Json): Usage {
   const rows = usageMappingFor(provider, route);
   const out: Usage = {};
-  for (const [dest, path, _required] of rows ?? []) {
+  if (!rows) return out;
+  // Indexed loops, not destructuring for…of: this reads every answer, and each destructured row allocates.
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r] as (typeof rows)[number];
+    const dest = row[0];
+    const path = row[1];
     let v: unknown = u;
     if (typeof path === "string") v = u[path];
-    else for (const step of path) v = obj(v)?.[step];
+    else for (let i = 0; i < path.length && v !== undefined; i++) v = obj(v)?.[path[i] as string];
     const n = int(v);
     if (n !== undefined) out[dest] = (out[dest] ?? 0) + n;
   }

@@ -21,16 +21,34 @@ const KINDS: Record<KeyKind, { prefix: string; idPrefix: string }> = {
 
 const BODY = new RegExp(`^([0-9A-Za-z]{${ID_LEN}})_([0-9A-Za-z]{${SECRET_LEN}})([0-9A-Za-z]{${CHECK_LEN}})$`);
 
-/** Random base62 string; rejection sampling keeps every character uniform. */
+/** One encoder and one decoder for the isolate (both keep no state): no new runtime object per request. */
+const encoder = new TextEncoder();
+const ascii = new TextDecoder();
+const ALPHABET_BYTES = encoder.encode(ALPHABET);
+
+/**
+ * Scratch bytes for the functions below, which fill and read them without yielding: allocated once, because
+ * they run on every request (its id, its key's hash) and every typed array the runtime reads is one more
+ * object for the garbage collector to track.
+ */
+const scratch = { random: new Uint8Array(128), text: new Uint8Array(64) };
+
+/**
+ * Random base62 string (up to 64 characters); rejection sampling keeps every character uniform. Built as bytes
+ * and decoded once: a string grown a character at a time allocates one string per character.
+ */
 export function randomBase62(length: number): string {
-  let out = "";
-  while (out.length < length) {
-    // forEach, not for…of: this runs on every request (its id), and an iterator allocates a result per byte.
-    crypto.getRandomValues(new Uint8Array(length * 2)).forEach((b) => {
-      if (b < 248 && out.length < length) out += ALPHABET[b % 62];
-    });
+  if (length > scratch.text.length) throw new RangeError("randomBase62: at most 64 characters");
+  const out = scratch.text.subarray(0, length);
+  let n = 0;
+  while (n < length) {
+    const random = crypto.getRandomValues(scratch.random);
+    for (let i = 0; i < random.length && n < length; i++) {
+      const b = random[i] as number;
+      if (b < 248) out[n++] = ALPHABET_BYTES[b % 62] as number;
+    }
   }
-  return out;
+  return ascii.decode(out);
 }
 
 /** Opaque public id with a type prefix, e.g. `wal_…`, `req_…`. */
@@ -101,15 +119,18 @@ export function keyKindOf(key: string): KeyKind | null {
   return null;
 }
 
-/** One encoder for the isolate (encoding keeps no state): no new runtime object per request. */
-const encoder = new TextEncoder();
+const HEX_DIGITS = encoder.encode("0123456789abcdef");
 
-/** Each byte's two hex digits, made once: hashing runs on every request. */
-const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
-
+/** The secret's SHA-256 as lowercase hex, written as bytes and decoded once (hashing runs on every request). */
 export async function hashSecret(key: string): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(key)));
-  return digest.reduce((hex, b) => hex + HEX[b], "");
+  const hex = scratch.text;
+  for (let i = 0; i < digest.length; i++) {
+    const b = digest[i] as number;
+    hex[2 * i] = HEX_DIGITS[b >> 4] as number;
+    hex[2 * i + 1] = HEX_DIGITS[b & 15] as number;
+  }
+  return ascii.decode(hex);
 }
 
 /** Constant-time comparison of two hex digests of equal length. */

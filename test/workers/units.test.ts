@@ -8,7 +8,7 @@ import { SseScanner } from "../../src/gateway/sse.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { checkRate } from "../../src/guard/rate.ts";
 import { periodEnd, periodStart } from "../../src/lib/cycles.ts";
-import { issueKey, parseKey } from "../../src/lib/keys.ts";
+import { hashSecret, issueKey, parseKey, randomBase62 } from "../../src/lib/keys.ts";
 import { formatFemtoUsd, formatUsd, parseUsd } from "../../src/lib/money.ts";
 import { chat, json, mgmt, settled, setupKey } from "./helpers.ts";
 
@@ -196,6 +196,14 @@ describe("keys", () => {
     }
     expect(refused).toBeGreaterThan(40);
     expect(parseKey("wallet", key)).toBeNull();
+  });
+
+  it("hashes secrets as lowercase hex SHA-256 and draws ids from the whole base62 alphabet", async () => {
+    expect(await hashSecret("abc")).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    expect(await hashSecret("")).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    const drawn = Array.from({ length: 200 }, () => randomBase62(20));
+    for (const s of drawn) expect(s).toMatch(/^[0-9A-Za-z]{20}$/);
+    expect(new Set(drawn.join("")).size).toBe(62);
   });
 });
 
