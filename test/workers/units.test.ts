@@ -103,6 +103,10 @@ describe("money", () => {
     expect(formatUsd(50_000_000_000)).toBe("50.00");
     expect(formatUsd(4_800)).toBe("0.0000048");
     expect(formatUsd(0)).toBe("0.00");
+    expect(formatUsd(-1_500_000_000)).toBe("-1.50");
+    expect(formatUsd(12_000_000_000n)).toBe("12.00");
+    expect(formatUsd(Number.MAX_SAFE_INTEGER)).toBe("9007199.254740991");
+    fc.assert(fc.property(fc.maxSafeInteger(), (n) => formatUsd(n) === formatUsd(BigInt(n))));
     expect(formatFemtoUsd(37_500n)).toBe("0.0000000000375");
     fc.assert(fc.property(fc.integer({ min: 0, max: 999_999_999_999_999 }), (n) => parseUsd(formatUsd(n)) === n));
   });
