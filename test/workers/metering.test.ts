@@ -6,6 +6,7 @@ import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import {
   call,
   chat,
+  d1All,
   type FakeRecord,
   holdTarget,
   json,
@@ -291,6 +292,57 @@ describe("holds", () => {
     expect(snap.totalSpendNanos).toBeGreaterThan(0);
     await flush(id);
     expect((await ledger(wallet.key, id))[0]).toMatchObject({ status: "aborted", usage_known: false });
+  });
+
+  it("a backlog of more rows than one flush carries reaches D1 whole, each row once, as D1 stores them", async () => {
+    const { id } = await setupKey({ spend_limit: { amount: "100", cycle: "total" } });
+    const stub = keyGuard(env, id);
+    const secretHash = (await stub.inspect()).config!.secretHash;
+    const n = 450; // more than two flush batches (200 rows each)
+    for (let i = 0; i < n; i++) {
+      const requestId = `req_backlog_${i}`;
+      const admitted = await stub.admit({
+        requestId,
+        endpoint: "/v1/chat/completions",
+        stream: i % 2 === 0,
+        metadata: { run: "backlog", "it's": `row ${i}` },
+        secretHash,
+        routeShape: "openai",
+        model: "gpt-4o-mini",
+        target: holdTarget(1_000_000),
+        metered: true,
+        maxInflight: 10,
+        holdTtlMs: 600_000,
+      });
+      expect(admitted.ok).toBe(true);
+      const usage = i % 3 === 0 ? null : { input_tokens: 10 + i, output_tokens: 5 };
+      await stub.settle({
+        requestId,
+        status: usage ? "completed" : "error",
+        usage,
+        fallbackNanos: usage ? 0 : 7,
+        responseId: null,
+        httpStatus: 200,
+        latencyMs: 1,
+      });
+    }
+    const count = "SELECT count(*) AS n, count(DISTINCT request_id) AS ids, sum(cost_nanos) AS total FROM requests";
+    const rowsInD1 = async () => (await d1All(`${count} WHERE spend_key_id = '${id}'`))[0]!;
+    for (let i = 0; i < 10 && (await rowsInD1()).n !== n; i++) await runDurableObjectAlarm(stub);
+    const { totalSpendNanos } = await stub.snapshot();
+    expect(await rowsInD1()).toEqual({ n, ids: n, total: totalSpendNanos });
+    // Another flush finds nothing left to send: no row twice.
+    await runDurableObjectAlarm(stub);
+    expect((await rowsInD1()).n).toBe(n);
+    // Booleans as 0/1, JSON columns as their text, exactly as the guard recorded each row.
+    const [sample] = await d1All(
+      `SELECT stream, usage_known, overage, metadata, usage FROM requests WHERE request_id = 'req_backlog_4'`,
+    );
+    expect(sample).toMatchObject({ stream: 1, usage_known: 1, overage: 0 });
+    expect(JSON.parse(String(sample!.metadata))).toEqual({ run: "backlog", "it's": "row 4" });
+    expect(JSON.parse(String(sample!.usage))).toEqual({ input_tokens: 14, output_tokens: 5 });
+    const [unmetered] = await d1All(`SELECT stream, usage_known FROM requests WHERE request_id = 'req_backlog_3'`);
+    expect(unmetered).toEqual({ stream: 0, usage_known: 0 });
   });
 
   it("a hold never settled expires through the alarm and is charged", async () => {
