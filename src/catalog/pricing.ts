@@ -80,10 +80,13 @@ function plus(sum: Ninths, a: number, b: number, c: number, d = 1): Ninths {
   return BigInt(sum) + BigInt(a) * BigInt(b) * BigInt(c) * BigInt(d);
 }
 
-/** `ceil(v × tier / d)` for a non-negative amount, `tier` a decimal multiplier (none: 1). */
-function scaledCeil(v: Ninths, d: number, tier: string | undefined): bigint | number {
-  if (tier === undefined && typeof v === "number") return (v - (v % d)) / d + (v % d ? 1 : 0);
-  const [num, den] = tier === undefined ? [1n, 1n] : fraction(tier);
+/** A service tier's multiplier as an exact fraction; null when none applies (× 1). */
+const tierFraction = (tier: string | undefined) => (tier === undefined ? null : fraction(tier));
+
+/** `ceil(v × tier / d)` for a non-negative amount, `tier` the multiplier's fraction (null: 1). */
+function scaledCeil(v: Ninths, d: number, tier: [bigint, bigint] | null): bigint | number {
+  if (tier === null && typeof v === "number") return (v - (v % d)) / d + (v % d ? 1 : 0);
+  const [num, den] = tier ?? [1n, 1n];
   return ceilDiv(ceilDiv(BigInt(v) * num, den), BigInt(d));
 }
 
@@ -123,7 +126,8 @@ export function costOf(usage: Usage, prices: Prices, serviceTier?: string | null
     else if (unit.direction === "output") outputSum = plus(outputSum, r, count, k);
     else feeSum = plus(feeSum, r, count, k);
   }
-  const tier = serviceTier ? prices.serviceTiers?.[serviceTier] : undefined;
+  // Parsed once for the four amounts below.
+  const tier = tierFraction(serviceTier ? prices.serviceTiers?.[serviceTier] : undefined);
   const total = add(add(inputSum, outputSum), feeSum);
   return {
     inputFemtos: BigInt(scaledCeil(inputSum, 9, tier)),
@@ -177,7 +181,8 @@ function worstParts(w: WorstCase, prices: Prices): { fixed: Ninths; outputRate: 
 export function worstCaseNanos(w: WorstCase, prices: Prices): number {
   const { fixed, outputRate } = worstParts(w, prices);
   const total = plus(fixed, outputRate, w.choices, w.outputTokens, 9);
-  return Number(scaledCeil(total, 9_000_000, w.serviceTier ? prices.serviceTiers?.[w.serviceTier] : undefined));
+  const tier = tierFraction(w.serviceTier ? prices.serviceTiers?.[w.serviceTier] : undefined);
+  return Number(scaledCeil(total, 9_000_000, tier));
 }
 
 /**
@@ -188,8 +193,7 @@ export function affordableOutputTokens(w: WorstCase, prices: Prices, availableNa
   const parts = worstParts(w, prices);
   const fixed = BigInt(parts.fixed);
   const perToken = BigInt(parts.outputRate) * BigInt(w.choices) * 9n;
-  const tier = w.serviceTier ? prices.serviceTiers?.[w.serviceTier] : undefined;
-  const [num, den] = tier === undefined ? [1n, 1n] : fraction(tier);
+  const [num, den] = tierFraction(w.serviceTier ? prices.serviceTiers?.[w.serviceTier] : undefined) ?? [1n, 1n];
   // (fixed + perToken × k) × num / den ≤ available × 9e6  ⇔  k ≤ (available × 9e6 × den / num − fixed) / perToken
   const budget = (BigInt(Math.max(0, availableNanos)) * NINTHS_PER_NANO * den) / num - fixed;
   if (budget < 0n) return 0;
