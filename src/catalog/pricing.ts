@@ -80,8 +80,11 @@ function plus(sum: Ninths, a: number, b: number, c: number, d = 1): Ninths {
   return BigInt(sum) + BigInt(a) * BigInt(b) * BigInt(c) * BigInt(d);
 }
 
-/** A service tier's multiplier as an exact fraction; null when none applies (× 1). */
-const tierFraction = (tier: string | undefined) => (tier === undefined ? null : fraction(tier));
+/** The multiplier of the service tier at `prices` as an exact fraction; null when none applies (× 1). */
+function tierOf(prices: Prices, serviceTier: string | null | undefined): [bigint, bigint] | null {
+  const multiplier = serviceTier ? prices.serviceTiers?.[serviceTier] : undefined;
+  return multiplier === undefined ? null : fraction(multiplier);
+}
 
 /** `ceil(v × tier / d)` for a non-negative amount, `tier` the multiplier's fraction (null: 1). */
 function scaledCeil(v: Ninths, d: number, tier: [bigint, bigint] | null): bigint | number {
@@ -127,7 +130,7 @@ export function costOf(usage: Usage, prices: Prices, serviceTier?: string | null
     else feeSum = plus(feeSum, r, count, k);
   }
   // Parsed once for the four amounts below.
-  const tier = tierFraction(serviceTier ? prices.serviceTiers?.[serviceTier] : undefined);
+  const tier = tierOf(prices, serviceTier);
   const total = add(add(inputSum, outputSum), feeSum);
   return {
     inputFemtos: BigInt(scaledCeil(inputSum, 9, tier)),
@@ -181,8 +184,7 @@ function worstParts(w: WorstCase, prices: Prices): { fixed: Ninths; outputRate: 
 export function worstCaseNanos(w: WorstCase, prices: Prices): number {
   const { fixed, outputRate } = worstParts(w, prices);
   const total = plus(fixed, outputRate, w.choices, w.outputTokens, 9);
-  const tier = tierFraction(w.serviceTier ? prices.serviceTiers?.[w.serviceTier] : undefined);
-  return Number(scaledCeil(total, 9_000_000, tier));
+  return Number(scaledCeil(total, 9_000_000, tierOf(prices, w.serviceTier)));
 }
 
 /**
@@ -193,7 +195,7 @@ export function affordableOutputTokens(w: WorstCase, prices: Prices, availableNa
   const parts = worstParts(w, prices);
   const fixed = BigInt(parts.fixed);
   const perToken = BigInt(parts.outputRate) * BigInt(w.choices) * 9n;
-  const [num, den] = tierFraction(w.serviceTier ? prices.serviceTiers?.[w.serviceTier] : undefined) ?? [1n, 1n];
+  const [num, den] = tierOf(prices, w.serviceTier) ?? [1n, 1n];
   // (fixed + perToken × k) × num / den ≤ available × 9e6  ⇔  k ≤ (available × 9e6 × den / num − fixed) / perToken
   const budget = (BigInt(Math.max(0, availableNanos)) * NINTHS_PER_NANO * den) / num - fixed;
   if (budget < 0n) return 0;
