@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import { requestId } from "hono/request-id";
 import { adminRoutes } from "./admin/routes.ts";
 import { useManagementFetch } from "./dashboard/api.ts";
 import { dashboard } from "./dashboard/routes.tsx";
@@ -23,8 +22,8 @@ import { webhookRoutes } from "./webhooks/routes.ts";
 export const app = new Hono<AppEnv>();
 
 // Our own ids only: a client-sent x-request-id is never trusted (it keys the ledger).
-app.use(requestId({ headerName: "", generator: () => newId("req") }));
 app.use(async (c, next) => {
+  c.set("requestId", newId("req"));
   await next();
   if (!c.res.headers.has("x-request-id") && !c.res.headers.has("request-id")) {
     c.res.headers.set("x-request-id", c.get("requestId"));

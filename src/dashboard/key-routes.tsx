@@ -37,9 +37,8 @@ keyRoutes.get("/keys", async (c) => {
   return page(c, "Keys", <KeyList keys={keys} q={q} status={status} next={res.body.next_cursor} />);
 });
 
-keyRoutes.get("/keys/new", async (c) =>
-  page(c, "Create a key", <KeyForm csrf={c.get("session").csrf} action="/keys" models={await models(c)} />),
-);
+const newKeyPage = async (c: Context<AppEnv>) =>
+  page(c, "Create a key", <KeyForm csrf={c.get("session").csrf} action="/keys" models={await models(c)} />);
 
 keyRoutes.post("/keys", async (c) => {
   const session = c.get("session");
@@ -58,7 +57,11 @@ async function loadKey(c: Context<AppEnv>): Promise<KeyWire | null> {
   return res.ok ? res.body : null;
 }
 
+// `/keys/new` is served here rather than as its own route: a static segment beside `:id` at one level is the one
+// shape Hono's RegExpRouter cannot compile, and it would send the whole app (the gateway's routes too) to the
+// slower trie router, which allocates on every match.
 keyRoutes.get("/keys/:id", async (c) => {
+  if (c.req.param("id") === "new") return newKeyPage(c);
   const k = await loadKey(c);
   if (!k) return page(c, "Not found", NOT_FOUND, 404);
   const wallet = c.get("session").walletId;

@@ -27,7 +27,11 @@ const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-dashboard.use(async (c, next) => {
+/** The dashboard's own paths (the API routes beside them get none of its headers or its sign-in). */
+const PUBLIC = ["/", "/signin", "/signout", "/assets/*"];
+const SIGNED_IN = ["/keys", "/keys/*", "/requests", "/usage", "/models", "/webhooks", "/webhooks/*"];
+
+const securityHeaders = createMiddleware<AppEnv>(async (c, next) => {
   await next();
   c.res.headers.set("content-security-policy", CSP);
   c.res.headers.set("x-content-type-options", "nosniff");
@@ -35,6 +39,7 @@ dashboard.use(async (c, next) => {
   c.res.headers.set("x-frame-options", "DENY");
   if (!c.req.path.startsWith("/assets/")) c.res.headers.set("cache-control", "no-store");
 });
+for (const path of [...PUBLIC, ...SIGNED_IN]) dashboard.use(path, securityHeaders);
 
 dashboard.get("/assets/app.css", (c) => c.body(CSS, 200, { "content-type": "text/css; charset=utf-8" }));
 dashboard.get("/assets/app.js", (c) => c.body(JS, 200, { "content-type": "text/javascript; charset=utf-8" }));
@@ -87,9 +92,7 @@ dashboard.post("/signout", signedIn, async (c) => {
   return c.redirect("/signin", 303);
 });
 
-for (const path of ["/keys", "/keys/*", "/requests", "/usage", "/models", "/webhooks", "/webhooks/*"]) {
-  dashboard.use(path, signedIn);
-}
+for (const path of SIGNED_IN) dashboard.use(path, signedIn);
 dashboard.route("/", keyRoutes);
 dashboard.route("/", activityRoutes);
 dashboard.route("/", webhookPages);

@@ -1,6 +1,6 @@
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { gatewayConfig } from "../config.ts";
+import { type GatewayConfig, gatewayConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError } from "../lib/errors.ts";
 import type { RouteSpec } from "./admission.ts";
@@ -27,23 +27,30 @@ export const gatewayRoutes = new Hono<AppEnv>();
 for (const route of ROUTES) {
   gatewayRoutes.post(
     route.endpoint,
-    // Until the key is known, errors speak the route's dialect.
-    async (c, next) => {
-      c.set("dialect", route.shape);
-      await next();
-    },
-    // The body limit is configurable per deployment; it counts streamed (chunked) bodies too.
     (c, next) => {
-      const maxSize = gatewayConfig(c.env).maxBodyBytes;
-      return bodyLimit({
-        maxSize,
-        onError: () => {
-          throw new ApiError("request_too_large", `The request body exceeds the gateway's limit of ${maxSize} bytes.`);
-        },
-      })(c, next);
+      // Until the key is known, errors speak the route's dialect.
+      c.set("dialect", route.shape);
+      return limitBody(gatewayConfig(c.env))(c, next);
     },
     (c) => proxy(c, route),
   );
+}
+
+/** The body limit is configurable per deployment; it counts streamed (chunked) bodies too. */
+const limits = new WeakMap<GatewayConfig, MiddlewareHandler>();
+function limitBody(config: GatewayConfig): MiddlewareHandler {
+  let limit = limits.get(config);
+  if (!limit) {
+    const maxSize = config.maxBodyBytes;
+    limit = bodyLimit({
+      maxSize,
+      onError: () => {
+        throw new ApiError("request_too_large", `The request body exceeds the gateway's limit of ${maxSize} bytes.`);
+      },
+    });
+    limits.set(config, limit);
+  }
+  return limit;
 }
 
 gatewayRoutes.route("/", keyRoutes);

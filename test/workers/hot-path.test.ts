@@ -42,6 +42,14 @@ describe("one round trip on the hot path", () => {
     // With the hold released, the same request fits again.
     expect((await chat(key, { max_tokens: 9_000 })).status).toBe(200);
   });
+
+  it("every route compiles in Hono's RegExpRouter, which matches a gateway request without allocating", async () => {
+    // One route the RegExpRouter cannot compile (e.g. a static segment beside a parameter) and Hono's SmartRouter
+    // serves the whole app, the gateway included, with the slower TrieRouter.
+    const res = await app.fetch(post("sk-unknown", { model: "gpt-4o-mini" }), env, createExecutionContext());
+    expect(res.status).toBe(401);
+    expect(app.router.name).toBe("SmartRouter + RegExpRouter");
+  });
 });
 
 describe("configuration is checked as a whole", () => {
