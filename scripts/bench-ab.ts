@@ -62,6 +62,17 @@ const builds = [
   { name: revB ?? "this checkout", source: revB ? checkout(revB, "b") : ROOT },
 ];
 const instances: Miniflare[] = [];
+/** The worktrees and the scratch directory go whatever happens (the workerds end with this process). */
+const cleanUp = () => {
+  for (const b of builds) if (b.source !== ROOT) git("worktree", "remove", "--force", b.source);
+  rmSync(work, { recursive: true, force: true });
+};
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    cleanUp();
+    process.exit(130);
+  });
+}
 try {
   pin(process.pid, 0);
   const fake = await startFakeProvider(0, { latencyMs: 5 });
@@ -130,8 +141,7 @@ try {
   process.exitCode = 1;
 } finally {
   for (const mf of instances) await mf.dispose();
-  for (const b of builds) if (b.source !== ROOT) git("worktree", "remove", "--force", b.source);
-  rmSync(work, { recursive: true, force: true });
+  cleanUp();
 }
 
 function row(name: string, a: hdr.Histogram, b: hdr.Histogram) {
