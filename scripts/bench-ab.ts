@@ -30,6 +30,7 @@ import {
   send,
   sleep,
   startGatewayMiniflare,
+  type Target,
   target,
   workerdStats,
 } from "./lib/bench-kit.ts";
@@ -76,7 +77,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 try {
   pin(process.pid, 0);
   const fake = await startFakeProvider(0, { latencyMs: 5 });
-  const served: { name: string; pids: number[]; key: string; t: ReturnType<typeof target> }[] = [];
+  const served: { name: string; pids: number[]; key: string; t: Target }[] = [];
   const seen = new Set<number>();
   for (const [i, b] of builds.entries()) {
     log(`building and starting ${b.name}`);

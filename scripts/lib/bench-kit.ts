@@ -26,7 +26,7 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
-export function readChildren(pid: number): number[] {
+function readChildren(pid: number): number[] {
   const res = spawnSync("pgrep", ["-P", String(pid)], { encoding: "utf8" });
   return res.stdout.split("\n").filter(Boolean).map(Number);
 }
@@ -98,7 +98,7 @@ export async function send(t: Target, key: string, body: string): Promise<{ stat
   return { status: res.statusCode, text };
 }
 
-export interface LoadResult {
+interface LoadResult {
   hist: hdr.Histogram;
   /** one histogram per lane: request i is in lane i % lanes */
   lanes: hdr.Histogram[];
