@@ -80,6 +80,11 @@ function readFields(body: Record<string, unknown>, defaultModel?: string): Parse
   if (body.stream !== undefined && typeof body.stream !== "boolean") {
     throw new ApiError("invalid_request", "stream: must be a boolean.", { param: "stream" });
   }
+  // The gateway may add `include_usage` to it: anything but an object is refused, not reshaped.
+  const streamOptions = body.stream_options;
+  if (streamOptions != null && (typeof streamOptions !== "object" || Array.isArray(streamOptions))) {
+    throw new ApiError("invalid_request", "stream_options: must be an object.", { param: "stream_options" });
+  }
   const outputLimits: ParsedBody["outputLimits"] = {};
   for (const field of OUTPUT_LIMIT_FIELDS) {
     const v = body[field];

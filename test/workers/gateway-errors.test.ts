@@ -252,6 +252,11 @@ describe("400, 413, 503, 502/504 and upstream errors", () => {
     );
     const bad = await openaiError(await chat(key, { max_tokens: -1 }), 400, "invalid_request_error", "invalid_request");
     expect(bad.error.param).toBe("max_tokens");
+    for (const streamOptions of ["x", [true]]) {
+      const body = { stream: true, stream_options: streamOptions };
+      const refused = await openaiError(await chat(key, body), 400, "invalid_request_error", "invalid_request");
+      expect(refused.error.param).toBe("stream_options");
+    }
     await anthropicError(
       await call("POST", "/v1/messages", { headers: { "x-api-key": key }, body: "[]" }),
       400,
