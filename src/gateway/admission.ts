@@ -78,7 +78,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
 
   const edits: Record<string, unknown> = {};
   let stripUsageChunk = false;
-  const streamOptions = body.json.stream_options as Record<string, unknown> | null | undefined; // checked: parseBody
+  const streamOptions = body.streamOptions;
   const asksUsage = target.kind === "ready" && target.provider.streamUsage === "ask";
   const usageOption = route.kind === "chat" || route.kind === "completions";
   if (usageOption && body.stream && asksUsage && streamOptions?.include_usage !== true) {

@@ -9,6 +9,8 @@ export interface ParsedBody {
   outputLimits: Partial<Record<OutputLimitField, number>>;
   /** how many completions the request asks for (OpenAI `n`): each may use the whole max output */
   choices: number;
+  /** OpenAI's `stream_options`, when sent (the gateway may add `include_usage` to it) */
+  streamOptions: Record<string, unknown> | null;
   /** the uploaded file of a multipart request (audio to transcribe) */
   file?: { size: number; durationSeconds: number | null };
 }
@@ -55,6 +57,9 @@ function wavSeconds(b: Uint8Array): number | null {
   return null;
 }
 
+const isJsonObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
 /** One decoder for the isolate (a whole-buffer decode keeps no state): no new runtime object per request. */
 const decoder = new TextDecoder();
 
@@ -65,10 +70,10 @@ export function parseBody(bytes: ArrayBuffer, defaultModel?: string): ParsedBody
   } catch {
     throw new ApiError("invalid_request", "We could not parse the JSON body of your request.", { param: "body" });
   }
-  if (!json || typeof json !== "object" || Array.isArray(json)) {
+  if (!isJsonObject(json)) {
     throw new ApiError("invalid_request", "The request body must be a JSON object.", { param: "body" });
   }
-  return readFields(json as Record<string, unknown>, defaultModel);
+  return readFields(json, defaultModel);
 }
 
 /** The fields the gateway reads, validated: model, stream, the output limits and how many answers. */
@@ -81,8 +86,8 @@ function readFields(body: Record<string, unknown>, defaultModel?: string): Parse
     throw new ApiError("invalid_request", "stream: must be a boolean.", { param: "stream" });
   }
   // The gateway may add `include_usage` to it: anything but an object is refused, not reshaped.
-  const streamOptions = body.stream_options;
-  if (streamOptions != null && (typeof streamOptions !== "object" || Array.isArray(streamOptions))) {
+  const streamOptions = body.stream_options ?? null;
+  if (streamOptions !== null && !isJsonObject(streamOptions)) {
     throw new ApiError("invalid_request", "stream_options: must be an object.", { param: "stream_options" });
   }
   const outputLimits: ParsedBody["outputLimits"] = {};
@@ -107,7 +112,7 @@ function readFields(body: Record<string, unknown>, defaultModel?: string): Parse
   }
   const prompt = body.prompt;
   if (Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] !== "number") choices *= prompt.length;
-  return { json: body, model: body.model, stream: body.stream === true, outputLimits, choices };
+  return { json: body, model: body.model, stream: body.stream === true, outputLimits, choices, streamOptions };
 }
 
 /**
@@ -119,7 +124,7 @@ export function metadataFrom(headers: Headers): Record<string, string> {
   if (!raw) return {};
   try {
     const parsed: unknown = JSON.parse(raw);
-    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
+    if (isJsonObject(parsed)) {
       const entries = Object.entries(parsed);
       const valid = entries.every(([k, v]) => k.length <= 64 && typeof v === "string" && v.length <= 512);
       if (valid && entries.length <= 16) return Object.fromEntries(entries) as Record<string, string>;
