@@ -12,7 +12,11 @@ export function webhookUrlProblem(text: string, production: boolean): string | n
     return "must be an absolute URL";
   }
   if (url.username || url.password) return "must not carry credentials";
-  const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  // `localhost.` and `metadata.google.internal.` are the same names as without the root's trailing dot.
+  const host = url.hostname
+    .replace(/^\[|\]$/g, "")
+    .replace(/\.$/, "")
+    .toLowerCase();
   const loopback = host === "localhost" || host.endsWith(".localhost") || /^127\./.test(host) || host === "::1";
   if (url.protocol === "http:" && !production && loopback) return null;
   if (url.protocol !== "https:")

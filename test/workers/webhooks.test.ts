@@ -72,6 +72,9 @@ describe("webhooks resource", () => {
       [{ name: "x", url: "https://10.1.2.3/hook" }, "url"],
       [{ name: "x", url: "https://169.254.169.254/latest" }, "url"],
       [{ name: "x", url: "https://localhost/hook" }, "url"],
+      [{ name: "x", url: "https://localhost./hook" }, "url"],
+      [{ name: "x", url: "https://metadata.google.internal./hook" }, "url"],
+      [{ name: "x", url: "https://app.localhost./hook" }, "url"],
       [{ name: "x", url: "not a url" }, "url"],
       [{ name: "x", url: "https://hooks.example.test/", events: ["spend_key.exploded"] }, "events.0"],
     ] as const) {
