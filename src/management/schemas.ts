@@ -158,7 +158,10 @@ export const LedgerEntry = named(
   }),
 );
 
-const Instant = z.union([z.iso.datetime({ offset: true }), z.iso.date()]);
+/** A query's instant: a calendar date (UTC midnight) or a date-time with `Z` or an offset (`+01:00`). */
+export const Instant = z.union([z.iso.datetime({ offset: true }), z.iso.date()], {
+  error: "must be an ISO 8601 date or date-time, e.g. 2026-11-01 or 2026-11-01T00:00:00Z",
+});
 export const RequestsQuery = z.extend(Pagination, {
   spend_key_id: z.optional(z.string().check(z.maxLength(100))),
   /** the id the request named, or the model that priced it */

@@ -2,16 +2,10 @@ import * as z from "zod/mini";
 import { ApiError } from "../lib/errors.ts";
 import { formatUsd } from "../lib/money.ts";
 import { ApiRouter, named } from "../lib/openapi.ts";
-import { ERRORS } from "./schemas.ts";
+import { ERRORS, Instant } from "./schemas.ts";
 
 const DAY_MS = 86_400_000;
 const MAX_RANGE_DAYS = 366;
-
-const Instant = z.string().check(
-  z.refine((s) => /^\d{4}-\d\d-\d\d([T ][\d:.]+(Z|[+-]\d\d:?\d\d)?)?$/.test(s) && !Number.isNaN(Date.parse(s)), {
-    message: "must be an ISO 8601 date or date-time, e.g. 2026-11-01 or 2026-11-01T00:00:00Z",
-  }),
-);
 
 /** `metadata_filters`: a JSON array of `[key, value]` string pairs (as the Lava SDK sends it), all must match. */
 const MetadataFilters = z.pipe(

@@ -107,6 +107,23 @@ describe("strict input at the edges: refused in the caller's dialect, nothing ch
     expect((await call("GET", "/admin/wallets?limit=1e1", { headers: ADMIN })).status).toBe(400);
   });
 
+  it("`/requests` and `/usage` read `start`/`end` alike: calendar dates, date-times with Z or ±hh:mm", async () => {
+    const { wallet } = await setupKey();
+    for (const route of ["/requests?", "/usage?"]) {
+      for (const bad of ["2026-02-30", "2026-13-01", "2026-10-01 00:00", "2026-10-01T00:00:00%2B0100", "1e12"]) {
+        const res = await mgmt(wallet.key, "GET", `${route}start=${bad}`);
+        expect(res.status, route + bad).toBe(400);
+        expect(await res.json(), route + bad).toMatchObject({
+          error: { param: "start", message: expect.stringContaining("must be an ISO 8601 date or date-time") },
+        });
+      }
+      for (const good of ["2026-10-01", "2026-10-01T00:00:00Z", "2026-10-01T00:00:00.5%2B01:00"]) {
+        expect((await mgmt(wallet.key, "GET", `${route}start=${good}`)).status, route + good).toBe(200);
+      }
+    }
+    expect((await mgmt(wallet.key, "GET", "/requests?start=2024-02-29")).status).toBe(200);
+  });
+
   it("the operator token is compared exactly: one `Bearer `, nothing trimmed", async () => {
     // (Leading and trailing whitespace of a header value never reaches the Worker: HTTP strips it.)
     const near = [

@@ -89,6 +89,9 @@ describe("GET /v1/usage", () => {
     const cases: [string, string][] = [
       ["", "start"],
       ["start=yesterday", "start"],
+      ["start=2026-02-30", "start"],
+      ["start=2026-10-01 00:00", "start"],
+      ["start=2026-10-01&end=2026-10-02T00:00:00%2B0100", "end"],
       ["start=2026-10-05&end=2026-10-01", "end"],
       ["start=2025-01-01&end=2026-10-01", "end"],
       ["start=2026-10-01&metadata_filters=%7B%22run%22%3A%22a%22%7D", "metadata_filters"],
