@@ -74,3 +74,25 @@ export const COST_HEADER = "x-spendgate-cost";
 export const BUDGET_HEADER = "x-spendgate-budget-remaining";
 /** Set when the spend limit afforded less output than the request asked for: the output limit sent upstream. */
 export const CLAMP_HEADER = "x-spendgate-output-limit";
+
+/**
+ * What a browser page may read of a gateway answer (CORS exposes only a few headers unless told): the request
+ * id, the cost and budget, the rate limit and retry advice, the provider's request id.
+ */
+export const BROWSER_READABLE = [
+  "x-request-id",
+  "request-id",
+  "x-upstream-request-id",
+  COST_HEADER,
+  BUDGET_HEADER,
+  CLAMP_HEADER,
+  "x-ratelimit-limit-requests",
+  "x-ratelimit-remaining-requests",
+  "x-ratelimit-reset-requests",
+  "anthropic-ratelimit-requests-limit",
+  "anthropic-ratelimit-requests-remaining",
+  "anthropic-ratelimit-requests-reset",
+  "retry-after",
+  "retry-after-ms",
+  "x-should-retry",
+];

@@ -1,9 +1,11 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { type GatewayConfig, gatewayConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError } from "../lib/errors.ts";
 import type { RouteSpec } from "./admission.ts";
+import { BROWSER_READABLE } from "./headers.ts";
 import { keyRoutes } from "./key-routes.ts";
 import { proxy } from "./proxy.ts";
 
@@ -23,6 +25,23 @@ const ROUTES: RouteSpec[] = [
 ];
 
 export const gatewayRoutes = new Hono<AppEnv>();
+
+/**
+ * Browsers may call the gateway routes from any origin, as they may call OpenAI's and Anthropic's own APIs: the
+ * spend key travels in a header, never in a cookie, so `*` gives a page nothing it does not already hold. Only
+ * requests that carry an `Origin` (browsers') get the headers; SDKs on servers pay nothing for them. The
+ * management API is left same-origin: wallet keys belong on servers, and the dashboard is served from here.
+ */
+const browserAccess = cors({
+  origin: "*",
+  allowMethods: ["GET", "POST"],
+  exposeHeaders: BROWSER_READABLE,
+  maxAge: 7200,
+});
+const crossOrigin: MiddlewareHandler = (c, next) => (c.req.header("origin") ? browserAccess(c, next) : next());
+for (const path of [...ROUTES.map((r) => r.endpoint), "/v1/models", "/v1/models/*", "/v1/key"]) {
+  gatewayRoutes.use(path, crossOrigin);
+}
 
 for (const route of ROUTES) {
   gatewayRoutes.post(

@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import OpenAI from "openai";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { gatewayUrl, newWallet } from "./helpers.ts";
+import { CHROMIUM, chromiumAvailable, gatewayUrl, newWallet } from "./helpers.ts";
 
 /**
  * The dashboard in a real browser (playwright-core driving Debian's chromium-headless-shell), against the
@@ -12,11 +12,6 @@ import { gatewayUrl, newWallet } from "./helpers.ts";
  * enforces, and the README's screenshots (desktop and phone), written to docs/screenshots/ by this run.
  * Without the browser installed these tests are skipped, unless REQUIRE_BROWSER is set (CI sets it).
  */
-const EXECUTABLE = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium-headless-shell";
-const available = existsSync(EXECUTABLE);
-if (!available && process.env.REQUIRE_BROWSER) {
-  throw new Error(`REQUIRE_BROWSER is set but ${EXECUTABLE} is missing: apt-get install -y chromium-headless-shell`);
-}
 const SHOTS = new URL("../../docs/screenshots/", import.meta.url);
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
@@ -55,9 +50,9 @@ async function until(page: Page, text: string | RegExp) {
   throw new Error(`never showed ${text}`);
 }
 
-describe.skipIf(!available)("the dashboard in a browser", () => {
+describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
   beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: EXECUTABLE });
+    browser = await chromium.launch({ executablePath: CHROMIUM });
   });
   afterAll(async () => {
     await browser?.close();

@@ -1,4 +1,15 @@
+import { existsSync } from "node:fs";
 import { inject } from "vitest";
+
+/**
+ * Debian's chromium-headless-shell, which playwright-core drives in the browser tests. Without it those tests
+ * are skipped, unless REQUIRE_BROWSER is set (CI sets it).
+ */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium-headless-shell";
+export const chromiumAvailable = existsSync(CHROMIUM);
+if (!chromiumAvailable && process.env.REQUIRE_BROWSER) {
+  throw new Error(`REQUIRE_BROWSER is set but ${CHROMIUM} is missing: apt-get install -y chromium-headless-shell`);
+}
 
 export const gatewayUrl = () => inject("gatewayUrl");
 

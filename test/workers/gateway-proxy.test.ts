@@ -4,7 +4,18 @@ import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { TEST_PROVIDER_KEYS } from "../provider-keys.ts";
-import { call, chat, direct, json, lastFakeRequest, messages, mgmt, settled, setupKey } from "./helpers.ts";
+import {
+  call,
+  chat,
+  direct,
+  fakeRequests,
+  json,
+  lastFakeRequest,
+  messages,
+  mgmt,
+  settled,
+  setupKey,
+} from "./helpers.ts";
 
 const OPENAI = "https://api.openai.com/v1";
 const ANTHROPIC = "https://api.anthropic.com";
@@ -335,5 +346,66 @@ describe("very next request", () => {
     expect((await chat(key)).status).toBe(429);
     await mgmt(wallet.key, "PUT", `/spend_keys/${id}`, { request_limit: { count: 5, cycle: "daily" } });
     expect((await chat(key)).status).toBe(200);
+  });
+});
+
+describe("browsers may call the gateway routes from any origin (CORS); the management API stays same-origin", () => {
+  const ORIGIN = "https://app.example";
+  const preflight = (path: string, method: string, headers: string) =>
+    call("OPTIONS", path, {
+      headers: { origin: ORIGIN, "access-control-request-method": method, "access-control-request-headers": headers },
+    });
+
+  it("answers preflights for the OpenAI and Anthropic routes, reaching no provider", async () => {
+    const before = (await fakeRequests()).length;
+    const openai = await preflight("/v1/chat/completions", "POST", "authorization, content-type, x-stainless-os");
+    expect(openai.status).toBe(204);
+    expect(openai.headers.get("access-control-allow-origin")).toBe("*");
+    expect(openai.headers.get("access-control-allow-methods")).toBe("GET,POST");
+    expect(openai.headers.get("access-control-allow-headers")).toBe("authorization,content-type,x-stainless-os");
+    expect(openai.headers.get("access-control-max-age")).toBe("7200");
+    const anthropic = await preflight(
+      "/v1/messages",
+      "POST",
+      "x-api-key,anthropic-version,anthropic-dangerous-direct-browser-access,content-type",
+    );
+    expect(anthropic.status).toBe(204);
+    expect(anthropic.headers.get("access-control-allow-headers")).toContain(
+      "anthropic-dangerous-direct-browser-access",
+    );
+    for (const path of ["/v1/models", "/v1/models/gpt-4o-mini", "/v1/key"]) {
+      expect((await preflight(path, "GET", "authorization")).headers.get("access-control-allow-origin"), path).toBe(
+        "*",
+      );
+    }
+    expect((await fakeRequests()).length).toBe(before);
+  });
+
+  it("a browser's request and its errors carry the CORS headers; the cost and budget are readable", async () => {
+    const { key } = await setupKey({ spend_limit: { amount: "1", cycle: "daily" } });
+    const ok = await chat(key, {}, { origin: ORIGIN });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("access-control-allow-origin")).toBe("*");
+    const exposed = ok.headers.get("access-control-expose-headers")?.split(",") ?? [];
+    for (const name of ["x-spendgate-cost", "x-spendgate-budget-remaining", "x-request-id", "retry-after"]) {
+      expect(exposed, name).toContain(name);
+    }
+    expect(ok.headers.get("x-spendgate-cost")).toMatch(/^0\.\d+$/);
+    const refused = await chat("sk-sg-not-a-key", {}, { origin: ORIGIN });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("access-control-allow-origin")).toBe("*");
+    // Servers' SDKs send no Origin and get no CORS headers.
+    expect((await chat(key)).headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  it("the management API answers no cross-origin request", async () => {
+    const { wallet } = await setupKey();
+    const pre = await preflight("/v1/spend_keys", "POST", "authorization, content-type");
+    expect(pre.headers.get("access-control-allow-origin")).toBeNull();
+    const list = await call("GET", "/v1/spend_keys", {
+      headers: { origin: ORIGIN, authorization: `Bearer ${wallet.key}` },
+    });
+    expect(list.status).toBe(200);
+    expect(list.headers.get("access-control-allow-origin")).toBeNull();
   });
 });
