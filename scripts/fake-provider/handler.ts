@@ -273,7 +273,13 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
         return json(400, { error: { message: "fake provider: bad JSON", type: "invalid_request_error" } });
       }
     }
-    const p = plan(body);
+    let p: Plan;
+    try {
+      p = plan(body);
+    } catch {
+      // Nesting deep enough to exhaust the stack (as real providers do, a 400, not a crash).
+      return json(400, { error: { message: "fake provider: input nested too deeply", type: "invalid_request_error" } });
+    }
     const anthropic = path.endsWith("/v1/messages") || path.endsWith("/v1/messages/count_tokens");
     const headers: Record<string, string> = {};
     req.headers.forEach((v, k) => {

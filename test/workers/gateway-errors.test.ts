@@ -3,7 +3,19 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
-import { ADMIN, call, callWith, chat, createWallet, fakeRequests, json, messages, mgmt, setupKey } from "./helpers.ts";
+import {
+  ADMIN,
+  call,
+  callWith,
+  chat,
+  createWallet,
+  fakeRequests,
+  json,
+  messages,
+  mgmt,
+  settled,
+  setupKey,
+} from "./helpers.ts";
 
 /** Asserts an error in the OpenAI dialect: status, `type`, `code`, and our request id header. */
 async function openaiError(res: Response, status: number, type: string, code: string) {
@@ -262,6 +274,19 @@ describe("400, 413, 503, 502/504 and upstream errors", () => {
       400,
       "invalid_request_error",
     );
+  });
+
+  it("a body nested 100,000 levels deep is forwarded as sent; the provider's 400 comes back and nothing is spent", async () => {
+    const { key, id } = await setupKey({ spend_limit: { amount: "1", cycle: "daily" } });
+    const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+    const body = `{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":${deep}}]}`;
+    const res = await call("POST", "/v1/chat/completions", { headers: { authorization: `Bearer ${key}` }, body });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any).error.message).toBe("fake provider: input nested too deeply");
+    const state = await settled(id);
+    expect(state.counters.currentSpendNanos).toBe(0);
+    expect(state.held).toEqual({ count: 0, nanos: 0 });
+    expect(state.ledger.map((r) => [r.status, r.httpStatus, r.costNanos])).toEqual([["error", 400, 0]]);
   });
 
   it("answers 413 for an oversized body, with and without content-length", async () => {
