@@ -39,7 +39,8 @@ const browserAccess = cors({
   maxAge: 7200,
 });
 const crossOrigin: MiddlewareHandler = (c, next) => (c.req.header("origin") ? browserAccess(c, next) : next());
-for (const path of [...ROUTES.map((r) => r.endpoint), "/v1/models", "/v1/models/*", "/v1/key"]) {
+// (`/v1/models/*` matches `/v1/models` itself too.)
+for (const path of [...ROUTES.map((r) => r.endpoint), "/v1/models/*", "/v1/key"]) {
   gatewayRoutes.use(path, crossOrigin);
 }
 
