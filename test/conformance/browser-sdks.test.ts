@@ -114,8 +114,10 @@ describe.skipIf(!chromiumAvailable)("the SDKs in a browser page on another origi
           .create({ model: "claude-sonnet-4-5", max_tokens: 8, messages: [{ role: "user", content: "x" }] })
           .then(
             () => null,
-            (err: { status?: number }) =>
-              `${err instanceof window.sdks.Anthropic.AuthenticationError ? "AuthenticationError" : "other"} ${err.status}`,
+            (err: { status?: number }) => {
+              const kind = err instanceof window.sdks.Anthropic.AuthenticationError ? "AuthenticationError" : "other";
+              return `${kind} ${err.status}`;
+            },
           );
         return { text: message.content[0]?.type === "text" ? message.content[0].text : null, refused };
       },

@@ -276,7 +276,7 @@ describe("400, 413, 503, 502/504 and upstream errors", () => {
     );
   });
 
-  it("a body nested 100,000 levels deep is forwarded as sent; the provider's 400 comes back and nothing is spent", async () => {
+  it("a body nested 100,000 deep is forwarded as sent; the provider's 400 comes back, nothing spent", async () => {
     const { key, id } = await setupKey({ spend_limit: { amount: "1", cycle: "daily" } });
     const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
     const body = `{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":${deep}}]}`;
