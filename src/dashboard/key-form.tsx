@@ -73,7 +73,8 @@ export function keyBody(f: Form, creating: boolean): Record<string, unknown> {
 
 const CYCLES = ["daily", "weekly", "monthly", "total"];
 const FIELDS = ["name", "request_shape", "allowed_providers", "allowed_models", "spend_limit", "request_limit"];
-const ALL_FIELDS = [...FIELDS, "rate_limit", "expires_at", "clamp_output", "alert_thresholds"];
+/** The fields shown with their own error; an error naming any other (or none) is shown above the form. */
+const ALL_FIELDS = [...FIELDS, "rate_limit", "expires_at", "alert_thresholds"];
 
 type ApiError = { message: string; param: string | null } | undefined;
 
@@ -115,10 +116,11 @@ export const KeyForm: FC<{
         <label>
           Request shape
           <span class="hint">Which SDK the key is for: OpenAI-compatible routes, or Anthropic's /v1/messages.</span>
-          <select name="request_shape">
+          <select name="request_shape" aria-describedby="request_shape-error">
             <option value="openai">openai</option>
             <option value="anthropic">anthropic</option>
           </select>
+          <FieldError error={error} field="request_shape" />
         </label>
       )}
       <fieldset>

@@ -214,5 +214,9 @@ describe("dashboard forms", () => {
     expect(bad.status).toBe(400);
     expect(await bad.text()).toMatch(/class="field-error" id="spend_limit-error"[^>]*>spend_limit\.amount/);
     expect((await json(await mgmt(wallet.key, "GET", `/spend_keys/${id}`), 200)).spend_limit.amount).toBe("5.00");
+    // Every field the API can name shows its error somewhere: a hand-made request shape, next to its select.
+    const shape = await post("/keys", { _csrf: csrf, name: "agent", request_shape: "evil" }, { cookie });
+    expect(shape.status).toBe(400);
+    expect(await shape.text()).toMatch(/class="field-error" id="request_shape-error"[^>]*>request_shape/);
   });
 });
