@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { adminRoutes } from "./admin/routes.ts";
+import { gatewayConfig } from "./config.ts";
 import { useManagementFetch } from "./dashboard/api.ts";
 import { dashboard } from "./dashboard/routes.tsx";
 import type { AppEnv } from "./env.ts";
@@ -28,6 +29,15 @@ app.use(async (c, next) => {
   if (!c.res.headers.has("x-request-id") && !c.res.headers.has("request-id")) {
     c.res.headers.set("x-request-id", c.get("requestId"));
   }
+});
+
+/**
+ * Liveness for uptime monitors and load balancers: touches no storage, so it says the Worker is up and its
+ * configuration parses (a configuration that does not answers 500, as every route then does, and logs why).
+ */
+app.get("/health", (c) => {
+  gatewayConfig(c.env);
+  return c.json({ status: "ok" }, 200, { "cache-control": "no-store" });
 });
 
 app.route("/", gatewayRoutes);

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../src/app.ts";
 import { keyGuard } from "../../src/env.ts";
-import { callWith, chat, setupKey } from "./helpers.ts";
+import { call, callWith, chat, setupKey } from "./helpers.ts";
 
 const post = (key: string, body: unknown) =>
   new Request("http://gateway.test/v1/chat/completions", {
@@ -79,5 +79,29 @@ describe("configuration is checked as a whole", () => {
     }
     expect(errors.join("\n")).toContain("HOLD_TTL_MS (60000) must exceed UPSTREAM_TIMEOUT_MS + DISCONNECT_DRAIN_MS");
     expect(errors.join("\n")).toContain("MAX_INFLIGHT_PER_KEY must be a whole number");
+  });
+
+  it("GET /health answers ok without touching storage, and 500 when the configuration does not parse", async () => {
+    const ok = await call("GET", "/health");
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("cache-control")).toBe("no-store");
+    expect(await ok.json()).toEqual({ status: "ok" });
+    // Bindings that throw on any use prove no D1 query and no Durable Object call.
+    const boom = new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error("I/O attempted");
+        },
+      },
+    ) as never;
+    expect((await callWith({ DB: boom, KEY_GUARD: boom } as never, "GET", "/health")).status).toBe(200);
+    const original = console.error;
+    console.error = () => undefined;
+    try {
+      expect((await callWith({ MAX_BODY_BYTES: "lots" }, "GET", "/health")).status).toBe(500);
+    } finally {
+      console.error = original;
+    }
   });
 });
