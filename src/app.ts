@@ -33,7 +33,7 @@ app.use(async (c, next) => {
 
 /**
  * Liveness for uptime monitors and load balancers: touches no storage, so it says the Worker is up and its
- * configuration parses (a configuration that does not answers 500, as every route then does, and logs why).
+ * configuration parses (when it does not, this answers 500 as every route then does, and the log says why).
  */
 app.get("/health", (c) => {
   gatewayConfig(c.env);
