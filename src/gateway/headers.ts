@@ -42,12 +42,16 @@ export function downstreamHeaders(upstream: Headers): Headers {
     if (!DROPPED.test(name)) out.append(name, value);
   });
   const upstreamId = upstream.get("x-request-id") ?? upstream.get("request-id");
-  if (upstreamId) out.set("x-upstream-request-id", upstreamId);
+  if (upstreamId) out.set(UPSTREAM_ID_HEADER, upstreamId);
   return out;
 }
 
+/** The provider's own request id, passed on under our name (ours takes the dialect's request-id header). */
+const UPSTREAM_ID_HEADER = "x-upstream-request-id";
+const REQUEST_ID_HEADERS = { anthropic: "request-id", openai: "x-request-id" } as const;
+
 export function requestIdHeader(dialect: Dialect): string {
-  return dialect === "anthropic" ? "request-id" : "x-request-id";
+  return REQUEST_ID_HEADERS[dialect];
 }
 
 /** Go-style durations as OpenAI sends them: `1s`, `6m0s`, `120ms`. */
@@ -57,17 +61,31 @@ function duration(ms: number): string {
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${s % 60}s`;
 }
 
+/** The rate-limit headers each dialect's SDKs read. */
+const RATE_HEADERS = {
+  anthropic: {
+    limit: "anthropic-ratelimit-requests-limit",
+    remaining: "anthropic-ratelimit-requests-remaining",
+    reset: "anthropic-ratelimit-requests-reset",
+  },
+  openai: {
+    limit: "x-ratelimit-limit-requests",
+    remaining: "x-ratelimit-remaining-requests",
+    reset: "x-ratelimit-reset-requests",
+  },
+} as const;
+
 export function setRateHeaders(h: Headers, dialect: Dialect, rate: RateState | null, now = Date.now()): void {
   if (!rate) return;
-  if (dialect === "anthropic") {
-    h.set("anthropic-ratelimit-requests-limit", String(rate.limit));
-    h.set("anthropic-ratelimit-requests-remaining", String(rate.remaining));
-    h.set("anthropic-ratelimit-requests-reset", new Date(now + rate.resetMs).toISOString().replace(/\.\d{3}Z$/, "Z"));
-  } else {
-    h.set("x-ratelimit-limit-requests", String(rate.limit));
-    h.set("x-ratelimit-remaining-requests", String(rate.remaining));
-    h.set("x-ratelimit-reset-requests", duration(rate.resetMs));
-  }
+  const names = RATE_HEADERS[dialect];
+  h.set(names.limit, String(rate.limit));
+  h.set(names.remaining, String(rate.remaining));
+  // Anthropic: the reset instant (RFC 3339, whole seconds); OpenAI: the time until it, Go-style.
+  const reset =
+    dialect === "anthropic"
+      ? new Date(now + rate.resetMs).toISOString().replace(/\.\d{3}Z$/, "Z")
+      : duration(rate.resetMs);
+  h.set(names.reset, reset);
 }
 
 export const COST_HEADER = "x-spendgate-cost";
@@ -80,18 +98,13 @@ export const CLAMP_HEADER = "x-spendgate-output-limit";
  * id, the cost and budget, the rate limit and retry advice, the provider's request id.
  */
 export const BROWSER_READABLE = [
-  "x-request-id",
-  "request-id",
-  "x-upstream-request-id",
+  ...Object.values(REQUEST_ID_HEADERS),
+  UPSTREAM_ID_HEADER,
   COST_HEADER,
   BUDGET_HEADER,
   CLAMP_HEADER,
-  "x-ratelimit-limit-requests",
-  "x-ratelimit-remaining-requests",
-  "x-ratelimit-reset-requests",
-  "anthropic-ratelimit-requests-limit",
-  "anthropic-ratelimit-requests-remaining",
-  "anthropic-ratelimit-requests-reset",
+  ...Object.values(RATE_HEADERS.openai),
+  ...Object.values(RATE_HEADERS.anthropic),
   "retry-after",
   "retry-after-ms",
   "x-should-retry",
