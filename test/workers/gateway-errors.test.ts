@@ -13,6 +13,7 @@ import {
   json,
   messages,
   mgmt,
+  NO_STORAGE,
   settled,
   setupKey,
 } from "./helpers.ts";
@@ -67,24 +68,10 @@ describe("401: missing, malformed, unknown, revoked, rotated-out or expired key"
     for (let i = 6; i < key.length; i += 7) {
       const c = key[i] === "x" ? "y" : "x";
       const mutated = key.slice(0, i) + c + key.slice(i + 1);
-      // A DB binding that throws proves no D1 query; a KEY_GUARD that throws proves no DO call.
-      const boom = new Proxy(
-        {},
-        {
-          get: () => {
-            throw new Error("I/O attempted");
-          },
-        },
-      );
-      const res = await callWith(
-        { DB: boom as never, KEY_GUARD: boom as never } as never,
-        "POST",
-        "/v1/chat/completions",
-        {
-          headers: { authorization: `Bearer ${mutated}`, "content-type": "application/json" },
-          body: JSON.stringify({ model: "gpt-4o-mini", messages: [] }),
-        },
-      );
+      const res = await callWith(NO_STORAGE, "POST", "/v1/chat/completions", {
+        headers: { authorization: `Bearer ${mutated}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-4o-mini", messages: [] }),
+      });
       expect(res.status).toBe(401);
     }
     expect(id).toMatch(/^spk_/);

@@ -89,6 +89,20 @@ export async function d1All(sql: string): Promise<Record<string, unknown>[]> {
   return (await env.DB.prepare(sql).all()).results as Record<string, unknown>[];
 }
 
+/**
+ * D1 and KEY_GUARD bindings that throw on any use, for `callWith`: a request served with them proves it made no D1
+ * query and no Durable Object call.
+ */
+const noIo = new Proxy(
+  {},
+  {
+    get: () => {
+      throw new Error("I/O attempted");
+    },
+  },
+);
+export const NO_STORAGE = { DB: noIo, KEY_GUARD: noIo } as never;
+
 /** Calls the Worker with some bindings changed (limits, timeouts, base URLs) for one request. */
 export async function callWith(
   overrides: Record<string, string | undefined>,
