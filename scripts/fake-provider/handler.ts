@@ -55,11 +55,16 @@ function audioSeconds(b: Uint8Array): number {
   const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const tag = (at: number) => String.fromCharCode(...b.subarray(at, at + 4));
   if (b.byteLength >= 44 && tag(0) === "RIFF" && tag(8) === "WAVE") {
-    let rate = 0;
+    // As a lenient decoder plays PCM: every byte after the data header, in frames of channels × sample size at
+    // the sample rate — whatever the header's byte-rate and data-size fields say.
+    let perSecond = 0;
     for (let at = 12; at + 8 <= b.byteLength; ) {
       const size = view.getUint32(at + 4, true);
-      if (tag(at) === "fmt ") rate = view.getUint32(at + 16, true);
-      if (tag(at) === "data" && rate) return Math.ceil(size / rate);
+      if (tag(at) === "fmt ") {
+        const frame = view.getUint16(at + 10, true) * Math.ceil(view.getUint16(at + 22, true) / 8);
+        perSecond = view.getUint32(at + 12, true) * frame;
+      }
+      if (tag(at) === "data" && perSecond) return Math.ceil((b.byteLength - at - 8) / perSecond);
       at += 8 + size + (size % 2);
     }
   }

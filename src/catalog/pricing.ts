@@ -104,7 +104,10 @@ const SPECIFIC_FIRST = [...UNITS.values()].sort(
 const PARTS = SPECIFIC_FIRST.map((unit) =>
   SPECIFIC_FIRST.flatMap((other, i) => (other !== unit && isPartOf(other, unit) ? [i] : [])),
 );
-/** Each unit's count net of its priced parts, by position: scratch space for `costOf`, which runs synchronously. */
+/**
+ * Each unit's count net of its priced parts, by position: scratch space for `costOf` and `worstParts`, which run
+ * synchronously.
+ */
 const leaf = new Float64Array(SPECIFIC_FIRST.length);
 
 /** The exact cost of `usage` at `prices`, for the service tier the provider reports (or the one asked for). */
@@ -164,7 +167,9 @@ function worstParts(w: WorstCase, prices: Prices): { fixed: Ninths; outputRate: 
   let inputRate = 0;
   let outputRate = 0;
   let fixed: Ninths = 0;
-  for (const unit of SPECIFIC_FIRST) {
+  leaf.fill(0);
+  for (let i = 0; i < SPECIFIC_FIRST.length; i++) {
+    const unit = SPECIFIC_FIRST[i] as Unit;
     const rate = prices.rates[unit.priceKey];
     if (rate === undefined) continue;
     const r = rateAt(rate, w.inputTokens);
@@ -173,7 +178,12 @@ function worstParts(w: WorstCase, prices: Prices): { fixed: Ninths; outputRate: 
       else outputRate = Math.max(outputRate, r);
       continue;
     }
-    const count = unit.usageKey === "requests" ? 1 : (w.counts[unit.usageKey] ?? 0);
+    // As in costOf: a unit is billed for what its priced parts leave (seconds of input audio are seconds of
+    // audio, billed once), so the hold is the cost of its worst usage, not that usage counted twice.
+    let count = unit.usageKey === "requests" ? 1 : (w.counts[unit.usageKey] ?? 0);
+    for (const part of PARTS[i] as number[]) count -= leaf[part] as number;
+    count = Math.max(0, count);
+    leaf[i] = count;
     fixed = plus(fixed, r, count, 9_000_000 / unit.per);
   }
   fixed = plus(fixed, inputRate, w.inputTokens, 9);

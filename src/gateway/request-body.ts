@@ -1,4 +1,5 @@
 import { ApiError } from "../lib/errors.ts";
+import { hasDuplicateKeys } from "./duplicate-keys.ts";
 
 /** What the gateway reads from a request body: the model, whether it streams, its max output tokens. */
 export interface ParsedBody {
@@ -31,7 +32,14 @@ export async function parseForm(bytes: ArrayBuffer, contentType: string, default
   }
   const fields: Record<string, unknown> = {};
   let file: ParsedBody["file"];
+  const seen = new Set<string>();
   for (const [name, value] of form) {
+    // A provider may read the first of two parts where the gateway read the last: each is sent once, but for
+    // arrays (`timestamp_granularities[]`, as the SDKs send them), which repeat by design and bound nothing.
+    if (seen.has(name) && !name.endsWith("[]")) {
+      throw new ApiError("invalid_request", `${name}: sent twice in the form; send each field once.`, { param: name });
+    }
+    seen.add(name);
     if (typeof value === "string") fields[name] = name === "stream" ? value === "true" : value;
     else if (name === "file") {
       const audio = new Uint8Array(await value.arrayBuffer());
@@ -42,16 +50,32 @@ export async function parseForm(bytes: ArrayBuffer, contentType: string, default
   return { ...readFields(fields, defaultModel), file };
 }
 
-/** The exact duration of a PCM WAV file from its header, rounded up; null for any other format. */
+/** Formats whose duration follows from their frames: PCM, IEEE float, and the extensible header around them. */
+const FRAMED_FORMATS = new Set([1, 3, 0xfffe]);
+
+/**
+ * The duration of a PCM WAV file as a decoder plays it, rounded up; null for any other format (bounded by its
+ * size instead). A decoder counts frames: the bytes after the data header over sample rate × frame size. The
+ * header's byte-rate and data-size fields are not what it plays, and a crafted file can set them to anything,
+ * so they are not read; of two frame sizes a header can state, the smaller (the longer duration) is taken.
+ */
 function wavSeconds(b: Uint8Array): number | null {
   const text = (at: number) => String.fromCharCode(...b.subarray(at, at + 4));
   if (b.byteLength < 44 || text(0) !== "RIFF" || text(8) !== "WAVE") return null;
   const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  let byteRate = 0;
+  let bytesPerSecond: number | null = null;
   for (let at = 12; at + 8 <= b.byteLength; ) {
     const size = view.getUint32(at + 4, true);
-    if (text(at) === "fmt ") byteRate = view.getUint32(at + 16, true);
-    if (text(at) === "data") return byteRate > 0 ? Math.ceil(size / byteRate) : null;
+    if (text(at) === "fmt ") {
+      // One format per file: a second one, or one cut short, leaves the duration unknown.
+      if (bytesPerSecond !== null || at + 24 > b.byteLength) return null;
+      const format = view.getUint16(at + 8, true);
+      const channels = view.getUint16(at + 10, true);
+      const bytesPerSample = Math.ceil(view.getUint16(at + 22, true) / 8);
+      const frame = Math.min(view.getUint16(at + 20, true), channels * bytesPerSample);
+      bytesPerSecond = FRAMED_FORMATS.has(format) ? view.getUint32(at + 12, true) * frame : 0;
+    }
+    if (text(at) === "data") return bytesPerSecond ? Math.ceil((b.byteLength - at - 8) / bytesPerSecond) : null;
     at += 8 + size + (size % 2);
   }
   return null;
@@ -64,14 +88,20 @@ const isJsonObject = (v: unknown): v is Record<string, unknown> =>
 const decoder = new TextDecoder();
 
 export function parseBody(bytes: ArrayBuffer, defaultModel?: string): ParsedBody {
+  const text = decoder.decode(bytes);
   let json: unknown;
   try {
-    json = JSON.parse(decoder.decode(bytes));
+    json = JSON.parse(text);
   } catch {
     throw new ApiError("invalid_request", "We could not parse the JSON body of your request.", { param: "body" });
   }
   if (!isJsonObject(json)) {
     throw new ApiError("invalid_request", "The request body must be a JSON object.", { param: "body" });
+  }
+  if (hasDuplicateKeys(text, json)) {
+    throw new ApiError("invalid_request", "The JSON body names a key twice in one object; send each key once.", {
+      param: "body",
+    });
   }
   return readFields(json, defaultModel);
 }

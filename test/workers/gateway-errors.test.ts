@@ -263,6 +263,33 @@ describe("400, 413, 503, 502/504 and upstream errors", () => {
     );
   });
 
+  it("refuses a body naming a key twice in one object; colons and quotes inside strings are not keys", async () => {
+    const { key, id } = await setupKey();
+    const headers = { authorization: `Bearer ${key}` };
+    const before = (await fakeRequests()).length;
+    const message = '{"role":"user","content":"hi"}';
+    for (const body of [
+      `{"model":"gpt-4o-mini","max_tokens":5,"messages":[${message}],"max_tokens":100000}`,
+      '{"model":"gpt-4o","model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
+      '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a","content":"b"}]}',
+    ]) {
+      const refused = await openaiError(
+        await call("POST", "/v1/chat/completions", { headers, body }),
+        400,
+        "invalid_request_error",
+        "invalid_request",
+      );
+      expect(refused.error).toMatchObject({ param: "body", message: expect.stringContaining("twice") });
+    }
+    expect((await fakeRequests()).length).toBe(before);
+    // Colons, escaped quotes and backslashes inside strings: one request, answered.
+    const content = 'a ": b\\": c: {"k":1} \\';
+    const tricky = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content }], user: "x:y" });
+    const ok = await call("POST", "/v1/chat/completions", { headers, body: tricky });
+    expect(ok.status).toBe(200);
+    expect((await settled(id)).ledger).toHaveLength(1);
+  });
+
   it("a body nested 100,000 deep is forwarded as sent; the provider's 400 comes back, nothing spent", async () => {
     const { key, id } = await setupKey({ spend_limit: { amount: "1", cycle: "daily" } });
     const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;

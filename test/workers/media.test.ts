@@ -12,6 +12,10 @@ async function transcribe(key: string, fields: Record<string, string>, audio = w
   const form = new FormData();
   for (const [k, v] of Object.entries(fields)) form.set(k, v);
   form.set("file", new File([audio], "speech.wav", { type: "audio/wav" }));
+  return sendForm(key, form);
+}
+
+async function sendForm(key: string, form: FormData) {
   const request = new Request("http://x/", { method: "POST", body: form });
   const bytes = new Uint8Array(await request.arrayBuffer());
   const contentType = request.headers.get("content-type") ?? "";
@@ -89,6 +93,60 @@ describe("audio", () => {
     const plain = await transcribe(free.key, { model: "whisper-1", response_format: "text" });
     expect(plain.res.headers.get("content-type")).toContain("text/plain");
     expect(await plain.res.text()).toContain("Spendgate");
+  });
+
+  it("a WAV is held for the frames a decoder plays, whatever its byte-rate and data-size fields say", async () => {
+    // 20 s of 8 kHz 16-bit mono whose header claims 16 MB a second and a data chunk of one second.
+    const crafted = wav(20);
+    const header = new DataView(crafted.buffer);
+    header.setUint32(28, 16_000_000, true);
+    header.setUint32(40, 16_000, true);
+    // whisper-1 at $0.0001 a second: $0.001 covers 10 s, not the 20 the provider decodes.
+    const small = await setupKey({ spend_limit: { amount: "0.001", cycle: "total" } });
+    const before = (await fakeRequests()).length;
+    const refused = await transcribe(small.key, { model: "whisper-1" }, crafted);
+    expect(refused.res.status).toBe(429);
+    expect(await refused.res.json()).toMatchObject({ error: { code: "spend_limit_exceeded" } });
+    expect((await fakeRequests()).length).toBe(before);
+    expect((await settled(small.id)).counters.currentSpendNanos).toBe(0);
+    // With room for it, it is charged the 20 s the provider reports, within its hold.
+    const large = await setupKey({ spend_limit: { amount: "1", cycle: "total" } });
+    expect((await transcribe(large.key, { model: "whisper-1" }, crafted)).res.status).toBe(200);
+    expect(await lastRow(large.id)).toMatchObject({ units: 20, costNanos: 2_000_000, overage: false });
+
+    // A compressed format inside a WAV (0x55, MP3) has no frames to count: bounded by its size at 1,000 B/s,
+    // 33 s — held once, though whisper-1 prices both seconds of audio and seconds of input audio.
+    const mp3 = wav(2);
+    new DataView(mp3.buffer).setUint16(20, 0x55, true);
+    const sized = await setupKey({ spend_limit: { amount: "0.003", cycle: "total" } });
+    const bySize = await transcribe(sized.key, { model: "whisper-1" }, mp3);
+    expect(bySize.res.status).toBe(429);
+    expect(((await bySize.res.json()) as any).error.message).toContain("0.0033");
+  });
+
+  it("a form field or file sent twice is refused before any provider; array fields may repeat", async () => {
+    const { key, id } = await setupKey({ allowed_models: ["whisper-1"] });
+    const before = (await fakeRequests()).length;
+    const file = () => new File([wav(1)], "a.wav", { type: "audio/wav" });
+    const twice = (name: string, first: string | File, second: string | File) => {
+      const form = new FormData();
+      if (name !== "model") form.append("model", "whisper-1");
+      if (name !== "file") form.append("file", file());
+      form.append(name, first);
+      form.append(name, second);
+      return sendForm(key, form);
+    };
+    for (const res of [
+      (await twice("model", "gpt-4o-transcribe", "whisper-1")).res,
+      (await twice("file", new File([wav(60)], "long.wav"), file())).res,
+    ]) {
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: { code: "invalid_request", message: /sent twice/ } });
+    }
+    expect((await fakeRequests()).length).toBe(before);
+    const granular = await twice("timestamp_granularities[]", "word", "segment");
+    expect(granular.res.status).toBe(200);
+    expect((await settled(id)).ledger).toHaveLength(1);
   });
 
   it("a multipart body over MAX_BODY_BYTES is refused with 413 and reaches no provider", async () => {

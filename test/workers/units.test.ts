@@ -185,6 +185,23 @@ describe("money", () => {
   });
 });
 
+describe("worst case", () => {
+  it("prices a unit and its priced parts once, as the charge does (input audio seconds are audio seconds)", () => {
+    const prices = { rates: { audio_hours: 360_000_000, input_audio_hours: 360_000_000 } };
+    const seconds = { audio_seconds: 33, input_audio_seconds: 33 };
+    const worst = {
+      inputTokens: 0,
+      outputTokens: 0,
+      choices: 1,
+      extraOutputTokens: 0,
+      counts: seconds,
+      serviceTier: null,
+    };
+    expect(costOf(seconds, prices).totalNanos).toBe(3_300_000);
+    expect(worstCaseNanos(worst, prices)).toBe(3_300_000);
+  });
+});
+
 describe("keys", () => {
   it("embeds the id, and any one-character change fails the checksum", () => {
     const { id, key } = issueKey("spend");
