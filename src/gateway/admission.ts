@@ -8,9 +8,10 @@ import { spendKeyFrom } from "../lib/credentials.ts";
 import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashSecret, parseKey } from "../lib/keys.ts";
 import type { RouteKind } from "../providers/registry.ts";
-import { DEFAULT_TOOL_CALL_LIMIT, type HoldBounds, holdBounds } from "./hold.ts";
+import { type HoldBounds, holdBounds } from "./hold.ts";
 import { mediaPlan } from "./media.ts";
 import { metadataFrom, parseBody, parseForm } from "./request-body.ts";
+import { DEFAULT_TOOL_CALL_LIMIT } from "./server-tools.ts";
 import { Settlement, sleep } from "./settlement.ts";
 import { resolveTarget, type Target } from "./target.ts";
 

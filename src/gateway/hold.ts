@@ -2,6 +2,7 @@ import type { ModelEntry } from "../catalog/catalog.ts";
 import type { WorstCase } from "../catalog/pricing.ts";
 import type { RouteKind } from "../providers/registry.ts";
 import type { OutputLimitField, ParsedBody } from "./request-body.ts";
+import { perCallFees, type ToolCallLimit, unreportedFees } from "./server-tools.ts";
 
 /**
  * The bounds of a request's hold: the most input, output and per-call fees the provider can bill for it. The
@@ -26,16 +27,6 @@ const ROUTE_OUTPUT_FIELDS: Partial<Record<RouteKind, OutputLimitField[]>> = {
   responses: ["max_output_tokens"],
   messages: ["max_tokens"],
 };
-
-/**
- * Server tools billed per call (web search, file search): a request that does not limit its calls gets this
- * limit from the gateway on a spend-limited key (Anthropic's `max_uses`, the Responses API's `max_tool_calls`),
- * so the hold can cover every call.
- */
-export const DEFAULT_TOOL_CALL_LIMIT = 10;
-
-/** Where a tool-call limit goes: a tool's own field (by its index in `tools`) or the request's. */
-export type ToolCallLimit = { tool: number; field: "max_uses" } | { field: "max_tool_calls" };
 
 const NO_PULL = new Set<RouteKind>(["embeddings", "images", "transcriptions", "speech"]);
 
@@ -97,6 +88,13 @@ export function holdBounds(
   const tools = Array.isArray(body.json.tools) ? (body.json.tools as unknown[]) : [];
   if (tools.length > 0) bounds.inputTokens += TOOL_PROMPT_TOKENS * (1 + tools.filter(isTypedTool).length);
   bounds.counts = perCallFees(kind, body.json, tools, bounds.toolCallLimits);
+  const unreported = unreportedFees(kind, tools);
+  if (unreported) {
+    bounds.unbounded =
+      `The request uses the server tool '${unreported.type}': the provider bills its ${unreported.fee} outside the ` +
+      "usage it reports, so the gateway cannot hold or charge for them. This spend key has a spend limit: remove " +
+      "the tool, or use a key without one.";
+  }
 
   // Embeddings and media requests (priced by their units, media.ts) pull nothing in.
   const pulled = NO_PULL.has(kind) ? null : pullsInput(kind, body.json, tools, headers);
@@ -104,7 +102,7 @@ export function holdBounds(
     const beta = headers.get("anthropic-beta") ?? "";
     const window = ONE_MILLION_CONTEXT.test(beta) ? Math.max(entry.contextWindow ?? 0, 1_000_000) : entry.contextWindow;
     if (window === null) {
-      bounds.unbounded =
+      bounds.unbounded ??=
         `The request uses ${pulled}, so the provider may bill input beyond its body, and the model '${entry.id}' ` +
         "has no known context window to bound it. This spend key has a spend limit: the gateway cannot hold a safe " +
         "amount.";
@@ -146,42 +144,6 @@ export function holdBounds(
   for (const f of bounds.clampFields) bounds.inputTokens += body.outputLimits[f] === undefined ? f.length + 14 : 10;
   for (const l of bounds.toolCallLimits) bounds.inputTokens += l.field.length + 8;
   return bounds;
-}
-
-/**
- * The most per-call fees a request can incur, by usage key: each server tool billed per call may be called up to
- * its limit (its own `max_uses`, the request's `max_tool_calls`, or the gateway's default, noted in `limits`).
- */
-function perCallFees(
-  kind: RouteKind,
-  json: Record<string, unknown>,
-  tools: unknown[],
-  limits: ToolCallLimit[],
-): Record<string, number> {
-  const counts: Record<string, number> = {};
-  const add = (key: string, n: number) => (counts[key] = (counts[key] ?? 0) + n);
-  const asLimit = (v: unknown) => (typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : undefined);
-  if (kind === "messages") {
-    tools.forEach((tool, i) => {
-      const t = tool as { type?: unknown; max_uses?: unknown } | null;
-      if (typeof t?.type !== "string" || !t.type.startsWith("web_search_")) return;
-      const own = asLimit(t.max_uses);
-      if (own === undefined) limits.push({ tool: i, field: "max_uses" });
-      add("web_searches", own ?? DEFAULT_TOOL_CALL_LIMIT);
-    });
-  } else if (kind === "responses") {
-    const types = new Set(tools.map((t) => (t as { type?: unknown } | null)?.type));
-    const web = [...types].some((t) => typeof t === "string" && t.startsWith("web_search"));
-    const file = types.has("file_search");
-    if (web || file) {
-      const own = asLimit(json.max_tool_calls);
-      if (own === undefined) limits.push({ field: "max_tool_calls" });
-      const calls = own ?? DEFAULT_TOOL_CALL_LIMIT;
-      if (web) add("web_searches", calls);
-      if (file) add("storage_searches", calls);
-    }
-  }
-  return counts;
 }
 
 function isTypedTool(tool: unknown): boolean {

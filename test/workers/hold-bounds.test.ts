@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { builtinCatalog } from "../../src/catalog/catalog.ts";
 import { keyGuard } from "../../src/env.ts";
-import { call, chat, json, mgmt, settled, setupKey } from "./helpers.ts";
+import { call, chat, fakeRequests, json, mgmt, settled, setupKey } from "./helpers.ts";
 
 /**
  * The hold must bound everything the provider can bill. The fake provider bills the worst case each request
@@ -166,6 +166,39 @@ describe("holds bound what the provider can bill", () => {
     const search = await chat(key, { max_tokens: 100, web_search_options: {} });
     expect(search.status).toBe(429);
     expect(((await search.json()) as any).error.message).toContain("context window");
+  });
+
+  it("server tools billed outside the reported usage: refused on a spend-limited key, served on others", async () => {
+    const limited = await setupKey({ spend_limit: { amount: "5", cycle: "total" } });
+    const responses = (key: string, type: string) =>
+      call("POST", "/v1/responses", {
+        headers: { authorization: `Bearer ${key}` },
+        body: { model: "gpt-4o-mini", input: "hi", max_output_tokens: 100, tools: [{ type }] },
+      });
+    const before = (await fakeRequests()).length;
+    for (const type of ["code_interpreter", "image_generation"]) {
+      const refused = await responses(limited.key, type);
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as any).error.message).toContain(`server tool '${type}'`);
+    }
+    const anthropic = await setupKey({ spend_limit: { amount: "5", cycle: "total" }, request_shape: "anthropic" });
+    const messages = await call("POST", "/v1/messages", {
+      headers: { "x-api-key": anthropic.key, "anthropic-version": "2023-06-01" },
+      body: {
+        model: "claude-haiku-4-5-20251001",
+        max_tokens: 100,
+        messages: [{ role: "user", content: "hi" }],
+        tools: [{ type: "code_execution_20250825", name: "code_execution" }],
+      },
+    });
+    expect(messages.status).toBe(400);
+    expect(await messages.json()).toMatchObject({
+      type: "error",
+      error: { type: "invalid_request_error", message: expect.stringContaining("container time") },
+    });
+    expect((await fakeRequests()).length).toBe(before);
+    const unlimited = await setupKey();
+    expect((await responses(unlimited.key, "code_interpreter")).status).toBe(200);
   });
 
   it("an operator model without a max output is refused on a spend-limited key without max_tokens", async () => {

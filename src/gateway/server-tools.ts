@@ -1,0 +1,74 @@
+import type { RouteKind } from "../providers/registry.ts";
+
+/**
+ * What server tools add to a request's bill beyond tokens: fees per call, which the hold covers (web and file
+ * searches), and fees the provider bills outside the usage it reports, which no hold can cover.
+ */
+
+/**
+ * Server tools billed per call (web search, file search): a request that does not limit its calls gets this
+ * limit from the gateway on a spend-limited key (Anthropic's `max_uses`, the Responses API's `max_tool_calls`),
+ * so the hold can cover every call.
+ */
+export const DEFAULT_TOOL_CALL_LIMIT = 10;
+
+/** Where a tool-call limit goes: a tool's own field (by its index in `tools`) or the request's. */
+export type ToolCallLimit = { tool: number; field: "max_uses" } | { field: "max_tool_calls" };
+
+/**
+ * Server tools whose fees the provider bills outside the usage it reports (by container or session, or at another
+ * model's rates), by route: the gateway can neither hold nor charge them, so a spend-limited key refuses them.
+ */
+const UNREPORTED_FEES: Partial<Record<RouteKind, [RegExp, string][]>> = {
+  responses: [
+    [/^code_interpreter$/, "container fees"],
+    [/^image_generation$/, "pictures (at the image model's rates)"],
+  ],
+  messages: [[/^code_execution_/, "container time"]],
+};
+
+/**
+ * The most per-call fees a request can incur, by usage key: each server tool billed per call may be called up to
+ * its limit (its own `max_uses`, the request's `max_tool_calls`, or the gateway's default, noted in `limits`).
+ */
+export function perCallFees(
+  kind: RouteKind,
+  json: Record<string, unknown>,
+  tools: unknown[],
+  limits: ToolCallLimit[],
+): Record<string, number> {
+  const counts: Record<string, number> = {};
+  const add = (key: string, n: number) => (counts[key] = (counts[key] ?? 0) + n);
+  const asLimit = (v: unknown) => (typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : undefined);
+  if (kind === "messages") {
+    tools.forEach((tool, i) => {
+      const t = tool as { type?: unknown; max_uses?: unknown } | null;
+      if (typeof t?.type !== "string" || !t.type.startsWith("web_search_")) return;
+      const own = asLimit(t.max_uses);
+      if (own === undefined) limits.push({ tool: i, field: "max_uses" });
+      add("web_searches", own ?? DEFAULT_TOOL_CALL_LIMIT);
+    });
+  } else if (kind === "responses") {
+    const types = new Set(tools.map((t) => (t as { type?: unknown } | null)?.type));
+    const web = [...types].some((t) => typeof t === "string" && t.startsWith("web_search"));
+    const file = types.has("file_search");
+    if (web || file) {
+      const own = asLimit(json.max_tool_calls);
+      if (own === undefined) limits.push({ field: "max_tool_calls" });
+      const calls = own ?? DEFAULT_TOOL_CALL_LIMIT;
+      if (web) add("web_searches", calls);
+      if (file) add("storage_searches", calls);
+    }
+  }
+  return counts;
+}
+
+export function unreportedFees(kind: RouteKind, tools: unknown[]): { type: string; fee: string } | null {
+  for (const tool of tools) {
+    const type = (tool as { type?: unknown } | null)?.type;
+    if (typeof type !== "string") continue;
+    const match = UNREPORTED_FEES[kind]?.find(([pattern]) => pattern.test(type));
+    if (match) return { type, fee: match[1] };
+  }
+  return null;
+}
