@@ -30,6 +30,9 @@ const ROUTE_OUTPUT_FIELDS: Partial<Record<RouteKind, OutputLimitField[]>> = {
 
 const NO_PULL = new Set<RouteKind>(["embeddings", "images", "transcriptions", "speech"]);
 
+/** Output tokens OpenAI bills for each partial image of a streamed picture. */
+const PARTIAL_IMAGE_TOKENS = 100;
+
 /** Tokens a provider may add for tool use (its tool-use system prompt, the definitions of schema-less tools). */
 export const TOOL_PROMPT_TOKENS = 1_024;
 
@@ -132,6 +135,11 @@ export function holdBounds(
   // OpenAI predicted outputs: rejected prediction tokens are billed as output on top of the answer.
   if (body.json.prediction != null) bounds.extraOutputTokens = forwardedBytes;
   bounds.outputTokens = output;
+  // A streamed picture's partial images (gpt-image-1's `partial_images`) are billed on top of it.
+  const partials = body.json.partial_images;
+  if (kind === "images" && typeof partials === "number" && partials > 0) {
+    bounds.outputTokens += PARTIAL_IMAGE_TOKENS * Math.ceil(partials);
+  }
   // A lowered limit is written to every output field sent (whichever the provider reads), or to the one the
   // route's provider reads when none is.
   if (!body.file && routeFields.length) {

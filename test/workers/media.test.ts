@@ -68,6 +68,19 @@ describe("images", () => {
   });
 });
 
+describe("image holds", () => {
+  it("gpt-image-1's partial images are held on top of the picture (100 output tokens each)", async () => {
+    // $40 per 1M image output tokens: one picture's 6,240 tokens ($0.2496) fit $0.255, plus three partials not.
+    const { key } = await setupKey({ spend_limit: { amount: "0.255", cycle: "total" } });
+    const body = { model: "gpt-image-1", prompt: "a red fox", size: "1024x1536", quality: "high" };
+    const partials = await post(key, "/v1/images/generations", { ...body, stream: true, partial_images: 3 });
+    expect(partials.status).toBe(429);
+    // 6,540 output tokens ($0.2616) and the body's bytes at the dearest input rate.
+    expect(((await partials.json()) as any).error.message).toMatch(/worst-case cost \(\$0\.262\d+\)/);
+    expect((await post(key, "/v1/images/generations", body)).status).toBe(200);
+  });
+});
+
 describe("audio", () => {
   it("transcriptions: multipart forwarded byte for byte; whisper-1 per second, 4o-transcribe by tokens", async () => {
     const { key, id } = await setupKey({ spend_limit: { amount: "1", cycle: "total" } });
