@@ -70,6 +70,10 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   const body = contentType.startsWith("multipart/form-data")
     ? await parseForm(bytes, contentType, route.defaultModel)
     : parseBody(bytes, route.defaultModel);
+  // Audio is measured in the form; a transcription sent any other way would be held for none.
+  if (route.kind === "transcriptions" && !body.file) {
+    throw new ApiError("invalid_request", "file: a file is required, sent as multipart/form-data.", { param: "file" });
+  }
   const metadata = metadataFrom(c.req.raw.headers);
   const catalog = await getCatalog(env.DB, (p) => c.executionCtx.waitUntil(p));
   // A multipart body is forwarded byte for byte: its model must be named as the provider names it.

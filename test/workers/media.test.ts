@@ -137,6 +137,15 @@ describe("audio", () => {
     expect(((await bySize.res.json()) as any).error.message).toContain("0.0033");
   });
 
+  it("a transcription sent as JSON (no file to measure) is refused before any provider", async () => {
+    const { key } = await setupKey({ spend_limit: { amount: "1", cycle: "total" } });
+    const before = (await fakeRequests()).length;
+    const res = await post(key, "/v1/audio/transcriptions", { model: "whisper-1", file: "https://example.com/a.wav" });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: "invalid_request", param: "file" } });
+    expect((await fakeRequests()).length).toBe(before);
+  });
+
   it("a form field or file sent twice is refused before any provider; array fields may repeat", async () => {
     const { key, id } = await setupKey({ allowed_models: ["whisper-1"] });
     const before = (await fakeRequests()).length;
