@@ -1,5 +1,6 @@
 import type { ModelEntry } from "../catalog/catalog.ts";
 import type { Prices, Usage } from "../catalog/pricing.ts";
+import { ApiError } from "../lib/errors.ts";
 import type { RouteKind } from "../providers/registry.ts";
 import type { ParsedBody } from "./request-body.ts";
 
@@ -56,7 +57,11 @@ export function mediaPlan(
       return { ...plan, prices: { ...prices, rates: { ...rates, images_each: each } } };
     }
     case "speech": {
-      const characters = typeof json.input === "string" ? [...json.input].length : 0;
+      // Speech is charged by the characters sent: anything but text would be spoken for free.
+      if (typeof json.input !== "string") {
+        throw new ApiError("invalid_request", "input: must be the text to speak, a string.", { param: "input" });
+      }
+      const characters = [...json.input].length;
       if (rates.input_mchars === undefined) {
         // Priced by tokens, but a speech response is audio and reports none.
         return { ...plan, prices: null, unpriced: `The provider reports no usage for speech by '${entry.id}'.` };

@@ -199,6 +199,14 @@ describe("audio", () => {
     // tts-1: $15 per 1M characters; 12 characters.
     expect(res.headers.get("x-spendgate-cost")).toBe(formatUsd(180_000));
     expect(await lastRow(id)).toMatchObject({ units: 12, costNanos: 180_000, endpoint: "/v1/audio/speech" });
+    // Charged by the characters sent, so the text must be text: anything else is refused before any provider.
+    const before = (await fakeRequests()).length;
+    for (const input of [["Hello"], { text: "Hello" }, undefined]) {
+      const refused = await post(key, "/v1/audio/speech", { ...body, input });
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toMatchObject({ error: { code: "invalid_request", param: "input" } });
+    }
+    expect((await fakeRequests()).length).toBe(before);
     const unpriced = await post(key, "/v1/audio/speech", { ...body, model: "gpt-4o-mini-tts" });
     expect(unpriced.status).toBe(403);
     expect(await unpriced.json()).toMatchObject({ error: { code: "model_not_priced" } });
