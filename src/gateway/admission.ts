@@ -11,7 +11,7 @@ import type { RouteKind } from "../providers/registry.ts";
 import { type HoldBounds, holdBounds } from "./hold.ts";
 import { mediaPlan } from "./media.ts";
 import { metadataFrom, parseBody, parseForm } from "./request-body.ts";
-import { DEFAULT_TOOL_CALL_LIMIT } from "./server-tools.ts";
+import { DEFAULT_TOOL_CALL_LIMIT, unpricedCallFee } from "./server-tools.ts";
 import { Settlement, sleep } from "./settlement.ts";
 import { resolveTarget, type Target } from "./target.ts";
 
@@ -106,6 +106,13 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     bounds.inputTokens += plan.mediaInputTokens;
     bounds.counts = { ...bounds.counts, ...plan.counts };
     if (plan.unmetered && plan.unpriced) bounds.unbounded ??= plan.unpriced;
+  }
+  const unpricedTool = bounds && prices ? unpricedCallFee(bounds.counts, prices.rates) : null;
+  if (bounds && unpricedTool && entry) {
+    bounds.unbounded ??=
+      `The request may call ${unpricedTool}, billed per call, and no price for those calls by '${entry.id}' is ` +
+      "known, so the gateway cannot hold or charge them. This spend key has a spend limit: remove the tool, or use " +
+      "a key without one.";
   }
   const unpricedNote = plan?.unpriced ?? (entry && !prices ? `The model '${entry.id}' has no price.` : undefined);
 

@@ -91,12 +91,12 @@ export function holdBounds(
   const tools = Array.isArray(body.json.tools) ? (body.json.tools as unknown[]) : [];
   if (tools.length > 0) bounds.inputTokens += TOOL_PROMPT_TOKENS * (1 + tools.filter(isTypedTool).length);
   bounds.counts = perCallFees(kind, body.json, tools, bounds.toolCallLimits);
-  const unreported = unreportedFees(kind, tools);
+  const unreported = unreportedFees(kind, body.json, tools);
   if (unreported) {
     bounds.unbounded =
-      `The request uses the server tool '${unreported.type}': the provider bills its ${unreported.fee} outside the ` +
-      "usage it reports, so the gateway cannot hold or charge for them. This spend key has a spend limit: remove " +
-      "the tool, or use a key without one.";
+      `The request uses ${unreported.what}: the provider bills its ${unreported.fee} outside the usage it ` +
+      "reports, so the gateway cannot hold or charge for them. This spend key has a spend limit: remove it, or use " +
+      "a key without one.";
   }
 
   // Embeddings and media requests (priced by their units, media.ts) pull nothing in.

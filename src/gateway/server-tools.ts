@@ -26,6 +26,13 @@ const UNREPORTED_FEES: Partial<Record<RouteKind, [RegExp, string][]>> = {
   ],
   messages: [[/^code_execution_/, "container time"]],
 };
+/** Chat Completions' search models search on every request; the answer's usage does not count the searches. */
+const CHAT_SEARCH_MODEL = /search-(preview|api)/;
+/** The per-call fees a hold can cover (perCallFees' usage keys), by the price that must be known to cover them. */
+const PER_CALL_PRICES: Record<string, { price: string; tool: string }> = {
+  web_searches: { price: "web_searches_kcount", tool: "web search" },
+  storage_searches: { price: "storage_searches_kcount", tool: "file search" },
+};
 
 /**
  * The most per-call fees a request can incur, by usage key: each server tool billed per call may be called up to
@@ -63,12 +70,31 @@ export function perCallFees(
   return counts;
 }
 
-export function unreportedFees(kind: RouteKind, tools: unknown[]): { type: string; fee: string } | null {
+/**
+ * What in the request the provider bills outside the usage it reports, and what it bills (for the refusal's
+ * message); null when nothing is.
+ */
+export function unreportedFees(
+  kind: RouteKind,
+  json: Record<string, unknown>,
+  tools: unknown[],
+): { what: string; fee: string } | null {
+  if (kind === "chat" && (json.web_search_options != null || CHAT_SEARCH_MODEL.test(String(json.model)))) {
+    return { what: "web search in Chat Completions", fee: "searches" };
+  }
   for (const tool of tools) {
     const type = (tool as { type?: unknown } | null)?.type;
     if (typeof type !== "string") continue;
     const match = UNREPORTED_FEES[kind]?.find(([pattern]) => pattern.test(type));
-    if (match) return { type, fee: match[1] };
+    if (match) return { what: `the server tool '${type}'`, fee: match[1] };
+  }
+  return null;
+}
+
+/** The tool of a per-call fee the request may incur whose price the model's prices lack; null when none. */
+export function unpricedCallFee(counts: Readonly<Record<string, number>>, rates: Record<string, unknown>) {
+  for (const [usageKey, { price, tool }] of Object.entries(PER_CALL_PRICES)) {
+    if ((counts[usageKey] ?? 0) > 0 && rates[price] === undefined) return tool;
   }
   return null;
 }

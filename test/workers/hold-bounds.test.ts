@@ -162,10 +162,14 @@ describe("holds bound what the provider can bill", () => {
     const mixed = await chat(key, { max_tokens: 50_000, max_completion_tokens: 1 });
     expect(mixed.status).toBe(429);
     expect((await chat(key, { max_tokens: 100 })).status).toBe(200);
-    // A web search may bill up to 128k input tokens ($0.0192) + 100 output: more than what is left.
-    const search = await chat(key, { max_tokens: 100, web_search_options: {} });
-    expect(search.status).toBe(429);
-    expect(((await search.json()) as any).error.message).toContain("context window");
+    // An image by URL may bill up to 128k input tokens ($0.0192) + 100 output: more than what is left.
+    const content = [
+      { type: "text", text: "What is this?" },
+      { type: "image_url", image_url: { url: "https://example.com/cat.png" } },
+    ];
+    const pulled = await chat(key, { max_tokens: 100, messages: [{ role: "user", content }] });
+    expect(pulled.status).toBe(429);
+    expect(((await pulled.json()) as any).error.message).toContain("context window");
   });
 
   it("server tools billed outside the reported usage: refused on a spend-limited key, served on others", async () => {
@@ -196,6 +200,19 @@ describe("holds bound what the provider can bill", () => {
       type: "error",
       error: { type: "invalid_request_error", message: expect.stringContaining("container time") },
     });
+    // Chat Completions' web search: its search models bill every search, and the answer's usage counts none.
+    for (const body of [{ web_search_options: {} }, { model: "gpt-4o-search-preview" }]) {
+      const refused = await chat(limited.key, { max_tokens: 100, ...body });
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as any).error.message).toContain("web search in Chat Completions");
+    }
+    // Per-call fees the catalog has no price for (o3-deep-research's web searches): neither held nor charged.
+    const research = await call("POST", "/v1/responses", {
+      headers: { authorization: `Bearer ${limited.key}` },
+      body: { model: "o3-deep-research", input: "hi", max_output_tokens: 100, tools: [{ type: "web_search_preview" }] },
+    });
+    expect(research.status).toBe(400);
+    expect(((await research.json()) as any).error.message).toContain("no price for those calls by 'o3-deep-research'");
     expect((await fakeRequests()).length).toBe(before);
     const unlimited = await setupKey();
     expect((await responses(unlimited.key, "code_interpreter")).status).toBe(200);
