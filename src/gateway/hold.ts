@@ -92,12 +92,8 @@ export function holdBounds(
   if (tools.length > 0) bounds.inputTokens += TOOL_PROMPT_TOKENS * (1 + tools.filter(isTypedTool).length);
   bounds.counts = perCallFees(kind, body.json, tools, bounds.toolCallLimits);
   const unreported = unreportedFees(kind, body.json, tools);
-  if (unreported) {
-    bounds.unbounded =
-      `The request uses ${unreported.what}: the provider bills its ${unreported.fee} outside the usage it ` +
-      "reports, so the gateway cannot hold or charge for them. This spend key has a spend limit: remove it, or use " +
-      "a key without one.";
-  }
+  if (unreported)
+    bounds.unbounded = `${unreported} This spend key has a spend limit: remove it, or use a key without one.`;
 
   // Embeddings and media requests (priced by their units, media.ts) pull nothing in.
   const pulled = NO_PULL.has(kind) ? null : pullsInput(kind, body.json, tools, headers);

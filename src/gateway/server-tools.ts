@@ -26,6 +26,17 @@ const UNREPORTED_FEES: Partial<Record<RouteKind, [RegExp, string][]>> = {
   ],
   messages: [[/^code_execution_/, "container time"]],
 };
+/**
+ * Tool types whose whole cost the gateway meters, by route: tools the client runs (their results come back as
+ * input), server tools billed only in the tokens the usage reports, and the per-call tools whose calls it holds.
+ * Any other tool may carry a fee the gateway cannot see.
+ */
+const METERED_TOOLS: Partial<Record<RouteKind, RegExp>> = {
+  chat: /^(function|custom)$/,
+  responses: /^(function|custom|web_search\w*|file_search|mcp|computer\w*|local_shell|shell|apply_patch)$/,
+  messages:
+    /^(custom|(bash|text_editor|computer|memory|web_search|web_fetch|tool_search_tool_(regex|bm25))_\d+|mcp_toolset)$/,
+};
 /** Chat Completions' search models search on every request; the answer's usage does not count the searches. */
 const CHAT_SEARCH_MODEL = /search-(preview|api)/;
 /** The per-call fees a hold can cover (perCallFees' usage keys), by the price that must be known to cover them. */
@@ -71,22 +82,27 @@ export function perCallFees(
 }
 
 /**
- * What in the request the provider bills outside the usage it reports, and what it bills (for the refusal's
- * message); null when nothing is.
+ * Why the request may be billed outside the usage the provider reports (the refusal's first sentence), or null.
  */
-export function unreportedFees(
-  kind: RouteKind,
-  json: Record<string, unknown>,
-  tools: unknown[],
-): { what: string; fee: string } | null {
+export function unreportedFees(kind: RouteKind, json: Record<string, unknown>, tools: unknown[]): string | null {
+  const outside = (what: string, fee: string) =>
+    `The request uses ${what}: the provider bills its ${fee} outside the usage it reports, so the gateway cannot ` +
+    "hold or charge for them.";
   if (kind === "chat" && (json.web_search_options != null || CHAT_SEARCH_MODEL.test(String(json.model)))) {
-    return { what: "web search in Chat Completions", fee: "searches" };
+    return outside("web search in Chat Completions", "searches");
   }
   for (const tool of tools) {
     const type = (tool as { type?: unknown } | null)?.type;
     if (typeof type !== "string") continue;
     const match = UNREPORTED_FEES[kind]?.find(([pattern]) => pattern.test(type));
-    if (match) return { what: `the server tool '${type}'`, fee: match[1] };
+    if (match) return outside(`the server tool '${type}'`, match[1]);
+    const metered = METERED_TOOLS[kind];
+    if (metered && !metered.test(type)) {
+      return (
+        `The request uses the tool '${type}', which the gateway does not know how the provider bills, so it ` +
+        "cannot hold or charge for it."
+      );
+    }
   }
   return null;
 }
