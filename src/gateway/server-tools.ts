@@ -92,15 +92,18 @@ export function unreportedFees(kind: RouteKind, json: Record<string, unknown>, t
     return outside("web search in Chat Completions", "searches");
   }
   for (const tool of tools) {
-    const type = (tool as { type?: unknown } | null)?.type;
-    if (typeof type !== "string") continue;
+    const given = (tool as { type?: unknown } | null)?.type;
+    // Anthropic's client-defined tools carry no type; elsewhere a tool without one is nothing the gateway knows.
+    if (given === undefined && kind === "messages") continue;
+    const type = typeof given === "string" ? given : "";
     const match = UNREPORTED_FEES[kind]?.find(([pattern]) => pattern.test(type));
     if (match) return outside(`the server tool '${type}'`, match[1]);
     const metered = METERED_TOOLS[kind];
     if (metered && !metered.test(type)) {
+      const named = type ? `the tool '${type}'` : "a tool without a type";
       return (
-        `The request uses the tool '${type}', which the gateway does not know how the provider bills, so it ` +
-        "cannot hold or charge for it."
+        `The request uses ${named}, which the gateway does not know how the provider bills, so it cannot hold or ` +
+        "charge for it."
       );
     }
   }

@@ -210,8 +210,10 @@ describe("holds bound what the provider can bill", () => {
     const unknown = await responses(limited.key, "x_search");
     expect(unknown.status).toBe(400);
     expect(((await unknown.json()) as any).error.message).toContain("does not know how the provider bills");
-    const chatTool = await chat(limited.key, { max_tokens: 100, tools: [{ type: "google_search" }] });
-    expect(chatTool.status).toBe(400);
+    for (const tool of [{ type: "google_search" }, { google_search: {} }]) {
+      const chatTool = await chat(limited.key, { max_tokens: 100, tools: [tool] });
+      expect(chatTool.status).toBe(400);
+    }
     // Per-call fees the catalog has no price for (o3-deep-research's web searches): neither held nor charged.
     const research = await call("POST", "/v1/responses", {
       headers: { authorization: `Bearer ${limited.key}` },
