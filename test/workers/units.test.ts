@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { costOf, worstCaseNanos } from "../../src/catalog/pricing.ts";
 import { keyGuard } from "../../src/env.ts";
+import { hasDuplicateKeys } from "../../src/gateway/duplicate-keys.ts";
 import { SseScanner } from "../../src/gateway/sse.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { checkRate } from "../../src/guard/rate.ts";
@@ -181,6 +182,30 @@ describe("money", () => {
           );
         },
       ),
+    );
+  });
+});
+
+describe("duplicate keys", () => {
+  // Strings full of the characters the count must see past: quotes, backslashes, colons, braces, any code point.
+  const tricky = fc.string({ unit: fc.constantFrom('"', "\\", ":", "{", "}", "a", "é", "😀", "\n", "\\u0022") });
+  const value = fc.letrec((tie) => ({
+    leaf: fc.oneof(tricky, fc.integer(), fc.boolean(), fc.constant(null)),
+    array: fc.array(tie("node"), { maxLength: 4 }),
+    object: fc.dictionary(tricky, tie("node"), { maxKeys: 4 }),
+    node: fc.oneof({ depthSize: "small" }, tie("leaf"), tie("array"), tie("object")),
+  })).node;
+
+  it("finds none in any serialized value, and finds a key repeated in any object of it", () => {
+    fc.assert(
+      fc.property(value, tricky, fc.integer({ min: 0, max: 3 }), (v, key, where) => {
+        const text = JSON.stringify({ v });
+        expect(hasDuplicateKeys(text, JSON.parse(text))).toBe(false);
+        // The same key twice in a new object, placed inside the value at one of several depths.
+        const twice = `{${JSON.stringify(key)}:1,${JSON.stringify(key)}:2}`;
+        const nested = [twice, `[${twice}]`, `{"v":${text},"w":${twice}}`, `{"a":[1,{"b":${twice}}]}`][where] as string;
+        expect(hasDuplicateKeys(nested, JSON.parse(nested))).toBe(true);
+      }),
     );
   });
 });
