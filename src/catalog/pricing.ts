@@ -110,6 +110,17 @@ const PARTS = SPECIFIC_FIRST.map((unit) =>
  */
 const leaf = new Float64Array(SPECIFIC_FIRST.length);
 
+/**
+ * The count of the unit at position `i` net of its priced parts, kept in `leaf` for the units it is part of.
+ * Parts come first in SPECIFIC_FIRST, so each priced part's own count is already in `leaf` (unpriced: 0).
+ */
+function netOfParts(i: number, count: number): number {
+  let net = count;
+  for (const part of PARTS[i] as number[]) net -= leaf[part] as number;
+  leaf[i] = Math.max(0, net);
+  return leaf[i] as number;
+}
+
 /** The exact cost of `usage` at `prices`, for the service tier the provider reports (or the one asked for). */
 export function costOf(usage: Usage, prices: Prices, serviceTier?: string | null): Cost {
   const input = usage.input_tokens ?? 0;
@@ -121,11 +132,7 @@ export function costOf(usage: Usage, prices: Prices, serviceTier?: string | null
     const unit = SPECIFIC_FIRST[i] as Unit;
     const rate = prices.rates[unit.priceKey];
     if (rate === undefined) continue;
-    let count = unit.usageKey === "requests" ? 1 : (usage[unit.usageKey] ?? 0);
-    // Parts come first in this order, so each priced part's own count is already in `leaf` (unpriced: 0).
-    for (const part of PARTS[i] as number[]) count -= leaf[part] as number;
-    count = Math.max(0, count);
-    leaf[i] = count;
+    const count = netOfParts(i, unit.usageKey === "requests" ? 1 : (usage[unit.usageKey] ?? 0));
     const r = rateAt(rate, input);
     const k = 9_000_000 / unit.per;
     if (unit.direction === "input") inputSum = plus(inputSum, r, count, k);
@@ -180,10 +187,7 @@ function worstParts(w: WorstCase, prices: Prices): { fixed: Ninths; outputRate: 
     }
     // As in costOf: a unit is billed for what its priced parts leave (seconds of input audio are seconds of
     // audio, billed once), so the hold is the cost of its worst usage, not that usage counted twice.
-    let count = unit.usageKey === "requests" ? 1 : (w.counts[unit.usageKey] ?? 0);
-    for (const part of PARTS[i] as number[]) count -= leaf[part] as number;
-    count = Math.max(0, count);
-    leaf[i] = count;
+    const count = netOfParts(i, unit.usageKey === "requests" ? 1 : (w.counts[unit.usageKey] ?? 0));
     fixed = plus(fixed, r, count, 9_000_000 / unit.per);
   }
   fixed = plus(fixed, inputRate, w.inputTokens, 9);

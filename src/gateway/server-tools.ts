@@ -1,3 +1,4 @@
+import { UNITS } from "../catalog/units.ts";
 import type { RouteKind } from "../providers/registry.ts";
 
 /**
@@ -39,11 +40,10 @@ const METERED_TOOLS: Partial<Record<RouteKind, RegExp>> = {
 };
 /** Chat Completions' search models search on every request; the answer's usage does not count the searches. */
 const CHAT_SEARCH_MODEL = /search-(preview|api)/;
-/** The per-call fees a hold can cover (perCallFees' usage keys), by the price that must be known to cover them. */
-const PER_CALL_PRICES: Record<string, { price: string; tool: string }> = {
-  web_searches: { price: "web_searches_kcount", tool: "web search" },
-  storage_searches: { price: "storage_searches_kcount", tool: "file search" },
-};
+/** The units of the per-call fees perCallFees counts, from the price database's units. */
+const TOOL_CALL_UNITS = [...UNITS.values()].filter((unit) => unit.dims.family === "tool_calls");
+/** What the refusal calls each tool. */
+const TOOL_NAMES: Record<string, string> = { web_search: "web search", storage_search: "file search" };
 
 /**
  * The most per-call fees a request can incur, by usage key: each server tool billed per call may be called up to
@@ -112,8 +112,11 @@ export function unreportedFees(kind: RouteKind, json: Record<string, unknown>, t
 
 /** The tool of a per-call fee the request may incur whose price the model's prices lack; null when none. */
 export function unpricedCallFee(counts: Readonly<Record<string, number>>, rates: Record<string, unknown>) {
-  for (const [usageKey, { price, tool }] of Object.entries(PER_CALL_PRICES)) {
-    if ((counts[usageKey] ?? 0) > 0 && rates[price] === undefined) return tool;
+  for (const unit of TOOL_CALL_UNITS) {
+    if ((counts[unit.usageKey] ?? 0) > 0 && rates[unit.priceKey] === undefined) {
+      const type = unit.dims.tool_type ?? unit.usageKey;
+      return TOOL_NAMES[type] ?? type;
+    }
   }
   return null;
 }
