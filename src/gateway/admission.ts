@@ -65,7 +65,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
 
   // The secret's hash is computed while the body arrives.
   const secretHash = hashSecret(key);
-  const bytes = await c.req.arrayBuffer();
+  const bytes = await c.req.raw.arrayBuffer();
   const contentType = c.req.header("content-type") ?? "";
   const body = contentType.startsWith("multipart/form-data")
     ? await parseForm(bytes, contentType, route.defaultModel)

@@ -186,8 +186,8 @@ function findFetched(value: unknown, depth: number): string | null {
   const o = value as Record<string, unknown>;
   if (typeof o.type === "string" && MEDIA_TYPES.has(o.type)) return `${o.type} content`;
   for (const key of FETCHED_KEYS) if (o[key] != null) return `'${key}'`;
-  for (const v of Object.values(o)) {
-    const found = findFetched(v, depth + 1);
+  for (const key in o) {
+    const found = findFetched(o[key], depth + 1);
     if (found) return found;
   }
   return null;

@@ -9,7 +9,7 @@ import { SseScanner } from "../../src/gateway/sse.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { checkRate } from "../../src/guard/rate.ts";
 import { periodEnd, periodStart } from "../../src/lib/cycles.ts";
-import { hashSecret, issueKey, parseKey, randomBase62 } from "../../src/lib/keys.ts";
+import { hashesEqual, hashSecret, issueKey, parseKey, randomBase62 } from "../../src/lib/keys.ts";
 import { formatFemtoUsd, formatUsd, parseUsd } from "../../src/lib/money.ts";
 import { chat, json, mgmt, settled, setupKey } from "./helpers.ts";
 
@@ -250,6 +250,34 @@ describe("keys", () => {
     const drawn = Array.from({ length: 200 }, () => randomBase62(20));
     for (const s of drawn) expect(s).toMatch(/^[0-9A-Za-z]{20}$/);
     expect(new Set(drawn.join("")).size).toBe(62);
+  });
+
+  it("hashes from reused bytes without mixing secrets hashed at once, of any length or alphabet", async () => {
+    const reference = async (s: string) =>
+      [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)))]
+        .map((b) => b.toString(16).padStart(2, "0"))
+        .join("");
+    const secrets = [
+      ...Array.from({ length: 50 }, () => issueKey("spend").key),
+      "pässwörd-🔑",
+      "x".repeat(255),
+      "y".repeat(256),
+      "z".repeat(257),
+      "é".repeat(200), // 400 bytes: does not fit the scratch bytes
+    ];
+    const hashes = await Promise.all(secrets.map((s) => hashSecret(s)));
+    expect(hashes).toEqual(await Promise.all(secrets.map(reference)));
+  });
+
+  it("compares digests whole: equal only when every character is", async () => {
+    const a = await hashSecret("one");
+    expect(hashesEqual(a, `${a}`)).toBe(true);
+    for (const i of [0, 31, 63]) {
+      const flipped = a.slice(0, i) + (a[i] === "0" ? "1" : "0") + a.slice(i + 1);
+      expect(hashesEqual(a, flipped)).toBe(false);
+    }
+    expect(hashesEqual(a, a.slice(0, 63))).toBe(false);
+    expect(hashesEqual(a, await hashSecret("two"))).toBe(false);
   });
 });
 
