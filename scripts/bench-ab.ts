@@ -117,7 +117,7 @@ try {
       2,
     );
     if (res.errors || res.statuses["200"] !== res.sent)
-      throw new Error(`round ${r + 1}: ${JSON.stringify(res.statuses)}`);
+      throw new Error(`round ${r + 1}: ${JSON.stringify(res.statuses)} ${res.failures.join("; ")}`);
     const [first, second] = res.lanes as [hdr.Histogram, hdr.Histogram];
     const [ha, hb] = r % 2 ? [second, first] : [first, second];
     all.a.add(ha);

@@ -262,6 +262,7 @@ async function main() {
       }
       json[name] ??= histogram();
       json[name]!.add(res.hist);
+      for (const failure of res.failures) log(`${name}: ${failure}`);
       jsonErrors[name] =
         (jsonErrors[name] ?? 0) +
         res.errors +
@@ -297,7 +298,8 @@ async function main() {
   for (let r = 0; r < ROUNDS; r++) {
     const pair = [targets.gateway, targets["floor+1 RPC"]] as const;
     const res = await openLoop(RATE, PAIRED_S, (i) => send(pair[i % 2]!, gwKey, chatBody(i)).then((x) => x.status), 2);
-    if (res.errors || res.statuses["200"] !== res.sent) throw new Error(`paired: ${JSON.stringify(res.statuses)}`);
+    if (res.errors || res.statuses["200"] !== res.sent)
+      throw new Error(`paired: ${JSON.stringify(res.statuses)} ${res.failures.join("; ")} (lane 0: gateway)`);
     const [g, f] = res.lanes as [hdr.Histogram, hdr.Histogram];
     pairedHists.gateway.add(g);
     pairedHists.floor.add(f);

@@ -105,6 +105,8 @@ interface LoadResult {
   sent: number;
   statuses: Record<string, number>;
   errors: number;
+  /** why requests failed without a status (the first few), with their lane: so a failed run says what failed */
+  failures: string[];
   achievedRps: number;
 }
 
@@ -125,6 +127,7 @@ export async function openLoop(
   const laneHists = Array.from({ length: lanes }, histogram);
   const statuses: Record<string, number> = {};
   let errors = 0;
+  const failures: string[] = [];
   const total = Math.round(rate * seconds);
   const start = performance.now();
   const inflight: Promise<void>[] = [];
@@ -141,16 +144,20 @@ export async function openLoop(
           statuses[status] = (statuses[status] ?? 0) + 1;
           if (status >= 500) errors++;
         },
-        () => {
+        (err: unknown) => {
           errors++;
           statuses.error = (statuses.error ?? 0) + 1;
+          const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : "";
+          const why = err instanceof Error ? `${err.name}: ${err.message}${cause}` : String(err);
+          if (failures.length < 5)
+            failures.push(`request ${i} (lane ${i % lanes}) at ${Math.round(at - start)} ms: ${why}`);
         },
       ),
     );
   }
   await Promise.all(inflight);
   const elapsed = (performance.now() - start) / 1000;
-  return { hist, lanes: laneHists, sent: total, statuses, errors, achievedRps: total / elapsed };
+  return { hist, lanes: laneHists, sent: total, statuses, errors, failures, achievedRps: total / elapsed };
 }
 
 export const ms = (us: number) => Math.round(us / 10) / 100;
