@@ -114,6 +114,9 @@ async function startFloorMiniflare(fakeUrl: string, port: number, rpcs: 0 | 2, a
 
 // ---------------------------------------------------------------------------------------------------------
 
+/** Stops every target and the fake provider; set once they run, so a run that fails midway leaves nothing behind. */
+let teardown: (() => Promise<void>) | undefined;
+
 async function main() {
   const pinned = pin(process.pid, 0);
   log(
@@ -161,7 +164,8 @@ async function main() {
   const gwKey = (await newKey(gw, wallet)).key;
   const wdKey = (await newKey(wranglerStack.url, wranglerWallet)).key;
   const keyOf = (t: Target) => (t === targets.wrangler ? wdKey : gwKey);
-  const teardown = async () => {
+  teardown = async () => {
+    teardown = undefined;
     for (const t of Object.values(targets)) await t.pool.close();
     for (const mf of [gatewayMf, floorMf, floor1Mf, floorDoMf]) await mf.dispose();
     await wranglerStack.stop();
@@ -636,7 +640,11 @@ async function main() {
   for (const [name, met] of Object.entries(goals)) console.log(`  ${met ? "met    " : "NOT met"}  ${name}`);
   console.log("\nwritten: bench-results/latest.json");
 
-  await teardown();
+  await teardown?.();
 }
 
-await main();
+try {
+  await main();
+} finally {
+  await teardown?.();
+}
