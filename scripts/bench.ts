@@ -165,7 +165,6 @@ async function main() {
   const wdKey = (await newKey(wranglerStack.url, wranglerWallet)).key;
   const keyOf = (t: Target) => (t === targets.wrangler ? wdKey : gwKey);
   teardown = async () => {
-    teardown = undefined;
     for (const t of Object.values(targets)) await t.pool.close();
     for (const mf of [gatewayMf, floorMf, floor1Mf, floorDoMf]) await mf.dispose();
     await wranglerStack.stop();
@@ -639,8 +638,6 @@ async function main() {
   console.log("\nTargets");
   for (const [name, met] of Object.entries(goals)) console.log(`  ${met ? "met    " : "NOT met"}  ${name}`);
   console.log("\nwritten: bench-results/latest.json");
-
-  await teardown?.();
 }
 
 try {
