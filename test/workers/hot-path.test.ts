@@ -1,6 +1,6 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { app } from "../../src/app.ts";
 import { keyGuard } from "../../src/env.ts";
 import { call, callWith, chat, NO_STORAGE, setupKey } from "./helpers.ts";
@@ -56,8 +56,9 @@ describe("configuration is checked as a whole", () => {
   it("a hold lifetime shorter than the longest exchange refuses to serve, naming the setting", async () => {
     const { key } = await setupKey();
     const errors: string[] = [];
-    const original = console.error;
-    console.error = (...args: unknown[]) => void errors.push(args.map(String).join(" "));
+    const logged = vi
+      .spyOn(console, "error")
+      .mockImplementation((...args: unknown[]) => void errors.push(args.map(String).join(" ")));
     try {
       const res = await callWith(
         { HOLD_TTL_MS: "60000", UPSTREAM_TIMEOUT_MS: "60000" },
@@ -75,7 +76,7 @@ describe("configuration is checked as a whole", () => {
       });
       expect(bad.status).toBe(500);
     } finally {
-      console.error = original;
+      logged.mockRestore();
     }
     expect(errors.join("\n")).toContain("HOLD_TTL_MS (60000) must exceed UPSTREAM_TIMEOUT_MS + DISCONNECT_DRAIN_MS");
     expect(errors.join("\n")).toContain("MAX_INFLIGHT_PER_KEY must be a whole number");
@@ -87,12 +88,11 @@ describe("configuration is checked as a whole", () => {
     expect(ok.headers.get("cache-control")).toBe("no-store");
     expect(await ok.json()).toEqual({ status: "ok" });
     expect((await callWith(NO_STORAGE, "GET", "/health")).status).toBe(200);
-    const original = console.error;
-    console.error = () => undefined;
+    const quiet = vi.spyOn(console, "error").mockImplementation(() => undefined);
     try {
       expect((await callWith({ MAX_BODY_BYTES: "lots" }, "GET", "/health")).status).toBe(500);
     } finally {
-      console.error = original;
+      quiet.mockRestore();
     }
   });
 });
