@@ -1,5 +1,6 @@
 import { eq } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
+import * as z from "zod/mini";
 import { builtinCatalog, getCatalog, invalidateCatalog, type ModelEntry, pricesAt } from "../catalog/catalog.ts";
 import type { Rate } from "../catalog/pricing.ts";
 import { database } from "../db/client.ts";
@@ -9,7 +10,7 @@ import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashesEqual, hashSecret, keyKindOf, newId } from "../lib/keys.ts";
 import { formatUsd, parseUsd } from "../lib/money.ts";
-import { ApiRouter } from "../lib/openapi.ts";
+import { ApiRouter, named } from "../lib/openapi.ts";
 import {
   CreateWallet,
   ERRORS,
@@ -22,6 +23,7 @@ import {
   WalletCreated,
 } from "../management/schemas.ts";
 import { newSecretKey } from "../management/secret-keys.ts";
+import { reencryptSecrets } from "../webhooks/secrets.ts";
 
 const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   const expected = c.env.ADMIN_TOKEN;
@@ -77,6 +79,15 @@ function price(text: string): number {
 
 const tags = ["Operator"];
 const security = "adminToken" as const;
+const ReencryptStep = named(
+  "ReencryptStep",
+  z.object({
+    reencrypted: z.int(),
+    unreadable: z.array(z.string()),
+    remaining: z.int(),
+    next_cursor: z.nullable(z.string()),
+  }),
+);
 const ADMIN_ERRORS = { ...ERRORS, 503: { description: "ADMIN_TOKEN is not set", schema: ERRORS[400].schema } };
 
 export const adminRoutes = new ApiRouter();
@@ -204,4 +215,18 @@ adminRoutes
       const builtin = builtinCatalog.resolve(model)?.entry;
       return c.json(builtin ? serializeModel(builtin) : null);
     },
+  )
+  .route(
+    {
+      method: "post",
+      path: "/webhook-secrets/reencrypt",
+      summary:
+        "Rotating WEBHOOK_SECRET_KEY: seal up to `limit` stored webhook secrets again under the current key " +
+        "(call again with `next_cursor` until it is null; `remaining` 0 means WEBHOOK_SECRET_KEY_PREVIOUS can go)",
+      tags,
+      security,
+      query: Pagination,
+      responses: { 200: { description: "What this step did", schema: ReencryptStep }, ...ADMIN_ERRORS },
+    },
+    async (c, { query }) => c.json(await reencryptSecrets(c.env, { cursor: query.cursor, limit: query.limit })),
   );
