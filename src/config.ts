@@ -21,6 +21,10 @@ export interface GatewayConfig {
    * one round trip instead of two saves when the key's Durable Object is far away.
    */
   guardDelayMs: number;
+  /** raw ledger rows older than this many whole UTC days (before today) leave D1 for the R2 archive */
+  retentionDays: number;
+  /** and, whichever binds first, the oldest days leave once the raw rows would take more than this (bytes) */
+  retentionMaxBytes: number;
 }
 
 /** The numeric vars, their defaults and the smallest value each accepts. */
@@ -31,6 +35,8 @@ export const NUMERIC_VARS = {
   HOLD_TTL_MS: { key: "holdTtlMs", fallback: 900_000, min: 1 },
   DISCONNECT_DRAIN_MS: { key: "disconnectDrainMs", fallback: 30_000, min: 0 },
   GUARD_DELAY_MS: { key: "guardDelayMs", fallback: 0, min: 0 },
+  RETENTION_DAYS: { key: "retentionDays", fallback: 30, min: 1 },
+  RETENTION_MAX_BYTES: { key: "retentionMaxBytes", fallback: 3_000_000_000, min: 1 },
 } as const satisfies Record<string, { key: keyof GatewayConfig; fallback: number; min: number }>;
 
 export class ConfigError extends Error {}

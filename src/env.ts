@@ -1,5 +1,4 @@
 import type { Session } from "./dashboard/session.ts";
-import type { KeyGuard } from "./guard/key-guard.ts";
 import type { Dialect } from "./lib/errors.ts";
 import type { ProviderVars } from "./providers/registry.ts";
 
@@ -27,9 +26,4 @@ export interface AppEnv {
     /** a dashboard POST's form, parsed once by that check */
     form: Record<string, string | File | (string | File)[]>;
   };
-}
-
-/** The KeyGuard of a spend key: one Durable Object per key, addressed by the key's public id. */
-export function keyGuard(env: Env, spendKeyId: string): DurableObjectStub<KeyGuard> {
-  return env.KEY_GUARD.getByName(spendKeyId);
 }

@@ -1,4 +1,7 @@
 import { app } from "./app.ts";
+import { stepRetention } from "./bookkeeping/retention.ts";
+import { writeBooks } from "./bookkeeping/write.ts";
+import type { BooksMessage } from "./guard/books.ts";
 import { deadLetters, deliverBatch, sweep } from "./webhooks/delivery.ts";
 import type { DeliveryMessage } from "./webhooks/events.ts";
 
@@ -6,14 +9,15 @@ export { KeyGuard } from "./guard/key-guard.ts";
 
 export default {
   fetch: app.fetch,
-  /** Webhook deliveries, and the dead letters of those that ran out of retries. */
+  /** The bookkeeping queue (the guards' writes to D1); webhook deliveries, and the dead letters of those. */
   async queue(batch, env) {
-    const messages = batch as MessageBatch<DeliveryMessage>;
-    if (batch.queue.endsWith("-dlq")) await deadLetters(messages, env);
-    else await deliverBatch(messages, env);
+    if (batch.queue.startsWith("spendgate-ledger")) await writeBooks(batch as MessageBatch<BooksMessage>, env);
+    else if (batch.queue.endsWith("-dlq")) await deadLetters(batch as MessageBatch<DeliveryMessage>, env);
+    else await deliverBatch(batch as MessageBatch<DeliveryMessage>, env);
   },
-  /** The sweeper: deliveries whose queue message was lost are queued again. */
+  /** Every minute: deliveries whose queue message was lost are queued again; one bounded step of retention. */
   async scheduled(_controller, env, ctx) {
     ctx.waitUntil(sweep(env));
+    ctx.waitUntil(stepRetention(env));
   },
 } satisfies ExportedHandler<Env>;

@@ -1,4 +1,5 @@
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import type { Rate } from "../catalog/pricing.ts";
 
 /**
@@ -177,13 +178,57 @@ export const requests = sqliteTable(
     latencyMs: integer("latency_ms").notNull(),
     metadata: text("metadata", { mode: "json" }).$type<Record<string, string>>().notNull(),
     createdAt: integer("created_at").notNull(),
+    // Set while retention archives the row (the R2 part it goes to); null otherwise. bookkeeping/retention.ts
+    archivePart: text("archive_part"),
   },
   (t) => [
     uniqueIndex("requests_request_id").on(t.requestId),
     index("requests_wallet_created").on(t.walletId, t.createdAt, t.requestId),
     index("requests_key_created").on(t.spendKeyId, t.createdAt, t.requestId),
+    // Retention walks the oldest rows day by day, and finds a part it claimed but did not finish.
+    index("requests_created").on(t.createdAt),
+    index("requests_archive_part").on(t.archivePart).where(sql`${t.archivePart} IS NOT NULL`),
   ],
 );
+
+/**
+ * Exact per key × model × UTC day totals of the ledger, kept for ever. A trigger on `requests` adds each row as
+ * it is inserted (a replayed insert inserts nothing, so adds nothing); archiving raw rows never touches them.
+ */
+export const usageDaily = sqliteTable(
+  "usage_daily",
+  {
+    day: integer("day").notNull(),
+    walletId: text("wallet_id").notNull(),
+    spendKeyId: text("spend_key_id").notNull(),
+    model: text("model").notNull(),
+    requests: integer("requests").notNull(),
+    inputTokens: integer("input_tokens").notNull(),
+    outputTokens: integer("output_tokens").notNull(),
+    cacheReadTokens: integer("cache_read_tokens").notNull(),
+    cacheWriteTokens: integer("cache_write_tokens").notNull(),
+    reasoningTokens: integer("reasoning_tokens").notNull(),
+    mediaInputTokens: integer("media_input_tokens").notNull(),
+    units: integer("units").notNull(),
+    costNanos: integer("cost_nanos").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.walletId, t.day, t.spendKeyId, t.model] }),
+    index("usage_daily_key_day").on(t.spendKeyId, t.day),
+  ],
+);
+
+/** Raw ledger rows held in D1 per UTC day (trigger-maintained): what the retention's size budget counts. */
+export const ledgerDays = sqliteTable("ledger_days", {
+  day: integer("day").primaryKey(),
+  rawRows: integer("raw_rows").notNull(),
+});
+
+/** Retention's progress: `archived_before` — raw rows before this instant may have left D1 for the archive. */
+export const retentionState = sqliteTable("retention_state", {
+  name: text("name").primaryKey(),
+  value: integer("value").notNull(),
+});
 
 export type SpendKeyRow = typeof spendKeys.$inferSelect;
 export type LedgerRow = typeof requests.$inferInsert;

@@ -1,7 +1,8 @@
 import { type Context, Hono } from "hono";
 import * as z from "zod/mini";
 import { getCatalog, type ModelEntry } from "../catalog/catalog.ts";
-import { type AppEnv, keyGuard } from "../env.ts";
+import type { AppEnv } from "../env.ts";
+import { keyGuard } from "../guard/stub.ts";
 import type { KeyConfig } from "../guard/types.ts";
 import { spendKeyFrom } from "../lib/credentials.ts";
 import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";

@@ -1,4 +1,4 @@
-import type { keyGuard } from "../env.ts";
+import type { keyGuard } from "../guard/stub.ts";
 import type { SettleInput, SettleResult } from "../guard/types.ts";
 
 type Guard = ReturnType<typeof keyGuard>;

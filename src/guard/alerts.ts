@@ -1,10 +1,9 @@
 import { periodEnd } from "../lib/cycles.ts";
 import { formatUsd } from "../lib/money.ts";
 import { serializeSpendKey } from "../management/spend-key-view.ts";
-import { type EventType, emitEvent, type WebhookEvent } from "../webhooks/events.ts";
+import type { EventType, WebhookEvent } from "../webhooks/events.ts";
 import { type HeldTotals, roll, snapshot } from "./counters.ts";
-import type { GuardOutbox } from "./outbox.ts";
-import type { KeyRecord } from "./record.ts";
+import type { KeyChange, KeyRecord } from "./record.ts";
 import type { AdmitResult, Counters, KeyConfig } from "./types.ts";
 
 /**
@@ -85,20 +84,23 @@ export function expiryReached(g: GuardView, now: number): { counters: Counters; 
   return { counters, event: keyEvent({ ...g, counters }, "spend_key.expired", id, now) };
 }
 
-/** Hands the outbox's events to the delivery queue, oldest first; false when one could not be handed over yet. */
-export async function handOverEvents(
-  outbox: GuardOutbox,
-  env: Parameters<typeof emitEvent>[0],
-  walletId: string,
-): Promise<boolean> {
-  for (const event of outbox.pending()) {
-    try {
-      await emitEvent(env, walletId, event);
-      outbox.sent(event.id);
-    } catch (err) {
-      console.error("webhook event not handed over yet", event.id, err instanceof Error ? err.message : String(err));
-      return false;
-    }
+/**
+ * The events of a management change, decided in the guard with the change itself: created; updated (and paused or
+ * resumed when the status flipped); rotated; revoked. Ids name the key's version, so a change is one event.
+ */
+export function managementEvents(g: GuardView, change: KeyChange | "create", previous: KeyRecord | null, now: number) {
+  const kind = change === "create" ? "create" : change.kind;
+  const types: EventType[] =
+    kind === "create"
+      ? ["spend_key.created"]
+      : kind === "rotate"
+        ? ["spend_key.rotated"]
+        : kind === "revoke"
+          ? ["spend_key.revoked"]
+          : ["spend_key.updated"];
+  if (kind === "update" && previous && previous.status !== g.record.status) {
+    types.push(g.record.status === "paused" ? "spend_key.paused" : "spend_key.resumed");
   }
-  return true;
+  const version = g.record.configVersion;
+  return types.map((type) => keyEvent(g, type, `evt_${g.record.id}_v${version}_${type.slice(10)}`, now));
 }

@@ -1,12 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
 import type { WebhookEvent } from "../webhooks/events.ts";
-import { expiryDue, expiryReached, type GuardView, handOverEvents, limitReached, thresholdEvent } from "./alerts.ts";
+import { expiryDue, expiryReached, type GuardView, limitReached, managementEvents, thresholdEvent } from "./alerts.ts";
+import type { BooksMessage, BooksReceipt } from "./books.ts";
 import { charge, freshCounters, type HeldTotals, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
 import { GuardTables, type HoldRow } from "./ledger.ts";
 import { holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
 import { GuardOutbox } from "./outbox.ts";
 import { authentic, decide } from "./policy.ts";
-import { applyChange, configOf, type KeyChange, type KeyRecord, upgradedRecord } from "./record.ts";
+import { applyChange, configOf, type KeyChange, type KeyRecord } from "./record.ts";
 import type {
   AdmitInput,
   AdmitResult,
@@ -20,8 +21,18 @@ import type {
   SettleResult,
 } from "./types.ts";
 
-/** How soon after a change counters and ledger rows reach D1 (`list` is exact within 2 s). */
+/** How soon after a change the guard hands it to the bookkeeping queue (it lands in D1 about a second later). */
 const FLUSH_DELAY_MS = 1_000;
+/** What was handed over and not confirmed this long after goes again (the queue lost it, or D1 is down). */
+const RESEND_AFTER_MS = 30_000;
+/** After a failed hand-over (the queue refused), the next try. */
+const RETRY_MS = 5_000;
+
+/** The versions of the record and counters D1 has confirmed (kept in storage: what is owed survives eviction). */
+interface Synced {
+  record: number;
+  counters: number;
+}
 
 /**
  * One per spend key: the authority for that key. Every admission, settlement and management change is one
@@ -38,6 +49,9 @@ export class KeyGuard extends DurableObject<Env> {
   private readonly tables: GuardTables;
   private readonly outbox: GuardOutbox;
   private alarmPending = false;
+  private synced: Synced;
+  /** the versions last handed over, and when (in memory only: losing it only means sending them again) */
+  private sent = { record: 0, counters: 0, at: 0 };
   /** The clock; tests swap it through runInDurableObject to cross cycle boundaries. */
   now: () => number = () => Date.now();
 
@@ -48,12 +62,9 @@ export class KeyGuard extends DurableObject<Env> {
     this.record = ctx.storage.kv.get<KeyRecord>("record") ?? null;
     this.config = this.record ? configOf(this.record) : null;
     this.counters = ctx.storage.kv.get<Counters>("counters") ?? freshCounters();
-    // Guards written before they owned the whole record kept only the enforced configuration: rebuild the
-    // record from D1's row once, with the guard's own secret hash, status and revocation winning.
-    const legacy = this.record ? undefined : ctx.storage.kv.get<KeyConfig>("config");
-    if (legacy) void ctx.blockConcurrencyWhile(() => this.upgrade(legacy));
+    this.synced = ctx.storage.kv.get<Synced>("synced") ?? { record: 0, counters: 0 };
     // A key nobody configured (a forged id) gets no tables: refusing it writes nothing.
-    if (this.config || legacy) {
+    if (this.config) {
       this.openTables();
       this.held = this.tables.heldTotals();
     }
@@ -61,12 +72,13 @@ export class KeyGuard extends DurableObject<Env> {
 
   // ---- management: the guard is the one writer of its key. Every create / update / rotate / revoke is one
   // read-modify-write, so racing writes are ordered by the platform and each applies only the fields it sent
-  // to the record the previous one left. D1 then follows the returned record (newest wins).
+  // to the record the previous one left. The change's webhook events go in the outbox in the same transaction,
+  // and D1 follows the record through the bookkeeping queue (newest version wins).
 
   /** The key's first write; null when the id already has a record. */
   create(record: KeyRecord): Managed | null {
     if (this.record) return null;
-    return this.commit(record, this.now());
+    return this.commit(record, "create", null, this.now());
   }
 
   /** Applies one change; null when the key is unknown here, another wallet's, or revoked (revoked is final). */
@@ -74,7 +86,7 @@ export class KeyGuard extends DurableObject<Env> {
     const prev = this.owned(walletId);
     if (!prev) return null;
     const now = this.now();
-    return { ...this.commit(applyChange(prev, change, now), now), previous: prev };
+    return { ...this.commit(applyChange(prev, change, now), change, prev, now), previous: prev };
   }
 
   /** The record and exact counters, for `GET /v1/spend_keys/{id}`; null as for `manage`. */
@@ -102,7 +114,16 @@ export class KeyGuard extends DurableObject<Env> {
       counters: this.counters,
       held: this.held,
       ledger: this.config ? this.tables.ledgerRows() : [],
+      unconfirmed: this.unconfirmed(),
     };
+  }
+
+  /** What D1 has not confirmed yet: rows, events, and the record and counters when newer than D1's copies. */
+  private unconfirmed(): number {
+    if (!this.config) return 0;
+    const record = (this.record?.configVersion ?? 0) > this.synced.record ? 1 : 0;
+    const counters = this.counters.version > this.synced.counters ? 1 : 0;
+    return this.tables.unconfirmed() + this.outbox.unconfirmed() + record + counters;
   }
 
   private owned(walletId: string): KeyRecord | null {
@@ -110,26 +131,22 @@ export class KeyGuard extends DurableObject<Env> {
     return r && r.walletId === walletId && r.revokedAt === null ? r : null;
   }
 
-  private commit(next: KeyRecord, now: number): Managed {
+  private commit(next: KeyRecord, change: KeyChange | "create", prev: KeyRecord | null, now: number): Managed {
     const cfg = configOf(next);
     if (!this.config) this.openTables();
     const counters = reconfigure(this.config, cfg, this.counters, now);
+    const events = managementEvents({ record: next, config: cfg, counters, held: this.held }, change, prev, now);
     const kv = this.ctx.storage.kv;
     this.ctx.storage.transactionSync(() => {
       kv.put("record", next);
       kv.put("counters", counters);
-      kv.delete("config");
+      for (const event of events) this.outbox.add(event, now);
     });
     this.record = next;
     this.config = cfg;
     this.counters = counters;
     this.scheduleFlush(now);
     return { record: next, snapshot: snapshot(cfg, counters, this.held, now) };
-  }
-
-  private async upgrade(legacy: KeyConfig): Promise<void> {
-    this.record = await upgradedRecord(this.env.DB, legacy, this.ctx.storage);
-    this.config = this.record && configOf(this.record);
   }
 
   private openTables(): void {
@@ -180,7 +197,11 @@ export class KeyGuard extends DurableObject<Env> {
     return { costNanos: charged, remainingNanos: this.snapshot().remainingSpendNanos, applied: costNanos !== null };
   }
 
-  /** Flushes counters and ledger rows to D1; charges holds that outlived their TTL (a lost settle). */
+  /**
+   * Charges holds that outlived their TTL (a lost settle), raises the expiry event when due, and hands what D1
+   * has not confirmed to the bookkeeping queue; wakes again until D1 confirms it, for the next hold to expire,
+   * and for the key's expiry.
+   */
   override async alarm(): Promise<void> {
     this.alarmPending = false;
     const cfg = this.config;
@@ -189,18 +210,84 @@ export class KeyGuard extends DurableObject<Env> {
     for (const id of this.tables.expiredHoldIds(now)) this.closeHold(cfg, id, (h) => lapsedSettle(h, now), now);
     const view = this.view();
     this.raise(view && expiryReached(view, now), now);
-    // Events decided here go to the delivery queue; what cannot be handed over yet waits for a later alarm.
-    if (!(await handOverEvents(this.outbox, this.env, cfg.walletId))) {
-      this.alarmPending = true;
-      await this.ctx.storage.setAlarm(this.now() + 5_000);
-    }
-    const backlog = await this.tables.flush(this.env.DB, cfg.spendKeyId, { ...this.counters }, this.now);
-    // A backlog (a hot key) is drained at once rather than one batch per delay.
-    if (backlog) this.scheduleFlush(this.now() - FLUSH_DELAY_MS);
-    // Wake for the next hold to expire, and for the key's own expiry (its event).
-    const times = [this.tables.nextExpiry(), this.record && expiryDue(this.record, this.counters)];
+    const handed = await this.handOver(cfg);
+    const times = [
+      // More than one message's worth (a hot key's backlog) goes at once; a refused hand-over is tried again soon.
+      handed === "backlog" ? this.now() : handed === "failed" ? this.now() + RETRY_MS : null,
+      this.unconfirmed() ? this.now() + RESEND_AFTER_MS : null,
+      this.tables.nextExpiry(),
+      this.record && expiryDue(this.record, this.counters),
+    ];
     const due = times.filter((t): t is number => typeof t === "number");
-    if (due.length && !this.alarmPending) await this.ctx.storage.setAlarm(Math.min(...due));
+    if (!due.length) return;
+    const at = Math.min(...due);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || at < current) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** The bookkeeping consumer wrote a message of this guard's to D1: what it carried is no longer owed. */
+  confirm(receipt: BooksReceipt): void {
+    if (!this.config) return;
+    const now = this.now();
+    const synced = {
+      record: Math.max(this.synced.record, receipt.recordVersion),
+      counters: Math.max(this.synced.counters, receipt.countersVersion),
+    };
+    this.ctx.storage.transactionSync(() => {
+      this.tables.confirm(receipt.rowIds, now);
+      this.outbox.confirm(receipt.eventIds);
+      this.ctx.storage.kv.put("synced", synced);
+    });
+    this.synced = synced;
+  }
+
+  /**
+   * Sends one message with everything due: rows and events never sent (or sent long ago and never confirmed), and
+   * the record and counters when D1 lacks their versions. Nothing is forgotten here — only a receipt does that.
+   */
+  private async handOver(cfg: KeyConfig): Promise<"done" | "backlog" | "failed"> {
+    const now = this.now();
+    const resendBefore = now - RESEND_AFTER_MS;
+    const rows = this.tables.dueRows(resendBefore);
+    const events = this.outbox.due(resendBefore);
+    const owed = (version: number, synced: number, sent: number) =>
+      version > synced && (version !== sent || this.sent.at <= resendBefore);
+    const record = this.record && owed(this.record.configVersion, this.synced.record, this.sent.record);
+    const counters = owed(this.counters.version, this.synced.counters, this.sent.counters);
+    if (!rows.n && !events.length && !record && !counters) return "done";
+    const message: BooksMessage = {
+      v: 1,
+      keyId: cfg.spendKeyId,
+      walletId: cfg.walletId,
+      rows: rows.rows,
+      rowIds: rows.ids,
+      record: record ? this.record : null,
+      counters: counters ? { ...this.counters } : null,
+      events,
+    };
+    try {
+      await this.env.LEDGER.send(message, { contentType: "json" });
+    } catch (err) {
+      console.error("bookkeeping hand-over failed; retrying", cfg.spendKeyId, errorText(err));
+      return "failed";
+    }
+    const at = this.now();
+    this.ctx.storage.transactionSync(() => {
+      if (rows.n) this.tables.markSent(rows.ids, at);
+      if (events.length)
+        this.outbox.markSent(
+          events.map((e) => e.id),
+          at,
+        );
+    });
+    this.sent = {
+      record: message.record?.configVersion ?? this.sent.record,
+      counters: message.counters?.version ?? this.sent.counters,
+      at,
+    };
+    return this.tables.dueRows(at - RESEND_AFTER_MS).n || this.outbox.due(at - RESEND_AFTER_MS).length
+      ? "backlog"
+      : "done";
   }
 
   // ---- internals ----------------------------------------------------------------------------------
@@ -253,3 +340,5 @@ export class KeyGuard extends DurableObject<Env> {
     void this.ctx.storage.setAlarm(now + FLUSH_DELAY_MS);
   }
 }
+
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));

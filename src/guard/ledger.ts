@@ -1,60 +1,32 @@
-import { getTableColumns } from "drizzle-orm";
-import { type LedgerRow, requests } from "../db/schema.ts";
+import { LEDGER_COLUMNS, sqlLiteral } from "../db/ledger-columns.ts";
+import type { LedgerRow } from "../db/schema.ts";
 import type { HeldTotals } from "./counters.ts";
 import type { HoldInfo } from "./ledger-row.ts";
-import type { Counters } from "./types.ts";
 
 /**
- * The KeyGuard's two SQLite tables — open holds, and settled ledger rows waiting for (or kept after) their
- * flush to D1 — and the flush itself. Callers wrap writes in `transactionSync`.
+ * The KeyGuard's two SQLite tables — open holds, and settled ledger rows waiting for D1 to confirm them (or kept
+ * a while after, so a replayed settle stays a no-op). Callers wrap writes in `transactionSync`.
  */
 
-/** Settled rows stay this long after their flush so a replayed settle stays a no-op (holds live ≤ HOLD_TTL_MS). */
+/** Confirmed rows stay this long so a replayed settle stays a no-op (holds live ≤ HOLD_TTL_MS). */
 const LEDGER_RETENTION_MS = 3_600_000;
-/** Ledger rows per D1 round trip. */
-const FLUSH_BATCH = 200;
+/** Rows a message carries at most; and the JSON they may take (a queue message is at most 128 KB). */
+const MESSAGE_ROWS = 200;
+const MESSAGE_ROW_CHARS = 96_000;
 
 /**
- * The ledger's columns, from the drizzle schema. The flush writes plain prepared statements rather than
- * building them with drizzle: it runs inside the key's Durable Object, on the same thread as that key's
- * admissions, and drizzle's query building was the largest part of each flush's CPU.
+ * Up to one message's rows due to be sent (never sent, or sent `resendMs` ago and not confirmed), oldest first,
+ * as the JSON the consumer's insert takes, with their ids — built by SQLite from the stored rows: `->>` reads
+ * booleans as 0/1 and objects as their JSON text, as D1 stores them, and the rows never pass through JavaScript.
+ * The first row always goes, however large; the others while the message stays under its size.
  */
-const LEDGER_COLUMNS = Object.entries(getTableColumns(requests)).map(([key, col]) => ({
-  key,
-  name: col.name,
-  // Rows kept from before a column existed take its default.
-  fallback: col.default === undefined ? null : col.default,
-}));
-/**
- * Every row of a flush in one statement: the rows travel as one JSON array of column-ordered arrays and SQLite
- * unpacks them (`json_each`), instead of dozens of multi-row inserts held to D1's 100 bound values each.
- * (`WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT.)
- */
-const INSERT_ROWS =
-  `INSERT INTO requests (${LEDGER_COLUMNS.map((c) => c.name).join(", ")}) ` +
-  `SELECT ${LEDGER_COLUMNS.map((_, i) => `value ->> ${i}`).join(", ")} FROM json_each(?) WHERE true ` +
-  "ON CONFLICT DO NOTHING";
-const COUNTERS_SQL =
-  "UPDATE spend_keys SET current_spend_nanos = ?, total_spend_nanos = ?, current_requests = ?, " +
-  "total_requests = ?, spend_period_start = ?, request_period_start = ?, last_used_at = ?, snapshot_at = ? " +
-  "WHERE id = ? AND snapshot_at < ?";
-
-/** A column's default as an SQL literal (defaults are numbers, strings and booleans). */
-function sqlLiteral(v: unknown): string {
-  if (v === null || v === undefined) return "NULL";
-  if (typeof v === "boolean") return v ? "1" : "0";
-  if (typeof v === "number") return String(v);
-  return `'${String(v).replaceAll("'", "''")}'`;
-}
-/**
- * Up to one batch of unflushed rows as the JSON the insert above takes, with their ids, built by SQLite from the
- * stored rows: `->>` reads booleans as 0/1 and objects as their JSON text, as D1 stores them. The rows never
- * pass through JavaScript, which kept the KeyGuard's isolate allocating per row on every flush.
- */
-const PENDING_BATCH =
-  "SELECT count(*) AS n, json_group_array(request_id) AS ids, json_group_array(json_array(" +
+const DUE_ROWS =
+  "SELECT count(*) AS n, coalesce(json_group_array(request_id), '[]') AS ids, json_group_array(json_array(" +
   LEDGER_COLUMNS.map((c) => `coalesce(row ->> '$.${c.key}', ${sqlLiteral(c.fallback)})`).join(", ") +
-  ")) AS rows FROM (SELECT request_id, row FROM ledger WHERE flushed_at IS NULL ORDER BY created_at LIMIT ?)";
+  ")) AS rows FROM (SELECT request_id, row, sum(length(row)) OVER (ORDER BY created_at, request_id) AS chars, " +
+  "row_number() OVER (ORDER BY created_at, request_id) AS k FROM ledger " +
+  "WHERE flushed_at IS NULL AND (sent_at IS NULL OR sent_at <= ?) ORDER BY created_at, request_id LIMIT ?) " +
+  "WHERE k = 1 OR chars <= ?";
 
 export interface HoldRow extends Record<string, SqlStorageValue> {
   request_id: string;
@@ -73,8 +45,11 @@ export class GuardTables {
       expires_at INTEGER NOT NULL, info TEXT NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS ledger (
       request_id TEXT PRIMARY KEY, row TEXT NOT NULL, cost INTEGER NOT NULL,
-      flushed_at INTEGER, created_at INTEGER NOT NULL)`);
+      flushed_at INTEGER, created_at INTEGER NOT NULL, sent_at INTEGER)`);
     this.sql.exec("CREATE INDEX IF NOT EXISTS ledger_flush ON ledger (flushed_at, created_at)");
+    // Tables made before rows went through the bookkeeping queue lack the column that says a row was sent.
+    const columns = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM pragma_table_info('ledger')").one().n;
+    if (columns === 5) this.sql.exec("ALTER TABLE ledger ADD COLUMN sent_at INTEGER");
   }
 
   heldTotals(): HeldTotals {
@@ -129,40 +104,35 @@ export class GuardTables {
     );
   }
 
-  /**
-   * Absolute counters and up to one batch of unflushed ledger rows to D1 in one round trip (replays are harmless:
-   * counters carry their version, rows their unique request id). True when more rows wait.
-   */
-  async flush(db: D1Database, spendKeyId: string, c: Counters, now: () => number): Promise<boolean> {
-    const pending = this.sql.exec<{ n: number; ids: string; rows: string }>(PENDING_BATCH, FLUSH_BATCH).one();
-    const statements = [
-      db
-        .prepare(COUNTERS_SQL)
-        .bind(
-          c.currentSpendNanos,
-          c.totalSpendNanos,
-          c.currentRequests,
-          c.totalRequests,
-          c.spendPeriodStart,
-          c.requestPeriodStart,
-          c.lastUsedAt,
-          c.version,
-          spendKeyId,
-          c.version,
-        ),
-    ];
-    if (pending.n) statements.push(db.prepare(INSERT_ROWS).bind(pending.rows));
-    await db.batch(statements);
-    const at = now();
-    if (pending.n) {
-      this.sql.exec(
-        "UPDATE ledger SET flushed_at = ? WHERE request_id IN (SELECT value FROM json_each(?))",
-        at,
-        pending.ids,
-      );
-    }
-    this.sql.exec("DELETE FROM ledger WHERE flushed_at IS NOT NULL AND flushed_at < ?", at - LEDGER_RETENTION_MS);
-    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM ledger WHERE flushed_at IS NULL").one().n > 0;
+  /** Up to one message's rows due to be sent (see `DUE_ROWS`); `resendBefore`: sent before this, not confirmed. */
+  dueRows(resendBefore: number): { n: number; ids: string; rows: string } {
+    return this.sql
+      .exec<{ n: number; ids: string; rows: string }>(DUE_ROWS, resendBefore, MESSAGE_ROWS, MESSAGE_ROW_CHARS)
+      .one();
+  }
+
+  /** Marks rows as handed to the queue (still owed a receipt). `ids`: a JSON array. */
+  markSent(ids: string, now: number): void {
+    this.sql.exec(
+      "UPDATE ledger SET sent_at = ? WHERE flushed_at IS NULL AND request_id IN (SELECT value FROM json_each(?))",
+      now,
+      ids,
+    );
+  }
+
+  /** Rows D1 has confirmed; and rows confirmed long enough ago to forget. */
+  confirm(ids: string, now: number): void {
+    this.sql.exec(
+      "UPDATE ledger SET flushed_at = ? WHERE flushed_at IS NULL AND request_id IN (SELECT value FROM json_each(?))",
+      now,
+      ids,
+    );
+    this.sql.exec("DELETE FROM ledger WHERE flushed_at IS NOT NULL AND flushed_at < ?", now - LEDGER_RETENTION_MS);
+  }
+
+  /** Rows D1 has not confirmed yet. */
+  unconfirmed(): number {
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM ledger WHERE flushed_at IS NULL").one().n;
   }
 
   /** Every row kept here (tests and `KeyGuard.inspect`). */

@@ -1,6 +1,4 @@
-import { eq } from "drizzle-orm";
-import { database } from "../db/client.ts";
-import { type SpendKeyRow, spendKeys } from "../db/schema.ts";
+import type { SpendKeyRow } from "../db/schema.ts";
 import type { Cycle } from "../lib/cycles.ts";
 import type { KeyConfig } from "./types.ts";
 
@@ -106,35 +104,4 @@ export function applyChange(prev: KeyRecord, change: KeyChange, now: number): Ke
     case "revoke":
       return { ...prev, revokedAt: now, ...stamp };
   }
-}
-
-/**
- * A guard written before it owned the record kept only the enforced configuration: its record is D1's row,
- * with the guard's own secret hash, status and revocation winning, stored in place of the old configuration
- * (null, and nothing stored, when D1 has no row).
- */
-export async function upgradedRecord(
-  d1: D1Database,
-  legacy: KeyConfig,
-  storage: DurableObjectStorage,
-): Promise<KeyRecord | null> {
-  const base: SpendKeyRow | undefined = await database(d1)
-    .select()
-    .from(spendKeys)
-    .where(eq(spendKeys.id, legacy.spendKeyId))
-    .get();
-  if (!base) return null;
-  const record: KeyRecord = {
-    ...recordOf(base),
-    keyHash: legacy.secretHash,
-    status: legacy.status,
-    revokedAt: legacy.revoked ? (base.revokedAt ?? legacy.version) : null,
-    // Earlier rows versioned the configuration with updated_at; the migration copied it to config_version.
-    configVersion: Math.max(base.configVersion, legacy.version),
-  };
-  storage.transactionSync(() => {
-    storage.kv.put("record", record);
-    storage.kv.delete("config");
-  });
-  return record;
 }

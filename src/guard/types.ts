@@ -179,6 +179,8 @@ export interface GuardState {
   counters: Counters;
   held: HeldTotals;
   ledger: LedgerRow[];
+  /** what D1 has not confirmed yet (rows, events, the record and counters when newer than D1's) */
+  unconfirmed: number;
 }
 
 /** `GET /v1/key`'s read: the key's record and configuration without their secret hash, and live counters. */

@@ -1,16 +1,14 @@
 import { and, eq, isNull, lt } from "drizzle-orm";
-import type { Context } from "hono";
 import { database } from "../db/client.ts";
 import { type SpendKeyRow, spendKeys } from "../db/schema.ts";
-import { type AppEnv, type Bindings, keyGuard } from "../env.ts";
+import type { Bindings } from "../env.ts";
 import { type KeyChange, type KeyRecord, recordOf } from "../guard/record.ts";
+import { keyGuard } from "../guard/stub.ts";
 import type { Managed } from "../guard/types.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashSecret, isKeyId, issueKey, keyPreview } from "../lib/keys.ts";
 import { ApiRouter } from "../lib/openapi.ts";
-import { type EventType, emitEvent } from "../webhooks/events.ts";
-import { eventId } from "../webhooks/secrets.ts";
 import {
   CreateSpendKey,
   ERRORS,
@@ -28,8 +26,9 @@ import { countsOf, serializeSpendKey } from "./spend-key-view.ts";
 const notFound = (id: string) => new ApiError("not_found", `No spend key with id '${id}'.`, { param: "id" });
 
 /**
- * Applies one change inside the key's KeyGuard (the one writer of a key), then lets D1 follow. Unknown ids,
- * another wallet's keys (answered exactly like unknown ones) and revoked keys are 404.
+ * Applies one change inside the key's KeyGuard (the one writer of a key), which also queues the change's webhook
+ * events and D1's copy of the record; then writes that copy at once, so lists read right after the call show it.
+ * Unknown ids, another wallet's keys (answered exactly like unknown ones) and revoked keys are 404.
  */
 async function change(
   env: Bindings,
@@ -39,35 +38,32 @@ async function change(
 ): Promise<Managed & { previous: KeyRecord }> {
   const managed = isKeyId("spend", id) ? await keyGuard(env, id).manage(walletId, what) : null;
   if (!managed) throw notFound(id);
-  await mirror(env, managed.record);
+  await copyToD1(env, managed.record, false);
   return managed;
 }
 
 /**
- * D1 follows the guard: only a copy newer than the one it holds lands, so racing writes leave D1 with the
- * guard's latest record whatever order their D1 writes arrive in. The counter columns belong to the guard's
- * flushes and are never written here.
+ * D1's copy of a record, written at once after the guard applied a change (read-your-writes for lists). Only a
+ * version newer than D1's lands, so racing writes leave D1 with the guard's latest record whatever order they
+ * arrive in; the counter columns are never written here. The change has landed when the guard answered: if D1
+ * fails now, the call still succeeds — the guard's bookkeeping queue brings D1 the same record once it answers.
  */
-async function mirror(env: Bindings, record: KeyRecord): Promise<void> {
-  const { id, walletId, createdAt, ...fields } = record;
-  await database(env.DB)
-    .update(spendKeys)
-    .set(fields)
-    .where(and(eq(spendKeys.id, id), lt(spendKeys.configVersion, record.configVersion)));
-}
-
-/**
- * Management events go to the wallet's webhooks after the change has landed, in the background: one delivery
- * row per webhook (the durable record the sweeper retries from), then the queue.
- */
-function announce(c: Context<AppEnv>, types: EventType[], managed: Managed): void {
-  const now = Date.now();
-  const data = { spend_key: serializeSpendKey(managed.record, managed.snapshot, now) };
-  const created_at = new Date(now).toISOString();
-  const work = Promise.all(
-    types.map((type) => emitEvent(c.env, managed.record.walletId, { id: eventId(), type, created_at, data })),
-  ).catch((err) => console.error("webhook event not emitted", err instanceof Error ? err.message : String(err)));
-  c.executionCtx.waitUntil(work);
+async function copyToD1(env: Bindings, record: KeyRecord, created: boolean): Promise<void> {
+  const db = database(env.DB);
+  try {
+    if (created) {
+      await db.insert(spendKeys).values(record).onConflictDoNothing();
+    } else {
+      const { id, walletId, createdAt, ...fields } = record;
+      await db
+        .update(spendKeys)
+        .set(fields)
+        .where(and(eq(spendKeys.id, id), lt(spendKeys.configVersion, record.configVersion)));
+    }
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    console.error(JSON.stringify({ msg: "D1 copy deferred to the bookkeeping queue", spend_key_id: record.id, error }));
+  }
 }
 
 const tags = ["Spend keys"];
@@ -118,8 +114,7 @@ export const spendKeyRoutes = new ApiRouter()
       const created = await keyGuard(c.env, record.id).create(record);
       // A fresh random id cannot have a record already; if it does, nothing is written and nothing shown.
       if (!created) throw new ApiError("conflict", "Could not create the spend key; try again.");
-      await database(c.env.DB).insert(spendKeys).values(created.record);
-      announce(c, ["spend_key.created"], created);
+      await copyToD1(c.env, created.record, true);
       return c.json({ ...serializeSpendKey(created.record, created.snapshot, now), key: issued.key }, 201);
     },
   )
@@ -177,10 +172,6 @@ for (const method of ["put", "patch"] as const) {
     async (c, { params, body }) => {
       const fields = await columnsFrom(c.env, body);
       const managed = await change(c.env, c.get("walletId"), params.id, { kind: "update", fields });
-      const was = managed.previous.status;
-      const now = managed.record.status;
-      const status = was === now ? null : now === "paused" ? "spend_key.paused" : "spend_key.resumed";
-      announce(c, status ? ["spend_key.updated", status] : ["spend_key.updated"], managed);
       return c.json(serializeSpendKey(managed.record, managed.snapshot));
     },
   );
@@ -211,7 +202,6 @@ spendKeyRoutes
         keyPreview: keyPreview(issued.key),
       };
       const managed = await change(c.env, c.get("walletId"), params.id, rotate);
-      announce(c, ["spend_key.rotated"], managed);
       return c.json({ ...serializeSpendKey(managed.record, managed.snapshot), key: issued.key });
     },
   )
@@ -229,7 +219,7 @@ spendKeyRoutes
       },
     },
     async (c, { params }) => {
-      announce(c, ["spend_key.revoked"], await change(c.env, c.get("walletId"), params.id, { kind: "revoke" }));
+      await change(c.env, c.get("walletId"), params.id, { kind: "revoke" });
       return c.json({ success: true });
     },
   );

@@ -1,10 +1,11 @@
 import * as z from "zod/mini";
+import { rawRowsFrom } from "../bookkeeping/retention.ts";
 import { ApiError } from "../lib/errors.ts";
 import { formatUsd } from "../lib/money.ts";
 import { ApiRouter, named } from "../lib/openapi.ts";
+import { DAY_MS } from "../lib/time.ts";
 import { ERRORS, Instant } from "./schemas.ts";
 
-const DAY_MS = 86_400_000;
 const MAX_RANGE_DAYS = 366;
 
 /** `metadata_filters`: a JSON array of `[key, value]` string pairs (as the Lava SDK sends it), all must match. */
@@ -64,6 +65,8 @@ export const Usage = named(
   }),
 );
 
+type Query = z.infer<typeof UsageQuery>;
+
 interface Row {
   day: number;
   grp: string | null;
@@ -73,6 +76,87 @@ interface Row {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+const TOKENS = "input_tokens + cache_read_tokens + cache_write_tokens + media_input_tokens + output_tokens";
+
+/**
+ * Whole UTC days come from the rollups (`usage_daily`, exact and kept for ever); the raw ledger answers only what
+ * rollups cannot: the partial days at either end of the range, and every day when filtering by metadata. Raw rows
+ * are complete only from the retention window's start, so such a question about earlier times is a 400 that
+ * names the window. Both reads go in one round trip.
+ */
+async function usageRows(db: D1Database, walletId: string, query: Query, from: number, to: number): Promise<Row[]> {
+  const group = query.group_by === "model" ? "model" : query.group_by === "spend_key" ? "spend_key_id" : "''";
+  const filters: string[] = [];
+  const values: (string | number)[] = [];
+  for (const [column, value] of [
+    ["spend_key_id", query.spend_key_id],
+    ["model", query.model],
+  ] as const) {
+    if (value === undefined) continue;
+    filters.push(`${column} = ?`);
+    values.push(value);
+  }
+  const byMetadata = (query.metadata_filters ?? []).length > 0;
+  // Whole days inside the range, [firstDay, endDay); none when metadata filters need raw rows throughout.
+  const firstDay = byMetadata ? 0 : Math.ceil(from / DAY_MS);
+  const endDay = byMetadata ? 0 : Math.max(firstDay, Math.floor(to / DAY_MS));
+  const raw: [number, number][] = byMetadata
+    ? [[from, to]]
+    : [
+        [from, Math.min(to, firstDay * DAY_MS)],
+        [Math.max(from, endDay * DAY_MS), to],
+      ];
+  const spans = raw.filter(([a, b]) => b > a);
+  const rawFrom = spans.length ? await rawRowsFrom(db) : 0;
+  if (spans.some(([a]) => a < rawFrom)) {
+    const since = iso(rawFrom);
+    const why = byMetadata
+      ? `metadata_filters need the raw ledger, which is kept from ${since}; start at or after it`
+      : `before ${since} usage is kept per UTC day: start and end must fall on midnight UTC there`;
+    throw new ApiError("invalid_request", `start: ${why} (older rows are in the R2 archive).`, { param: "start" });
+  }
+  const statements: D1PreparedStatement[] = [];
+  if (endDay > firstDay) {
+    statements.push(
+      db
+        .prepare(
+          `SELECT day, ${group} AS grp, sum(requests) AS n, sum(${TOKENS}) AS tokens, sum(cost_nanos) AS cost
+          FROM usage_daily WHERE ${["wallet_id = ?", "day >= ?", "day < ?", ...filters].join(" AND ")}
+          GROUP BY 1, 2`,
+        )
+        .bind(walletId, firstDay, endDay, ...values),
+    );
+  }
+  for (const [a, b] of spans) {
+    const where = ["wallet_id = ?", "created_at >= ?", "created_at < ?", ...filters];
+    const params: (string | number)[] = [walletId, a, b, ...values];
+    for (const [key, value] of query.metadata_filters ?? []) {
+      // The key goes in as a bound JSON path, quoted, so no key can change the query.
+      where.push("json_extract(metadata, ?) = ?");
+      params.push(`$."${key.replace(/["\\]/g, "")}"`, value);
+    }
+    // The day is an integer division of the millisecond timestamp by an integer literal.
+    statements.push(
+      db
+        .prepare(
+          `SELECT created_at / ${DAY_MS} AS day, ${group} AS grp, count(*) AS n, sum(${TOKENS}) AS tokens,
+          sum(cost_nanos) AS cost FROM requests WHERE ${where.join(" AND ")} GROUP BY 1, 2`,
+        )
+        .bind(...params),
+    );
+  }
+  if (!statements.length) return [];
+  const merged = new Map<string, Row>();
+  for (const { results } of await db.batch<Row>(statements)) {
+    for (const r of results) {
+      const k = `${r.day}\u0000${r.grp}`;
+      const had = merged.get(k);
+      merged.set(k, had ? { ...had, n: had.n + r.n, tokens: had.tokens + r.tokens, cost: had.cost + r.cost } : r);
+    }
+  }
+  const order = (a: Row, b: Row) => a.day - b.day || ((a.grp ?? "") < (b.grp ?? "") ? -1 : a.grp === b.grp ? 0 : 1);
+  return [...merged.values()].sort(order);
+}
 
 /**
  * `GET /v1/usage` (the Lava SDK's `usage.retrieve`): the wallet's requests per UTC day between `start` and `end`
@@ -95,29 +179,7 @@ export const usageRoutes = new ApiRouter().route(
     if (to - from > MAX_RANGE_DAYS * DAY_MS) {
       throw new ApiError("invalid_request", `end: the range may span at most ${MAX_RANGE_DAYS} days`, { param: "end" });
     }
-    const group = query.group_by === "model" ? "model" : query.group_by === "spend_key" ? "spend_key_id" : "''";
-    const where = ["wallet_id = ?", "created_at >= ?", "created_at < ?"];
-    const params: (string | number)[] = [c.get("walletId"), from, to];
-    const add = (clause: string, ...values: (string | number)[]) => {
-      where.push(clause);
-      params.push(...values);
-    };
-    if (query.spend_key_id) add("spend_key_id = ?", query.spend_key_id);
-    if (query.model) add("model = ?", query.model);
-    for (const [key, value] of query.metadata_filters ?? []) {
-      // The key goes in as a bound JSON path, quoted, so no key can change the query.
-      add("json_extract(metadata, ?) = ?", `$."${key.replace(/["\\]/g, "")}"`, value);
-    }
-    // The day is an integer division of the millisecond timestamp by an integer literal.
-    const { results: rows } = await c.env.DB.prepare(
-      `SELECT created_at / ${DAY_MS} AS day, ${group} AS grp, count(*) AS n,
-        sum(input_tokens + cache_read_tokens + cache_write_tokens + media_input_tokens + output_tokens) AS tokens,
-        sum(cost_nanos) AS cost
-      FROM requests WHERE ${where.join(" AND ")}
-      GROUP BY 1, 2 ORDER BY 1, 2`,
-    )
-      .bind(...params)
-      .all<Row>();
+    const rows = await usageRows(c.env.DB, c.get("walletId"), query, from, to);
     const money = (nanos: number) => formatUsd(nanos);
     const item = (day: number, r: Row | undefined) => ({
       date: iso(day * DAY_MS).slice(0, 10),

@@ -71,70 +71,81 @@ async function attempt(
 
 /** The delivery queue's consumer: one attempt per message, then ack, retry later, or let it go dead. */
 export async function deliverBatch(batch: MessageBatch<DeliveryMessage>, env: DeliveryEnv): Promise<void> {
+  for (const message of batch.messages) {
+    try {
+      await deliverOne(message, env);
+    } catch (err) {
+      // D1 could not record the attempt: try again later (the receiver dedupes a repeat by its `webhook-id`).
+      const error = err instanceof Error ? err.message : String(err);
+      console.error(JSON.stringify({ msg: "webhook delivery not recorded", id: message.body.deliveryId, error }));
+      message.retry({ delaySeconds: 5 });
+    }
+  }
+}
+
+async function deliverOne(message: Message<DeliveryMessage>, env: DeliveryEnv): Promise<void> {
   const db = database(env.DB);
   const delays = retryDelays(env);
-  for (const message of batch.messages) {
-    const id = message.body.deliveryId;
-    const row = await db
-      .select({
-        d: webhookDeliveries,
-        url: webhooks.url,
-        cipher: webhooks.secretCipher,
-        enabled: webhooks.enabled,
-        deletedAt: webhooks.deletedAt,
-      })
-      .from(webhookDeliveries)
-      .innerJoin(webhooks, eq(webhooks.id, webhookDeliveries.webhookId))
-      .where(eq(webhookDeliveries.id, id))
-      .get();
-    // Gone, or already delivered (a replayed message): nothing to do.
-    if (!row || row.d.status === "delivered") {
-      message.ack();
-      continue;
-    }
-    // Its webhook was deleted or disabled: the delivery ends here (dead, so the sweeper leaves it alone).
-    if (row.deletedAt !== null || !row.enabled) {
-      await db
-        .update(webhookDeliveries)
-        .set({ status: "dead", lastError: "webhook deleted or disabled", nextAttemptAt: null, updatedAt: Date.now() })
-        .where(eq(webhookDeliveries.id, id));
-      message.ack();
-      continue;
-    }
-    const outcome = await attempt(env, row.url, row.cipher, row.d.id, row.d.payload);
-    const attempts = row.d.attempts + 1;
-    const now = Date.now();
-    if (outcome.ok) {
-      await db
-        .update(webhookDeliveries)
-        .set({
-          status: "delivered",
-          attempts,
-          lastStatus: outcome.status,
-          lastError: null,
-          nextAttemptAt: null,
-          updatedAt: now,
-        })
-        .where(eq(webhookDeliveries.id, id));
-      message.ack();
-      continue;
-    }
-    const delay = delays[attempts - 1];
-    const dead = delay === undefined;
+  const id = message.body.deliveryId;
+  const row = await db
+    .select({
+      d: webhookDeliveries,
+      url: webhooks.url,
+      cipher: webhooks.secretCipher,
+      enabled: webhooks.enabled,
+      deletedAt: webhooks.deletedAt,
+    })
+    .from(webhookDeliveries)
+    .innerJoin(webhooks, eq(webhooks.id, webhookDeliveries.webhookId))
+    .where(eq(webhookDeliveries.id, id))
+    .get();
+  // Gone, or already delivered (a replayed message): nothing to do.
+  if (!row || row.d.status === "delivered") {
+    message.ack();
+    return;
+  }
+  // Its webhook was deleted or disabled: the delivery ends here (dead, so the sweeper leaves it alone).
+  if (row.deletedAt !== null || !row.enabled) {
+    await db
+      .update(webhookDeliveries)
+      .set({ status: "dead", lastError: "webhook deleted or disabled", nextAttemptAt: null, updatedAt: Date.now() })
+      .where(eq(webhookDeliveries.id, id));
+    message.ack();
+    return;
+  }
+  const outcome = await attempt(env, row.url, row.cipher, row.d.id, row.d.payload);
+  const attempts = row.d.attempts + 1;
+  const now = Date.now();
+  if (outcome.ok) {
     await db
       .update(webhookDeliveries)
       .set({
-        status: dead ? "dead" : "retrying",
+        status: "delivered",
         attempts,
         lastStatus: outcome.status,
-        lastError: outcome.error,
-        nextAttemptAt: dead ? null : now + delay * 1000,
+        lastError: null,
+        nextAttemptAt: null,
         updatedAt: now,
       })
       .where(eq(webhookDeliveries.id, id));
-    if (dead) message.ack();
-    else message.retry({ delaySeconds: delay });
+    message.ack();
+    return;
   }
+  const delay = delays[attempts - 1];
+  const dead = delay === undefined;
+  await db
+    .update(webhookDeliveries)
+    .set({
+      status: dead ? "dead" : "retrying",
+      attempts,
+      lastStatus: outcome.status,
+      lastError: outcome.error,
+      nextAttemptAt: dead ? null : now + delay * 1000,
+      updatedAt: now,
+    })
+    .where(eq(webhookDeliveries.id, id));
+  if (dead) message.ack();
+  else message.retry({ delaySeconds: delay });
 }
 
 /** The dead-letter queue's consumer: whatever reaches it is marked dead in the log. */

@@ -1,6 +1,3 @@
-import { and, eq, isNull } from "drizzle-orm";
-import { database } from "../db/client.ts";
-import { webhookDeliveries, webhooks } from "../db/schema.ts";
 import { newId } from "../lib/keys.ts";
 
 /** Every event a webhook can receive. */
@@ -30,46 +27,46 @@ export interface DeliveryMessage {
   deliveryId: string;
 }
 
-interface EventEnv {
-  DB: D1Database;
-  WEBHOOKS: Queue<DeliveryMessage>;
+/** A webhook that may want an event: its id, wallet, and the event types it takes (null: every type). */
+export interface Subscriber {
+  id: string;
+  walletId: string;
+  events: string[] | null;
+  createdAt: number;
+}
+
+/** A `webhook_deliveries` row to insert: one event for one webhook, not attempted yet. */
+export interface NewDelivery {
+  id: string;
+  webhookId: string;
+  walletId: string;
+  eventId: string;
+  eventType: EventType;
+  payload: string;
 }
 
 /**
- * Fans an event out to the wallet's enabled webhooks that want it: one delivery row each (the row is the
- * durable record: a delivery whose queue message is lost is picked up again by the sweeper), then one queue
- * message each. Replaying the same event id creates nothing new.
+ * The deliveries of a wallet's events: one per enabled webhook of the wallet that wants the event and existed when
+ * it happened (events reach D1 a moment after they happen; a webhook made meanwhile does not get them). The row is the
+ * durable record of a delivery (a lost queue message is picked up again by the sweeper); the unique
+ * (webhook, event) index makes a replayed event create nothing new.
  */
-export async function emitEvent(env: EventEnv, walletId: string, event: WebhookEvent): Promise<number> {
-  const db = database(env.DB);
-  const hooks = await db
-    .select({ id: webhooks.id, events: webhooks.events })
-    .from(webhooks)
-    .where(and(eq(webhooks.walletId, walletId), eq(webhooks.enabled, true), isNull(webhooks.deletedAt)))
-    .all();
-  const wanted = hooks.filter((h) => !h.events || h.events.includes(event.type));
-  if (!wanted.length) return 0;
-  const now = Date.now();
-  const payload = JSON.stringify(event);
-  const rows = wanted.map((h) => ({
-    id: newId("msg", 24),
-    webhookId: h.id,
-    walletId,
-    eventId: event.id,
-    eventType: event.type,
-    payload,
-    status: "pending" as const,
-    attempts: 0,
-    nextAttemptAt: now,
-    createdAt: now,
-    updatedAt: now,
-  }));
-  // 11 columns a row: 8 rows a statement stays under D1's 100 bound values.
-  const inserted: { id: string }[] = [];
-  for (let i = 0; i < rows.length; i += 8) {
-    const chunk = rows.slice(i, i + 8);
-    inserted.push(...(await db.insert(webhookDeliveries).values(chunk).onConflictDoNothing().returning()));
+export function deliveriesFor(hooks: Subscriber[], walletId: string, events: WebhookEvent[]): NewDelivery[] {
+  const out: NewDelivery[] = [];
+  for (const event of events) {
+    const payload = JSON.stringify(event);
+    const at = Date.parse(event.created_at);
+    for (const h of hooks) {
+      if (h.walletId !== walletId || h.createdAt > at || (h.events && !h.events.includes(event.type))) continue;
+      out.push({
+        id: newId("msg", 24),
+        webhookId: h.id,
+        walletId,
+        eventId: event.id,
+        eventType: event.type,
+        payload,
+      });
+    }
   }
-  if (inserted.length) await env.WEBHOOKS.sendBatch(inserted.map((r) => ({ body: { deliveryId: r.id } })));
-  return inserted.length;
+  return out;
 }

@@ -2,9 +2,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { builtinCatalog, pricesAt } from "../../src/catalog/catalog.ts";
 import { costOf } from "../../src/catalog/pricing.ts";
-import { keyGuard } from "../../src/env.ts";
 import { CHARS_PER_ESTIMATED_TOKEN } from "../../src/gateway/usage.ts";
 import { MIN_CLAMPED_OUTPUT_TOKENS } from "../../src/guard/policy.ts";
+import { keyGuard } from "../../src/guard/stub.ts";
 import { call, chat, json, lastFakeRequest, messages, mgmt, settled, setupKey } from "./helpers.ts";
 
 const inspect = settled;

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { keyGuard } from "../../src/env.ts";
+import { keyGuard } from "../../src/guard/stub.ts";
 import { ADMIN, call, callWith, chat, d1All, fakeRequests, json, messages, mgmt, setupKey } from "./helpers.ts";
 
 const countTokens = (key: string, text = "Count me", headers: Record<string, string> = {}) =>

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { keyGuard } from "../../src/env.ts";
+import { keyGuard } from "../../src/guard/stub.ts";
 import { formatUsd } from "../../src/lib/money.ts";
 import { call, json, lastFakeRequest, mgmt, settled, setupKey } from "./helpers.ts";
 

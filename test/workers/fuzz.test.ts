@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { keyGuard } from "../../src/env.ts";
+import { keyGuard } from "../../src/guard/stub.ts";
 import { call, callWith, d1All, json, mgmt, setupKey } from "./helpers.ts";
 
 /** Hostile input never causes a 5xx and never changes a counter or a row. */

@@ -1,8 +1,8 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
+import { keyGuard } from "../../src/guard/stub.ts";
 import {
   ADMIN,
   call,

@@ -1,8 +1,8 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
+import { keyGuard } from "../../src/guard/stub.ts";
 import { TEST_PROVIDER_KEYS } from "../provider-keys.ts";
 import {
   call,

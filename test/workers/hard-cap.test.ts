@@ -2,8 +2,8 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
+import { keyGuard } from "../../src/guard/stub.ts";
 import type { AdmitInput } from "../../src/guard/types.ts";
 import { chat, d1All, holdTarget, json, MINI_RATES, mgmt, settled, setupKey } from "./helpers.ts";
 

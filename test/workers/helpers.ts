@@ -1,7 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { RecordedRequest } from "../../scripts/fake-provider/handler.ts";
-import { keyGuard } from "../../src/env.ts";
+import { keyGuard } from "../../src/guard/stub.ts";
 import type { GuardState } from "../../src/guard/types.ts";
 
 /** Calls the Worker exactly as a client over HTTP would (its default export's fetch). */
@@ -175,4 +175,89 @@ export async function settled(spendKeyId: string, timeoutMs = 5_000): Promise<Gu
     if (Date.now() > until) throw new Error(`holds of ${spendKeyId} still open after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * Waits until everything the key's KeyGuard owes D1 is there: its holds settled, its alarm run (the hand-over to
+ * the bookkeeping queue), and the consumer's receipt back — as a client reading a list a few seconds later would.
+ */
+export async function booked(spendKeyId: string, timeoutMs = 10_000): Promise<GuardState> {
+  const { runDurableObjectAlarm } = await import("cloudflare:test");
+  await settled(spendKeyId, timeoutMs);
+  const stub = keyGuard(env, spendKeyId);
+  const until = Date.now() + timeoutMs;
+  await runDurableObjectAlarm(stub);
+  for (;;) {
+    const state = await stub.inspect();
+    if (state.unconfirmed === 0) return state;
+    if (Date.now() > until) throw new Error(`${spendKeyId} still owes D1 ${state.unconfirmed} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const WRITES = /^\s*(insert|update|delete|replace)\b/i;
+
+/**
+ * D1 as seen during an outage, to install with `withD1`: "writes" refuses every write — a statement that writes,
+ * or a batch holding one — as D1 does while another process holds its write lock; "all" refuses every call.
+ * `writeTransactions` counts the write transactions that got through (a batch is one).
+ */
+export function faultyD1(real: D1Database) {
+  const state = { mode: "ok" as "ok" | "writes" | "all", writeTransactions: 0 };
+  const refuse = (sql: string) => {
+    if (state.mode === "all" || (state.mode === "writes" && WRITES.test(sql))) throw new Error("D1_ERROR: injected");
+  };
+  const wrap = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
+    const counted =
+      <T>(run: () => Promise<T>) =>
+      async () => {
+        refuse(sql);
+        const out = await run();
+        if (WRITES.test(sql)) state.writeTransactions++;
+        return out;
+      };
+    return new Proxy(stmt, {
+      get(target, prop) {
+        if (prop === "bind") return (...args: unknown[]) => wrap(target.bind(...args), sql);
+        if (prop === "__sql") return sql;
+        if (prop === "__real") return target;
+        const value = Reflect.get(target, prop, target);
+        if (typeof value !== "function") return value;
+        if (["run", "all", "first", "raw"].includes(String(prop))) {
+          return (...args: unknown[]) => counted(() => value.apply(target, args))();
+        }
+        return value.bind(target);
+      },
+    });
+  };
+  const db = new Proxy(real, {
+    get(target, prop) {
+      if (state.mode === "all") throw new Error("D1_ERROR: injected");
+      if (prop === "prepare") return (sql: string) => wrap(target.prepare(sql), sql);
+      if (prop === "batch") {
+        return async (stmts: D1PreparedStatement[]) => {
+          const sqls = stmts.map((s) => (s as unknown as { __sql: string }).__sql);
+          for (const sql of sqls) refuse(sql);
+          const out = await target.batch(stmts.map((s) => (s as unknown as { __real: D1PreparedStatement }).__real));
+          if (sqls.some((sql) => WRITES.test(sql))) state.writeTransactions++;
+          return out;
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { db, state };
+}
+
+/**
+ * Serves every handler of this isolate — the Worker's routes, the queue consumers, the KeyGuards — with `db` as
+ * `env.DB` until the returned function restores the real one (the runtime hands them all this one `env`).
+ */
+export function withD1(db: D1Database): () => void {
+  const real = env.DB;
+  (env as { DB: D1Database }).DB = db;
+  return () => {
+    (env as { DB: D1Database }).DB = real;
+  };
 }

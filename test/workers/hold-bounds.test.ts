@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { builtinCatalog } from "../../src/catalog/catalog.ts";
-import { keyGuard } from "../../src/env.ts";
+import { keyGuard } from "../../src/guard/stub.ts";
 import { call, chat, fakeRequests, json, mgmt, settled, setupKey } from "./helpers.ts";
 
 /**

@@ -2,7 +2,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../src/app.ts";
-import { keyGuard } from "../../src/env.ts";
+import { keyGuard } from "../../src/guard/stub.ts";
 import { parseKey } from "../../src/lib/keys.ts";
 import { ADMIN, call, chat, createSpendKey, createWallet, d1All, json, mgmt, setupKey } from "./helpers.ts";
 

@@ -1,12 +1,12 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
-import { callWith, chat, fakeRequests, json, lastFakeRequest, messages, mgmt, setupKey } from "./helpers.ts";
+import { keyGuard } from "../../src/guard/stub.ts";
+import { booked, callWith, chat, fakeRequests, json, lastFakeRequest, messages, mgmt, setupKey } from "./helpers.ts";
 
 async function ledger(walletKey: string, id: string) {
-  await runDurableObjectAlarm(keyGuard(env, id));
+  await booked(id);
   return (await json(await mgmt(walletKey, "GET", `/requests?spend_key_id=${id}`), 200)).data;
 }
 

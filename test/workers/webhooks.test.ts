@@ -8,8 +8,8 @@ import {
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
-import { keyGuard } from "../../src/env.ts";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
+import { keyGuard } from "../../src/guard/stub.ts";
 import { chat, createWallet, d1All, json, mgmt, settled, setupKey } from "./helpers.ts";
 
 interface Hook {
