@@ -203,9 +203,15 @@ const WRITES = /^\s*(insert|update|delete|replace)\b/i;
  * `writeTransactions` counts the write transactions that got through (a batch is one).
  */
 export function faultyD1(real: D1Database) {
-  const state = { mode: "ok" as "ok" | "writes" | "all", writeTransactions: 0 };
+  const state = {
+    mode: "ok" as "ok" | "writes" | "all",
+    writeTransactions: 0,
+    /** refuse just the statements this picks (a crash at one step) */
+    refuseWhen: null as ((sql: string) => boolean) | null,
+  };
   const refuse = (sql: string) => {
-    if (state.mode === "all" || (state.mode === "writes" && WRITES.test(sql))) throw new Error("D1_ERROR: injected");
+    const refused = state.mode === "all" || (state.mode === "writes" && WRITES.test(sql)) || state.refuseWhen?.(sql);
+    if (refused) throw new Error("D1_ERROR: injected");
   };
   const wrap = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
     const counted =
