@@ -69,8 +69,8 @@ const INSERT_DELIVERIES =
   "RETURNING id";
 
 const SUBSCRIBERS =
-  "SELECT id, wallet_id AS walletId, events, created_at AS createdAt FROM webhooks WHERE enabled = 1 AND deleted_at IS NULL " +
-  "AND wallet_id IN (SELECT value FROM json_each(?))";
+  "SELECT id, wallet_id AS walletId, events, created_at AS createdAt FROM webhooks " +
+  "WHERE enabled = 1 AND deleted_at IS NULL AND wallet_id IN (SELECT value FROM json_each(?))";
 
 /** Writes a batch of guards' messages to D1 in one transaction, then sends each guard its receipt. */
 export async function writeBooks(batch: MessageBatch<BooksMessage>, env: BooksEnv): Promise<void> {

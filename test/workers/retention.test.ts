@@ -105,7 +105,8 @@ describe("retention: a 30-day raw window, exact rollups, an R2 archive", () => {
       await writeToD1(env.DB, [message(w, rows)], Date.now());
       if (d % 10 === 0) await writeToD1(env.DB, [message(w, rows)], Date.now());
     }
-    const range = `start=${new Date(day0 * DAY_MS).toISOString()}&end=${new Date((day0 + DAYS) * DAY_MS).toISOString()}`;
+    const at = (ms: number) => new Date(ms).toISOString();
+    const range = `start=${at(day0 * DAY_MS)}&end=${at((day0 + DAYS) * DAY_MS)}`;
     const usage = async (extra = "") => json(await mgmt(wallet.key, "GET", `/usage?${range}${extra}`), 200);
     const before = {
       plain: await usage(),
@@ -214,7 +215,7 @@ describe("retention: a 30-day raw window, exact rollups, an R2 archive", () => {
     }
 
     // What rollups cannot answer before the window is a 400 that names the window.
-    const early = `start=${new Date((day0 + 10) * DAY_MS).toISOString()}&end=${new Date((day0 + 20) * DAY_MS).toISOString()}`;
+    const early = `start=${at((day0 + 10) * DAY_MS)}&end=${at((day0 + 20) * DAY_MS)}`;
     const run1 = `&metadata_filters=${encodeURIComponent('[["run","run-1"]]')}`;
     expect((await usage()).totals.total_requests).toBe(all.size);
     const filtered = await mgmt(wallet.key, "GET", `/usage?${early}${run1}`);
@@ -223,7 +224,7 @@ describe("retention: a 30-day raw window, exact rollups, an R2 archive", () => {
     const partial = await mgmt(
       wallet.key,
       "GET",
-      `/usage?start=${new Date((day0 + 10) * DAY_MS + 5).toISOString()}&end=${new Date((day0 + 20) * DAY_MS).toISOString()}`,
+      `/usage?start=${at((day0 + 10) * DAY_MS + 5)}&end=${at((day0 + 20) * DAY_MS)}`,
     );
     expect(partial.status).toBe(400);
     // Inside the window, metadata filters read the raw rows.
