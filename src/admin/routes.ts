@@ -3,7 +3,7 @@ import { createMiddleware } from "hono/factory";
 import * as z from "zod/mini";
 import { builtinCatalog, getCatalog, invalidateCatalog, type ModelEntry, pricesAt } from "../catalog/catalog.ts";
 import type { Rate } from "../catalog/pricing.ts";
-import { database } from "../db/client.ts";
+import { controlD1, database } from "../db/client.ts";
 import { modelOverrides, walletSecretKeys, wallets } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
 import { listPage } from "../lib/cursor.ts";
@@ -110,7 +110,7 @@ adminRoutes
       const now = Date.now();
       const wallet = { id: newId("wal"), name: body.name, createdAt: now };
       const secret = await newSecretKey(wallet.id, "default", now);
-      const db = database(c.env.DB);
+      const db = database(controlD1(c.env));
       await db.batch([db.insert(wallets).values(wallet), db.insert(walletSecretKeys).values(secret.row)]);
       return c.json(
         {
@@ -141,7 +141,7 @@ adminRoutes
         name: r.name,
         created_at: new Date(r.createdAt).toISOString(),
       });
-      return c.json(await listPage(c.env.DB, wallets, wallets.id, undefined, query, wire));
+      return c.json(await listPage(controlD1(c.env), wallets, wallets.id, undefined, query, wire));
     },
   )
   .route(
@@ -184,12 +184,12 @@ adminRoutes
         serviceTiers: b.service_tiers ?? null,
         updatedAt: Date.now(),
       };
-      await database(c.env.DB)
+      await database(controlD1(c.env))
         .insert(modelOverrides)
         .values(row)
         .onConflictDoUpdate({ target: modelOverrides.model, set: row });
       invalidateCatalog();
-      const entry = (await getCatalog(c.env.DB)).entries.get(model);
+      const entry = (await getCatalog(controlD1(c.env))).entries.get(model);
       if (!entry) throw new ApiError("internal_error", "The override was saved but could not be read back.");
       return c.json(serializeModel(entry));
     },
@@ -208,7 +208,7 @@ adminRoutes
       },
     },
     async (c, { params: { model } }) => {
-      const res = await database(c.env.DB).delete(modelOverrides).where(eq(modelOverrides.model, model)).run();
+      const res = await database(controlD1(c.env)).delete(modelOverrides).where(eq(modelOverrides.model, model)).run();
       if (res.meta.changes === 0)
         throw new ApiError("not_found", `No override for model '${model}'.`, { param: "model" });
       invalidateCatalog();

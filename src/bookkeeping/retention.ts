@@ -1,4 +1,5 @@
 import { gatewayConfig } from "../config.ts";
+import { walletD1s } from "../db/client.ts";
 import { DAY_MS } from "../lib/time.ts";
 
 /**
@@ -12,7 +13,7 @@ import { DAY_MS } from "../lib/time.ts";
  * that finds a claimed part finishes it first; writing the object again writes the same bytes.
  */
 
-/** What one raw row takes in D1 with its indexes, measured by `npm run bench:scale` (docs/retention.md). */
+/** What one raw row takes in D1 with its indexes, measured by `npm run bench:scale` (docs/bookkeeping.md). */
 export const ROW_BYTES = 600;
 /** Rows in one archive object, and objects one step writes at most. */
 const PART_ROWS = 2_000;
@@ -36,11 +37,13 @@ export async function stepRetention(env: RetentionEnv, now = Date.now()): Promis
   try {
     const cfg = gatewayConfig(env);
     const window = { days: cfg.retentionDays, maxRows: Math.floor(cfg.retentionMaxBytes / ROW_BYTES) };
-    while (step.parts.length < PARTS_PER_STEP) {
-      const part = (await unfinishedPart(env.DB)) ?? (await claimPart(env.DB, window, now));
-      if (!part) break;
-      step.archived += await finishPart(env, part);
-      step.parts.push(part);
+    for (const db of walletD1s(env)) {
+      while (step.parts.length < PARTS_PER_STEP) {
+        const part = (await unfinishedPart(db)) ?? (await claimPart(db, window, now));
+        if (!part) break;
+        step.archived += await finishPart(db, env.ARCHIVE, part);
+        step.parts.push(part);
+      }
     }
   } catch (err) {
     const error = err instanceof Error ? err.message : String(err);
@@ -49,7 +52,7 @@ export async function stepRetention(env: RetentionEnv, now = Date.now()): Promis
   return step;
 }
 
-/** The object key of a part: `ledger/v1/date=<UTC day>/part-<claim time>-<random>.ndjson.gz` (docs/retention.md). */
+/** The object key of a part: `ledger/v1/date=<UTC day>/part-<claim time>-<random>.ndjson.gz` (docs/bookkeeping.md). */
 function partName(day: number, now: number): string {
   const date = new Date(day * DAY_MS).toISOString().slice(0, 10);
   const [random = 0] = crypto.getRandomValues(new Uint32Array(1));
@@ -102,10 +105,9 @@ const BOOLEANS = ["usage_known", "overage", "stream"];
 const JSON_COLUMNS = ["usage", "metadata"];
 
 /** Writes the part's object from its claimed rows, then deletes them; answers how many. */
-async function finishPart(env: RetentionEnv, part: string): Promise<number> {
-  const { results } = await env.DB.prepare(
-    "SELECT * FROM requests WHERE archive_part = ? ORDER BY created_at, request_id",
-  )
+async function finishPart(db: D1Database, archive: R2Bucket, part: string): Promise<number> {
+  const { results } = await db
+    .prepare("SELECT * FROM requests WHERE archive_part = ? ORDER BY created_at, request_id")
     .bind(part)
     .all<Record<string, unknown>>();
   if (results.length) {
@@ -113,12 +115,12 @@ async function finishPart(env: RetentionEnv, part: string): Promise<number> {
     const gzipped = await new Response(
       new Blob([`${lines}\n`]).stream().pipeThrough(new CompressionStream("gzip")),
     ).arrayBuffer();
-    await env.ARCHIVE.put(part, gzipped, {
+    await archive.put(part, gzipped, {
       httpMetadata: { contentType: "application/gzip" },
       customMetadata: { rows: String(results.length), format: "ndjson; spendgate ledger v1" },
     });
   }
-  await env.DB.prepare("DELETE FROM requests WHERE archive_part = ?").bind(part).run();
+  await db.prepare("DELETE FROM requests WHERE archive_part = ?").bind(part).run();
   return results.length;
 }
 

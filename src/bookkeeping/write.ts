@@ -1,4 +1,5 @@
 import { getTableColumns } from "drizzle-orm";
+import { walletD1 } from "../db/client.ts";
 import { LEDGER_COLUMNS } from "../db/ledger-columns.ts";
 import { spendKeys } from "../db/schema.ts";
 import { type BooksMessage, receiptOf } from "../guard/books.ts";
@@ -66,7 +67,7 @@ const INSERT_DELIVERIES =
   "INSERT INTO webhook_deliveries (id, webhook_id, wallet_id, event_id, event_type, payload, status, attempts, " +
   "next_attempt_at, created_at, updated_at) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, " +
   "value ->> 4, value ->> 5, 'pending', 0, ?1, ?1, ?1 FROM json_each(?2) WHERE true ON CONFLICT DO NOTHING " +
-  "RETURNING id";
+  "RETURNING id AS deliveryId, wallet_id AS walletId";
 
 const SUBSCRIBERS =
   "SELECT id, wallet_id AS walletId, events, created_at AS createdAt FROM webhooks " +
@@ -76,9 +77,15 @@ const SUBSCRIBERS =
 export async function writeBooks(batch: MessageBatch<BooksMessage>, env: BooksEnv): Promise<void> {
   const messages = batch.messages.map((m) => m.body);
   const now = Date.now();
-  let delivered: string[];
+  const delivered: DeliveryMessage[] = [];
   try {
-    delivered = await writeToD1(env.DB, messages, now);
+    // One transaction per database the batch's wallets live in (one today).
+    const byDb = new Map<D1Database, BooksMessage[]>();
+    for (const m of messages) {
+      const db = walletD1(env, m.walletId);
+      byDb.set(db, [...(byDb.get(db) ?? []), m]);
+    }
+    for (const [db, mine] of byDb) delivered.push(...(await writeToD1(db, mine, now)));
   } catch (err) {
     // Nothing was written (one transaction). The messages come back later; the guards hold everything anyway.
     console.error(
@@ -91,15 +98,15 @@ export async function writeBooks(batch: MessageBatch<BooksMessage>, env: BooksEn
   await Promise.allSettled(messages.map((m) => keyGuard(env, m.keyId).confirm(receiptOf(m))));
   // A lost queue message leaves its delivery row pending: the sweeper queues it a minute later.
   for (let i = 0; i < delivered.length; i += 100) {
-    await env.WEBHOOKS.sendBatch(delivered.slice(i, i + 100).map((id) => ({ body: { deliveryId: id } }))).catch((err) =>
+    await env.WEBHOOKS.sendBatch(delivered.slice(i, i + 100).map((body) => ({ body }))).catch((err) =>
       console.error(JSON.stringify({ msg: "webhook deliveries not queued", error: errorText(err) })),
     );
   }
   batch.ackAll();
 }
 
-/** The statements of a batch, in one D1 transaction; answers the ids of the webhook deliveries it created. */
-export async function writeToD1(db: D1Database, messages: BooksMessage[], now: number): Promise<string[]> {
+/** The statements of a batch, in one D1 transaction; answers the webhook deliveries it created, to be queued. */
+export async function writeToD1(db: D1Database, messages: BooksMessage[], now: number): Promise<DeliveryMessage[]> {
   const statements: D1PreparedStatement[] = [];
   const records = newest(
     messages,
@@ -117,8 +124,8 @@ export async function writeToD1(db: D1Database, messages: BooksMessage[], now: n
   const deliveries = await deliveriesOf(db, messages);
   if (deliveries.length) statements.push(db.prepare(INSERT_DELIVERIES).bind(now, JSON.stringify(deliveries)));
   if (!statements.length) return [];
-  const results = await db.batch<{ id: string }>(statements);
-  return deliveries.length ? (results[results.length - 1]?.results ?? []).map((r) => r.id) : [];
+  const results = await db.batch<DeliveryMessage>(statements);
+  return deliveries.length ? (results[results.length - 1]?.results ?? []) : [];
 }
 
 /** Per key, only the newest of what several messages carry (one UPDATE … FROM must not see a key twice). */

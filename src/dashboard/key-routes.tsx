@@ -1,5 +1,6 @@
 import { type Context, Hono } from "hono";
 import { getCatalog } from "../catalog/catalog.ts";
+import { controlD1 } from "../db/client.ts";
 import type { AppEnv } from "../env.ts";
 import type { UsageWire } from "./activity-pages.tsx";
 import { api } from "./api.ts";
@@ -16,7 +17,7 @@ type Created = KeyWire & { key: string };
 const NOT_FOUND = <p class="alert">No such key in this wallet.</p>;
 
 async function models(c: { env: AppEnv["Bindings"] }) {
-  const catalog = await getCatalog(c.env.DB);
+  const catalog = await getCatalog(controlD1(c.env));
   return [...catalog.entries.values()]
     .map((m) => ({ id: m.id, provider: m.provider }))
     .sort((a, b) => a.id.localeCompare(b.id));

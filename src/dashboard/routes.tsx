@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { serializeModel } from "../admin/routes.ts";
 import { getCatalog } from "../catalog/catalog.ts";
+import { controlD1 } from "../db/client.ts";
 import type { AppEnv } from "../env.ts";
 import { walletOf } from "../management/auth.ts";
 import { PROVIDER_IDS } from "../providers/registry.ts";
@@ -78,7 +79,7 @@ dashboard.post("/signin", async (c) => {
   if (wait) return page(c, "Sign in", <SignIn locked error={lockedMessage(wait)} />, 429);
   const form = await c.req.parseBody();
   const secret = typeof form.secret_key === "string" ? form.secret_key.trim() : "";
-  const walletId = secret ? await walletOf(c.env.DB, secret) : null;
+  const walletId = secret ? await walletOf(controlD1(c.env), secret) : null;
   if (!walletId) {
     await noteSigninFailure(c);
     return page(c, "Sign in", <SignIn error="That is not a valid wallet secret key." />, 400);
@@ -106,7 +107,7 @@ dashboard.get("/models", async (c) => {
   const q = (c.req.query("q") ?? "").trim().toLowerCase();
   const provider = c.req.query("provider") ?? "";
   const offset = Math.max(0, Number(c.req.query("cursor") ?? 0) || 0);
-  const catalog = await getCatalog(c.env.DB);
+  const catalog = await getCatalog(controlD1(c.env));
   const keys = (await api<{ data: KeyWire[] }>(c, session.walletId, "GET", "/spend_keys?limit=100")).body.data;
   const all = [...catalog.entries.values()].filter(
     (m) => (!provider || m.provider === provider) && (!q || m.id.toLowerCase().includes(q)),

@@ -1,7 +1,7 @@
 import { and, eq, gt, lt } from "drizzle-orm";
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { database } from "../db/client.ts";
+import { controlD1, database } from "../db/client.ts";
 import { dashboardSessions, signinFailures } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
 import { hashesEqual, hashSecret, randomBase62 } from "../lib/keys.ts";
@@ -29,7 +29,7 @@ const local = (c: Context<AppEnv>) => ["localhost", "127.0.0.1", "[::1]"].includ
 export async function startSession(c: Context<AppEnv>, walletId: string): Promise<void> {
   const id = randomBase62(40);
   const now = Date.now();
-  await database(c.env.DB)
+  await database(controlD1(c.env))
     .insert(dashboardSessions)
     .values({ idHash: await hashSecret(id), walletId, createdAt: now, expiresAt: now + SESSION_TTL_MS });
   setCookie(c, SESSION_COOKIE, id, {
@@ -45,7 +45,7 @@ export async function startSession(c: Context<AppEnv>, walletId: string): Promis
 export async function currentSession(c: Context<AppEnv>): Promise<Session | null> {
   const id = getCookie(c, SESSION_COOKIE);
   if (!id || id.length > 100) return null;
-  const row = await database(c.env.DB)
+  const row = await database(controlD1(c.env))
     .select()
     .from(dashboardSessions)
     .where(and(eq(dashboardSessions.idHash, await hashSecret(id)), gt(dashboardSessions.expiresAt, Date.now())))
@@ -56,7 +56,7 @@ export async function currentSession(c: Context<AppEnv>): Promise<Session | null
 export async function endSession(c: Context<AppEnv>): Promise<void> {
   const id = getCookie(c, SESSION_COOKIE);
   if (id) {
-    const db = database(c.env.DB);
+    const db = database(controlD1(c.env));
     await db.delete(dashboardSessions).where(eq(dashboardSessions.idHash, await hashSecret(id)));
     // Expired sessions go with any sign-out.
     await db.delete(dashboardSessions).where(lt(dashboardSessions.expiresAt, Date.now()));
@@ -87,7 +87,7 @@ async function clientOf(c: Context<AppEnv>): Promise<string> {
 
 /** Milliseconds until the client may try again, or 0 when it may now. */
 export async function signinLockout(c: Context<AppEnv>): Promise<number> {
-  const row = await database(c.env.DB)
+  const row = await database(controlD1(c.env))
     .select()
     .from(signinFailures)
     .where(eq(signinFailures.client, await clientOf(c)))
@@ -99,7 +99,7 @@ export async function signinLockout(c: Context<AppEnv>): Promise<number> {
 export async function noteSigninFailure(c: Context<AppEnv>): Promise<void> {
   const client = await clientOf(c);
   const now = Date.now();
-  const db = database(c.env.DB);
+  const db = database(controlD1(c.env));
   const row = await db.select().from(signinFailures).where(eq(signinFailures.client, client)).get();
   const fresh = !row || now - row.windowStart > SIGNIN_WINDOW_MS;
   const next = fresh ? { client, windowStart: now, failures: 1 } : { ...row, failures: row.failures + 1 };

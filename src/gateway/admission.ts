@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { getCatalog, pricesAt } from "../catalog/catalog.ts";
 import { type Prices, type Usage, worstCaseNanos } from "../catalog/pricing.ts";
 import { gatewayConfig } from "../config.ts";
+import { controlD1 } from "../db/client.ts";
 import type { AppEnv } from "../env.ts";
 import { keyGuard } from "../guard/stub.ts";
 import type { AdmitResult, RequestShape } from "../guard/types.ts";
@@ -76,7 +77,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     throw new ApiError("invalid_request", "file: a file is required, sent as multipart/form-data.", { param: "file" });
   }
   const metadata = metadataFrom(c.req.raw.headers);
-  const catalog = await getCatalog(env.DB, (p) => c.executionCtx.waitUntil(p));
+  const catalog = await getCatalog(controlD1(env), (p) => c.executionCtx.waitUntil(p));
   // A multipart body is forwarded byte for byte: its model must be named as the provider names it.
   const resolved = catalog.resolve(body.model);
   const resolution = body.file && resolved && resolved.upstreamModel !== body.model ? undefined : resolved;

@@ -1,6 +1,7 @@
 import { type Context, Hono } from "hono";
 import * as z from "zod/mini";
 import { getCatalog, type ModelEntry } from "../catalog/catalog.ts";
+import { controlD1 } from "../db/client.ts";
 import type { AppEnv } from "../env.ts";
 import { keyGuard } from "../guard/stub.ts";
 import type { KeyConfig } from "../guard/types.ts";
@@ -47,7 +48,7 @@ function callable(env: AppEnv["Bindings"], cfg: KeyConfig, allowed: Set<string> 
 async function modelFilter(c: Context<AppEnv>): Promise<(m: ModelEntry) => boolean> {
   const key = spendKeyFrom(c.req.raw.headers);
   if (key && keyKindOf(key) === "wallet") {
-    if (!(await walletOf(c.env.DB, key))) throw new ApiError("unauthorized", "Invalid wallet secret key.");
+    if (!(await walletOf(controlD1(c.env), key))) throw new ApiError("unauthorized", "Invalid wallet secret key.");
     return () => true;
   }
   if (!key) return () => true;
@@ -55,7 +56,7 @@ async function modelFilter(c: Context<AppEnv>): Promise<(m: ModelEntry) => boole
   if (!described) throw invalidKey();
   c.set("dialect", described.config.requestShape);
   // A model the key is scoped to by an alias or snapshot id is the priced model that id resolves to.
-  const catalog = await getCatalog(c.env.DB, (p) => c.executionCtx.waitUntil(p));
+  const catalog = await getCatalog(controlD1(c.env), (p) => c.executionCtx.waitUntil(p));
   const ids = described.config.allowedModels;
   const allowed = ids && new Set(ids.flatMap((id) => [id, catalog.resolve(id)?.entry.id ?? id]));
   return (m) => callable(c.env, described.config, allowed, m);
@@ -105,7 +106,7 @@ const AnthropicPage = z.object({
 /** `GET /v1/models`: the OpenAI list, or for an Anthropic-shaped key the Anthropic list with its paging. */
 keyRoutes.get("/v1/models", async (c) => {
   const filter = await modelFilter(c);
-  const catalog = await getCatalog(c.env.DB, (p) => c.executionCtx.waitUntil(p));
+  const catalog = await getCatalog(controlD1(c.env), (p) => c.executionCtx.waitUntil(p));
   const models = [...catalog.entries.values()].filter(filter);
   c.header(requestIdHeader(c.get("dialect") ?? "openai"), c.get("requestId"));
   if (c.get("dialect") !== "anthropic") return c.json({ object: "list" as const, data: models.map(openaiModel) });
@@ -138,7 +139,7 @@ keyRoutes.get("/v1/models", async (c) => {
 keyRoutes.get("/v1/models/:id{.+}", async (c) => {
   const filter = await modelFilter(c);
   const id = c.req.param("id");
-  const resolved = (await getCatalog(c.env.DB, (p) => c.executionCtx.waitUntil(p))).resolve(id);
+  const resolved = (await getCatalog(controlD1(c.env), (p) => c.executionCtx.waitUntil(p))).resolve(id);
   const entry = resolved && { ...resolved.entry, id };
   if (!entry || !filter(resolved.entry)) {
     throw new ApiError("model_not_found", `The model '${id}' does not exist or this key may not use it.`, {

@@ -1,7 +1,7 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import { INTERNAL_HEADER, INTERNAL_WALLET_HEADER, internalToken } from "../dashboard/api.ts";
-import { database } from "../db/client.ts";
+import { controlD1, database } from "../db/client.ts";
 import { walletSecretKeys } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
 import { bearer } from "../lib/credentials.ts";
@@ -39,7 +39,7 @@ export const requireWallet = createMiddleware<AppEnv>(async (c, next) => {
   if (keyKindOf(key) === "spend") {
     throw new ApiError("forbidden", "Spend keys cannot call the management API; use a wallet secret key.");
   }
-  const walletId = await walletOf(c.env.DB, key);
+  const walletId = await walletOf(controlD1(c.env), key);
   if (!walletId) throw new ApiError("unauthorized", "Invalid wallet secret key.");
   c.set("walletId", walletId);
   await next();

@@ -1,5 +1,5 @@
 import { and, eq, gte, lt, or } from "drizzle-orm";
-import { database } from "../db/client.ts";
+import { database, walletD1 } from "../db/client.ts";
 import { requests } from "../db/schema.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
@@ -60,13 +60,15 @@ export const requestRoutes = new ApiRouter()
     {
       method: "get",
       path: "/requests",
-      summary: "The per-request ledger, newest first",
+      summary: "The per-request ledger, newest first (the last RETENTION_DAYS days; older rows are archived to R2)",
       tags,
       security,
       query: RequestsQuery,
       responses: {
         200: {
-          description: "Ledger rows (they reach it within ~1 s of settling)",
+          description:
+            "Ledger rows: each lands about 1–2 s after its request settles and stays RETENTION_DAYS (default 30) " +
+            "whole days; older rows are in the R2 archive (ledger/v1/date=YYYY-MM-DD/*.ndjson.gz).",
           schema: listOf("RequestList", LedgerEntry),
         },
         ...ERRORS,
@@ -82,7 +84,16 @@ export const requestRoutes = new ApiRouter()
         start ? gte(requests.createdAt, Date.parse(start)) : undefined,
         end ? lt(requests.createdAt, Date.parse(end)) : undefined,
       );
-      return c.json(await listPage(c.env.DB, requests, requests.requestId, mine, query, serializeLedgerRow));
+      return c.json(
+        await listPage(
+          walletD1(c.env, c.get("walletId")),
+          requests,
+          requests.requestId,
+          mine,
+          query,
+          serializeLedgerRow,
+        ),
+      );
     },
   )
   .route(
@@ -96,7 +107,7 @@ export const requestRoutes = new ApiRouter()
       responses: { 200: { description: "The ledger row", schema: LedgerEntry }, ...ERRORS },
     },
     async (c, { params: { request_id: id } }) => {
-      const row = await database(c.env.DB)
+      const row = await database(walletD1(c.env, c.get("walletId")))
         .select()
         .from(requests)
         .where(and(eq(requests.requestId, id), eq(requests.walletId, c.get("walletId"))))

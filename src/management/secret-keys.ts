@@ -1,5 +1,5 @@
 import { and, eq, isNull, sql } from "drizzle-orm";
-import { database } from "../db/client.ts";
+import { controlD1, database } from "../db/client.ts";
 import { walletSecretKeys } from "../db/schema.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
@@ -67,7 +67,7 @@ export const secretKeyRoutes = new ApiRouter()
     async (c, { query }) => {
       const t = walletSecretKeys;
       const mine = and(eq(t.walletId, c.get("walletId")), isNull(t.deletedAt));
-      return c.json(await listPage(c.env.DB, t, t.id, mine, query, wire));
+      return c.json(await listPage(controlD1(c.env), t, t.id, mine, query, wire));
     },
   )
   .route(
@@ -82,7 +82,7 @@ export const secretKeyRoutes = new ApiRouter()
     },
     async (c, { body }) => {
       const created = await newSecretKey(c.get("walletId"), body.name);
-      await database(c.env.DB).insert(walletSecretKeys).values(created.row);
+      await database(controlD1(c.env)).insert(walletSecretKeys).values(created.row);
       return c.json(created.wire, 201);
     },
   )
@@ -98,7 +98,7 @@ export const secretKeyRoutes = new ApiRouter()
     },
     async (c, { params: { id } }) => {
       const walletId = c.get("walletId");
-      const db = database(c.env.DB);
+      const db = database(controlD1(c.env));
       const row = await db
         .select({ id: walletSecretKeys.id })
         .from(walletSecretKeys)

@@ -1,4 +1,5 @@
 import { getCatalog } from "../catalog/catalog.ts";
+import { controlD1 } from "../db/client.ts";
 import type { Bindings } from "../env.ts";
 import type { KeyFields } from "../guard/record.ts";
 import { ApiError } from "../lib/errors.ts";
@@ -13,7 +14,7 @@ export async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Prom
   if (body.request_shape !== undefined) cols.requestShape = body.request_shape;
   if (body.allowed_models !== undefined) {
     if (body.allowed_models) {
-      const catalog = await getCatalog(env.DB);
+      const catalog = await getCatalog(controlD1(env));
       const unknown = body.allowed_models.find((m) => !catalog.resolve(m));
       if (unknown !== undefined) {
         throw new ApiError(

@@ -1,5 +1,5 @@
 import { and, eq, isNull, lt } from "drizzle-orm";
-import { database } from "../db/client.ts";
+import { database, walletD1 } from "../db/client.ts";
 import { type SpendKeyRow, spendKeys } from "../db/schema.ts";
 import type { Bindings } from "../env.ts";
 import { type KeyChange, type KeyRecord, recordOf } from "../guard/record.ts";
@@ -49,7 +49,7 @@ async function change(
  * fails now, the call still succeeds — the guard's bookkeeping queue brings D1 the same record once it answers.
  */
 async function copyToD1(env: Bindings, record: KeyRecord, created: boolean): Promise<void> {
-  const db = database(env.DB);
+  const db = database(walletD1(env, record.walletId));
   try {
     if (created) {
       await db.insert(spendKeys).values(record).onConflictDoNothing();
@@ -136,7 +136,7 @@ export const spendKeyRoutes = new ApiRouter()
       const mine = and(eq(t.walletId, c.get("walletId")), isNull(t.revokedAt));
       const now = Date.now();
       const wire = (r: SpendKeyRow) => serializeSpendKey(recordOf(r), countsOf(r, now), now);
-      return c.json(await listPage(c.env.DB, t, t.id, mine, query, wire));
+      return c.json(await listPage(walletD1(c.env, c.get("walletId")), t, t.id, mine, query, wire));
     },
   )
   .route(

@@ -1,5 +1,6 @@
 import * as z from "zod/mini";
 import { rawRowsFrom } from "../bookkeeping/retention.ts";
+import { walletD1 } from "../db/client.ts";
 import { ApiError } from "../lib/errors.ts";
 import { formatUsd } from "../lib/money.ts";
 import { ApiRouter, named } from "../lib/openapi.ts";
@@ -170,7 +171,15 @@ export const usageRoutes = new ApiRouter().route(
     tags: ["Usage"],
     security: "walletKey",
     query: UsageQuery,
-    responses: { 200: { description: "Usage per day and in total", schema: Usage }, ...ERRORS },
+    responses: {
+      200: {
+        description:
+          "Usage per day and in total: whole days from exact daily rollups kept for ever; partial days and " +
+          "metadata_filters from the raw ledger, which covers the retention window only (400 before it)",
+        schema: Usage,
+      },
+      ...ERRORS,
+    },
   },
   async (c, { query }) => {
     const from = Date.parse(query.start);
@@ -179,7 +188,7 @@ export const usageRoutes = new ApiRouter().route(
     if (to - from > MAX_RANGE_DAYS * DAY_MS) {
       throw new ApiError("invalid_request", `end: the range may span at most ${MAX_RANGE_DAYS} days`, { param: "end" });
     }
-    const rows = await usageRows(c.env.DB, c.get("walletId"), query, from, to);
+    const rows = await usageRows(walletD1(c.env, c.get("walletId")), c.get("walletId"), query, from, to);
     const money = (nanos: number) => formatUsd(nanos);
     const item = (day: number, r: Row | undefined) => ({
       date: iso(day * DAY_MS).slice(0, 10),

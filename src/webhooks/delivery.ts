@@ -1,6 +1,6 @@
 import { and, eq, inArray, lt } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
-import { database } from "../db/client.ts";
+import { database, walletD1, walletD1s } from "../db/client.ts";
 import { webhookDeliveries, webhooks } from "../db/schema.ts";
 import type { DeliveryMessage } from "./events.ts";
 import { openSecret } from "./secrets.ts";
@@ -84,7 +84,7 @@ export async function deliverBatch(batch: MessageBatch<DeliveryMessage>, env: De
 }
 
 async function deliverOne(message: Message<DeliveryMessage>, env: DeliveryEnv): Promise<void> {
-  const db = database(env.DB);
+  const db = database(walletD1(env, message.body.walletId ?? ""));
   const delays = retryDelays(env);
   const id = message.body.deliveryId;
   const row = await db
@@ -151,10 +151,12 @@ async function deliverOne(message: Message<DeliveryMessage>, env: DeliveryEnv): 
 /** The dead-letter queue's consumer: whatever reaches it is marked dead in the log. */
 export async function deadLetters(batch: MessageBatch<DeliveryMessage>, env: DeliveryEnv): Promise<void> {
   const ids = batch.messages.map((m) => m.body.deliveryId);
-  await database(env.DB)
-    .update(webhookDeliveries)
-    .set({ status: "dead", nextAttemptAt: null, updatedAt: Date.now() })
-    .where(and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, "retrying")));
+  for (const db of walletD1s(env)) {
+    await database(db)
+      .update(webhookDeliveries)
+      .set({ status: "dead", nextAttemptAt: null, updatedAt: Date.now() })
+      .where(and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, "retrying")));
+  }
   batch.ackAll();
 }
 
@@ -163,17 +165,22 @@ export async function deadLetters(batch: MessageBatch<DeliveryMessage>, env: Del
  * queue message lost to a restart or an outage never loses its delivery (attempts are idempotent per row).
  */
 export async function sweep(env: DeliveryEnv, now = Date.now()): Promise<number> {
-  const due = await database(env.DB)
-    .select({ id: webhookDeliveries.id })
-    .from(webhookDeliveries)
-    .where(
-      and(
-        inArray(webhookDeliveries.status, ["pending", "retrying"]),
-        lt(webhookDeliveries.nextAttemptAt, now - 60_000),
-      ),
-    )
-    .limit(100)
-    .all();
-  if (due.length) await env.WEBHOOKS.sendBatch(due.map((d) => ({ body: { deliveryId: d.id } })));
-  return due.length;
+  let swept = 0;
+  for (const db of walletD1s(env)) {
+    const due = await database(db)
+      .select({ id: webhookDeliveries.id, walletId: webhookDeliveries.walletId })
+      .from(webhookDeliveries)
+      .where(
+        and(
+          inArray(webhookDeliveries.status, ["pending", "retrying"]),
+          lt(webhookDeliveries.nextAttemptAt, now - 60_000),
+        ),
+      )
+      .limit(100)
+      .all();
+    if (due.length)
+      await env.WEBHOOKS.sendBatch(due.map((d) => ({ body: { deliveryId: d.id, walletId: d.walletId } })));
+    swept += due.length;
+  }
+  return swept;
 }

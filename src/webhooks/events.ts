@@ -25,6 +25,8 @@ export interface WebhookEvent {
 /** What the delivery queue carries: one delivery row to (re)attempt. */
 export interface DeliveryMessage {
   deliveryId: string;
+  /** whose delivery it is: which database holds it (messages queued before it was carried have none) */
+  walletId?: string;
 }
 
 /** A webhook that may want an event: its id, wallet, and the event types it takes (null: every type). */

@@ -1,5 +1,5 @@
 import { and, eq, isNull } from "drizzle-orm";
-import { database } from "../db/client.ts";
+import { database, walletD1 } from "../db/client.ts";
 import { webhookDeliveries, webhooks } from "../db/schema.ts";
 import type { Bindings } from "../env.ts";
 import { listPage } from "../lib/cursor.ts";
@@ -41,7 +41,7 @@ function checkUrl(env: Bindings, url: string): void {
 }
 
 async function findWebhook(env: Bindings, walletId: string, id: string): Promise<WebhookRow> {
-  const row = await database(env.DB)
+  const row = await database(walletD1(env, walletId))
     .select()
     .from(webhooks)
     .where(and(eq(webhooks.id, id), eq(webhooks.walletId, walletId), isNull(webhooks.deletedAt)))
@@ -82,7 +82,9 @@ export const webhookRoutes = new ApiRouter()
         updatedAt: now,
         deletedAt: null,
       };
-      await database(c.env.DB).insert(webhooks).values(row);
+      await database(walletD1(c.env, c.get("walletId")))
+        .insert(webhooks)
+        .values(row);
       return c.json({ ...wire(row), webhook_secret: secret }, 201);
     },
   )
@@ -98,7 +100,7 @@ export const webhookRoutes = new ApiRouter()
     },
     async (c, { query }) => {
       const mine = and(eq(webhooks.walletId, c.get("walletId")), isNull(webhooks.deletedAt));
-      return c.json(await listPage(c.env.DB, webhooks, webhooks.id, mine, query, wire));
+      return c.json(await listPage(walletD1(c.env, c.get("walletId")), webhooks, webhooks.id, mine, query, wire));
     },
   )
   .route(
@@ -136,7 +138,10 @@ export const webhookRoutes = new ApiRouter()
         updatedAt: Date.now(),
       };
       const { id, walletId, createdAt, ...fields } = next;
-      await database(c.env.DB).update(webhooks).set(fields).where(eq(webhooks.id, id));
+      await database(walletD1(c.env, c.get("walletId")))
+        .update(webhooks)
+        .set(fields)
+        .where(eq(webhooks.id, id));
       return c.json(wire(next));
     },
   )
@@ -152,7 +157,10 @@ export const webhookRoutes = new ApiRouter()
     },
     async (c, { params }) => {
       const row = await findWebhook(c.env, c.get("walletId"), params.id);
-      await database(c.env.DB).update(webhooks).set({ deletedAt: Date.now() }).where(eq(webhooks.id, row.id));
+      await database(walletD1(c.env, c.get("walletId")))
+        .update(webhooks)
+        .set({ deletedAt: Date.now() })
+        .where(eq(webhooks.id, row.id));
       return c.json({ id: row.id, deleted: true as const });
     },
   )
@@ -170,7 +178,7 @@ export const webhookRoutes = new ApiRouter()
       const row = await findWebhook(c.env, c.get("walletId"), params.id);
       const secret = newWebhookSecret();
       const secretCipher = await sealSecret(c.env, secret);
-      await database(c.env.DB)
+      await database(walletD1(c.env, c.get("walletId")))
         .update(webhooks)
         .set({ secretCipher, updatedAt: Date.now() })
         .where(eq(webhooks.id, row.id));
@@ -191,7 +199,9 @@ export const webhookRoutes = new ApiRouter()
     async (c, { params, query }) => {
       const row = await findWebhook(c.env, c.get("walletId"), params.id);
       const t = webhookDeliveries;
-      return c.json(await listPage(c.env.DB, t, t.id, eq(t.webhookId, row.id), query, deliveryWire));
+      return c.json(
+        await listPage(walletD1(c.env, c.get("walletId")), t, t.id, eq(t.webhookId, row.id), query, deliveryWire),
+      );
     },
   )
   .route(
@@ -208,14 +218,14 @@ export const webhookRoutes = new ApiRouter()
       const row = await findWebhook(c.env, c.get("walletId"), params.id);
       const t = webhookDeliveries;
       const now = Date.now();
-      const [updated] = await database(c.env.DB)
+      const [updated] = await database(walletD1(c.env, c.get("walletId")))
         .update(t)
         .set({ status: "pending", attempts: 0, nextAttemptAt: now, updatedAt: now })
         .where(and(eq(t.id, params.delivery_id), eq(t.webhookId, row.id)))
         .returning();
       if (!updated)
         throw new ApiError("not_found", `No delivery with id '${params.delivery_id}'.`, { param: "delivery_id" });
-      await c.env.WEBHOOKS.send({ deliveryId: updated.id });
+      await c.env.WEBHOOKS.send({ deliveryId: updated.id, walletId: c.get("walletId") });
       return c.json(deliveryWire(updated));
     },
   );
