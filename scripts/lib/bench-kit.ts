@@ -187,6 +187,11 @@ export async function startGatewayMiniflare(bundle: string, fakeUrl: string, por
       compatibilityDate: "2026-11-01",
       d1Databases: { DB: "bench-db" },
       durableObjects: { KEY_GUARD: { className: "KeyGuard", useSQLite: true } },
+      // The bookkeeping queue (each guard's rows and counters to D1, batched across keys) as wrangler.toml sets
+      // it, and the webhook queue and archive bucket the Worker binds (a build without them ignores them).
+      queueProducers: { LEDGER: { queueName: "spendgate-ledger" }, WEBHOOKS: { queueName: "spendgate-webhooks" } },
+      queueConsumers: { "spendgate-ledger": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 } },
+      r2Buckets: ["ARCHIVE"],
       bindings: {
         ...fakeProviderVars(fakeUrl),
         ADMIN_TOKEN: "bench-admin",
