@@ -82,7 +82,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const providerKeys = Object.values(PROVIDERS).filter((p) => configured[p.apiKeyVar]);
   const usingFake = opts.fake ?? providerKeys.length === 0;
   const vars: Record<string, string> = { SPENDGATE_ENV: "development", ...configured, ...(opts.vars ?? {}) };
-  vars.ADMIN_TOKEN ??= "dev-admin-token";
+  // Empty counts as unset (.dev.vars.example lists ADMIN_TOKEN empty, for the Deploy to Cloudflare button).
+  vars.ADMIN_TOKEN ||= "dev-admin-token";
 
   let fake: Awaited<ReturnType<typeof startFakeProvider>> | null = null;
   if (usingFake) {

@@ -7,7 +7,7 @@ import { randomBase62 } from "../lib/keys.ts";
 /**
  * Webhook signing secrets must be readable again to sign each delivery, so unlike API keys they cannot be
  * hashed: they are stored encrypted with AES-GCM under `WEBHOOK_SECRET_KEY` (a Worker secret). Development and
- * tests use a fixed local key; production refuses to create webhooks without one.
+ * tests use a fixed local key; production refuses to create webhooks without one (an empty one counts as none).
  *
  * Rotation (docs/deploy.md): set the new key as `WEBHOOK_SECRET_KEY` and the old one as
  * `WEBHOOK_SECRET_KEY_PREVIOUS`; both open secrets meanwhile, `POST /admin/webhook-secrets/reencrypt` seals every
@@ -47,7 +47,7 @@ function derive(material: string): Promise<SealingKey> {
 }
 
 function currentKey(env: SecretKeyEnv): Promise<SealingKey> {
-  const material = env.WEBHOOK_SECRET_KEY ?? (env.SPENDGATE_ENV === "production" ? undefined : DEV_KEY);
+  const material = env.WEBHOOK_SECRET_KEY || (env.SPENDGATE_ENV === "production" ? undefined : DEV_KEY);
   if (!material) {
     throw new ApiError("admin_disabled", "Webhooks need WEBHOOK_SECRET_KEY: set it with `wrangler secret put`.");
   }
