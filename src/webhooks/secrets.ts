@@ -1,5 +1,6 @@
 import { and, asc, count, eq, gt, notLike } from "drizzle-orm";
-import { database } from "../db/client.ts";
+import type { BatchItem } from "drizzle-orm/batch";
+import { type Db, database, walletD1s } from "../db/client.ts";
 import { webhooks } from "../db/schema.ts";
 import { ApiError } from "../lib/errors.ts";
 import { randomBase62 } from "../lib/keys.ts";
@@ -107,25 +108,31 @@ export interface ReencryptStep {
 
 /**
  * One bounded step of a key rotation: up to `limit` stored secrets not sealed under the current key (webhooks
- * after `cursor`, in id order, deleted ones included) are opened and sealed again under it. A write applies
- * only if the cipher is still the one read, so a secret its owner rotated meanwhile is never overwritten.
+ * after `cursor`, in id order across every wallet database, deleted ones included) are opened and sealed again
+ * under it. A write applies only if the cipher is still the one read, so a secret its owner rotated meanwhile is
+ * never overwritten.
  */
 export async function reencryptSecrets(
   env: SecretKeyEnv & { DB: D1Database },
   step: { cursor?: string | undefined; limit: number },
 ): Promise<ReencryptStep> {
   const { id } = await currentKey(env);
-  const db = database(env.DB);
   const stale = notLike(webhooks.secretCipher, `%.${id}`);
-  const rows = await db
-    .select({ id: webhooks.id, cipher: webhooks.secretCipher })
-    .from(webhooks)
-    .where(step.cursor ? and(stale, gt(webhooks.id, step.cursor)) : stale)
-    .orderBy(asc(webhooks.id))
-    .limit(step.limit)
-    .all();
+  const found = [];
+  for (const d1 of walletD1s(env)) {
+    const db = database(d1);
+    const rows = await db
+      .select({ id: webhooks.id, cipher: webhooks.secretCipher })
+      .from(webhooks)
+      .where(step.cursor ? and(stale, gt(webhooks.id, step.cursor)) : stale)
+      .orderBy(asc(webhooks.id))
+      .limit(step.limit)
+      .all();
+    found.push(...rows.map((row) => ({ ...row, db })));
+  }
+  const rows = found.sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, step.limit);
   const unreadable: string[] = [];
-  const writes = [];
+  const writes = new Map<Db, BatchItem<"sqlite">[]>();
   for (const row of rows) {
     let secret: string;
     try {
@@ -135,20 +142,25 @@ export async function reencryptSecrets(
       continue;
     }
     const cipher = await sealSecret(env, secret);
-    writes.push(
-      db
-        .update(webhooks)
-        .set({ secretCipher: cipher })
-        .where(and(eq(webhooks.id, row.id), eq(webhooks.secretCipher, row.cipher))),
-    );
+    const write = row.db
+      .update(webhooks)
+      .set({ secretCipher: cipher })
+      .where(and(eq(webhooks.id, row.id), eq(webhooks.secretCipher, row.cipher)));
+    writes.set(row.db, [...(writes.get(row.db) ?? []), write]);
   }
-  const [first, ...rest] = writes;
-  const results = first ? await db.batch([first, ...rest]) : [];
-  const left = await db.select({ n: count() }).from(webhooks).where(stale).get();
+  let reencrypted = 0;
+  // One round trip per database.
+  for (const [db, [first, ...rest]] of writes) {
+    if (first) for (const r of await db.batch([first, ...rest])) reencrypted += r.meta.changes;
+  }
+  let remaining = 0;
+  for (const d1 of walletD1s(env)) {
+    remaining += (await database(d1).select({ n: count() }).from(webhooks).where(stale).get())?.n ?? 0;
+  }
   return {
-    reencrypted: results.reduce((sum, r) => sum + r.meta.changes, 0),
+    reencrypted,
     unreadable,
-    remaining: left?.n ?? 0,
+    remaining,
     next_cursor: rows.length === step.limit ? (rows[rows.length - 1]?.id ?? null) : null,
   };
 }
