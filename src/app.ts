@@ -8,11 +8,11 @@ import { gatewayRoutes } from "./gateway/routes.ts";
 import { ApiError, renderError, toApiError } from "./lib/errors.ts";
 import { newId } from "./lib/keys.ts";
 import { openApiDocument } from "./lib/openapi.ts";
-import { requireWallet } from "./management/auth.ts";
 import { requestRoutes } from "./management/requests.ts";
 import { secretKeyRoutes } from "./management/secret-keys.ts";
 import { spendKeyRoutes } from "./management/spend-keys.ts";
 import { usageRoutes } from "./management/usage.ts";
+import { requireWallet } from "./wallets/auth.ts";
 import { webhookRoutes } from "./webhooks/routes.ts";
 
 /**

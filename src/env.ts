@@ -1,4 +1,3 @@
-import type { Session } from "./dashboard/session.ts";
 import type { Dialect } from "./lib/errors.ts";
 import type { ProviderVars } from "./providers/registry.ts";
 
@@ -13,17 +12,21 @@ export type Secrets = { ADMIN_TOKEN?: string } & ProviderVars & {
 
 export type Bindings = Env & Secrets;
 
+/** What every route has: the request's id, and the dialect its errors are rendered in. */
+export interface BaseVariables {
+  requestId: string;
+  /** the key's dialect once it is known, else the route's (OpenAI by default) */
+  dialect: Dialect;
+}
+
+/** The gateway's and the operator API's environment. Each sub-app that sets more says so in its own type. */
 export interface AppEnv {
   Bindings: Bindings;
-  Variables: {
-    requestId: string;
-    /** set by the wallet-key middleware on management routes */
-    walletId: string;
-    /** the dialect errors are rendered in: the key's once it is known, else the route's (OpenAI by default) */
-    dialect: Dialect;
-    /** set by the dashboard's sign-in check on its pages */
-    session: Session;
-    /** a dashboard POST's form, parsed once by that check */
-    form: Record<string, string | File | (string | File)[]>;
-  };
+  Variables: BaseVariables;
+}
+
+/** Routes behind the wallet-key check (wallets/auth.ts › requireWallet), which sets the caller's wallet. */
+export interface WalletEnv {
+  Bindings: Bindings;
+  Variables: BaseVariables & { walletId: string };
 }

@@ -3,27 +3,19 @@ import { createMiddleware } from "hono/factory";
 import * as z from "zod/mini";
 import { builtinCatalog, getCatalog, invalidateCatalog, type ModelEntry, pricesAt } from "../catalog/catalog.ts";
 import type { Rate } from "../catalog/pricing.ts";
+import { serializeModel } from "../catalog/wire.ts";
 import { controlD1, database } from "../db/client.ts";
 import { modelOverrides, walletSecretKeys, wallets } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
+import { ERRORS, listOf, Pagination } from "../lib/api-schemas.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashesEqual, hashSecret, keyKindOf, newId } from "../lib/keys.ts";
 import { formatUsd, parseUsd } from "../lib/money.ts";
 import { ApiRouter, named } from "../lib/openapi.ts";
-import {
-  CreateWallet,
-  ERRORS,
-  listOf,
-  ModelEntryWire,
-  ModelParam,
-  Pagination,
-  PutModel,
-  Wallet,
-  WalletCreated,
-} from "../management/schemas.ts";
-import { newSecretKey } from "../management/secret-keys.ts";
+import { newSecretKey } from "../wallets/secret-keys.ts";
 import { reencryptSecrets } from "../webhooks/secrets.ts";
+import { CreateWallet, ModelEntryWire, ModelParam, PutModel, Wallet, WalletCreated } from "./schemas.ts";
 
 const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   const expected = c.env.ADMIN_TOKEN;
@@ -45,31 +37,6 @@ const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
-export function serializeModel(m: ModelEntry, now = new Date()) {
-  const rates = pricesAt(m, now)?.rates ?? null;
-  const base = (key: string) => {
-    const r = rates?.[key];
-    return r === undefined ? null : formatUsd(typeof r === "number" ? r : r.base);
-  };
-  const wire = (r: Rate) =>
-    typeof r === "number"
-      ? formatUsd(r)
-      : { base: formatUsd(r.base), tiers: r.tiers.map(([start, price]) => ({ start, price: formatUsd(price) })) };
-  return {
-    id: m.id,
-    provider: m.provider,
-    input_price: base("input_mtok"),
-    output_price: base("output_mtok"),
-    cache_read_price: base("cache_read_mtok"),
-    cache_write_price: base("cache_write_mtok"),
-    max_output_tokens: m.maxOutputTokens,
-    context_window: m.contextWindow,
-    prices: rates && Object.fromEntries(Object.entries(rates).map(([k, r]) => [k, wire(r)])),
-    service_tiers: m.serviceTiers ?? null,
-    overridden: m.overridden,
-  };
-}
-
 /** A price the schema has already validated, as nano-dollars per 1M tokens. */
 function price(text: string): number {
   const nanos = parseUsd(text);
@@ -90,7 +57,7 @@ const ReencryptStep = named(
 );
 const ADMIN_ERRORS = { ...ERRORS, 503: { description: "ADMIN_TOKEN is not set", schema: ERRORS[400].schema } };
 
-export const adminRoutes = new ApiRouter();
+export const adminRoutes = new ApiRouter<AppEnv>();
 adminRoutes.app.use("*", requireAdmin);
 adminRoutes
   .route(

@@ -3,9 +3,9 @@ import { walletD1 } from "../db/client.ts";
 import { LEDGER_COLUMNS } from "../db/ledger-columns.ts";
 import { spendKeys } from "../db/schema.ts";
 import { type BooksMessage, receiptOf } from "../guard/books.ts";
-import type { KeyRecord } from "../guard/record.ts";
 import { keyGuard } from "../guard/stub.ts";
 import type { Counters } from "../guard/types.ts";
+import type { KeyRecord } from "../keys/record.ts";
 import { type DeliveryMessage, deliveriesFor, type Subscriber } from "../webhooks/events.ts";
 
 /**

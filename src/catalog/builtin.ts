@@ -1,5 +1,5 @@
-import type { ModelEntry } from "./catalog.ts";
 import { type CompiledModel, compiledModels } from "./compiled.ts";
+import type { ModelEntry } from "./entry.ts";
 import { compileMatch } from "./match.ts";
 import { nanos } from "./pricing.ts";
 import { MAX_OUTPUT, OPENAI_SERVICE_TIERS, SERVES, SUPPLEMENT_MODELS } from "./supplement.ts";

@@ -1,4 +1,4 @@
-import type { PriceWhen } from "./catalog.ts";
+import type { PriceWhen } from "./entry.ts";
 import type { MatchRule } from "./match.ts";
 import data from "./prices.gen.json";
 import { nanos, type Rate } from "./pricing.ts";

@@ -1,13 +1,8 @@
+import type { Rate } from "../db/schema.ts";
 import { parseUsd } from "../lib/money.ts";
 import { isPartOf, UNITS, type Unit } from "./units.ts";
 
-/**
- * Exact prices and costs. A price is integer nano-dollars per its unit's `per` (per 1M tokens, per 1,000 web
- * searches, per hour of audio…), flat or tiered by the request's total input tokens. Costs are computed in exact
- * integers of ninths of a femto-dollar (every `per` divides 9e6, so every term is an integer there), then rounded
- * up once: to femto-dollars for the ledger's components, to a nano-dollar for the charge.
- */
-export type Rate = number | { base: number; tiers: readonly (readonly [start: number, price: number])[] };
+export type { Rate };
 
 /** A model's prices in force for one request: price key → rate, and service-tier multipliers where known. */
 export interface Prices {

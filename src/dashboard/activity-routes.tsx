@@ -1,14 +1,14 @@
 import { Hono } from "hono";
-import type { AppEnv } from "../env.ts";
 import { formatUsd, parseUsd } from "../lib/money.ts";
 import { type RequestFilters, Requests, Usage, type UsageWire } from "./activity-pages.tsx";
 import { api } from "./api.ts";
+import type { DashboardEnv } from "./env.ts";
 import type { KeyWire } from "./key-form.tsx";
 import type { LedgerWire } from "./ledger-table.tsx";
 import { page } from "./page.tsx";
 
 /** The ledger and usage pages. */
-export const activityRoutes = new Hono<AppEnv>();
+export const activityRoutes = new Hono<DashboardEnv>();
 
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 

@@ -1,22 +1,18 @@
 import type { Context } from "hono";
-import type { AppEnv } from "../env.ts";
-import { randomBase62 } from "../lib/keys.ts";
+import { INTERNAL_HEADER, INTERNAL_WALLET_HEADER, internalToken } from "../wallets/auth.ts";
+import type { DashboardEnv } from "./env.ts";
 
 /**
  * The dashboard is a client of the management API, called in-process: every page reads and writes through the
- * same routes, validation and errors as the Lava SDK does. A signed-in session stands for its wallet there with
- * this isolate's own random token, which never leaves the isolate (a request from outside cannot carry it).
+ * same routes, validation and errors as the Lava SDK does, as its session's wallet (the internal credential of
+ * wallets/auth.ts).
  */
-export const INTERNAL_HEADER = "x-spendgate-internal";
-export const INTERNAL_WALLET_HEADER = "x-spendgate-internal-wallet";
-let token: string | undefined;
-/** Made on first use: a Worker may not draw random values at global scope. */
-export function internalToken(): string {
-  token ??= randomBase62(40);
-  return token;
-}
 
-type Fetch = (request: Request, env: AppEnv["Bindings"], ctx: Context["executionCtx"]) => Response | Promise<Response>;
+type Fetch = (
+  request: Request,
+  env: DashboardEnv["Bindings"],
+  ctx: Context["executionCtx"],
+) => Response | Promise<Response>;
 let managementFetch: Fetch | undefined;
 
 /** Set once by app.ts (the dashboard's routes are part of the app they call). */
@@ -33,7 +29,7 @@ export interface ApiResult<T> {
 }
 
 export async function api<T>(
-  c: Context<AppEnv>,
+  c: Context<DashboardEnv>,
   walletId: string,
   method: string,
   path: string,

@@ -1,31 +1,11 @@
 import type { FC } from "hono/jsx";
+import type { SpendKeyView } from "../keys/view.ts";
 import { PROVIDER_IDS } from "../providers/registry.ts";
 import { FieldError, FormError, PostForm } from "./layout.tsx";
 
 /** A spend key as the management API answers it (the fields the dashboard shows). */
-export interface KeyWire {
-  spend_key_id: string;
-  key_preview: string;
-  name: string;
-  status: string;
-  request_shape: string;
-  allowed_models: string[] | null;
-  allowed_providers: string[] | null;
-  spend_limit: { amount: string; cycle: string } | null;
-  current_spend: string;
-  total_spend: string;
-  request_limit: { count: number; cycle: string } | null;
-  current_requests: number;
-  total_requests: number;
-  rate_limit: { rpm: number; burst: number } | null;
-  expires_at: string | null;
-  last_used_at: string | null;
-  spend_resets_at: string | null;
-  requests_resets_at: string | null;
-  alert_thresholds: number[];
-  clamp_output: boolean;
-  created_at: string;
-}
+/** A spend key as the management API answers it (the keys module's one view). */
+export type KeyWire = SpendKeyView;
 
 type Form = Record<string, string | File | (string | File)[]>;
 const one = (f: Form, k: string) => {

@@ -1,22 +1,22 @@
 import { type Context, Hono } from "hono";
 import { getCatalog } from "../catalog/catalog.ts";
 import { controlD1 } from "../db/client.ts";
-import type { AppEnv } from "../env.ts";
 import type { UsageWire } from "./activity-pages.tsx";
 import { api } from "./api.ts";
+import type { DashboardEnv } from "./env.ts";
 import { KeyForm, type KeyWire, keyBody } from "./key-form.tsx";
 import { Confirm, KeyCreated, KeyDetail, KeyList } from "./key-pages.tsx";
 import type { LedgerWire } from "./ledger-table.tsx";
 import { page } from "./page.tsx";
 
 /** Keys: list, create, detail, edit, pause/resume, rotate and revoke — each a call to the management API. */
-export const keyRoutes = new Hono<AppEnv>();
+export const keyRoutes = new Hono<DashboardEnv>();
 
 type Created = KeyWire & { key: string };
 
 const NOT_FOUND = <p class="alert">No such key in this wallet.</p>;
 
-async function models(c: { env: AppEnv["Bindings"] }) {
+async function models(c: { env: DashboardEnv["Bindings"] }) {
   const catalog = await getCatalog(controlD1(c.env));
   return [...catalog.entries.values()]
     .map((m) => ({ id: m.id, provider: m.provider }))
@@ -38,7 +38,7 @@ keyRoutes.get("/keys", async (c) => {
   return page(c, "Keys", <KeyList keys={keys} q={q} status={status} next={res.body.next_cursor} />);
 });
 
-const newKeyPage = async (c: Context<AppEnv>) =>
+const newKeyPage = async (c: Context<DashboardEnv>) =>
   page(c, "Create a key", <KeyForm csrf={c.get("session").csrf} action="/keys" models={await models(c)} />);
 
 keyRoutes.post("/keys", async (c) => {
@@ -52,7 +52,7 @@ keyRoutes.post("/keys", async (c) => {
   return page(c, "Key created", <KeyCreated k={res.body} secret={res.body.key} origin={origin} />);
 });
 
-async function loadKey(c: Context<AppEnv>): Promise<KeyWire | null> {
+async function loadKey(c: Context<DashboardEnv>): Promise<KeyWire | null> {
   const id = encodeURIComponent(c.req.param("id") ?? "");
   const res = await api<KeyWire>(c, c.get("session").walletId, "GET", `/spend_keys/${id}`);
   return res.ok ? res.body : null;

@@ -1,16 +1,16 @@
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
-import { serializeModel } from "../admin/routes.ts";
 import { getCatalog } from "../catalog/catalog.ts";
+import { serializeModel } from "../catalog/wire.ts";
 import { controlD1 } from "../db/client.ts";
-import type { AppEnv } from "../env.ts";
-import { walletOf } from "../management/auth.ts";
 import { PROVIDER_IDS } from "../providers/registry.ts";
+import { walletOf } from "../wallets/auth.ts";
 import { SignIn } from "./activity-pages.tsx";
 import { activityRoutes } from "./activity-routes.tsx";
 import { api } from "./api.ts";
 import { CSS, JS } from "./assets.ts";
 import { type ModelRow, Models } from "./catalog-pages.tsx";
+import type { DashboardEnv } from "./env.ts";
 import type { KeyWire } from "./key-form.tsx";
 import { keyRoutes } from "./key-routes.tsx";
 import { page } from "./page.tsx";
@@ -22,7 +22,7 @@ import { webhookPages } from "./webhook-routes.tsx";
  * a stylesheet and a small script from `/assets/`. Every response forbids framing and inline script; every
  * state-changing request must be a same-origin POST carrying the session's CSRF token.
  */
-export const dashboard = new Hono<AppEnv>();
+export const dashboard = new Hono<DashboardEnv>();
 
 const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
@@ -32,7 +32,7 @@ const CSP =
 const PUBLIC = ["/", "/signin", "/signout", "/assets/*"];
 const SIGNED_IN = ["/keys", "/keys/*", "/requests", "/usage", "/models", "/webhooks", "/webhooks/*"];
 
-const securityHeaders = createMiddleware<AppEnv>(async (c, next) => {
+const securityHeaders = createMiddleware<DashboardEnv>(async (c, next) => {
   await next();
   c.res.headers.set("content-security-policy", CSP);
   c.res.headers.set("x-content-type-options", "nosniff");
@@ -46,7 +46,7 @@ dashboard.get("/assets/app.css", (c) => c.body(CSS, 200, { "content-type": "text
 dashboard.get("/assets/app.js", (c) => c.body(JS, 200, { "content-type": "text/javascript; charset=utf-8" }));
 
 /** Signed-in pages: no session (or an expired one) goes to sign-in; a POST must be ours (CSRF). */
-const signedIn = createMiddleware<AppEnv>(async (c, next) => {
+const signedIn = createMiddleware<DashboardEnv>(async (c, next) => {
   const session = await currentSession(c);
   if (!session) return c.redirect("/signin", 303);
   c.set("session", session);

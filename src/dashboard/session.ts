@@ -3,8 +3,8 @@ import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { controlD1, database } from "../db/client.ts";
 import { dashboardSessions, signinFailures } from "../db/schema.ts";
-import type { AppEnv } from "../env.ts";
 import { hashesEqual, hashSecret, randomBase62 } from "../lib/keys.ts";
+import type { DashboardEnv, Session } from "./env.ts";
 
 /**
  * Dashboard sessions. Signing in exchanges a wallet secret key (sent once, in a POST body) for an opaque session
@@ -18,15 +18,9 @@ export const SESSION_TTL_MS = 12 * 3_600_000;
 export const SIGNIN_FAILURES_ALLOWED = 10;
 export const SIGNIN_WINDOW_MS = 15 * 60_000;
 
-export interface Session {
-  walletId: string;
-  /** the value every state-changing form must carry */
-  csrf: string;
-}
+const local = (c: Context<DashboardEnv>) => ["localhost", "127.0.0.1", "[::1]"].includes(new URL(c.req.url).hostname);
 
-const local = (c: Context<AppEnv>) => ["localhost", "127.0.0.1", "[::1]"].includes(new URL(c.req.url).hostname);
-
-export async function startSession(c: Context<AppEnv>, walletId: string): Promise<void> {
+export async function startSession(c: Context<DashboardEnv>, walletId: string): Promise<void> {
   const id = randomBase62(40);
   const now = Date.now();
   await database(controlD1(c.env))
@@ -42,7 +36,7 @@ export async function startSession(c: Context<AppEnv>, walletId: string): Promis
 }
 
 /** The signed-in wallet, or null (no cookie, unknown, expired or signed-out session). */
-export async function currentSession(c: Context<AppEnv>): Promise<Session | null> {
+export async function currentSession(c: Context<DashboardEnv>): Promise<Session | null> {
   const id = getCookie(c, SESSION_COOKIE);
   if (!id || id.length > 100) return null;
   const row = await database(controlD1(c.env))
@@ -53,7 +47,7 @@ export async function currentSession(c: Context<AppEnv>): Promise<Session | null
   return row ? { walletId: row.walletId, csrf: await csrfToken(id) } : null;
 }
 
-export async function endSession(c: Context<AppEnv>): Promise<void> {
+export async function endSession(c: Context<DashboardEnv>): Promise<void> {
   const id = getCookie(c, SESSION_COOKIE);
   if (id) {
     const db = database(controlD1(c.env));
@@ -73,7 +67,7 @@ async function csrfToken(sessionId: string): Promise<string> {
  * A state-changing request must come from our own pages: same-origin by the browser's own word
  * (`Sec-Fetch-Site`, else `Origin`) and carrying the session's CSRF token.
  */
-export function trustedPost(c: Context<AppEnv>, session: Session, token: unknown): boolean {
+export function trustedPost(c: Context<DashboardEnv>, session: Session, token: unknown): boolean {
   const site = c.req.header("sec-fetch-site");
   const origin = c.req.header("origin");
   const sameOrigin = site ? site === "same-origin" : origin ? origin === new URL(c.req.url).origin : false;
@@ -81,12 +75,12 @@ export function trustedPost(c: Context<AppEnv>, session: Session, token: unknown
 }
 
 /** Who is signing in, for the failure count: a hash of the client's address (never stored as given). */
-async function clientOf(c: Context<AppEnv>): Promise<string> {
+async function clientOf(c: Context<DashboardEnv>): Promise<string> {
   return hashSecret(`signin:${c.req.header("cf-connecting-ip") ?? "local"}`);
 }
 
 /** Milliseconds until the client may try again, or 0 when it may now. */
-export async function signinLockout(c: Context<AppEnv>): Promise<number> {
+export async function signinLockout(c: Context<DashboardEnv>): Promise<number> {
   const row = await database(controlD1(c.env))
     .select()
     .from(signinFailures)
@@ -96,7 +90,7 @@ export async function signinLockout(c: Context<AppEnv>): Promise<number> {
   return Math.max(0, row.windowStart + SIGNIN_WINDOW_MS - Date.now());
 }
 
-export async function noteSigninFailure(c: Context<AppEnv>): Promise<void> {
+export async function noteSigninFailure(c: Context<DashboardEnv>): Promise<void> {
   const client = await clientOf(c);
   const now = Date.now();
   const db = database(controlD1(c.env));

@@ -1,13 +1,13 @@
 import { type Context, Hono } from "hono";
-import type { AppEnv } from "../env.ts";
 import { api } from "./api.ts";
 import { type DeliveryWire, WebhookDeliveries, Webhooks, type WebhookWire } from "./catalog-pages.tsx";
+import type { DashboardEnv } from "./env.ts";
 import { page } from "./page.tsx";
 
 /** Webhooks: list, create (the signing secret shown once), and each one's deliveries. */
-export const webhookPages = new Hono<AppEnv>();
+export const webhookPages = new Hono<DashboardEnv>();
 
-const list = async (c: Context<AppEnv>) =>
+const list = async (c: Context<DashboardEnv>) =>
   (await api<{ data: WebhookWire[] }>(c, c.get("session").walletId, "GET", "/webhooks?limit=100")).body.data ?? [];
 
 webhookPages.get("/webhooks", async (c) =>

@@ -1,12 +1,19 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import type { Rate } from "../catalog/pricing.ts";
 
 /**
  * D1 is the system of record for configuration and the ledger; the KeyGuard Durable Object is the
  * authority at request time and flushes counter snapshots and ledger rows here from its alarm.
  * Times are ms since epoch; money is integer nano-dollars (prices: nano-dollars per 1M tokens).
  */
+
+/**
+ * Exact prices and costs. A price is integer nano-dollars per its unit's `per` (per 1M tokens, per 1,000 web
+ * searches, per hour of audio…), flat or tiered by the request's total input tokens. Costs are computed in exact
+ * integers of ninths of a femto-dollar (every `per` divides 9e6, so every term is an integer there), then rounded
+ * up once: to femto-dollars for the ledger's components, to a nano-dollar for the charge.
+ */
+export type Rate = number | { base: number; tiers: readonly (readonly [start: number, price: number])[] };
 
 export const wallets = sqliteTable(
   "wallets",

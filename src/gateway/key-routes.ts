@@ -5,13 +5,13 @@ import { controlD1 } from "../db/client.ts";
 import type { AppEnv } from "../env.ts";
 import { keyGuard } from "../guard/stub.ts";
 import type { KeyConfig } from "../guard/types.ts";
+import { liveKeyView } from "../keys/view.ts";
 import { spendKeyFrom } from "../lib/credentials.ts";
 import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashSecret, keyKindOf, parseKey } from "../lib/keys.ts";
 import { validationError } from "../lib/openapi.ts";
-import { walletOf } from "../management/auth.ts";
-import { liveKeyView } from "../management/spend-key-view.ts";
 import { providerOf, type RouteKind, resolveUpstream } from "../providers/registry.ts";
+import { walletOf } from "../wallets/auth.ts";
 import { requestIdHeader } from "./headers.ts";
 
 /** What a caller may learn about the gateway and about its own key: `GET /v1/models` and `GET /v1/key`. */

@@ -1,10 +1,10 @@
+import type { KeyChange, KeyRecord } from "../keys/record.ts";
+import { serializeSpendKey } from "../keys/view.ts";
 import { periodEnd } from "../lib/cycles.ts";
 import { formatUsd } from "../lib/money.ts";
-import { serializeSpendKey } from "../management/spend-key-view.ts";
 import type { EventType, WebhookEvent } from "../webhooks/events.ts";
-import { type HeldTotals, roll, snapshot } from "./counters.ts";
-import type { KeyChange, KeyRecord } from "./record.ts";
-import type { AdmitResult, Counters, KeyConfig } from "./types.ts";
+import { roll, snapshot } from "./counters.ts";
+import type { AdmitResult, Counters, HeldTotals, KeyConfig } from "./types.ts";
 
 /**
  * The webhook events a KeyGuard decides, as pure functions of its state. Ids name the key and the occasion

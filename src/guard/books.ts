@@ -1,5 +1,5 @@
+import type { KeyRecord } from "../keys/record.ts";
 import type { WebhookEvent } from "../webhooks/events.ts";
-import type { KeyRecord } from "./record.ts";
 import type { Counters } from "./types.ts";
 
 /**

@@ -1,17 +1,11 @@
 import { periodStart, visibleCurrent } from "../lib/cycles.ts";
 import { peekRate } from "./rate.ts";
-import type { Budget, Counters, KeyConfig, KeySnapshot, RateState } from "./types.ts";
+import type { Budget, Counters, HeldTotals, KeyConfig, KeySnapshot, RateState } from "./types.ts";
 
 /**
  * A key's counters as pure functions of (configuration, counters, open holds, now): cycles roll lazily, a
  * charge adds to both the period and the total, and a snapshot is what management and `GET /v1/key` show.
  */
-
-/** What the open holds add up to. */
-export interface HeldTotals {
-  count: number;
-  nanos: number;
-}
 
 export const freshCounters = (): Counters => ({
   spendPeriodStart: 0,

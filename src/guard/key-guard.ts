@@ -1,19 +1,20 @@
 import { DurableObject } from "cloudflare:workers";
+import { applyChange, configOf, type KeyChange, type KeyRecord, storedRecord } from "../keys/record.ts";
 import type { WebhookEvent } from "../webhooks/events.ts";
 import { expiryDue, expiryReached, type GuardView, limitReached, managementEvents, thresholdEvent } from "./alerts.ts";
 import type { BooksMessage, BooksReceipt } from "./books.ts";
-import { charge, freshCounters, type HeldTotals, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
+import { charge, freshCounters, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
 import { GuardTables, type HoldRow } from "./ledger.ts";
 import { holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
 import { GuardOutbox } from "./outbox.ts";
 import { authentic, decide } from "./policy.ts";
-import { applyChange, configOf, type KeyChange, type KeyRecord } from "./record.ts";
 import type {
   AdmitInput,
   AdmitResult,
   Counters,
   Described,
   GuardState,
+  HeldTotals,
   KeyConfig,
   KeySnapshot,
   Managed,
@@ -59,7 +60,8 @@ export class KeyGuard extends DurableObject<Env> {
     super(ctx, env);
     this.tables = new GuardTables(ctx.storage.sql);
     this.outbox = new GuardOutbox(ctx.storage.sql);
-    this.record = ctx.storage.kv.get<KeyRecord>("record") ?? null;
+    const stored = ctx.storage.kv.get<Parameters<typeof storedRecord>[0]>("record");
+    this.record = stored ? storedRecord(stored) : null;
     this.config = this.record ? configOf(this.record) : null;
     this.counters = ctx.storage.kv.get<Counters>("counters") ?? freshCounters();
     this.synced = ctx.storage.kv.get<Synced>("synced") ?? { record: 0, counters: 0 };

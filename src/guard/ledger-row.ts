@@ -1,12 +1,20 @@
 import { chargeFor, type Prices, type Usage } from "../catalog/pricing.ts";
 import type { LedgerRow } from "../db/schema.ts";
-import type { HoldRow } from "./ledger.ts";
 import type { AdmitInput, SettleInput } from "./types.ts";
 
 /**
  * How a request becomes a ledger row: what its hold remembers of the request (`HoldInfo`, stored with the hold
  * at admission) and the row a settle turns it into. Pure functions; ledger.ts stores the results.
  */
+
+/** An open hold as the guard's `holds` table stores it. */
+export interface HoldRow extends Record<string, SqlStorageValue> {
+  request_id: string;
+  amount: number;
+  created_at: number;
+  expires_at: number;
+  info: string;
+}
 
 export interface HoldInfo {
   /** false for count_tokens: the hold only counts toward the in-flight cap, and closes with no charge or row */

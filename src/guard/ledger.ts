@@ -1,7 +1,9 @@
 import { LEDGER_COLUMNS, sqlLiteral } from "../db/ledger-columns.ts";
 import type { LedgerRow } from "../db/schema.ts";
-import type { HeldTotals } from "./counters.ts";
-import type { HoldInfo } from "./ledger-row.ts";
+import type { HoldInfo, HoldRow } from "./ledger-row.ts";
+import type { HeldTotals } from "./types.ts";
+
+export type { HoldRow };
 
 /**
  * The KeyGuard's two SQLite tables — open holds, and settled ledger rows waiting for D1 to confirm them (or kept
@@ -27,14 +29,6 @@ const DUE_ROWS =
   "row_number() OVER (ORDER BY created_at, request_id) AS k FROM ledger " +
   "WHERE flushed_at IS NULL AND (sent_at IS NULL OR sent_at <= ?) ORDER BY created_at, request_id LIMIT ?) " +
   "WHERE k = 1 OR chars <= ?";
-
-export interface HoldRow extends Record<string, SqlStorageValue> {
-  request_id: string;
-  amount: number;
-  created_at: number;
-  expires_at: number;
-  info: string;
-}
 
 export class GuardTables {
   constructor(private readonly sql: SqlStorage) {}

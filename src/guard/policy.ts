@@ -1,11 +1,12 @@
 import { affordableOutputTokens, worstCaseNanos } from "../catalog/pricing.ts";
+import { MIN_CLAMPED_OUTPUT_TOKENS } from "../keys/record.ts";
 import { type Cycle, periodEnd } from "../lib/cycles.ts";
 import { INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashesEqual } from "../lib/keys.ts";
 import { formatUsd } from "../lib/money.ts";
-import { budget, type HeldTotals, roll } from "./counters.ts";
+import { budget, roll } from "./counters.ts";
 import { checkRate } from "./rate.ts";
-import type { AdmitInput, AdmitResult, Budget, Counters, KeyConfig, RateState } from "./types.ts";
+import type { AdmitInput, AdmitResult, Budget, Counters, HeldTotals, KeyConfig, RateState } from "./types.ts";
 
 /**
  * The KeyGuard's admission rules as pure functions of (configuration, counters, open holds, input, now): the
@@ -28,12 +29,6 @@ export type Decision =
       /** the per-choice output limit granted when the budget could not cover the request's own */
       clampedOutputTokens?: number;
     };
-
-/**
- * The fewest output tokens a clamped request is granted: below this the answer would be too short to be of use,
- * and the request is refused as one that does not fit.
- */
-export const MIN_CLAMPED_OUTPUT_TOKENS = 1_024;
 
 /** The right secret, not revoked, not expired. */
 export function authentic(cfg: KeyConfig | null, secretHash: string, now: number): cfg is KeyConfig {

@@ -1,32 +1,16 @@
 import type { Prices, Usage, WorstCase } from "../catalog/pricing.ts";
 import type { LedgerRow } from "../db/schema.ts";
+import type { KeyConfig, KeyRecord, RequestShape } from "../keys/record.ts";
+import type { KeySnapshot, RateState } from "../keys/view.ts";
 import type { Cycle } from "../lib/cycles.ts";
 import type { ErrorCode, LimitDetails } from "../lib/errors.ts";
-import type { HeldTotals } from "./counters.ts";
-import type { KeyRecord } from "./record.ts";
 
-export type RequestShape = "openai" | "anthropic";
+export type { KeyConfig, KeySnapshot, RateState, RequestShape };
 
-/** A spend key's configuration as the KeyGuard enforces it (derived from its record, see record.ts). */
-export interface KeyConfig {
-  spendKeyId: string;
-  walletId: string;
-  secretHash: string;
-  status: "active" | "paused";
-  requestShape: RequestShape;
-  allowedModels: string[] | null;
-  allowedProviders: string[] | null;
-  spendLimit: { nanos: number; cycle: Cycle } | null;
-  requestLimit: { count: number; cycle: Cycle } | null;
-  rateLimit: { rpm: number; burst: number } | null;
-  expiresAt: number | null;
-  revoked: boolean;
-  /** the record's `configVersion` */
-  version: number;
-  /** fractions of the spend limit that raise a webhook event, once per cycle each */
-  alertThresholds: number[];
-  /** lower an output limit the spend limit cannot cover to what it can, rather than refuse */
-  clampOutput: boolean;
+/** What the open holds add up to. */
+export interface HeldTotals {
+  count: number;
+  nanos: number;
 }
 
 /** Absolute counters; `current*` belong to the period starting at `*PeriodStart`. */
@@ -88,13 +72,6 @@ export interface AdmitInput extends RequestInfo {
   holdTtlMs: number;
 }
 
-export interface RateState {
-  limit: number;
-  remaining: number;
-  /** ms until the bucket is full again */
-  resetMs: number;
-}
-
 export interface Budget {
   /** nano-dollars left in the spend cycle after this request's hold (null: no spend limit) */
   remainingNanos: number | null;
@@ -148,22 +125,6 @@ export interface SettleResult {
   remainingNanos: number | null;
   /** false when this request was already settled (idempotent replay) */
   applied: boolean;
-}
-
-/** What management and `GET /v1/key` read: exact live counters with resets applied. */
-export interface KeySnapshot {
-  currentSpendNanos: number;
-  totalSpendNanos: number;
-  currentRequests: number;
-  totalRequests: number;
-  spendPeriodStart: number;
-  requestPeriodStart: number;
-  heldNanos: number;
-  /** what the spend limit leaves after spend and open holds (null: no spend limit) */
-  remainingSpendNanos: number | null;
-  openHolds: number;
-  lastUsedAt: number | null;
-  rate: RateState | null;
 }
 
 /** What a management call answers: the record now in force and the live counters. */

@@ -1,6 +1,36 @@
 import type { SpendKeyRow } from "../db/schema.ts";
 import type { Cycle } from "../lib/cycles.ts";
-import type { KeyConfig } from "./types.ts";
+
+/** The shape of requests a key takes: OpenAI's (Chat Completions, Responses, …) or Anthropic's Messages. */
+export type RequestShape = "openai" | "anthropic";
+
+/** A spend key's configuration as the KeyGuard enforces it, derived from its record (`configOf`). */
+export interface KeyConfig {
+  spendKeyId: string;
+  walletId: string;
+  secretHash: string;
+  status: "active" | "paused";
+  requestShape: RequestShape;
+  allowedModels: string[] | null;
+  allowedProviders: string[] | null;
+  spendLimit: { nanos: number; cycle: Cycle } | null;
+  requestLimit: { count: number; cycle: Cycle } | null;
+  rateLimit: { rpm: number; burst: number } | null;
+  expiresAt: number | null;
+  revoked: boolean;
+  /** the record's `configVersion` */
+  version: number;
+  /** fractions of the spend limit that raise a webhook event, once per cycle each */
+  alertThresholds: number[];
+  /** lower an output limit the spend limit cannot cover to what it can, rather than refuse */
+  clampOutput: boolean;
+}
+
+/**
+ * The smallest output limit fit-to-budget clamping grants (`clamp_output`): below it a request is refused rather
+ * than answered too short to be useful.
+ */
+export const MIN_CLAMPED_OUTPUT_TOKENS = 1_024;
 
 /** The counter columns of a D1 spend key row: the KeyGuard's flushes write them, management never does. */
 type CounterColumn =
@@ -13,11 +43,34 @@ type CounterColumn =
   | "lastUsedAt"
   | "snapshotAt";
 
+/** The version of a record's stored form, kept in the record: a reader knows what it holds. */
+export const RECORD_SCHEMA = 1;
+
 /**
  * A spend key's management fields. The key's KeyGuard owns them: every change is applied there, one at a time,
- * and bumps `configVersion`; D1 keeps a copy and only accepts one with a newer version than its own.
+ * and bumps `configVersion`; D1 keeps a copy (without `schema`) and only accepts one with a newer version.
  */
-export type KeyRecord = Omit<SpendKeyRow, CounterColumn>;
+export type KeyRecord = Omit<SpendKeyRow, CounterColumn> & { schema: typeof RECORD_SCHEMA };
+
+/**
+ * A record as the guard stored it. Records stored before `schema` existed lack the two fields added since the first
+ * layout (`alertThresholds`, `clampOutput`): they take the defaults those fields had when they were added.
+ */
+export function storedRecord(stored: Omit<KeyRecord, "schema"> & { schema?: number }): KeyRecord {
+  if (stored.schema === RECORD_SCHEMA) return stored as KeyRecord;
+  return {
+    ...stored,
+    alertThresholds: stored.alertThresholds ?? null,
+    clampOutput: stored.clampOutput ?? true,
+    schema: 1,
+  };
+}
+
+/** D1's copy of a record: every column of the row but the counters, which only the guard's bookkeeping writes. */
+export function rowOf(record: KeyRecord): Omit<SpendKeyRow, CounterColumn> {
+  const { schema, ...row } = record;
+  return row;
+}
 
 /** A key's alert thresholds when it sets none: half, 80 % and 95 % of its spend limit. */
 export const DEFAULT_ALERT_THRESHOLDS = [0.5, 0.8, 0.95];
@@ -62,7 +115,7 @@ export function recordOf(row: SpendKeyRow): KeyRecord {
     snapshotAt,
     ...record
   } = row;
-  return record;
+  return { ...record, schema: RECORD_SCHEMA };
 }
 
 /** What the hot path enforces, derived from the record. */
@@ -73,8 +126,8 @@ export function configOf(r: KeyRecord): KeyConfig {
     secretHash: r.keyHash,
     status: r.status,
     requestShape: r.requestShape,
-    allowedModels: r.allowedModels ?? null,
-    allowedProviders: r.allowedProviders ?? null,
+    allowedModels: r.allowedModels,
+    allowedProviders: r.allowedProviders,
     spendLimit:
       r.spendLimitNanos !== null && r.spendLimitCycle !== null
         ? { nanos: r.spendLimitNanos, cycle: r.spendLimitCycle as Cycle }
@@ -87,8 +140,7 @@ export function configOf(r: KeyRecord): KeyConfig {
     expiresAt: r.expiresAt,
     revoked: r.revokedAt !== null,
     alertThresholds: r.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS,
-    // Records written before the option existed have no field: on, the default.
-    clampOutput: r.clampOutput ?? true,
+    clampOutput: r.clampOutput,
     version: r.configVersion,
   };
 }

@@ -1,11 +1,59 @@
 import type { SpendKeyRow } from "../db/schema.ts";
-import { MIN_CLAMPED_OUTPUT_TOKENS } from "../guard/policy.ts";
-import { configOf, type KeyRecord } from "../guard/record.ts";
-import type { KeySnapshot } from "../guard/types.ts";
 import { type Cycle, periodEnd, visibleCurrent } from "../lib/cycles.ts";
 import { formatUsd } from "../lib/money.ts";
 import { isoOrNull as iso } from "../lib/time.ts";
-import type { SpendKeyWire } from "./schemas.ts";
+import { configOf, type KeyRecord, MIN_CLAMPED_OUTPUT_TOKENS, type RequestShape } from "./record.ts";
+
+/** A rate limit's state as the key's holder sees it (headers, `GET /v1/key`). */
+export interface RateState {
+  limit: number;
+  remaining: number;
+  /** ms until the bucket is full again */
+  resetMs: number;
+}
+
+/** What management and `GET /v1/key` read: exact live counters with resets applied. */
+export interface KeySnapshot {
+  currentSpendNanos: number;
+  totalSpendNanos: number;
+  currentRequests: number;
+  totalRequests: number;
+  spendPeriodStart: number;
+  requestPeriodStart: number;
+  heldNanos: number;
+  /** what the spend limit leaves after spend and open holds (null: no spend limit) */
+  remainingSpendNanos: number | null;
+  openHolds: number;
+  lastUsedAt: number | null;
+  rate: RateState | null;
+}
+
+/** The wire form of a spend key: what the management API, `GET /v1/key`, webhooks and the dashboard show. */
+export interface SpendKeyView {
+  spend_key_id: string;
+  key_preview: string;
+  name: string;
+  status: "active" | "paused";
+  request_shape: RequestShape;
+  wallet_id: string;
+  allowed_models: string[] | null;
+  allowed_providers: string[] | null;
+  spend_limit: { amount: string; cycle: Cycle } | null;
+  current_spend: string;
+  total_spend: string;
+  request_limit: { count: number; cycle: Cycle } | null;
+  current_requests: number;
+  total_requests: number;
+  rate_limit: { rpm: number; burst: number } | null;
+  expires_at: string | null;
+  last_used_at: string | null;
+  created_at: string;
+  updated_at: string;
+  spend_resets_at: string | null;
+  requests_resets_at: string | null;
+  alert_thresholds: number[];
+  clamp_output: boolean;
+}
 
 /**
  * The one public view of a spend key (never its secret): the management API answers it, and `GET /v1/key`
@@ -42,7 +90,7 @@ export function countsOf(row: SpendKeyRow, now: number): Counts {
 }
 
 /** The wire form; counters come from the KeyGuard (exact) or, in lists, from the D1 snapshot. */
-export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.now()): SpendKeyWire {
+export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.now()): SpendKeyView {
   // The limits as the KeyGuard enforces them (their defaults included), in the wire's words.
   const { spendLimit, requestLimit, rateLimit, alertThresholds, clampOutput } = configOf(row);
   return {

@@ -2,7 +2,7 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as z from "zod/mini";
 import en from "zod/v4/locales/en.js";
-import type { AppEnv } from "../env.ts";
+import type { AppEnv, WalletEnv } from "../env.ts";
 import { ApiError } from "./errors.ts";
 
 /**
@@ -71,13 +71,14 @@ export function named<S extends Schema>(name: string, schema: S): S {
   return schema;
 }
 
-export class ApiRouter {
-  readonly app = new Hono<AppEnv>();
+/** Routes validated and documented by their schemas; `E` is the environment the handlers see. */
+export class ApiRouter<E extends AppEnv = WalletEnv> {
+  readonly app = new Hono<E>();
   readonly specs: RouteSpec<Schema | undefined, Schema | undefined, Schema | undefined>[] = [];
 
   route<P extends Schema | undefined, Q extends Schema | undefined, B extends Schema | undefined>(
     spec: RouteSpec<P, Q, B>,
-    handler: (c: Context<AppEnv>, input: { params: Out<P>; query: Out<Q>; body: Out<B> }) => Promise<Response>,
+    handler: (c: Context<E>, input: { params: Out<P>; query: Out<Q>; body: Out<B> }) => Promise<Response>,
   ): this {
     this.specs.push(spec);
     this.app.on(spec.method.toUpperCase(), spec.path.replace(/\{(\w+)\}/g, ":$1"), limitBody, async (c) => {
@@ -93,7 +94,7 @@ export class ApiRouter {
         }
         body = parse(spec.body, json, "body") as Out<B>;
       }
-      return handler(c, { params, query, body });
+      return handler(c as unknown as Context<E>, { params, query, body });
     });
     return this;
   }
@@ -110,7 +111,7 @@ function jsonSchema(schema: Schema, io: "input" | "output", components: Record<s
 
 /** The OpenAPI 3.1 document of the given routers mounted at their prefixes. */
 export function openApiDocument(
-  mounts: [prefix: string, router: ApiRouter][],
+  mounts: [prefix: string, router: { specs: ApiRouter["specs"] }][],
   info: { title: string; version: string; description: string },
 ) {
   const components: Record<string, unknown> = {};

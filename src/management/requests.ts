@@ -1,11 +1,12 @@
 import { and, eq, gte, lt, or } from "drizzle-orm";
 import { database, walletD1 } from "../db/client.ts";
 import { requests } from "../db/schema.ts";
+import { ERRORS, listOf } from "../lib/api-schemas.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { formatFemtoUsd, formatUsd } from "../lib/money.ts";
 import { ApiRouter } from "../lib/openapi.ts";
-import { ERRORS, LedgerEntry, listOf, RequestIdParam, RequestsQuery } from "./schemas.ts";
+import { LedgerEntry, RequestIdParam, RequestsQuery } from "./schemas.ts";
 
 type Row = typeof requests.$inferSelect;
 

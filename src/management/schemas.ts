@@ -1,5 +1,6 @@
 import * as z from "zod/mini";
-import { UNITS } from "../catalog/units.ts";
+import type { SpendKeyView } from "../keys/view.ts";
+import { Instant, Name, Pagination, PathId } from "../lib/api-schemas.ts";
 import { CYCLES } from "../lib/cycles.ts";
 import { parseUsd } from "../lib/money.ts";
 import { named } from "../lib/openapi.ts";
@@ -17,10 +18,6 @@ const UsdAmount = z.string().check(
   }, 'must be a positive USD decimal string with at most 9 decimals and at most 999999 dollars, e.g. "50.00"'),
 );
 
-const Price = z
-  .string()
-  .check(z.refine((s) => parseUsd(s) !== null, 'must be a USD decimal string (per 1M tokens), e.g. "0.15"'));
-
 const FutureDate = z.iso
   .datetime({ offset: true })
   .check(z.refine((s) => Date.parse(s) > Date.now(), "must be in the future"));
@@ -29,7 +26,6 @@ const PositiveInt = (max: number) => z.int().check(z.positive(), z.maximum(max))
 const SpendLimit = z.strictObject({ amount: UsdAmount, cycle: Cycle });
 const RequestLimit = z.strictObject({ count: PositiveInt(1_000_000_000), cycle: Cycle });
 const RateLimit = z.strictObject({ rpm: PositiveInt(1_000_000), burst: opt(PositiveInt(1_000_000)) });
-const Name = z.string().check(z.trim(), z.minLength(1), z.maxLength(200));
 const Providers = z.enum(PROVIDER_IDS as [string, ...string[]]);
 
 const spendKeyFields = {
@@ -85,25 +81,11 @@ export const SpendKey = named(
     clamp_output: z.boolean(),
   }),
 );
-export type SpendKeyWire = z.output<typeof SpendKey>;
+/** The schema documents the view the keys module defines: if either changes alone, this stops compiling. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export const SPEND_KEY_SCHEMA_MATCHES_VIEW: Same<z.output<typeof SpendKey>, SpendKeyView> = true;
 export const SpendKeyCreated = named("SpendKeyCreated", z.extend(SpendKey, { key: z.string() }));
 export const SpendKeyRevoked = named("SpendKeyRevoked", z.object({ success: z.literal(true) }));
-
-/** Plain decimal digits only: `1e1`, `0x10`, ` 5` or `5.0` are refused, not coerced. */
-const Limit = z.pipe(
-  z
-    .string()
-    .check(z.regex(/^(100|[1-9][0-9]?)$/, "must be a whole number from 1 to 100 written in plain decimal digits")),
-  z.transform(Number),
-);
-
-export const Pagination = z.object({
-  cursor: z.optional(z.string().check(z.maxLength(200))),
-  limit: z._default(Limit, 20),
-});
-
-export const listOf = <T extends z.ZodMiniType>(name: string, item: T) =>
-  named(name, z.object({ data: z.array(item), has_more: z.boolean(), next_cursor: z.optional(z.string()) }));
 
 export const SecretKey = named(
   "SecretKey",
@@ -158,10 +140,6 @@ export const LedgerEntry = named(
   }),
 );
 
-/** A query's instant: a calendar date (UTC midnight) or a date-time with `Z` or an offset (`+01:00`). */
-export const Instant = z.union([z.iso.datetime({ offset: true }), z.iso.date()], {
-  error: "must be an ISO 8601 date or date-time, e.g. 2026-11-01 or 2026-11-01T00:00:00Z",
-});
 export const RequestsQuery = z.extend(Pagination, {
   spend_key_id: z.optional(z.string().check(z.maxLength(100))),
   /** the id the request named, or the model that priced it */
@@ -173,82 +151,4 @@ export const RequestsQuery = z.extend(Pagination, {
   end: z.optional(Instant),
 });
 
-export const CreateWallet = named("CreateWallet", z.strictObject({ name: Name }));
-export const Wallet = named("Wallet", z.object({ wallet_id: z.string(), name: z.string(), created_at: z.string() }));
-export const WalletCreated = named(
-  "WalletCreated",
-  z.extend(Wallet, { secret_key_id: z.string(), secret_key_hint: z.string(), secret_key: z.string() }),
-);
-
-export const PutModel = named(
-  "PutModel",
-  z.strictObject({
-    provider: Providers,
-    input_price: Price,
-    output_price: Price,
-    cache_read_price: z.optional(Price),
-    cache_write_price: z.optional(Price),
-    max_output_tokens: z.optional(z.int().check(z.minimum(0), z.maximum(10_000_000))),
-    context_window: z.optional(z.int().check(z.minimum(1), z.maximum(100_000_000))),
-    /** every other price rule, by the price database's price keys (`cache_write_1h_mtok`, `web_searches_kcount`…) */
-    prices: z.optional(
-      z.partialRecord(
-        z.enum([...UNITS.keys()] as [string, ...string[]]),
-        z.union([
-          Price,
-          z.strictObject({
-            base: Price,
-            tiers: z
-              .array(z.strictObject({ start: z.int().check(z.minimum(0)), price: Price }))
-              .check(z.minLength(1), z.maxLength(10)),
-          }),
-        ]),
-      ),
-    ),
-    /** OpenAI service-tier multipliers of every price, e.g. `{"priority": "1.75", "flex": "0.5"}` */
-    service_tiers: z.optional(z.partialRecord(z.enum(["priority", "flex", "scale"]), Price)),
-  }),
-);
-
-const PriceRate = z.union([
-  z.string(),
-  z.object({ base: z.string(), tiers: z.array(z.object({ start: z.number(), price: z.string() })) }),
-]);
-
-export const ModelEntryWire = named(
-  "ModelEntry",
-  z.object({
-    id: z.string(),
-    provider: z.string(),
-    input_price: nullable(z.string()),
-    output_price: nullable(z.string()),
-    cache_read_price: nullable(z.string()),
-    cache_write_price: nullable(z.string()),
-    max_output_tokens: nullable(z.number()),
-    context_window: nullable(z.number()),
-    /** every price in force now, by price key (USD per the unit's count: per 1M tokens, per 1,000 searches…) */
-    prices: nullable(z.record(z.string(), PriceRate)),
-    service_tiers: nullable(z.record(z.string(), z.string())),
-    overridden: z.boolean(),
-  }),
-);
-
-export const ErrorBody = named(
-  "Error",
-  z.object({
-    error: z.object({ message: z.string(), type: z.string(), param: nullable(z.string()), code: z.string() }),
-  }),
-);
-
-const PathId = z.string().check(z.minLength(1), z.maxLength(200));
-export const IdParam = z.object({ id: PathId });
-export const ModelParam = z.object({ model: PathId });
 export const RequestIdParam = z.object({ request_id: PathId });
-
-/** The error responses every route documents. */
-export const ERRORS = {
-  400: { description: "Invalid input; `error.param` names the field", schema: ErrorBody },
-  401: { description: "Missing or invalid credential", schema: ErrorBody },
-  403: { description: "A credential of the wrong kind", schema: ErrorBody },
-  404: { description: "Unknown id (another wallet's ids answer the same)", schema: ErrorBody },
-};

@@ -1,44 +1,12 @@
 import { and, eq, isNull, sql } from "drizzle-orm";
 import { controlD1, database } from "../db/client.ts";
 import { walletSecretKeys } from "../db/schema.ts";
+import { ERRORS, IdParam, listOf, Pagination } from "../lib/api-schemas.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
-import { hashSecret, issueKey, keyPreview } from "../lib/keys.ts";
 import { ApiRouter } from "../lib/openapi.ts";
-import {
-  CreateSecretKey,
-  ERRORS,
-  IdParam,
-  listOf,
-  Pagination,
-  SecretKey,
-  SecretKeyCreated,
-  SecretKeyDeleted,
-} from "./schemas.ts";
-
-type SecretKeyRow = typeof walletSecretKeys.$inferSelect;
-
-const wire = (r: SecretKeyRow) => ({
-  secret_key_id: r.id,
-  name: r.name,
-  secret_key_hint: r.hint,
-  created_at: new Date(r.createdAt).toISOString(),
-});
-
-/** Issues a wallet secret key row; the plaintext key is returned to the caller once and never stored. */
-export async function newSecretKey(walletId: string, name: string, now = Date.now()) {
-  const issued = issueKey("wallet");
-  const row: SecretKeyRow = {
-    id: issued.id,
-    walletId,
-    name,
-    keyHash: await hashSecret(issued.key),
-    hint: keyPreview(issued.key),
-    createdAt: now,
-    deletedAt: null,
-  };
-  return { row, key: issued.key, wire: { ...wire(row), secret_key: issued.key } };
-}
+import { newSecretKey, type SecretKeyRow, secretKeyWire as wire } from "../wallets/secret-keys.ts";
+import { CreateSecretKey, SecretKey, SecretKeyCreated, SecretKeyDeleted } from "./schemas.ts";
 
 const tags = ["Secret keys"];
 const security = "walletKey" as const;

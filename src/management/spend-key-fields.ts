@@ -1,7 +1,7 @@
 import { getCatalog } from "../catalog/catalog.ts";
 import { controlD1 } from "../db/client.ts";
 import type { Bindings } from "../env.ts";
-import type { KeyFields } from "../guard/record.ts";
+import type { KeyFields } from "../keys/record.ts";
 import { ApiError } from "../lib/errors.ts";
 import { parseUsd } from "../lib/money.ts";
 import type { UpdateSpendKeyBody } from "./schemas.ts";

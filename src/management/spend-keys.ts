@@ -2,26 +2,17 @@ import { and, eq, isNull, lt } from "drizzle-orm";
 import { database, walletD1 } from "../db/client.ts";
 import { type SpendKeyRow, spendKeys } from "../db/schema.ts";
 import type { Bindings } from "../env.ts";
-import { type KeyChange, type KeyRecord, recordOf } from "../guard/record.ts";
 import { keyGuard } from "../guard/stub.ts";
 import type { Managed } from "../guard/types.ts";
+import { type KeyChange, type KeyRecord, RECORD_SCHEMA, recordOf, rowOf } from "../keys/record.ts";
+import { countsOf, serializeSpendKey } from "../keys/view.ts";
+import { ERRORS, IdParam, listOf, Pagination } from "../lib/api-schemas.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashSecret, isKeyId, issueKey, keyPreview } from "../lib/keys.ts";
 import { ApiRouter } from "../lib/openapi.ts";
-import {
-  CreateSpendKey,
-  ERRORS,
-  IdParam,
-  listOf,
-  Pagination,
-  SpendKey,
-  SpendKeyCreated,
-  SpendKeyRevoked,
-  UpdateSpendKey,
-} from "./schemas.ts";
+import { CreateSpendKey, SpendKey, SpendKeyCreated, SpendKeyRevoked, UpdateSpendKey } from "./schemas.ts";
 import { columnsFrom } from "./spend-key-fields.ts";
-import { countsOf, serializeSpendKey } from "./spend-key-view.ts";
 
 const notFound = (id: string) => new ApiError("not_found", `No spend key with id '${id}'.`, { param: "id" });
 
@@ -52,9 +43,9 @@ async function copyToD1(env: Bindings, record: KeyRecord, created: boolean): Pro
   const db = database(walletD1(env, record.walletId));
   try {
     if (created) {
-      await db.insert(spendKeys).values(record).onConflictDoNothing();
+      await db.insert(spendKeys).values(rowOf(record)).onConflictDoNothing();
     } else {
-      const { id, walletId, createdAt, ...fields } = record;
+      const { id, walletId, createdAt, ...fields } = rowOf(record);
       await db
         .update(spendKeys)
         .set(fields)
@@ -87,6 +78,7 @@ export const spendKeyRoutes = new ApiRouter()
       const now = Date.now();
       const issued = issueKey("spend");
       const record: KeyRecord = {
+        schema: RECORD_SCHEMA,
         id: issued.id,
         walletId: c.get("walletId"),
         name: body.name,

@@ -1,11 +1,11 @@
 import * as z from "zod/mini";
 import { rawRowsFrom } from "../bookkeeping/retention.ts";
 import { walletD1 } from "../db/client.ts";
+import { ERRORS, Instant } from "../lib/api-schemas.ts";
 import { ApiError } from "../lib/errors.ts";
 import { formatUsd } from "../lib/money.ts";
 import { ApiRouter, named } from "../lib/openapi.ts";
 import { DAY_MS } from "../lib/time.ts";
-import { ERRORS, Instant } from "./schemas.ts";
 
 const MAX_RANGE_DAYS = 366;
 

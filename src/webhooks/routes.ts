@@ -2,13 +2,21 @@ import { and, eq, isNull } from "drizzle-orm";
 import { database, walletD1 } from "../db/client.ts";
 import { webhookDeliveries, webhooks } from "../db/schema.ts";
 import type { Bindings } from "../env.ts";
+import { ERRORS, IdParam, listOf, Pagination } from "../lib/api-schemas.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { newId } from "../lib/keys.ts";
 import { ApiRouter } from "../lib/openapi.ts";
 import { isoOrNull as iso } from "../lib/time.ts";
-import { ERRORS, IdParam, listOf, Pagination, SecretKeyDeleted } from "../management/schemas.ts";
-import { CreateWebhook, Delivery, DeliveryParams, UpdateWebhook, Webhook, WebhookCreated } from "./schemas.ts";
+import {
+  CreateWebhook,
+  Delivery,
+  DeliveryParams,
+  UpdateWebhook,
+  Webhook,
+  WebhookCreated,
+  WebhookDeleted,
+} from "./schemas.ts";
 import { newWebhookSecret, sealSecret } from "./secrets.ts";
 import { webhookUrlProblem } from "./url.ts";
 
@@ -153,7 +161,7 @@ export const webhookRoutes = new ApiRouter()
       tags,
       security,
       params: IdParam,
-      responses: { 200: { description: "Deleted", schema: SecretKeyDeleted }, ...ERRORS },
+      responses: { 200: { description: "Deleted", schema: WebhookDeleted }, ...ERRORS },
     },
     async (c, { params }) => {
       const row = await findWebhook(c.env, c.get("walletId"), params.id);

@@ -46,3 +46,4 @@ export const Delivery = named(
   }),
 );
 export const DeliveryParams = z.object({ id: z.string(), delivery_id: z.string() });
+export const WebhookDeleted = named("WebhookDeleted", z.object({ id: z.string(), deleted: z.literal(true) }));

@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import { builtinCatalog, pricesAt } from "../../src/catalog/catalog.ts";
 import { costOf } from "../../src/catalog/pricing.ts";
 import { CHARS_PER_ESTIMATED_TOKEN } from "../../src/gateway/usage.ts";
-import { MIN_CLAMPED_OUTPUT_TOKENS } from "../../src/guard/policy.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
+import { MIN_CLAMPED_OUTPUT_TOKENS } from "../../src/keys/record.ts";
 import { call, chat, json, lastFakeRequest, messages, mgmt, settled, setupKey } from "./helpers.ts";
 
 const inspect = settled;

@@ -406,7 +406,7 @@ describe("holds", () => {
 });
 
 describe("counters and the ledger", () => {
-  it("list shows the counters within 2 seconds (alarm flush)", async () => {
+  it("list shows the counters within a few seconds (the guard's alarm, then the bookkeeping queue)", async () => {
     const { wallet, key, id } = await setupKey();
     await chat(key);
     await chat(key);
@@ -416,11 +416,12 @@ describe("counters and the ledger", () => {
       listed = (await json(await mgmt(wallet.key, "GET", "/spend_keys"), 200)).data.find(
         (k: any) => k.spend_key_id === id,
       );
-      if (listed.total_requests === 2 || Date.now() - started > 2_500) break;
+      if (listed.total_requests === 2 || Date.now() - started > 6_000) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(listed.total_requests).toBe(2);
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // About 1–2 s at rest (a second for the alarm, up to a second for the queue's batch); 5 s on a loaded machine.
+    expect(Date.now() - started).toBeLessThan(5_000);
     expect(listed.last_used_at).not.toBeNull();
     const retrieved = await json(await mgmt(wallet.key, "GET", `/spend_keys/${id}`), 200);
     expect(listed.total_spend).toBe(retrieved.total_spend);

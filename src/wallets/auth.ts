@@ -1,12 +1,25 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
-import { INTERNAL_HEADER, INTERNAL_WALLET_HEADER, internalToken } from "../dashboard/api.ts";
 import { controlD1, database } from "../db/client.ts";
 import { walletSecretKeys } from "../db/schema.ts";
-import type { AppEnv } from "../env.ts";
+import type { WalletEnv } from "../env.ts";
 import { bearer } from "../lib/credentials.ts";
 import { ApiError } from "../lib/errors.ts";
-import { hashesEqual, hashSecret, keyKindOf, parseKey } from "../lib/keys.ts";
+import { hashesEqual, hashSecret, keyKindOf, parseKey, randomBase62 } from "../lib/keys.ts";
+
+/**
+ * The dashboard's in-process calls to the management API stand for a signed-in session's wallet with this
+ * isolate's own random token, which never leaves the isolate (a request from outside cannot carry it). It lives
+ * here, with the check that accepts it.
+ */
+export const INTERNAL_HEADER = "x-spendgate-internal";
+export const INTERNAL_WALLET_HEADER = "x-spendgate-internal-wallet";
+let token: string | undefined;
+/** Made on first use: a Worker may not draw random values at global scope. */
+export function internalToken(): string {
+  token ??= randomBase62(40);
+  return token;
+}
 
 const WALLET_KEY_REQUIRED = "A wallet secret key is required: send `Authorization: Bearer sgw_…`.";
 
@@ -23,8 +36,8 @@ export async function walletOf(d1: D1Database, key: string): Promise<string | nu
   return hashesEqual(row.keyHash, await hashSecret(key)) ? row.walletId : null;
 }
 
-export const requireWallet = createMiddleware<AppEnv>(async (c, next) => {
-  // The dashboard's in-process calls for a signed-in session (dashboard/api.ts).
+export const requireWallet = createMiddleware<WalletEnv>(async (c, next) => {
+  // The dashboard's in-process calls for a signed-in session (dashboard/api.ts sends them).
   const internal = c.req.header(INTERNAL_HEADER);
   const wallet = c.req.header(INTERNAL_WALLET_HEADER);
   if (internal !== undefined) {
