@@ -4,6 +4,7 @@ import type { WebhookEvent } from "../webhooks/events.ts";
 import { expiryDue, expiryReached, type GuardView, limitReached, managementEvents, thresholdEvent } from "./alerts.ts";
 import type { BooksMessage, BooksReceipt } from "./books.ts";
 import { charge, freshCounters, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
+import { GuardBooks, type KeyState, RESEND_AFTER_MS, RETRY_MS } from "./hand-over.ts";
 import { GuardTables, type HoldRow } from "./ledger.ts";
 import { holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
 import { GuardOutbox } from "./outbox.ts";
@@ -24,16 +25,6 @@ import type {
 
 /** How soon after a change the guard hands it to the bookkeeping queue (it lands in D1 about a second later). */
 const FLUSH_DELAY_MS = 1_000;
-/** What was handed over and not confirmed this long after goes again (the queue lost it, or D1 is down). */
-const RESEND_AFTER_MS = 30_000;
-/** After a failed hand-over (the queue refused), the next try. */
-const RETRY_MS = 5_000;
-
-/** The versions of the record and counters D1 has confirmed (kept in storage: what is owed survives eviction). */
-interface Synced {
-  record: number;
-  counters: number;
-}
 
 /**
  * One per spend key: the authority for that key. Every admission, settlement and management change is one
@@ -50,9 +41,7 @@ export class KeyGuard extends DurableObject<Env> {
   private readonly tables: GuardTables;
   private readonly outbox: GuardOutbox;
   private alarmPending = false;
-  private synced: Synced;
-  /** the versions last handed over, and when (in memory only: losing it only means sending them again) */
-  private sent = { record: 0, counters: 0, at: 0 };
+  private readonly books: GuardBooks;
   /** The clock; tests swap it through runInDurableObject to cross cycle boundaries. */
   now: () => number = () => Date.now();
 
@@ -64,7 +53,7 @@ export class KeyGuard extends DurableObject<Env> {
     this.record = stored ? storedRecord(stored) : null;
     this.config = this.record ? configOf(this.record) : null;
     this.counters = ctx.storage.kv.get<Counters>("counters") ?? freshCounters();
-    this.synced = ctx.storage.kv.get<Synced>("synced") ?? { record: 0, counters: 0 };
+    this.books = new GuardBooks(ctx.storage, this.tables, this.outbox);
     // A key nobody configured (a forged id) gets no tables: refusing it writes nothing.
     if (this.config) {
       this.openTables();
@@ -116,16 +105,8 @@ export class KeyGuard extends DurableObject<Env> {
       counters: this.counters,
       held: this.held,
       ledger: this.config ? this.tables.ledgerRows() : [],
-      unconfirmed: this.unconfirmed(),
+      unconfirmed: this.config ? this.books.unconfirmed(this.keyState(this.config)) : 0,
     };
-  }
-
-  /** What D1 has not confirmed yet: rows, events, and the record and counters when newer than D1's copies. */
-  private unconfirmed(): number {
-    if (!this.config) return 0;
-    const record = (this.record?.configVersion ?? 0) > this.synced.record ? 1 : 0;
-    const counters = this.counters.version > this.synced.counters ? 1 : 0;
-    return this.tables.unconfirmed() + this.outbox.unconfirmed() + record + counters;
   }
 
   private owned(walletId: string): KeyRecord | null {
@@ -212,11 +193,12 @@ export class KeyGuard extends DurableObject<Env> {
     for (const id of this.tables.expiredHoldIds(now)) this.closeHold(cfg, id, (h) => lapsedSettle(h, now), now);
     const view = this.view();
     this.raise(view && expiryReached(view, now), now);
-    const handed = await this.handOver(cfg);
+    const send = (m: BooksMessage) => this.env.LEDGER.send(m, { contentType: "json" });
+    const handed = await this.books.handOver(this.keyState(cfg), send, this.now);
     const times = [
       // More than one message's worth (a hot key's backlog) goes at once; a refused hand-over is tried again soon.
       handed === "backlog" ? this.now() : handed === "failed" ? this.now() + RETRY_MS : null,
-      this.unconfirmed() ? this.now() + RESEND_AFTER_MS : null,
+      this.books.unconfirmed(this.keyState(cfg)) ? this.now() + RESEND_AFTER_MS : null,
       this.tables.nextExpiry(),
       this.record && expiryDue(this.record, this.counters),
     ];
@@ -229,67 +211,11 @@ export class KeyGuard extends DurableObject<Env> {
 
   /** The bookkeeping consumer wrote a message of this guard's to D1: what it carried is no longer owed. */
   confirm(receipt: BooksReceipt): void {
-    if (!this.config) return;
-    const now = this.now();
-    const synced = {
-      record: Math.max(this.synced.record, receipt.recordVersion),
-      counters: Math.max(this.synced.counters, receipt.countersVersion),
-    };
-    this.ctx.storage.transactionSync(() => {
-      this.tables.confirm(receipt.rowIds, now);
-      this.outbox.confirm(receipt.eventIds);
-      this.ctx.storage.kv.put("synced", synced);
-    });
-    this.synced = synced;
+    if (this.config) this.books.confirm(receipt, this.now());
   }
 
-  /**
-   * Sends one message with everything due: rows and events never sent (or sent long ago and never confirmed), and
-   * the record and counters when D1 lacks their versions. Nothing is forgotten here — only a receipt does that.
-   */
-  private async handOver(cfg: KeyConfig): Promise<"done" | "backlog" | "failed"> {
-    const now = this.now();
-    const resendBefore = now - RESEND_AFTER_MS;
-    const rows = this.tables.dueRows(resendBefore);
-    const events = this.outbox.due(resendBefore);
-    const owed = (version: number, synced: number, sent: number) =>
-      version > synced && (version !== sent || this.sent.at <= resendBefore);
-    const record = this.record && owed(this.record.configVersion, this.synced.record, this.sent.record);
-    const counters = owed(this.counters.version, this.synced.counters, this.sent.counters);
-    if (!rows.n && !events.length && !record && !counters) return "done";
-    const message: BooksMessage = {
-      v: 1,
-      keyId: cfg.spendKeyId,
-      walletId: cfg.walletId,
-      rows: rows.rows,
-      rowIds: rows.ids,
-      record: record ? this.record : null,
-      counters: counters ? { ...this.counters } : null,
-      events,
-    };
-    try {
-      await this.env.LEDGER.send(message, { contentType: "json" });
-    } catch (err) {
-      console.error("bookkeeping hand-over failed; retrying", cfg.spendKeyId, errorText(err));
-      return "failed";
-    }
-    const at = this.now();
-    this.ctx.storage.transactionSync(() => {
-      if (rows.n) this.tables.markSent(rows.ids, at);
-      if (events.length)
-        this.outbox.markSent(
-          events.map((e) => e.id),
-          at,
-        );
-    });
-    this.sent = {
-      record: message.record?.configVersion ?? this.sent.record,
-      counters: message.counters?.version ?? this.sent.counters,
-      at,
-    };
-    return this.tables.dueRows(at - RESEND_AFTER_MS).n || this.outbox.due(at - RESEND_AFTER_MS).length
-      ? "backlog"
-      : "done";
+  private keyState(cfg: KeyConfig): KeyState {
+    return { keyId: cfg.spendKeyId, walletId: cfg.walletId, record: this.record, counters: this.counters };
   }
 
   // ---- internals ----------------------------------------------------------------------------------
@@ -342,5 +268,3 @@ export class KeyGuard extends DurableObject<Env> {
     void this.ctx.storage.setAlarm(now + FLUSH_DELAY_MS);
   }
 }
-
-const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
