@@ -110,11 +110,11 @@ function run(args: string[], io: { input?: string; echo?: boolean } = {}): Promi
   });
 }
 
-/** Runs wrangler and stops the step if it fails. */
+/** Runs wrangler and stops the step if it fails (with its output, unless it was echoed already). */
 async function must(args: string[], io: { input?: string; echo?: boolean } = {}): Promise<Result> {
   const result = await run(args, io);
-  if (result.code !== 0) throw new StepError(`\`wrangler ${args.join(" ")}\` exited with ${result.code}`, result.all);
-  return result;
+  if (result.code === 0) return result;
+  throw new StepError(`\`wrangler ${args.join(" ")}\` exited with ${result.code}`, io.echo ? "" : result.all);
 }
 
 /** The JSON a command printed (after any banner). */

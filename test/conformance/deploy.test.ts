@@ -2,24 +2,26 @@ import { execFileSync, spawn } from "node:child_process";
 import {
   appendFileSync,
   chmodSync,
+  cpSync,
   existsSync,
-  mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "../../scripts/lib/stack.ts";
 
 /**
  * `npm run deploy` (scripts/deploy.ts) against a stand-in `wrangler` put first on PATH
  * (fixtures/fake-wrangler.ts: an account kept in a file, wrangler's output formats, a failure injected at a named
  * command) and a local HTTP server standing in for the deployed Worker's /health and /admin/wallets.
  */
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const NODE = existsSync(join(ROOT, "node_modules/.bin/node")) ? join(ROOT, "node_modules/.bin/node") : process.execPath;
 const FAKE = join(ROOT, "test/conformance/fixtures/fake-wrangler.ts");
 
@@ -39,7 +41,26 @@ function named(toml: string, env?: string) {
     buckets: all("bucket_name"),
   };
 }
-const TOP = named(readFileSync(join(ROOT, "wrangler.toml"), "utf8"));
+/**
+ * The deploy runs in a copy of the project (a git repository of its own, node_modules linked): a check that it
+ * leaves the tree clean is then not disturbed by work going on in this checkout meanwhile.
+ */
+const REPO = mkdtempSync(join(tmpdir(), "spendgate-deploy-repo-"));
+const git = (...args: string[]) =>
+  execFileSync("git", ["-c", "user.name=test", "-c", "user.email=test@example.com", ...args], { cwd: REPO }).toString();
+const clean = () => git("status", "--porcelain", "--untracked-files=all");
+function copyProject() {
+  for (const path of ["wrangler.toml", "package.json", ".dev.vars.example", "migrations", "scripts/deploy.ts"]) {
+    cpSync(join(ROOT, path), join(REPO, path), { recursive: true });
+  }
+  symlinkSync(join(ROOT, "node_modules"), join(REPO, "node_modules"));
+  writeFileSync(join(REPO, ".gitignore"), "node_modules\n");
+  git("init", "-q");
+  git("add", "-A");
+  git("commit", "-qm", "the project as deployed");
+}
+copyProject();
+const TOP = named(readFileSync(join(REPO, "wrangler.toml"), "utf8"));
 
 interface Account {
   databases: { name: string; migrations: string[] }[];
@@ -127,6 +148,7 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
   rmSync(bin, { recursive: true, force: true });
   for (const w of worlds.values()) rmSync(w.dir, { recursive: true, force: true });
+  rmSync(REPO, { recursive: true, force: true });
 });
 
 interface Run {
@@ -142,8 +164,8 @@ function deploy(w: World, args: string[], env: Record<string, string> = {}): Pro
     delete base[k];
   }
   return new Promise((resolve) => {
-    const child = spawn(NODE, [join(ROOT, "scripts/deploy.ts"), ...args], {
-      cwd: ROOT,
+    const child = spawn(NODE, [join(REPO, "scripts/deploy.ts"), ...args], {
+      cwd: REPO,
       stdio: ["ignore", "pipe", "pipe"],
       env: {
         ...base,
@@ -163,8 +185,7 @@ function deploy(w: World, args: string[], env: Record<string, string> = {}): Pro
   });
 }
 
-const tracked = () => execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: ROOT }).toString();
-const MIGRATIONS = execFileSync("ls", [join(ROOT, "migrations")])
+const MIGRATIONS = execFileSync("ls", [join(REPO, "migrations")])
   .toString()
   .split("\n")
   .filter((f) => f.endsWith(".sql"));
@@ -204,10 +225,9 @@ function expectComplete(w: World) {
 describe("npm run deploy", () => {
   it("creates every resource, sets missing secrets, migrates, deploys, checks health, makes the wallet", async () => {
     const w = new World();
-    const before = tracked();
     const run = await deploy(w, ["--yes", "--health-wait", "1"]);
     expect(run.code, run.stderr).toBe(0);
-    expect(tracked()).toBe(before);
+    expect(clean()).toBe("");
     expectComplete(w);
     const calls = w.calls();
     const creates = calls.filter((c) => / create /.test(c));
@@ -282,13 +302,10 @@ describe("npm run deploy", () => {
     )?.[1];
     expect(block).toBeTruthy();
     const dir = mkdtempSync(join(tmpdir(), "spendgate-env-"));
-    mkdirSync(join(dir, "src"));
-    writeFileSync(join(dir, "src/index.ts"), "");
-    const toml = `${readFileSync(join(ROOT, "wrangler.toml"), "utf8")}\n${block}`;
+    const toml = `${readFileSync(join(REPO, "wrangler.toml"), "utf8")}\n${block}`;
     writeFileSync(join(dir, "wrangler.toml"), toml);
     const w = new World(named(toml, "staging"));
     expect(w.resources.queues).toContain("spendgate-ledger-staging");
-    const before = tracked();
     const run = await deploy(w, [
       "--env",
       "staging",
@@ -299,7 +316,7 @@ describe("npm run deploy", () => {
       "1",
     ]);
     expect(run.code, run.stderr).toBe(0);
-    expect(tracked()).toBe(before);
+    expect(clean()).toBe("");
     expectComplete(w);
     expect(w.account().workers["spendgate-staging"]).toBeDefined();
     expect(run.stdout).toContain("Deploying Worker spendgate-staging");
