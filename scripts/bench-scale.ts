@@ -1,0 +1,606 @@
+/**
+ * `npm run bench:scale`: D1 writes as the number of active spend keys grows, for two builds in one run.
+ *
+ * Builds: BENCH_SCALE_BASE (default 760e1c6, the last code whose KeyGuards wrote D1 from their own alarms) and
+ * BENCH_SCALE_NEW (a revision; default this checkout as it stands), each from its own source (a temporary git
+ * worktree for a revision) and served one after the other by Miniflare with the bindings of its own wrangler.toml.
+ * Each Worker is wrapped by a bench-only entry (lib/scale-entry.ts) that counts D1 write transactions and the rows
+ * they write at the D1 binding, in every handler and in the Durable Object.
+ *
+ * Tiers: BENCH_SCALE_KEYS (default 100,500,2000) active keys, each sending a request every BENCH_SCALE_INTERVAL_S
+ * (default 5) seconds on average, at random (one Poisson schedule of N / interval requests a second, each to a key
+ * drawn at random; the same seeded schedule for both builds), BENCH_SCALE_WARM_S (10) of warm-up, then a measured
+ * window of BENCH_SCALE_S (30) seconds. Per tier: requests a second achieved, D1 write transactions a second, rows
+ * written per transaction and per request, the lag from a request's answer to its ledger row answering
+ * `GET /v1/requests/{id}` (one request in BENCH_SCALE_SAMPLE, default 20, at most BENCH_SCALE_SAMPLE_MAX_RPS, default
+ * 5, a second; polled every 100 ms for up to 60 s), the gateway's p50 and workerd CPU per request. After the window
+ * every ledger row must reach D1. Per build: bytes per ledger row in D1 with its indexes (`dbstat` over the database
+ * file), and days until D1's 10 GB at 10 / 100 / 1,000 requests a second, without and with retention.
+ *
+ * The load generator, the pollers and the fake provider run on core 0, workerd on core 1 (taskset), as in
+ * `npm run bench`. Results: a table on stdout and bench-results/scale.json.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { Pool } from "undici";
+import { startFakeProvider } from "./fake-provider/server.ts";
+import {
+  chatBody,
+  descendants,
+  histogram,
+  ms,
+  newKey,
+  newWallet,
+  pin,
+  procName,
+  sleep,
+  workerdStats,
+} from "./lib/bench-kit.ts";
+import type { D1Counts, D1Report } from "./lib/scale-entry.ts";
+import {
+  bundleScaleWorker,
+  rollupStorage,
+  type ScaleWorker,
+  startScaleWorker,
+  type TableStorage,
+  tableStorage,
+} from "./lib/scale-stack.ts";
+import { fakeProviderVars, freePort, ROOT } from "./lib/stack.ts";
+
+const TIERS = (process.env.BENCH_SCALE_KEYS ?? "100,500,2000").split(",").map(Number);
+const WINDOW_S = Number(process.env.BENCH_SCALE_S ?? 30);
+const WARM_S = Number(process.env.BENCH_SCALE_WARM_S ?? 10);
+const INTERVAL_S = Number(process.env.BENCH_SCALE_INTERVAL_S ?? 5);
+const SAMPLE_EVERY = Number(process.env.BENCH_SCALE_SAMPLE ?? 20);
+const SAMPLE_MAX_RPS = Number(process.env.BENCH_SCALE_SAMPLE_MAX_RPS ?? 5);
+const BASE = process.env.BENCH_SCALE_BASE ?? "760e1c6";
+const NEW = process.env.BENCH_SCALE_NEW;
+/** Retention assumed for the projections (the new build's defaults: RETENTION_DAYS, RETENTION_MAX_BYTES). */
+const RETENTION_DAYS = Number(process.env.BENCH_SCALE_RETENTION_DAYS ?? 30);
+const RETENTION_BYTES = Number(process.env.BENCH_SCALE_RETENTION_BYTES ?? 3e9);
+const ADMIN = "bench-admin";
+const KEYS_PER_WALLET = 100;
+const CREATE_CONCURRENCY = 20;
+const POLL_MS = 100;
+const POLL_LIMIT_MS = 60_000;
+/** D1's largest database (10 GB, taken as 10^10 bytes). */
+const D1_LIMIT = 10e9;
+const PROJECTED_RATES = [10, 100, 1000];
+/** The rollup projection: this many keys × models active every day. */
+const ROLLUP_KEYS = 1000;
+const ROLLUP_MODELS = 3;
+
+const log = (s: string) => console.error(`[bench:scale] ${new Date().toISOString().slice(11, 19)} ${s}`);
+
+const work = mkdtempSync(join(tmpdir(), "spendgate-scale-"));
+const git = (...args: string[]) => execFileSync("git", args, { cwd: ROOT, encoding: "utf8" }).trim();
+
+/** A revision's source in a detached worktree that shares this checkout's node_modules (as bench-ab.ts does). */
+function checkout(rev: string, name: string): { source: string; commit: string } {
+  const dir = join(work, name);
+  const commit = git("rev-parse", "--verify", `${rev}^{commit}`);
+  git("worktree", "add", "--detach", dir, commit);
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  return { source: dir, commit };
+}
+
+interface Build {
+  name: string;
+  source: string;
+  /** the commit, or the working tree's HEAD with "+ changes" when it has any */
+  revision: string;
+}
+
+function workingTree(): Build {
+  const dirty = git("status", "--porcelain", "--untracked-files=no").length > 0;
+  return { name: "working tree", source: ROOT, revision: `${git("rev-parse", "--short", "HEAD")}${dirty ? "+" : ""}` };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Load: a seeded Poisson schedule over the tier's keys, and the lag samples.
+
+/** mulberry32: the same schedule for both builds of a tier. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface SpendKey {
+  key: string;
+  wallet: string;
+}
+
+interface TierResult {
+  keys: number;
+  targetRps: number;
+  achievedRps: number;
+  /** requests answered with something other than 200, or not at all (window and warm-up) */
+  failed: number;
+  failures: string[];
+  /** how late the generator sent its latest request, ms (it runs on one core with the pollers) */
+  senderLateMs: number;
+  d1TxPerS: number;
+  rowsPerTx: number;
+  rowsPerRequest: number;
+  txBy: D1Counts["txBy"];
+  rowsByTable: Record<string, number>;
+  lagP50Ms: number | null;
+  lagP99Ms: number | null;
+  lagSamples: number;
+  lagTimeouts: number;
+  gatewayP50Ms: number;
+  gatewayP99Ms: number;
+  workerdCpuMsPerRequest: number;
+  /** from the window's end until every ledger row of the tier was in D1 */
+  drainS: number;
+  /** D1 rows written per ledger row inserted (the rows of `requests` statements ÷ new rows in `requests`) */
+  rowsWrittenPerLedgerRow: number;
+  sustained: boolean;
+  why: string;
+}
+
+async function d1Report(origin: string): Promise<D1Report> {
+  const res = await fetch(`${origin}/__bench/d1`);
+  if (!res.ok) throw new Error(`GET /__bench/d1: ${res.status} ${await res.text()}`);
+  return (await res.json()) as D1Report;
+}
+
+function diff(a: D1Counts, b: D1Counts) {
+  const rowsByTable: Record<string, number> = {};
+  for (const [t, n] of Object.entries(b.rowsByTable)) {
+    const d = n - (a.rowsByTable[t] ?? 0);
+    if (d) rowsByTable[t] = d;
+  }
+  return {
+    tx: b.tx - a.tx,
+    rows: b.rows - a.rows,
+    rowsUnknown: b.rowsUnknown - a.rowsUnknown,
+    txBy: {
+      fetch: b.txBy.fetch - a.txBy.fetch,
+      queue: b.txBy.queue - a.txBy.queue,
+      scheduled: b.txBy.scheduled - a.txBy.scheduled,
+      guard: b.txBy.guard - a.txBy.guard,
+    },
+    rowsByTable,
+  };
+}
+
+const percentile = (sorted: number[], p: number) =>
+  sorted.length ? (sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? null) : null;
+
+async function ledgerRows(w: ScaleWorker): Promise<number> {
+  const db = await w.mf.getD1Database("DB");
+  return (await db.prepare("SELECT count(*) AS n FROM requests").first<number>("n")) ?? 0;
+}
+
+async function runTier(
+  w: ScaleWorker,
+  keys: SpendKey[],
+  pids: number[],
+  answered: { ok: number },
+  cronFired: () => number,
+): Promise<TierResult> {
+  const n = keys.length;
+  const rate = n / INTERVAL_S;
+  const sampleEvery = Math.max(SAMPLE_EVERY, Math.ceil(rate / SAMPLE_MAX_RPS));
+  const next = random(n);
+  const gateway = new Pool(w.origin, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000 });
+  const polls = new Pool(w.origin, { connections: 64, pipelining: 1, keepAliveTimeout: 60_000 });
+  const hist = histogram();
+  const lags: number[] = [];
+  let lagTimeouts = 0;
+  let failed = 0;
+  const failures: string[] = [];
+  let senderLateMs = 0;
+  const okBefore = answered.ok;
+  const rowsBefore = await ledgerRows(w);
+  const before = await d1Report(w.origin);
+  const cpu = () => pids.reduce((sum, pid) => sum + (workerdStats().get(pid)?.cpuMs ?? 0), 0);
+
+  const start = performance.now();
+  const windowStart = start + WARM_S * 1000;
+  const windowEnd = windowStart + WINDOW_S * 1000;
+  let inWindow = 0;
+  let sampled = 0;
+  // The counters are read at the window's edges by timers, whatever the sender is doing then.
+  const edge = (at: number) =>
+    sleep(at - performance.now()).then(async () => ({
+      t: performance.now(),
+      report: await d1Report(w.origin),
+      cpuMs: cpu(),
+      cron: cronFired(),
+    }));
+  const edges = Promise.all([edge(windowStart), edge(windowEnd)]);
+
+  const poll = async (id: string, wallet: string, answeredAt: number) => {
+    for (;;) {
+      const res = await polls.request({
+        method: "GET",
+        path: `/v1/requests/${id}`,
+        headers: { authorization: `Bearer ${wallet}` },
+      });
+      await res.body.dump();
+      if (res.statusCode === 200) return lags.push(performance.now() - answeredAt);
+      if (res.statusCode !== 404) throw new Error(`GET /v1/requests/${id}: ${res.statusCode}`);
+      if (performance.now() - answeredAt > POLL_LIMIT_MS) return lagTimeouts++;
+      await sleep(POLL_MS);
+    }
+  };
+
+  const inflight: Promise<unknown>[] = [];
+  let at = start;
+  for (let i = 0; ; i++) {
+    at += (-Math.log(1 - next()) / rate) * 1000;
+    if (at >= windowEnd) break;
+    const k = keys[Math.floor(next() * n)]!;
+    const wait = at - performance.now();
+    if (wait > 1) await sleep(wait);
+    senderLateMs = Math.max(senderLateMs, performance.now() - at);
+    const scheduled = at;
+    const measured = at >= windowStart;
+    const sample = measured && inWindow++ % sampleEvery === 0;
+    const request = gateway
+      .request({
+        method: "POST",
+        path: "/v1/chat/completions",
+        headers: { "content-type": "application/json", authorization: `Bearer ${k.key}` },
+        body: chatBody(i),
+      })
+      .then(async (res) => {
+        await res.body.dump();
+        const answeredAt = performance.now();
+        if (res.statusCode !== 200) {
+          failed++;
+          if (failures.length < 5) failures.push(`status ${res.statusCode}`);
+          return;
+        }
+        answered.ok++;
+        if (measured) hist.recordValue(Math.max(1, Math.round((answeredAt - scheduled) * 1000)));
+        const id = res.headers["x-request-id"];
+        if (sample && typeof id === "string") {
+          sampled++;
+          await poll(id, k.wallet, answeredAt);
+        }
+      })
+      .catch((err: unknown) => {
+        failed++;
+        if (failures.length < 5) failures.push(err instanceof Error ? err.message : String(err));
+      });
+    inflight.push(request);
+  }
+  const [a, b] = await edges;
+  // Requests sent in the window but answered after it count as answered in it: the sender is the bottleneck
+  // only if it fell behind, which `senderLateMs` shows.
+  await Promise.all(inflight);
+  const answeredInWindow = hist.totalCount;
+  // Every row of the tier must reach D1 (the lag samples only cover some); how long that takes after the window.
+  const expected = rowsBefore + (answered.ok - okBefore);
+  let rowsNow = await ledgerRows(w);
+  while (rowsNow < expected && performance.now() - windowEnd < POLL_LIMIT_MS * 2) {
+    await sleep(250);
+    rowsNow = await ledgerRows(w);
+  }
+  const drainS = (performance.now() - windowEnd) / 1000;
+  const after = await d1Report(w.origin);
+  await gateway.close();
+  await polls.close();
+
+  const seconds = (b.t - a.t) / 1000;
+  const d = diff(a.report.counts, b.report.counts);
+  const tier = diff(before.counts, after.counts);
+  const sorted = lags.sort((x, y) => x - y);
+  const achievedRps = answeredInWindow / seconds;
+  const reasons: string[] = [];
+  if (achievedRps < 0.95 * rate) reasons.push(`achieved ${achievedRps.toFixed(1)} of ${rate} req/s`);
+  if (failed) reasons.push(`${failed} requests failed`);
+  if (senderLateMs > 1000) reasons.push(`sender fell ${Math.round(senderLateMs)} ms behind`);
+  if (rowsNow < expected) reasons.push(`${expected - rowsNow} ledger rows missing from D1 after the window`);
+  if (lagTimeouts) reasons.push(`${lagTimeouts} sampled rows not visible within 60 s`);
+  if (d.rowsUnknown) reasons.push(`${d.rowsUnknown} write transactions without row counts`);
+  if (b.cron !== a.cron) log(`  a cron ran in the window (${b.cron - a.cron})`);
+  const newLedgerRows = rowsNow - rowsBefore;
+  return {
+    keys: n,
+    targetRps: rate,
+    achievedRps,
+    failed,
+    failures,
+    senderLateMs,
+    d1TxPerS: d.tx / seconds,
+    rowsPerTx: d.tx ? d.rows / d.tx : 0,
+    rowsPerRequest: answeredInWindow ? d.rows / answeredInWindow : 0,
+    txBy: d.txBy,
+    rowsByTable: d.rowsByTable,
+    lagP50Ms: percentile(sorted, 50),
+    lagP99Ms: percentile(sorted, 99),
+    lagSamples: sampled,
+    lagTimeouts,
+    gatewayP50Ms: ms(hist.getValueAtPercentile(50)),
+    gatewayP99Ms: ms(hist.getValueAtPercentile(99)),
+    workerdCpuMsPerRequest: answeredInWindow ? (b.cpuMs - a.cpuMs) / answeredInWindow : 0,
+    drainS,
+    rowsWrittenPerLedgerRow: newLedgerRows ? (tier.rowsByTable.requests ?? 0) / newLedgerRows : 0,
+    sustained: reasons.length === 0,
+    why: reasons.join("; "),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One build: start it, create the keys, run the tiers, measure its storage.
+
+/** Runs `fn` over `items`, `limit` at a time. */
+async function pooled<T, R>(items: T[], limit: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]!, i);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Waits until D1 has seen no write for `quietMs` (what key creation set off has landed). */
+async function settle(origin: string, quietMs = 3000, limitMs = 120_000): Promise<void> {
+  const until = Date.now() + limitMs;
+  let last = (await d1Report(origin)).counts.tx;
+  let since = Date.now();
+  while (Date.now() < until) {
+    await sleep(500);
+    const tx = (await d1Report(origin)).counts.tx;
+    if (tx !== last) {
+      last = tx;
+      since = Date.now();
+    } else if (Date.now() - since >= quietMs) return;
+  }
+  log("  D1 writes did not settle within 2 min; going on");
+}
+
+interface BuildResult extends Build {
+  createKeysS: number;
+  tiers: TierResult[];
+  storage: Record<string, TableStorage>;
+}
+
+async function runBuild(build: Build, index: number, fakeUrl: string): Promise<BuildResult> {
+  log(`${build.name} (${build.revision}): bundling`);
+  const bundle = bundleScaleWorker(build.source, join(work, `build-${index}`));
+  const persistDir = join(work, `state-${index}`);
+  const known = new Set(descendants(process.pid));
+  const w = await startScaleWorker(build.source, bundle, persistDir, await freePort(), {
+    ...fakeProviderVars(fakeUrl),
+    ADMIN_TOKEN: ADMIN,
+    SPENDGATE_ENV: "development",
+  });
+  // This instance's workerd processes (the previous build's are gone), pinned beside the load generator's core.
+  const pids = descendants(process.pid).filter((pid) => !known.has(pid) && procName(pid).startsWith("workerd"));
+  for (const pid of pids) pin(pid, 1);
+  let cron = 0;
+  const fireCrons = async () => {
+    for (const c of w.crons) {
+      const res = await fetch(`${w.origin}/cdn-cgi/local/scheduled?cron=${encodeURIComponent(c)}`);
+      await res.text();
+      cron++;
+    }
+  };
+  // Miniflare runs no cron by itself; every minute, as the platform would.
+  const cronTimer = w.crons.length ? setInterval(() => void fireCrons().catch(() => {}), 60_000) : undefined;
+  try {
+    const probe = await d1Report(w.origin);
+    if (probe.isolate !== probe.guardIsolate) {
+      throw new Error("the KeyGuard runs in another isolate than the Worker: its D1 writes would go uncounted");
+    }
+    const most = Math.max(...TIERS);
+    log(`  creating ${most} spend keys (${CREATE_CONCURRENCY} at a time)`);
+    const t0 = performance.now();
+    const wallets = await pooled(Array.from({ length: Math.ceil(most / KEYS_PER_WALLET) }), CREATE_CONCURRENCY, () =>
+      newWallet(w.origin, ADMIN),
+    );
+    const keys = await pooled(Array.from({ length: most }), CREATE_CONCURRENCY, async (_, i) => {
+      const wallet = wallets[Math.floor(i / KEYS_PER_WALLET)]!;
+      const k = await newKey(w.origin, wallet, { spend_limit: { amount: "100", cycle: "monthly" } });
+      return { key: k.key, wallet };
+    });
+    await settle(w.origin);
+    const createKeysS = (performance.now() - t0) / 1000;
+    log(`  keys ready in ${createKeysS.toFixed(1)} s`);
+
+    const answered = { ok: 0 };
+    const tiers: TierResult[] = [];
+    for (const n of TIERS) {
+      log(`  ${n} keys: ${n / INTERVAL_S} req/s, ${WARM_S} s warm-up + ${WINDOW_S} s window`);
+      const t = await runTier(w, keys.slice(0, n), pids, answered, () => cron);
+      tiers.push(t);
+      log(
+        `  ${n} keys: ${t.achievedRps.toFixed(1)} req/s, ${t.d1TxPerS.toFixed(1)} tx/s (${JSON.stringify(t.txBy)}), ` +
+          `${t.rowsPerTx.toFixed(1)} rows/tx, lag p50 ${t.lagP50Ms?.toFixed(0)} ms, drained ${t.drainS.toFixed(1)} s` +
+          (t.sustained ? "" : ` — NOT SUSTAINED: ${t.why}`),
+      );
+    }
+    clearInterval(cronTimer);
+    await w.mf.dispose();
+    const storage = tableStorage(persistDir, ["requests", "usage_daily", "ledger_days", "spend_keys"]);
+    return { ...build, createKeysS, tiers, storage };
+  } catch (err) {
+    clearInterval(cronTimer);
+    await w.mf.dispose();
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Projections.
+
+interface Projection {
+  rps: number;
+  rawGbPerDay: number;
+  daysNoRetention: number;
+  /** the most raw rows retention leaves in D1: min(the window + today, the budget + today) */
+  rawPeakGb: number | null;
+  daysWithRetention: number | null;
+}
+
+function project(bytesPerRow: number, rollupBytesPerDay: number | null): Projection[] {
+  return PROJECTED_RATES.map((rps) => {
+    const perDay = rps * 86_400 * bytesPerRow;
+    const daysNoRetention = D1_LIMIT / perDay;
+    if (rollupBytesPerDay === null) {
+      return { rps, rawGbPerDay: perDay / 1e9, daysNoRetention, rawPeakGb: null, daysWithRetention: null };
+    }
+    // Retention removes whole UTC days before today only: today's rows always stay.
+    const rawPeak = Math.min((RETENTION_DAYS + 1) * perDay, RETENTION_BYTES + perDay);
+    const daysWithRetention =
+      rawPeak >= D1_LIMIT ? daysNoRetention : (D1_LIMIT - rawPeak) / rollupBytesPerDay + rawPeak / perDay;
+    return { rps, rawGbPerDay: perDay / 1e9, daysNoRetention, rawPeakGb: rawPeak / 1e9, daysWithRetention };
+  });
+}
+
+const round = (x: number | null, digits = 1) => (x === null ? null : Number(x.toFixed(digits)));
+const days = (d: number | null) =>
+  d === null ? "—" : d < 2 ? `${(d * 24).toFixed(1)} h` : d < 730 ? `${d.toFixed(0)} d` : `${(d / 365).toFixed(0)} y`;
+
+// ---------------------------------------------------------------------------------------------------------
+
+let builds: Build[] = [];
+let fake: Awaited<ReturnType<typeof startFakeProvider>> | undefined;
+/** The worktrees and the scratch directory go whatever happens, once (the workerds end with this process). */
+const cleanUp = () => {
+  for (const b of builds.splice(0)) if (b.source !== ROOT) git("worktree", "remove", "--force", b.source);
+  rmSync(work, { recursive: true, force: true });
+};
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    cleanUp();
+    process.exit(130);
+  });
+}
+
+try {
+  const pinned = pin(process.pid, 0);
+  log(`load generator, pollers and fake provider on core 0, workerd on core 1 (${pinned ? "pinned" : "not pinned"})`);
+  const base = checkout(BASE, "base");
+  builds = [{ name: "base", source: base.source, revision: base.commit.slice(0, 7) }];
+  if (NEW) {
+    const b = checkout(NEW, "new");
+    builds.push({ name: "new", source: b.source, revision: b.commit.slice(0, 7) });
+  } else builds.push({ ...workingTree(), name: "new" });
+  fake = await startFakeProvider(0, { latencyMs: 5 });
+  const started = performance.now();
+  const results: BuildResult[] = [];
+  const failed: { build: string; error: string }[] = [];
+  for (const [i, b] of builds.entries()) {
+    try {
+      results.push(await runBuild(b, i, fake.url));
+    } catch (err) {
+      // A build that does not start (a working tree mid-change) leaves the other's figures standing.
+      log(`${b.name} (${b.revision}) failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      failed.push({ build: `${b.name} ${b.revision}`, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  if (!results.length) throw new Error("no build ran");
+
+  // Rollups per key × model × day, at steady state: from the newest build that has them.
+  let rollup: TableStorage | null = null;
+  let withRollups: Build | undefined;
+  for (const b of [...builds].reverse()) {
+    rollup = rollupStorage(b.source, ROLLUP_KEYS, ROLLUP_MODELS, RETENTION_DAYS);
+    withRollups = b;
+    if (rollup) break;
+  }
+  const rollupBytesPerDay = rollup ? rollup.bytesPerRow * ROLLUP_KEYS * ROLLUP_MODELS : null;
+
+  const rows = results.flatMap((r) =>
+    r.tiers.map((t) => ({
+      build: `${r.name} ${r.revision}`,
+      keys: t.keys,
+      "req/s": round(t.achievedRps),
+      "D1 tx/s": round(t.d1TxPerS),
+      "rows/tx": round(t.rowsPerTx),
+      "rows/req": round(t.rowsPerRequest),
+      "lag p50 ms": round(t.lagP50Ms, 0),
+      "lag p99 ms": round(t.lagP99Ms, 0),
+      "gw p50 ms": t.gatewayP50Ms,
+      "cpu ms/req": round(t.workerdCpuMsPerRequest, 2),
+      sustained: t.sustained ? "yes" : `NO: ${t.why}`,
+    })),
+  );
+  console.log(
+    `\nD1 writes as active keys grow: each key a request every ~${INTERVAL_S} s, ${WINDOW_S} s measured a tier` +
+      ` (${WARM_S} s warm-up); ${cpus().length} × ${cpus()[0]?.model ?? "?"}`,
+  );
+  console.table(rows);
+  const projections = results.map((r) => {
+    const ledger = r.storage.requests;
+    const bytesPerRow = ledger?.bytesPerRow ?? 0;
+    const hasRetention = Boolean(r.storage.usage_daily);
+    return {
+      build: `${r.name} ${r.revision}`,
+      bytesPerRow,
+      ledgerRows: ledger?.rows ?? 0,
+      parts: ledger?.parts ?? {},
+      rates: project(bytesPerRow, hasRetention ? rollupBytesPerDay : null),
+    };
+  });
+  console.log("\nBytes per ledger row in D1 (table + indexes, dbstat) and days until 10 GB");
+  console.table(
+    projections.flatMap((p) =>
+      p.rates.map((x) => ({
+        build: p.build,
+        "bytes/row": Math.round(p.bytesPerRow),
+        "req/s": x.rps,
+        "raw GB/day": round(x.rawGbPerDay, 2),
+        "10 GB, no retention": days(x.daysNoRetention),
+        "raw peak GB, retention": round(x.rawPeakGb, 2) ?? "—",
+        "10 GB, retention": days(x.daysWithRetention),
+      })),
+    ),
+  );
+  if (rollup) {
+    const daysRollupsOnly = D1_LIMIT / (rollupBytesPerDay ?? 1);
+    console.log(
+      `Rollups (usage_daily with its index, ${withRollups?.name}): ${rollup.bytesPerRow.toFixed(0)} bytes per key × ` +
+        `model × day; ${ROLLUP_KEYS} keys × ${ROLLUP_MODELS} models = ${((rollupBytesPerDay ?? 0) / 1e6).toFixed(2)} ` +
+        `MB a day: 10 GB from rollups alone in ${days(daysRollupsOnly)}. Retention assumed: raw rows kept ` +
+        `${RETENTION_DAYS} days or ${RETENTION_BYTES / 1e9} GB, whichever binds, plus today's.`,
+    );
+  }
+  for (const f of failed) console.log(`FAILED: ${f.build}: ${f.error}`);
+  const totalS = (performance.now() - started) / 1000;
+  console.log(`\nrun took ${(totalS / 60).toFixed(1)} min`);
+  const report = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, memGb: round(totalmem() / 1e9), node: process.version },
+    settings: {
+      tiers: TIERS,
+      windowS: WINDOW_S,
+      warmS: WARM_S,
+      intervalS: INTERVAL_S,
+      sampleEvery: SAMPLE_EVERY,
+      sampleMaxRps: SAMPLE_MAX_RPS,
+      retentionDays: RETENTION_DAYS,
+      retentionBytes: RETENTION_BYTES,
+    },
+    builds: results,
+    failed,
+    rollup: rollup && { ...rollup, keys: ROLLUP_KEYS, models: ROLLUP_MODELS, bytesPerDay: rollupBytesPerDay },
+    projections,
+    runS: totalS,
+  };
+  mkdirSync(join(ROOT, "bench-results"), { recursive: true });
+  writeFileSync(join(ROOT, "bench-results", "scale.json"), JSON.stringify(report, null, 2));
+  console.log("written: bench-results/scale.json");
+  if (failed.length) process.exitCode = 1;
+} catch (err) {
+  console.error(err);
+  process.exitCode = 1;
+} finally {
+  await fake?.close();
+  cleanUp();
+}
