@@ -9,9 +9,13 @@ export { KeyGuard } from "./guard/key-guard.ts";
 
 export default {
   fetch: app.fetch,
-  /** The bookkeeping queue (the guards' writes to D1); webhook deliveries, and the dead letters of those. */
+  /**
+   * The bookkeeping queue (the guards' writes to D1), told by what its messages carry, so a renamed queue still
+   * reaches its consumer; webhook deliveries, and the dead letters of those (a `-dlq` queue).
+   */
   async queue(batch, env) {
-    if (batch.queue.startsWith("spendgate-ledger")) await writeBooks(batch as MessageBatch<BooksMessage>, env);
+    const first = batch.messages[0]?.body as Partial<BooksMessage> | undefined;
+    if (first?.keyId !== undefined) await writeBooks(batch as MessageBatch<BooksMessage>, env);
     else if (batch.queue.endsWith("-dlq")) await deadLetters(batch as MessageBatch<DeliveryMessage>, env);
     else await deliverBatch(batch as MessageBatch<DeliveryMessage>, env);
   },

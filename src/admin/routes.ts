@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import * as z from "zod/mini";
-import { builtinCatalog, getCatalog, invalidateCatalog, type ModelEntry, pricesAt } from "../catalog/catalog.ts";
+import { builtinCatalog, getCatalog, invalidateCatalog } from "../catalog/catalog.ts";
 import type { Rate } from "../catalog/pricing.ts";
 import { serializeModel } from "../catalog/wire.ts";
 import { controlD1, database } from "../db/client.ts";
@@ -11,7 +11,7 @@ import { ERRORS, listOf, Pagination } from "../lib/api-schemas.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashesEqual, hashSecret, keyKindOf, newId } from "../lib/keys.ts";
-import { formatUsd, parseUsd } from "../lib/money.ts";
+import { parseUsd } from "../lib/money.ts";
 import { ApiRouter, named } from "../lib/openapi.ts";
 import { newSecretKey } from "../wallets/secret-keys.ts";
 import { reencryptSecrets } from "../webhooks/secrets.ts";
@@ -170,7 +170,10 @@ adminRoutes
       security,
       params: ModelParam,
       responses: {
-        200: { description: "The built-in entry now in force, or null", schema: ModelEntryWire },
+        200: {
+          description: "The built-in entry now in force, or null when the model has none",
+          schema: z.nullable(ModelEntryWire),
+        },
         ...ADMIN_ERRORS,
       },
     },

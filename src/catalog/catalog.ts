@@ -1,6 +1,6 @@
 import { database } from "../db/client.ts";
 import { modelOverrides } from "../db/schema.ts";
-import { PROVIDER_IDS, type RouteKind } from "../providers/registry.ts";
+import { PROVIDER_IDS } from "../providers/registry.ts";
 import { builtinTables } from "./builtin.ts";
 import type { ModelEntry, PriceWhen } from "./entry.ts";
 import type { Prices, Rate } from "./pricing.ts";

@@ -2,7 +2,6 @@ import type { Prices, Usage, WorstCase } from "../catalog/pricing.ts";
 import type { LedgerRow } from "../db/schema.ts";
 import type { KeyConfig, KeyRecord, RequestShape } from "../keys/record.ts";
 import type { KeySnapshot, RateState } from "../keys/view.ts";
-import type { Cycle } from "../lib/cycles.ts";
 import type { ErrorCode, LimitDetails } from "../lib/errors.ts";
 
 export type { KeyConfig, KeySnapshot, RateState, RequestShape };

@@ -5,7 +5,7 @@ import { ERRORS, IdParam, listOf, Pagination } from "../lib/api-schemas.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { ApiRouter } from "../lib/openapi.ts";
-import { newSecretKey, type SecretKeyRow, secretKeyWire as wire } from "../wallets/secret-keys.ts";
+import { newSecretKey, secretKeyWire as wire } from "../wallets/secret-keys.ts";
 import { CreateSecretKey, SecretKey, SecretKeyCreated, SecretKeyDeleted } from "./schemas.ts";
 
 const tags = ["Secret keys"];
