@@ -71,7 +71,7 @@ describe("image sizes read from headers", () => {
   it("crafted files get no size: stated twice, animated, more pixel data than the stated size holds", () => {
     const crafted: Record<string, Uint8Array> = {
       "PNG with two IHDR": png(16, 16, { secondSize: [4000, 4000] }),
-      "APNG": png(64, 64, { animated: true }),
+      APNG: png(64, 64, { animated: true }),
       "PNG 8×8 with 1 MB of IDAT": png(8, 8, { idatBytes: 1_000_000 }),
       "JPEG with two frame headers": jpeg(16, 16, { secondSize: [4000, 4000] }),
       "JPEG 8×8 with 1 MB of scan data": jpeg(8, 8, { scanBytes: 1_000_000 }),
