@@ -1,15 +1,18 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { builtinCatalog } from "../../src/catalog/catalog.ts";
+import { builtinCatalog, pricesAt } from "../../src/catalog/catalog.ts";
+import { type WorstCase, worstCaseNanos } from "../../src/catalog/pricing.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
+import { parseUsd } from "../../src/lib/money.ts";
 import { call, chat, fakeRequests, json, mgmt, settled, setupKey } from "./helpers.ts";
 
 /**
  * The hold must bound everything the provider can bill. The fake provider bills the worst case each request
  * allows ([[fault:worst]]): the largest output field it reads (or the model's max), the body's bytes plus a
- * tool-use prompt, or the whole context window when the request pulls content in. Fired concurrently at small
- * `total` limits, recorded spend must never pass the limit, and no row may need the overage flag.
+ * tool-use prompt, or the whole context window when the request pulls content in. Fired concurrently, recorded
+ * spend must never pass the limit and no row may need the overage flag — and the cap must not be kept by
+ * refusing: every request that fits beside the others' holds is served, and a refusal is the spend limit's.
  */
 type Route = "chat" | "responses" | "messages";
 type Feature = "none" | "function_tool" | "client_tool" | "server_tool" | "image_url" | "file" | "state" | "beta";
@@ -73,9 +76,95 @@ function request(route: Route, feature: Feature, fields: Record<string, number>,
 
 const ledgerOf = async (id: string) => (await settled(id)).ledger;
 
+/** The output-limit fields each route's provider reads (README, "How holds are sized" › Output). */
+const READS: Record<Route, string[]> = {
+  chat: ["max_tokens", "max_completion_tokens"],
+  responses: ["max_output_tokens"],
+  messages: ["max_tokens"],
+};
+/** README: 1,024 tokens when tools are sent, 1,024 more per schema-less tool. */
+const TOOL_PROMPT_TOKENS = 1_024;
+/** README: a per-call tool without its own limit is held at the gateway's default of 10 calls. */
+const TOOL_CALLS = 10;
+/** README: "the few bytes the gateway may add to the body" (a lowered output limit, tool-call limits). */
+const ADDED_BYTES = 128;
+
+/**
+ * The band the README's rules put a generated request's hold in, worked out here from the request itself (not by
+ * `hold.ts`): at least its body's bytes (plus the tool allowance) at the dearest input rate with its output bound
+ * and per-call fees; at most that with the whole context window as input, when the request can pull content in,
+ * plus the bytes the gateway may write into the body. Null for what a spend-limited key refuses whatever its
+ * budget (web search in Chat Completions bills searches its usage does not report).
+ */
+function holdBand(route: Route, feature: Feature, fields: Record<string, number>, n: number, body: object) {
+  if (route === "chat" && (feature === "server_tool" || feature === "state")) return null;
+  const entry = builtinCatalog.resolve(MODEL[route])!.entry;
+  const sent = Object.values(fields);
+  const largest = sent.length ? Math.max(...sent) : 0;
+  // The largest field sent; at least the model's max when the provider's own field is missing.
+  const readsOne = READS[route].some((f) => fields[f] !== undefined);
+  const output = readsOne ? largest : Math.max(largest, entry.maxOutputTokens!);
+  const tools = ((body as { tools?: { type?: unknown }[] }).tools ?? []).map((t) => t.type);
+  const schemaless = tools.filter((t) => typeof t === "string" && t !== "function" && t !== "custom").length;
+  const bodyInput =
+    new TextEncoder().encode(JSON.stringify(body)).byteLength +
+    (tools.length ? TOOL_PROMPT_TOKENS * (1 + schemaless) : 0);
+  const pulls = PULLS.includes(feature) && !(feature === "beta" && route !== "messages");
+  const worst = (inputTokens: number): WorstCase => ({
+    inputTokens,
+    outputTokens: output,
+    choices: route === "chat" ? n : 1,
+    extraOutputTokens: 0,
+    counts: feature === "server_tool" ? { web_searches: TOOL_CALLS } : {},
+    serviceTier: null,
+  });
+  const prices = pricesAt(entry, new Date())!;
+  const most = (pulls ? Math.max(bodyInput, entry.contextWindow!) : bodyInput) + ADDED_BYTES;
+  return { low: worstCaseNanos(worst(bodyInput), prices), high: worstCaseNanos(worst(most), prices) };
+}
+
+/** USD with all nine decimals, so a limit can sit a nano-dollar either side of a hold. */
+const usd = (nanos: number) => `${Math.floor(nanos / 1e9)}.${String(nanos % 1e9).padStart(9, "0")}`;
+
+type Request = ReturnType<typeof request>;
+const send = (route: Route, key: string, req: Request) =>
+  call("POST", req.path, {
+    headers: { ...(route === "messages" ? { "x-api-key": key } : { authorization: `Bearer ${key}` }), ...req.headers },
+    body: req.body,
+  });
+
+/** A spend refusal in the key's dialect (OpenAI: 429 spend_limit_exceeded; Anthropic: 402 billing_error). */
+function expectSpendRefusal(route: Route, status: number, text: string, ctx: string) {
+  expect(status, `${ctx}: ${text}`).toBe(route === "messages" ? 402 : 429);
+  const body = JSON.parse(text);
+  if (route === "messages") expect(body.error.type, ctx).toBe("billing_error");
+  else expect(body.error.code, ctx).toBe("spend_limit_exceeded");
+  expect(body.details.limit, ctx).toBe("spend");
+  return body.error.message as string;
+}
+
+/** The hold a refusal names ("This request's worst-case cost ($…) does not fit"), in nano-dollars. */
+const namedHold = (message: string) => {
+  const usdText = /worst-case cost \(\$([\d.]+)/.exec(message)?.[1];
+  return usdText === undefined ? null : parseUsd(usdText);
+};
+
 describe("holds bound what the provider can bill", () => {
-  it("concurrent worst-case requests never pass a small total limit (property: dialects, JSON, streams)", async () => {
+  it("concurrent worst-case requests: what fits is served, only what does not is refused, the cap holds", async () => {
+    // A key with a one-nano-dollar limit refuses every metered request and names its hold: the probe that tells
+    // this property, before each run, what the request holds (checked against the README's band).
+    const probes = {
+      openai: (await setupKey({ spend_limit: { amount: "0.000000001", cycle: "total" }, clamp_output: false })).key,
+      anthropic: (
+        await setupKey({
+          request_shape: "anthropic",
+          spend_limit: { amount: "0.000000001", cycle: "total" },
+          clamp_output: false,
+        })
+      ).key,
+    };
     let run = 0;
+    const seen = { allFit: 0, someFit: 0, noneFit: 0 };
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom<Route>("chat", "responses", "messages"),
@@ -99,38 +188,107 @@ describe("holds bound what the provider can bill", () => {
         ),
         fc.integer({ min: 1, max: 3 }),
         fc.boolean(),
-        fc.integer({ min: 1, max: 150 }),
         fc.integer({ min: 2, max: 6 }),
-        async (route, feature, fields, n, stream, cents, concurrent) => {
-          const limitNanos = cents * 10_000_000;
+        // The budget: small fixed totals (the original property), or a share of what all the concurrent
+        // requests' holds need together — from a tenth (most refused) to three times (every one fits).
+        fc.oneof(
+          fc.record({ cents: fc.integer({ min: 1, max: 150 }) }),
+          fc.record({ percent: fc.integer({ min: 10, max: 300 }) }),
+        ),
+        fc.boolean(),
+        async (route, feature, fields, n, stream, concurrent, budget, clamp) => {
+          const req = request(route, feature, fields, n, stream);
+          const band = holdBand(route, feature, fields, n, req.body);
+          let ctx = `${route} ${feature} ${JSON.stringify(fields)} n=${n} ×${concurrent}`;
+
+          // Step 1: the request's hold, as the gateway names it to the probe key.
+          let hold = 0;
+          if (band) {
+            const probe = await send(route, route === "messages" ? probes.anthropic : probes.openai, req);
+            const named = namedHold(expectSpendRefusal(route, probe.status, await probe.text(), `${ctx} (probe)`));
+            expect(named, `${ctx}: the probe's refusal names no hold`).not.toBeNull();
+            hold = named!;
+            expect(hold, `${ctx}: hold outside the README's band ${band.low}–${band.high}`).toBeGreaterThanOrEqual(
+              band.low,
+            );
+            expect(hold, `${ctx}: hold outside the README's band ${band.low}–${band.high}`).toBeLessThanOrEqual(
+              band.high,
+            );
+          }
+
+          // Step 2: the same request, fired concurrently at a key with the generated budget.
+          const limitNanos =
+            "cents" in budget
+              ? budget.cents * 10_000_000
+              : Math.ceil(((hold || 1e9) * concurrent * budget.percent) / 100);
+          ctx += ` limit=${usd(limitNanos)} hold=${usd(hold)} clamp=${clamp}`;
           const { key, id } = await setupKey({
             name: `bound-${run++}`,
             request_shape: route === "messages" ? "anthropic" : "openai",
-            spend_limit: { amount: (cents / 100).toFixed(2), cycle: "total" },
+            spend_limit: { amount: usd(limitNanos), cycle: "total" },
+            clamp_output: clamp,
           });
-          const req = request(route, feature, fields, n, stream);
-          const credential: Record<string, string> =
-            route === "messages" ? { "x-api-key": key } : { authorization: `Bearer ${key}` };
-          const results = await Promise.all(
+          const answers = await Promise.all(
             Array.from({ length: concurrent }, async () => {
-              const res = await call("POST", req.path, { headers: { ...credential, ...req.headers }, body: req.body });
-              await res.text();
-              return res.status;
+              const res = await send(route, key, req);
+              const text = await res.text();
+              return { status: res.status, clamped: res.headers.has("x-spendgate-output-limit"), text };
             }),
           );
-          for (const status of results) expect([200, 400, 402, 429]).toContain(status);
+          const served = answers.filter((a) => a.status === 200);
+          const statuses = answers.map((a) => a.status).join(",");
+
+          // Step 3: who was served and who refused, against what fits.
+          if (!band) {
+            // Refused whatever the budget, before any provider call: a 400 that names why.
+            for (const a of answers) {
+              expect(a.status, ctx).toBe(400);
+              expect(a.text, ctx).toContain("web search in Chat Completions");
+            }
+          } else {
+            // Every refusal is the spend limit's, and names this request's hold.
+            for (const a of answers.filter((x) => x.status !== 200)) {
+              const named = namedHold(expectSpendRefusal(route, a.status, a.text, ctx));
+              if (named !== null) expect(named, ctx).toBe(hold);
+            }
+            // Each answer costs at most its hold, so however the admissions interleave, the first
+            // floor(limit / hold) of them fit beside the others' holds: those must be served.
+            const fit = Math.min(concurrent, Math.floor(limitNanos / hold));
+            expect(served.length, `${ctx}: ${statuses}`).toBeGreaterThanOrEqual(fit);
+            // When all of them fit at once, every one is served as sent (no output limit lowered).
+            if (fit === concurrent) expect(answers.filter((a) => a.clamped).length, ctx).toBe(0);
+            // A hold larger than the whole limit is refused — unless the key lowers the output limit instead.
+            if (hold > limitNanos) {
+              if (clamp) for (const a of served) expect(a.clamped, ctx).toBe(true);
+              else expect(served.length, `${ctx}: ${statuses}`).toBe(0);
+            }
+            seen[fit === concurrent ? "allFit" : fit > 0 ? "someFit" : "noneFit"]++;
+          }
+
+          // Step 4: the hard cap — nothing held, nothing past the limit, nothing billed past a hold.
           const rows = await ledgerOf(id);
           const snap = await keyGuard(env, id).snapshot();
-          expect(snap.openHolds).toBe(0);
-          expect(snap.currentSpendNanos).toBeLessThanOrEqual(limitNanos);
-          expect(rows.filter((r) => r.overage)).toEqual([]);
-          expect(rows.reduce((sum, r) => sum + r.costNanos, 0)).toBe(snap.totalSpendNanos);
-          expect(rows.length).toBe(results.filter((s) => s === 200).length);
+          expect(snap.openHolds, ctx).toBe(0);
+          expect(snap.currentSpendNanos, ctx).toBeLessThanOrEqual(limitNanos);
+          expect(
+            rows.filter((r) => r.overage),
+            ctx,
+          ).toEqual([]);
+          expect(
+            rows.reduce((sum, r) => sum + r.costNanos, 0),
+            ctx,
+          ).toBe(snap.totalSpendNanos);
+          expect(rows.length, ctx).toBe(served.length);
         },
       ),
-      { numRuns: 60 },
+      { numRuns: 80 },
     );
-  }, 240_000);
+    // The generator must reach every region, or the property proves less than it says.
+    expect(
+      Object.values(seen).every((count) => count > 0),
+      JSON.stringify(seen),
+    ).toBe(true);
+  }, 300_000);
 
   it("billing past the hold is charged in full and flagged, and the key refuses until its limit rises", async () => {
     const { key, id, wallet } = await setupKey({ spend_limit: { amount: "0.01", cycle: "total" } });
@@ -162,10 +320,11 @@ describe("holds bound what the provider can bill", () => {
     const mixed = await chat(key, { max_tokens: 50_000, max_completion_tokens: 1 });
     expect(mixed.status).toBe(429);
     expect((await chat(key, { max_tokens: 100 })).status).toBe(200);
-    // An image by URL may bill up to 128k input tokens ($0.0192) + 100 output: more than what is left.
+    // A file by id may bill up to 128k input tokens ($0.0192) + 100 output: more than what is left. (An image
+    // by URL holds its family's per-image ceiling instead: hold-media.test.ts.)
     const content = [
       { type: "text", text: "What is this?" },
-      { type: "image_url", image_url: { url: "https://example.com/cat.png" } },
+      { type: "file", file: { file_id: "file-abc" } },
     ];
     const pulled = await chat(key, { max_tokens: 100, messages: [{ role: "user", content }] });
     expect(pulled.status).toBe(429);
