@@ -1,5 +1,4 @@
-import type { Catalog } from "../catalog/catalog.ts";
-import { pricesAt } from "../catalog/catalog.ts";
+import { type Catalog, type ModelEntry, pricesAt } from "../catalog/catalog.ts";
 import type { Prices, Usage } from "../catalog/pricing.ts";
 import type { AdmitInput, RequestShape } from "../guard/types.ts";
 import type { ProviderVars, RouteKind } from "../providers/registry.ts";
@@ -64,52 +63,64 @@ export function planAdmission(
   const edited = Object.keys(edits).length ? JSON.stringify({ ...body.json, ...edits }) : null;
 
   const entry = target.kind === "unknown" ? null : target.entry;
-  const modelPrices = entry ? pricesAt(entry, new Date(now)) : null;
-  // Images and audio: priced by the request's units where the provider reports no tokens (media.ts).
-  const media = entry ? mediaPlan(route.kind, body, entry, modelPrices) : null;
-  const prices = media ? media.prices : modelPrices;
   const forwardedBytes = edited === null ? byteLength : encoder.encode(edited).byteLength;
-  // An uploaded file is not text input: only the form's text fields count toward the input bound.
-  const textBytes = forwardedBytes - (body.file?.size ?? 0);
-  const bounds = entry ? holdBounds(route.kind, body, textBytes, headers, entry) : null;
-  if (bounds && media) {
-    bounds.inputTokens += media.mediaInputTokens;
-    bounds.counts = { ...bounds.counts, ...media.counts };
-    if (media.unmetered && media.unpriced) bounds.unbounded ??= media.unpriced;
-  }
-  const unpricedTool = bounds && prices ? unpricedCallFee(bounds.counts, prices.rates) : null;
-  if (bounds && unpricedTool && entry) {
-    bounds.unbounded ??=
-      `The request may call ${unpricedTool}, billed per call, and no price for those calls by '${entry.id}' is ` +
-      "known, so the gateway cannot hold or charge them. This spend key has a spend limit: remove the tool, or use " +
-      "a key without one.";
-  }
-  const unpricedNote = media?.unpriced ?? (entry && !prices ? `The model '${entry.id}' has no price.` : undefined);
-  const guardTarget =
-    entry && bounds
-      ? {
-          provider: entry.provider,
-          pricedModel: entry.id,
-          prices,
-          worst: worstOf(bounds),
-          clampable: bounds.clampFields.length > 0,
-          ...(unpricedNote ? { unpricedNote } : {}),
-          ...(bounds.note ? { holdNote: bounds.note } : {}),
-          ...(bounds.unbounded ? { unbounded: bounds.unbounded } : {}),
-        }
-      : null;
+  const held = entry ? holdOf(route, body, forwardedBytes, headers, entry, now) : null;
   const unavailable = target.kind === "unavailable" ? { code: target.code, message: target.message } : undefined;
   return {
     target,
     edits,
     edited,
     stripUsageChunk,
-    prices,
-    bounds,
-    knownUsage: media?.knownUsage ?? null,
-    guardTarget,
+    prices: held?.prices ?? null,
+    bounds: held?.bounds ?? null,
+    knownUsage: held?.knownUsage ?? null,
+    guardTarget: held?.guardTarget ?? null,
     unavailable,
   };
+}
+
+/**
+ * A known model's prices in force and the hold's bounds: the text's (hold.ts), its media's (media.ts), and the
+ * per-call fees no price covers (server-tools.ts), with what the guard needs to admit against them.
+ */
+function holdOf(
+  route: RouteSpec,
+  body: ParsedBody,
+  forwardedBytes: number,
+  headers: Headers,
+  entry: ModelEntry,
+  now: number,
+) {
+  const modelPrices = pricesAt(entry, new Date(now));
+  // Images and audio: priced by the request's units where the provider reports no tokens (media.ts).
+  const media = mediaPlan(route.kind, body, entry, modelPrices);
+  const prices = media ? media.prices : modelPrices;
+  // An uploaded file is not text input: only the form's text fields count toward the input bound.
+  const bounds = holdBounds(route.kind, body, forwardedBytes - (body.file?.size ?? 0), headers, entry);
+  if (media) {
+    bounds.inputTokens += media.mediaInputTokens;
+    bounds.counts = { ...bounds.counts, ...media.counts };
+    if (media.unmetered && media.unpriced) bounds.unbounded ??= media.unpriced;
+  }
+  const unpricedTool = prices ? unpricedCallFee(bounds.counts, prices.rates) : null;
+  if (unpricedTool) {
+    bounds.unbounded ??=
+      `The request may call ${unpricedTool}, billed per call, and no price for those calls by '${entry.id}' is ` +
+      "known, so the gateway cannot hold or charge them. This spend key has a spend limit: remove the tool, or use " +
+      "a key without one.";
+  }
+  const unpricedNote = media?.unpriced ?? (prices ? undefined : `The model '${entry.id}' has no price.`);
+  const guardTarget = {
+    provider: entry.provider,
+    pricedModel: entry.id,
+    prices,
+    worst: worstOf(bounds),
+    clampable: bounds.clampFields.length > 0,
+    ...(unpricedNote ? { unpricedNote } : {}),
+    ...(bounds.note ? { holdNote: bounds.note } : {}),
+    ...(bounds.unbounded ? { unbounded: bounds.unbounded } : {}),
+  };
+  return { prices, bounds, knownUsage: media?.knownUsage ?? null, guardTarget };
 }
 
 /** A chat or completions stream whose provider reports usage only when asked, and whose client did not ask. */

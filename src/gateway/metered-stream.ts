@@ -26,89 +26,103 @@ export interface MeteredStreamOptions {
  * If the client leaves, the upstream is read on (bounded) to learn the real usage, then settled.
  */
 export function meteredStream(o: MeteredStreamOptions): ReadableStream<Uint8Array> {
-  const scanner = new SseScanner((event) => {
-    o.reader.read(event.data);
-    const d = event.data as { choices?: unknown[]; usage?: unknown } | undefined;
-    return !(o.stripUsageChunk && d?.usage && Array.isArray(d.choices) && d.choices.length === 0);
-  });
-  const upstream = o.upstream.getReader();
-  let settled = false;
-  let clientGone = false;
-  // workerd streams allow one pending read: a read in flight when the client leaves is the drain's to finish.
-  let inflight: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
-  const encoder = new TextEncoder();
+  const meter = new Meter(o);
+  return new ReadableStream<Uint8Array>(
+    { pull: (controller) => meter.pull(controller), cancel: () => meter.cancel() },
+    { highWaterMark: 0 },
+  );
+}
 
-  const finish = async (status: SettleStatus) => {
-    if (settled) return;
-    settled = true;
-    await o.settle(status);
-  };
+const encoder = new TextEncoder();
 
-  const drain = async () => {
-    const deadline = setTimeout(() => o.abort.abort(), o.drainMs);
+/** One stream's state: what it has seen, whether it is settled, whether its client is still there. */
+class Meter {
+  private readonly scanner: SseScanner;
+  private readonly upstream: ReadableStreamDefaultReader<Uint8Array>;
+  private settled = false;
+  private clientGone = false;
+  /** workerd streams allow one pending read: a read in flight when the client leaves is the drain's to finish */
+  private inflight: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
+
+  constructor(private readonly o: MeteredStreamOptions) {
+    this.scanner = new SseScanner((event) => {
+      o.reader.read(event.data);
+      const d = event.data as { choices?: unknown[]; usage?: unknown } | undefined;
+      return !(o.stripUsageChunk && d?.usage && Array.isArray(d.choices) && d.choices.length === 0);
+    });
+    this.upstream = o.upstream.getReader();
+  }
+
+  /** Forwards the next complete events (reading on until there is one), or ends the stream. */
+  async pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    for (;;) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        this.inflight = this.upstream.read();
+        chunk = await this.inflight;
+        this.inflight = null;
+      } catch {
+        if (this.clientGone) return;
+        // The provider's stream broke after it started: say so in-band, as the provider would.
+        await this.finish("error");
+        controller.enqueue(encoder.encode(inBandError(this.o.dialect, this.o.abort.signal.aborted)));
+        controller.close();
+        return;
+      }
+      if (this.clientGone) return;
+      if (chunk.done) return this.end(controller);
+      const parts = this.scanner.push(chunk.value);
+      if (parts.length) {
+        for (const p of parts) controller.enqueue(p);
+        return;
+      }
+    }
+  }
+
+  /** The client left: read on to learn the usage, then settle. */
+  cancel(): void {
+    this.clientGone = true;
+    this.o.waitUntil(this.drain());
+  }
+
+  private async end(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    const rest = this.scanner.end();
+    if (rest) controller.enqueue(rest);
+    if (this.o.ok && !this.o.reader.usage()) {
+      // It ended before the provider's final usage: the connection was cut.
+      await this.finish("error");
+      controller.enqueue(encoder.encode(inBandError(this.o.dialect, false)));
+    } else {
+      await this.finish(this.o.ok ? "completed" : "error");
+    }
+    controller.close();
+  }
+
+  private async finish(status: SettleStatus): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    await this.o.settle(status);
+  }
+
+  private async drain(): Promise<void> {
+    const deadline = setTimeout(() => this.o.abort.abort(), this.o.drainMs);
     try {
       for (;;) {
-        const pending = inflight;
-        inflight = null;
-        const { done, value } = await (pending ?? upstream.read());
+        const pending = this.inflight;
+        this.inflight = null;
+        const { done, value } = await (pending ?? this.upstream.read());
         if (done) break;
-        scanner.push(value);
+        this.scanner.push(value);
       }
-      scanner.end();
+      this.scanner.end();
     } catch {
       // the upstream was cut too: charged from what was seen
     } finally {
       clearTimeout(deadline);
-      await upstream.cancel().catch(() => undefined);
-      await finish("aborted");
+      await this.upstream.cancel().catch(() => undefined);
+      await this.finish("aborted");
     }
-  };
-
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        for (;;) {
-          let chunk: ReadableStreamReadResult<Uint8Array>;
-          try {
-            inflight = upstream.read();
-            chunk = await inflight;
-            inflight = null;
-          } catch {
-            if (clientGone) return;
-            // The provider's stream broke after it started: say so in-band, as the provider would.
-            await finish("error");
-            controller.enqueue(encoder.encode(inBandError(o.dialect, o.abort.signal.aborted)));
-            controller.close();
-            return;
-          }
-          if (clientGone) return;
-          if (chunk.done) {
-            const rest = scanner.end();
-            if (rest) controller.enqueue(rest);
-            if (o.ok && !o.reader.usage()) {
-              // It ended before the provider's final usage: the connection was cut.
-              await finish("error");
-              controller.enqueue(encoder.encode(inBandError(o.dialect, false)));
-            } else {
-              await finish(o.ok ? "completed" : "error");
-            }
-            controller.close();
-            return;
-          }
-          const parts = scanner.push(chunk.value);
-          if (parts.length) {
-            for (const p of parts) controller.enqueue(p);
-            return;
-          }
-        }
-      },
-      cancel() {
-        clientGone = true;
-        o.waitUntil(drain());
-      },
-    },
-    { highWaterMark: 0 },
-  );
+  }
 }
 
 /** An error after the stream started, in-band as each provider sends it. */
