@@ -1,6 +1,6 @@
 import { type CompiledModel, compiledModels } from "./compiled.ts";
 import type { ModelEntry } from "./entry.ts";
-import { compileMatch } from "./match.ts";
+import { compileMatch, exactNames } from "./match.ts";
 import { nanos } from "./pricing.ts";
 import { MAX_OUTPUT, OPENAI_SERVICE_TIERS, SERVES, SUPPLEMENT_MODELS } from "./supplement.ts";
 
@@ -37,6 +37,8 @@ interface Matcher {
 function builtin() {
   const entries = new Map<string, ModelEntry>();
   const byProvider = new Map<string, Matcher[]>();
+  /** the exact ids each listed model's rule names (its aliases and snapshots), by the model's id */
+  const names = new Map<string, readonly string[]>();
   for (const [id, s] of Object.entries(SUPPLEMENT_MODELS)) {
     const rates = Object.fromEntries(Object.entries(s.rates).map(([k, v]) => [k, nanos(v)]));
     const perImage = s.perImage && Object.fromEntries(Object.entries(s.perImage).map(([k, v]) => [k, nanos(v)]));
@@ -60,11 +62,14 @@ function builtin() {
       // Listed once, under the provider a request for its id goes to (the database also lists models a provider
       // resells, e.g. Claude under Google's Vertex AI, which this gateway sends to Anthropic).
       const servedEarlier = [...byProvider.values()].some((ms) => ms.some((x) => x.test(m.id)));
-      if (!entries.has(m.id) && !servedEarlier) entries.set(m.id, entry);
+      if (!entries.has(m.id) && !servedEarlier) {
+        entries.set(m.id, entry);
+        names.set(m.id, exactNames(m.match));
+      }
     }
     byProvider.set(provider, matchers);
   }
-  return { entries, byProvider };
+  return { entries, byProvider, names };
 }
 
 /**

@@ -9,19 +9,26 @@ export type { ModelEntry, PriceWhen };
 
 import { SUPPLEMENT_MODELS } from "./supplement.ts";
 
-/** When a price applies: from a date on, or daily between two UTC times (DeepSeek's off-peak prices). */
 /** A model id as a request names it, resolved: the entry that prices it and the id to send upstream. */
 export interface Resolution {
   entry: ModelEntry;
   upstreamModel: string;
 }
 
+/** A model under an id a client can send: the id resolves to the entry. */
+export interface NamedModel {
+  id: string;
+  entry: ModelEntry;
+}
+
 export interface Catalog {
-  /** every priced model, by its own id */
+  /** every priced model, by its own id (some of which are match patterns, not ids a client can send: `models`) */
   readonly entries: ReadonlyMap<string, ModelEntry>;
   resolve(asked: string): Resolution | undefined;
   /** the model `id` resolves to among one provider's models (its match rules, in the database's order) */
   within(provider: string, id: string): ModelEntry | undefined;
+  /** what `GET /v1/models` lists: each entry once, under the first id a client can send for it (none: left out) */
+  models(): readonly NamedModel[];
 }
 
 /** The prices in force at `at` (the request's admission), as `@pydantic/genai-prices` selects them. */
@@ -57,6 +64,7 @@ const RESOLVED_CACHE_SIZE = 2_000;
 
 class CatalogView implements Catalog {
   private readonly cache = new Map<string, Resolution | null>();
+  private named: readonly NamedModel[] | undefined;
   constructor(
     readonly entries: ReadonlyMap<string, ModelEntry>,
     private readonly overrides: ReadonlyMap<string, ModelEntry>,
@@ -96,6 +104,27 @@ class CatalogView implements Catalog {
     return undefined;
   }
 
+  models(): readonly NamedModel[] {
+    this.named ??= [...this.entries.values()].flatMap((entry) => {
+      const id = this.nameOf(entry);
+      return id === undefined ? [] : [{ id, entry }];
+    });
+    return this.named;
+  }
+
+  /**
+   * The id a client calls the entry by: an operator's own id as written; else the database's id for it, or the
+   * first of the ids its rule names outright, that is a model id (not a pattern) and resolves to this very entry.
+   * A database id can be a family's pattern (`ft:gpt-3.5-turbo-`), a name no rule matches (`codestral`, which is
+   * `codestral-latest`; Fireworks' `kimi-k3`, which is `accounts/fireworks/models/kimi-k3`), or another
+   * provider's (Groq's `mixtral-8x7b-32768` resolves to Mistral's model).
+   */
+  private nameOf(entry: ModelEntry): string | undefined {
+    if (this.overrides.has(entry.id)) return entry.id;
+    const candidates = [entry.id, ...(builtinTables().names.get(entry.id) ?? [])];
+    return candidates.find((id) => isModelId(id) && sameEntry(this.resolve(id)?.entry, entry));
+  }
+
   within(provider: string, id: string): ModelEntry | undefined {
     const matched = builtinTables()
       .byProvider.get(provider)
@@ -103,6 +132,15 @@ class CatalogView implements Catalog {
     return matched && (this.overrides.get(matched.id) ?? matched);
   }
 }
+
+/**
+ * Whether a database id is one a client can send as it is, not a pattern the database matches a family by:
+ * fine-tunes (`ft:gpt-4o-2024-…`, `gpt-4o-mini-2024-07-18.ft-…`) and resellers' variants (`gpt-4o:extended`,
+ * `mistral-nemo:free`) carry a `:` or end in a separator; no provider this gateway routes names a model so.
+ */
+const isModelId = (id: string) => !id.includes(":") && !/[-._/@]$/.test(id);
+
+const sameEntry = (a: ModelEntry | undefined, b: ModelEntry) => a?.id === b.id && a.provider === b.provider;
 
 /**
  * Operator overrides live in D1; each isolate keeps them for REFRESH_MS and refreshes in the background,
@@ -174,4 +212,5 @@ export const builtinCatalog: Catalog = {
   },
   resolve: (asked) => builtinViewOf().resolve(asked),
   within: (provider, id) => builtinViewOf().within(provider, id),
+  models: () => builtinViewOf().models(),
 };

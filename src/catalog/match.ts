@@ -37,3 +37,9 @@ export function compileMatch(rule: MatchRule): (id: string) => boolean {
   const v = rule.contains.toLowerCase();
   return (id) => id.toLowerCase().includes(v);
 }
+
+/** The ids a rule names outright (its `equals`, in order): the aliases and snapshots a client can send as they are. */
+export function exactNames(rule: MatchRule): string[] {
+  if ("or" in rule) return rule.or.flatMap(exactNames);
+  return "equals" in rule ? [rule.equals] : [];
+}

@@ -1,4 +1,5 @@
 import type { FC } from "hono/jsx";
+import { formatUsd } from "../lib/money.ts";
 import { EVENT_TYPES } from "../webhooks/events.ts";
 import { Choice, FieldError, FormError, Pager, PostForm, ShownOnce, Status } from "./layout.tsx";
 
@@ -13,6 +14,13 @@ export interface ModelRow {
   /** the names of the keys that may call it, or null: every key */
   keys: string[] | null;
 }
+
+/** Prices per picture (DALL·E) by `quality|size`, `*` for any quality: the "Other prices" of a model without rates. */
+export const perPicture = (perImage: Readonly<Record<string, number>> | undefined): string[] =>
+  Object.entries(perImage ?? {}).map(([key, nanos]) => {
+    const [quality, size] = key.split("|");
+    return `${quality === "*" ? "" : `${quality} `}${size} $${formatUsd(nanos)} per picture`;
+  });
 
 export const Models: FC<{
   rows: ModelRow[];

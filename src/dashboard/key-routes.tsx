@@ -18,8 +18,9 @@ const NOT_FOUND = <p class="alert">No such key in this wallet.</p>;
 
 async function models(c: { env: DashboardEnv["Bindings"] }) {
   const catalog = await getCatalog(controlD1(c.env));
-  return [...catalog.entries.values()]
-    .map((m) => ({ id: m.id, provider: m.provider }))
+  return catalog
+    .models()
+    .map(({ id, entry }) => ({ id, provider: entry.provider }))
     .sort((a, b) => a.id.localeCompare(b.id));
 }
 

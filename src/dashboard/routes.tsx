@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { getCatalog } from "../catalog/catalog.ts";
+import { allowsModel } from "../catalog/scope.ts";
 import { serializeModel } from "../catalog/wire.ts";
 import { controlD1 } from "../db/client.ts";
 import { PROVIDER_IDS } from "../providers/registry.ts";
@@ -9,7 +10,7 @@ import { SignIn } from "./activity-pages.tsx";
 import { activityRoutes } from "./activity-routes.tsx";
 import { api } from "./api.ts";
 import { CSS, JS } from "./assets.ts";
-import { type ModelRow, Models } from "./catalog-pages.tsx";
+import { type ModelRow, Models, perPicture } from "./catalog-pages.tsx";
 import type { DashboardEnv } from "./env.ts";
 import type { KeyWire } from "./key-form.tsx";
 import { keyRoutes } from "./key-routes.tsx";
@@ -109,10 +110,10 @@ dashboard.get("/models", async (c) => {
   const offset = Math.max(0, Number(c.req.query("cursor") ?? 0) || 0);
   const catalog = await getCatalog(controlD1(c.env));
   const keys = (await api<{ data: KeyWire[] }>(c, session.walletId, "GET", "/spend_keys?limit=100")).body.data;
-  const all = [...catalog.entries.values()].filter(
-    (m) => (!provider || m.provider === provider) && (!q || m.id.toLowerCase().includes(q)),
-  );
-  const rows: ModelRow[] = all.slice(offset, offset + PAGE).map((m) => {
+  const all = catalog
+    .models()
+    .filter(({ id, entry }) => (!provider || entry.provider === provider) && (!q || id.toLowerCase().includes(q)));
+  const rows: ModelRow[] = all.slice(offset, offset + PAGE).map(({ id, entry: m }) => {
     const wire = serializeModel(m);
     const prices = wire.prices ?? {};
     const other = Object.entries(prices)
@@ -123,18 +124,16 @@ dashboard.get("/models", async (c) => {
         return `${k.replace(/_[a-z]+$/, "").replace(/_/g, " ")} ${price}${LABELS[unit] ?? ""}`;
       });
     const allowed = keys.filter(
-      (k) =>
-        (!k.allowed_providers || k.allowed_providers.includes(m.provider)) &&
-        (!k.allowed_models || k.allowed_models.some((id) => catalog.resolve(id)?.entry.id === m.id)),
+      (k) => (!k.allowed_providers || k.allowed_providers.includes(m.provider)) && allowsModel(k.allowed_models, id),
     );
     const restricted = keys.some((k) => k.allowed_models || k.allowed_providers);
     return {
-      id: m.id,
+      id,
       provider: m.provider,
       input: wire.input_price,
       output: wire.output_price,
       cacheRead: wire.cache_read_price,
-      other,
+      other: [...perPicture(m.perImage), ...other],
       contextWindow: m.contextWindow,
       keys: restricted ? allowed.map((k) => k.name) : null,
     };

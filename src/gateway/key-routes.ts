@@ -1,6 +1,7 @@
 import { type Context, Hono } from "hono";
 import * as z from "zod/mini";
-import { getCatalog, type ModelEntry } from "../catalog/catalog.ts";
+import { getCatalog, type NamedModel } from "../catalog/catalog.ts";
+import { allowsModel, ownModels } from "../catalog/scope.ts";
 import { controlD1 } from "../db/client.ts";
 import type { AppEnv } from "../env.ts";
 import { keyGuard } from "../guard/stub.ts";
@@ -27,53 +28,60 @@ async function describeKey(env: AppEnv["Bindings"], key: string) {
   return described.ok ? described : null;
 }
 
-function callable(env: AppEnv["Bindings"], cfg: KeyConfig, allowed: Set<string> | null, m: ModelEntry): boolean {
-  const provider = providerOf(m.provider);
+/**
+ * Whether a key may call a model by this id: a provider configured for a route of the key's shape, the id in the
+ * key's model scope as admission decides it (catalog/scope.ts), its provider allowed, and a price if the key has a
+ * spend limit. The list and admission share the scope rule, so every listed id is admitted.
+ */
+function callable(env: AppEnv["Bindings"], cfg: KeyConfig, { id, entry }: NamedModel): boolean {
+  const provider = providerOf(entry.provider);
   if (!provider) return false;
   const routes: RouteKind[] =
-    cfg.requestShape === "anthropic" ? ["messages"] : ["chat", "responses", "embeddings", ...m.serves];
+    cfg.requestShape === "anthropic" ? ["messages"] : ["chat", "responses", "embeddings", ...entry.serves];
   const configured = routes.some((r) => typeof resolveUpstream(env, provider, r) === "object");
   return (
     configured &&
-    (!allowed || allowed.has(m.id)) &&
-    (!cfg.allowedProviders || cfg.allowedProviders.includes(m.provider)) &&
-    (!cfg.spendLimit || m.schedule !== null)
+    allowsModel(cfg.allowedModels, id) &&
+    (!cfg.allowedProviders || cfg.allowedProviders.includes(entry.provider)) &&
+    (!cfg.spendLimit || entry.schedule !== null)
   );
 }
 
+/** Who asks about models: which ids it may call, and a spend key's `allowed_models` (its own models listed too). */
+interface Asker {
+  accepts: (m: NamedModel) => boolean;
+  allowed: readonly string[] | null;
+}
+
 /**
- * Who is asking about models: a spend key sees only what it may call, in its own dialect; a wallet key or no
- * key sees the whole catalog in the OpenAI shape.
+ * A spend key sees only what it may call, in its own dialect; a wallet key or no key sees the whole catalog in
+ * the OpenAI shape.
  */
-async function modelFilter(c: Context<AppEnv>): Promise<(m: ModelEntry) => boolean> {
+async function askerOf(c: Context<AppEnv>): Promise<Asker> {
   const key = spendKeyFrom(c.req.raw.headers);
   if (key && keyKindOf(key) === "wallet") {
     if (!(await walletOf(controlD1(c.env), key))) throw new ApiError("unauthorized", "Invalid wallet secret key.");
-    return () => true;
+    return { accepts: () => true, allowed: null };
   }
-  if (!key) return () => true;
+  if (!key) return { accepts: () => true, allowed: null };
   const described = await describeKey(c.env, key);
   if (!described) throw invalidKey();
   c.set("dialect", described.config.requestShape);
-  // A model the key is scoped to by an alias or snapshot id is the priced model that id resolves to.
-  const catalog = await getCatalog(controlD1(c.env), (p) => c.executionCtx.waitUntil(p));
-  const ids = described.config.allowedModels;
-  const allowed = ids && new Set(ids.flatMap((id) => [id, catalog.resolve(id)?.entry.id ?? id]));
-  return (m) => callable(c.env, described.config, allowed, m);
+  return { accepts: (m) => callable(c.env, described.config, m), allowed: described.config.allowedModels };
 }
 
-const openaiModel = (m: ModelEntry) => ({
-  id: m.id,
+const openaiModel = ({ id, entry }: NamedModel) => ({
+  id,
   object: "model" as const,
-  created: m.created,
-  owned_by: m.provider,
+  created: entry.created,
+  owned_by: entry.provider,
 });
 /** Anthropic's model object: `display_name` as Anthropic writes them ("Claude Sonnet 4.5"). */
-const anthropicModel = (m: ModelEntry) => ({
+const anthropicModel = ({ id, entry }: NamedModel) => ({
   type: "model" as const,
-  id: m.id,
-  display_name: displayName(m.id),
-  created_at: new Date(m.created * 1000).toISOString().replace(/\.\d{3}Z$/, "Z"),
+  id,
+  display_name: displayName(id),
+  created_at: new Date(entry.created * 1000).toISOString().replace(/\.\d{3}Z$/, "Z"),
 });
 
 /** `claude-sonnet-4-5-20250929` → `Claude Sonnet 4.5`; `gpt-4o-mini` → `Gpt 4o Mini`. */
@@ -105,9 +113,9 @@ const AnthropicPage = z.object({
 
 /** `GET /v1/models`: the OpenAI list, or for an Anthropic-shaped key the Anthropic list with its paging. */
 keyRoutes.get("/v1/models", async (c) => {
-  const filter = await modelFilter(c);
+  const asker = await askerOf(c);
   const catalog = await getCatalog(controlD1(c.env), (p) => c.executionCtx.waitUntil(p));
-  const models = [...catalog.entries.values()].filter(filter);
+  const models = [...catalog.models(), ...ownModels(catalog, asker.allowed)].filter(asker.accepts);
   c.header(requestIdHeader(c.get("dialect") ?? "openai"), c.get("requestId"));
   if (c.get("dialect") !== "anthropic") return c.json({ object: "list" as const, data: models.map(openaiModel) });
   const parsed = z.safeParse(AnthropicPage, c.req.query());
@@ -123,7 +131,7 @@ keyRoutes.get("/v1/models", async (c) => {
     before !== undefined ? models.slice(Math.max(start, end - limit), end) : models.slice(start, end).slice(0, limit);
   const first = slice[0];
   const last = slice[slice.length - 1];
-  const hasMore = before !== undefined ? models.indexOf(first as ModelEntry) > start : start + slice.length < end;
+  const hasMore = before !== undefined ? models.indexOf(first as NamedModel) > start : start + slice.length < end;
   return c.json({
     data: slice.map(anthropicModel),
     has_more: slice.length > 0 && hasMore,
@@ -137,17 +145,17 @@ keyRoutes.get("/v1/models", async (c) => {
  * for (an alias or snapshot resolves as a request's would); else 404.
  */
 keyRoutes.get("/v1/models/:id{.+}", async (c) => {
-  const filter = await modelFilter(c);
+  const { accepts } = await askerOf(c);
   const id = c.req.param("id");
   const resolved = (await getCatalog(controlD1(c.env), (p) => c.executionCtx.waitUntil(p))).resolve(id);
-  const entry = resolved && { ...resolved.entry, id };
-  if (!entry || !filter(resolved.entry)) {
+  const model = resolved && { id, entry: resolved.entry };
+  if (!model || !accepts(model)) {
     throw new ApiError("model_not_found", `The model '${id}' does not exist or this key may not use it.`, {
       param: "model",
     });
   }
   c.header(requestIdHeader(c.get("dialect") ?? "openai"), c.get("requestId"));
-  return c.json(c.get("dialect") === "anthropic" ? anthropicModel(entry) : openaiModel(entry));
+  return c.json(c.get("dialect") === "anthropic" ? anthropicModel(model) : openaiModel(model));
 });
 
 /** `GET /v1/key`: the calling key's own view — limits, usage, what is left and when it resets (never its secret). */

@@ -1,4 +1,5 @@
 import { affordableOutputTokens, worstCaseNanos } from "../catalog/pricing.ts";
+import { allowsModel } from "../catalog/scope.ts";
 import { MIN_CLAMPED_OUTPUT_TOKENS } from "../keys/record.ts";
 import { type Cycle, periodEnd } from "../lib/cycles.ts";
 import { INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
@@ -72,9 +73,8 @@ export function decide(
   if (!target) {
     return refuse("model_not_found", `The model '${input.model}' does not exist or is not in the gateway's catalog.`);
   }
-  // A key scoped to a model may call it by any id that resolves to it (an alias, a dated snapshot).
-  const allowed = cfg.allowedModels;
-  if (allowed && !allowed.includes(input.model) && !allowed.includes(target.pricedModel)) {
+  // A key scoped to a model may call it by any id of the same priced model (aliases, snapshots: catalog/scope.ts).
+  if (!allowsModel(cfg.allowedModels, input.model)) {
     return refuse("model_not_allowed", `This spend key may not use the model '${input.model}'.`);
   }
   if (cfg.allowedProviders && !cfg.allowedProviders.includes(target.provider)) {
