@@ -57,9 +57,10 @@ ${providerLine}
    export WALLET=${wallet.secret_key}
 
  Then create a spend key:
-   curl -s ${stack.url}/v1/spend_keys -H "authorization: Bearer $WALLET" \
+   curl -s ${stack.url}/v1/spend_keys -H "authorization: Bearer $WALLET" \\
      -H "content-type: application/json" -d '{"name":"my agent","spend_limit":{"amount":"5.00","cycle":"daily"}}'
- OpenAPI: ${stack.url}/openapi.json   Demo: npm run demo   Stop: Ctrl-C
+ Dashboard: ${stack.url}   OpenAPI: ${stack.url}/openapi.json   Demo: npm run demo   Stop: Ctrl-C
+ The cron (webhook sweeper, ledger retention) runs only when asked: curl ${stack.url}/cdn-cgi/local/scheduled
 ${line}
 `);
 

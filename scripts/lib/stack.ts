@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { NUMERIC_VARS } from "../../src/config.ts";
 import { PROVIDERS } from "../../src/providers/registry.ts";
 import { startFakeProvider } from "../fake-provider/server.ts";
+import { wranglerOutputFilter } from "./wrangler-output.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
@@ -123,7 +124,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   ];
   const child: ChildProcess = spawn(WRANGLER, args, {
     cwd: ROOT,
-    stdio: opts.quiet ? ["ignore", "ignore", "pipe"] : ["ignore", "inherit", "inherit"],
+    stdio: opts.quiet ? ["ignore", "ignore", "pipe"] : ["ignore", "pipe", "pipe"],
     env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
     // Its own process group, so stopping it stops wrangler and every workerd it started, all at once.
     detached: true,
@@ -148,6 +149,16 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  if (!opts.quiet) {
+    child.stdout?.on(
+      "data",
+      wranglerOutputFilter((line) => process.stdout.write(`${line}\n`)),
+    );
+    child.stderr?.on(
+      "data",
+      wranglerOutputFilter((line) => process.stderr.write(`${line}\n`)),
+    );
+  }
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
