@@ -28,11 +28,15 @@
  * Billing at the worst case a request allows (for the hard-cap tests), with [[fault:worst]] in the text:
  *   output = the largest output-limit field this route reads (chat: max_tokens / max_completion_tokens,
  *            responses: max_output_tokens, messages: max_tokens) × n, or [maxout:N] when none is sent;
- *   input  = the bytes of the body received, plus a tool-use prompt (500, and 900 per schema-less tool), or
- *            [pulled:N] when the request makes the provider pull content in (server tools, files, state).
+ *   input  = the bytes of the body received (less inline image data), plus a tool-use prompt (500, and 900 per
+ *            schema-less tool), each image at its family's documented worst case and each bounded web fetch at
+ *            its limit — or [pulled:N] when the request makes the provider fill in input no documented rule
+ *            bounds (PDFs, files, state, other server tools, pulling betas): worst-input.ts.
  *   [overbill:N] adds N output tokens beyond that: a provider billing more than any bound (overage).
  *   Web searches: every call a web search tool allows (Anthropic `max_uses`, Responses `max_tool_calls`).
  */
+
+import { worstInput } from "./worst-input.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -194,6 +198,7 @@ function worstCase(
   body: Record<string, unknown>,
   raw: string,
   text: string,
+  beta: string,
 ): { input: number; output: number; searches: number } {
   const fields = path.endsWith("/responses")
     ? ["max_output_tokens"]
@@ -204,11 +209,7 @@ function worstCase(
   const choices = typeof body.n === "number" ? body.n : 1;
   const output = (sent.length ? Math.max(...sent) : marker(text, "maxout")) * choices + marker(text, "overbill");
   const tools = Array.isArray(body.tools) ? (body.tools as { type?: string }[]) : [];
-  const schemaless = tools.filter(
-    (t) => typeof t?.type === "string" && t.type !== "function" && t.type !== "custom",
-  ).length;
-  const toolPrompt = tools.length ? 500 + 900 * schemaless : 0;
-  const input = marker(text, "pulled") || new TextEncoder().encode(raw).byteLength + toolPrompt;
+  const input = worstInput(path, body, raw, beta, marker(text, "pulled"));
   const limit = (v: unknown) => (typeof v === "number" ? v : 0);
   const searches = path.endsWith("/messages")
     ? tools.filter((t) => t?.type?.startsWith("web_search_")).reduce((n, t) => n + limit((t as any).max_uses), 0)
@@ -330,7 +331,7 @@ export function createFakeProvider(options: FakeProviderOptions = {}) {
     let output = words.length;
     let searches = marker(p.text, "web_search_calls");
     if (p.fault.has("worst")) {
-      const worst = worstCase(path, body, raw, p.text);
+      const worst = worstCase(path, body, raw, p.text, req.headers.get("anthropic-beta") ?? "");
       input = worst.input;
       output = worst.output;
       searches = worst.searches;

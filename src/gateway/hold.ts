@@ -1,8 +1,10 @@
 import type { ModelEntry } from "../catalog/catalog.ts";
 import type { WorstCase } from "../catalog/pricing.ts";
 import type { RouteKind } from "../providers/registry.ts";
+import { imageFamily } from "./image-tokens.ts";
+import { mediaInput } from "./input-media.ts";
 import type { OutputLimitField, ParsedBody } from "./request-body.ts";
-import { perCallFees, type ToolCallLimit, unreportedFees } from "./server-tools.ts";
+import { perCallFees, type ToolCallLimit, toolInput, unreportedFees } from "./server-tools.ts";
 
 /**
  * The bounds of a request's hold: the most input, output and per-call fees the provider can bill for it. The
@@ -53,19 +55,22 @@ const MEDIA_TYPES = new Set([
 const FETCHED_KEYS = ["file_id", "file_url", "container"];
 /** Tool types a client runs itself (Responses, chat and Anthropic's custom tools): their results come in the body. */
 const CLIENT_TOOL_TYPES = new Set(["function", "custom"]);
-/** Anthropic tools the client runs whose definitions the provider adds (beyond the body): bounded by the allowance. */
-const ANTHROPIC_CLIENT_TOOL = /^(bash|text_editor|computer|memory)_/;
-/** Anthropic beta features that pull content in or raise the context window. */
-const PULLING_BETAS = /(^|,)\s*(files-api|mcp-client|web-fetch|web-search|code-execution|skills|context-1m)/;
+/**
+ * Anthropic beta features that pull content in. `context-1m` is not one: it raises the window (and the price tier
+ * an input past 200k tokens reaches) but adds no input, so a text body stays bounded by its bytes.
+ */
+const PULLING_BETAS = /(^|,)\s*(files-api|mcp-client|web-fetch|web-search|code-execution|skills)/;
 const ONE_MILLION_CONTEXT = /(^|,)\s*context-1m/;
 
 /**
  * Sizes the hold. Output: the largest output-limit field sent, never capped below it (providers do not all
  * stop at the catalog's figure), times `n`; when none of the fields the route's provider reads is sent, at
- * least the model's max output. Input: the forwarded body's
- * UTF-8 bytes (a token is never shorter than one byte of its text), plus an allowance when tools are sent —
- * unless the request can make the provider bill input the body does not hold (stored state, server tools,
- * fetched files and URLs, media, MCP servers, pulling beta features): then the model's context window.
+ * least the model's max output. Input: the forwarded body's UTF-8 bytes (a token is never shorter than one byte
+ * of its text), but an image's inline data, which is billed by its pixels (input-media.ts); plus an allowance
+ * when tools are sent, and each web fetch's content limit — unless the request can make the provider bill input
+ * the body does not hold (stored state, server tools without a per-call bound, fetched files, PDFs and audio,
+ * images the model has no sizing rule for, MCP servers, pulling beta features): then the model's context window.
+ * docs/holds.md lists every rule and its source.
  */
 export function holdBounds(
   kind: RouteKind,
@@ -96,7 +101,11 @@ export function holdBounds(
     bounds.unbounded = `${unreported} This spend key has a spend limit: remove it, or use a key without one.`;
 
   // Embeddings and media requests (priced by their units, media.ts) pull nothing in.
-  const pulled = NO_PULL.has(kind) ? null : pullsInput(kind, body.json, tools, headers);
+  const media = NO_PULL.has(kind) ? null : mediaInput(kind, body.json, imageFamily(entry));
+  const fetched = NO_PULL.has(kind) ? null : toolInput(kind, tools);
+  if (media) bounds.inputTokens += media.imageTokens - media.inlineChars;
+  if (fetched) bounds.inputTokens += fetched.tokens;
+  const pulled = media && fetched && pullsInput(kind, body.json, headers, media.accounted, fetched.pulls);
   if (pulled) {
     const beta = headers.get("anthropic-beta") ?? "";
     const window = ONE_MILLION_CONTEXT.test(beta) ? Math.max(entry.contextWindow ?? 0, 1_000_000) : entry.contextWindow;
@@ -155,30 +164,35 @@ function isTypedTool(tool: unknown): boolean {
   return typeof type === "string" && !CLIENT_TOOL_TYPES.has(type);
 }
 
-/** What in the request lets the provider bill input its body does not hold, in words; null when nothing does. */
-function pullsInput(kind: RouteKind, json: Record<string, unknown>, tools: unknown[], headers: Headers): string | null {
+/**
+ * What in the request lets the provider bill input its body does not hold, in words; null when nothing does.
+ * `toolPulls` is the server tool without a bound a call (server-tools.ts); `accounted` are the images and text
+ * documents bounded by their own rules (input-media.ts).
+ */
+function pullsInput(
+  kind: RouteKind,
+  json: Record<string, unknown>,
+  headers: Headers,
+  accounted: ReadonlySet<object>,
+  toolPulls: string | null,
+): string | null {
   if (kind === "responses" && (json.previous_response_id != null || json.conversation != null || json.prompt != null)) {
     return "stored conversation state";
   }
   if (json.mcp_servers != null) return "MCP servers";
   if (json.web_search_options != null) return "web search";
-  for (const tool of tools) {
-    const type = (tool as { type?: unknown } | null)?.type;
-    if (typeof type !== "string" || CLIENT_TOOL_TYPES.has(type)) continue;
-    if (kind === "messages" && ANTHROPIC_CLIENT_TOOL.test(type)) continue;
-    return `a server tool ('${type}')`;
-  }
+  if (toolPulls) return toolPulls;
   const beta = headers.get("anthropic-beta");
-  if (beta && PULLING_BETAS.test(beta)) return "a beta feature that fetches content or raises the context window";
-  return findFetched(json, 0);
+  if (beta && PULLING_BETAS.test(beta)) return "a beta feature that fetches content";
+  return findFetched(json, 0, accounted);
 }
 
 /** Media, file ids and URLs anywhere in the messages (bounded depth: request bodies are shallow). */
-function findFetched(value: unknown, depth: number): string | null {
-  if (depth > 12 || value === null || typeof value !== "object") return null;
+function findFetched(value: unknown, depth: number, accounted: ReadonlySet<object>): string | null {
+  if (depth > 12 || value === null || typeof value !== "object" || accounted.has(value)) return null;
   if (Array.isArray(value)) {
     for (const v of value) {
-      const found = findFetched(v, depth + 1);
+      const found = findFetched(v, depth + 1, accounted);
       if (found) return found;
     }
     return null;
@@ -187,7 +201,7 @@ function findFetched(value: unknown, depth: number): string | null {
   if (typeof o.type === "string" && MEDIA_TYPES.has(o.type)) return `${o.type} content`;
   for (const key of FETCHED_KEYS) if (o[key] != null) return `'${key}'`;
   for (const key in o) {
-    const found = findFetched(o[key], depth + 1);
+    const found = findFetched(o[key], depth + 1, accounted);
     if (found) return found;
   }
   return null;

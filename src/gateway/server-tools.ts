@@ -110,6 +110,45 @@ export function unreportedFees(kind: RouteKind, json: Record<string, unknown>, t
   return null;
 }
 
+/** Tool types a client runs itself: their results come back in a later request's body. */
+const CLIENT_TOOL_TYPES = new Set(["function", "custom"]);
+/** Anthropic tools the client runs whose definitions the provider adds (beyond the body): bounded by the allowance. */
+const ANTHROPIC_CLIENT_TOOL = /^(bash|text_editor|computer|memory)_/;
+const ANTHROPIC_WEB_FETCH = /^web_fetch_/;
+/**
+ * What one web fetch adds at most beyond its `max_content_tokens`: the result block around the content (URL,
+ * title, retrieval time) and the call itself; the limit is counted approximately, so 10 % more is held too.
+ */
+const WEB_FETCH_OVERHEAD_TOKENS = 1_000;
+
+/**
+ * The input server tools can add to a request, where the provider documents a bound a call: Anthropic's web fetch
+ * truncates what it fetches to `max_content_tokens` and runs at most `max_uses` times. `pulls` names the first
+ * server tool without such a bound (its results may fill the context window), in words for the refusal.
+ */
+export function toolInput(kind: RouteKind, tools: unknown[]): { tokens: number; pulls: string | null } {
+  let tokens = 0;
+  const whole = (v: unknown) => (typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : undefined);
+  for (const tool of tools) {
+    const t = tool as { type?: unknown; max_uses?: unknown; max_content_tokens?: unknown } | null;
+    const type = t?.type;
+    if (typeof type !== "string" || CLIENT_TOOL_TYPES.has(type)) continue;
+    if (kind === "messages" && ANTHROPIC_CLIENT_TOOL.test(type)) continue;
+    if (kind === "messages" && ANTHROPIC_WEB_FETCH.test(type)) {
+      const uses = whole(t?.max_uses);
+      const content = whole(t?.max_content_tokens);
+      if (uses !== undefined && content !== undefined) {
+        tokens += uses * (Math.ceil(content * 1.1) + WEB_FETCH_OVERHEAD_TOKENS);
+        continue;
+      }
+      return { tokens, pulls: `a server tool ('${type}') without both max_uses and max_content_tokens` };
+    }
+    const why = /web_search/.test(type) ? "whose results have no documented size a search" : "with no documented bound";
+    return { tokens, pulls: `a server tool ('${type}'), ${why},` };
+  }
+  return { tokens, pulls: null };
+}
+
 /** The tool of a per-call fee the request may incur whose price the model's prices lack; null when none. */
 export function unpricedCallFee(counts: Readonly<Record<string, number>>, rates: Record<string, unknown>) {
   for (const unit of TOOL_CALL_UNITS) {
