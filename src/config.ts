@@ -1,6 +1,8 @@
+import { PROVIDERS, type ProviderId } from "./providers/registry.ts";
+
 /**
- * The gateway's settings, parsed once per environment from its vars (wrangler.toml `[vars]`, `.dev.vars`) with
- * their defaults, and checked together: a deployment with settings that break a promise refuses to serve
+ * The gateway's settings and secrets, parsed once per environment from its vars (wrangler.toml `[vars]`, Worker
+ * secrets, `.dev.vars`) with their defaults — the one place any of them is read — and checked together: a deployment with settings that break a promise refuses to serve
  * (every request answers 500 and the log says which setting is wrong) rather than serve unsafely.
  */
 export interface GatewayConfig {
@@ -25,7 +27,23 @@ export interface GatewayConfig {
   retentionDays: number;
   /** and, whichever binds first, the oldest days leave once the raw rows would take more than this (bytes) */
   retentionMaxBytes: number;
+  /** `ADMIN_TOKEN`: the operator API's bearer token; null turns the operator API off */
+  adminToken: string | null;
+  /** `WEBHOOK_SECRET_KEY`: seals stored webhook signing secrets; null (outside production: a fixed dev key) */
+  webhookSecretKey: string | null;
+  /** `WEBHOOK_SECRET_KEY_PREVIOUS`: the key being rotated out, still accepted to open secrets */
+  webhookSecretKeyPrevious: string | null;
+  /** `WEBHOOK_RETRY_DELAYS` (comma-separated seconds): the waits after each failed delivery attempt */
+  webhookRetryDelaysS: number[];
+  /** each provider's `<NAME>_API_KEY` (null: not configured) and `<NAME>_BASE_URL` (default: its official URL) */
+  providers: Record<ProviderId, { apiKey: string | null; baseUrl: string }>;
 }
+
+/**
+ * Retries after a failed webhook attempt, in seconds: the Standard Webhooks schedule (5 s, 5 min, 30 min, 2 h, 5 h,
+ * 10 h, 10 h — about 27.5 hours in all); after the last one the delivery is dead.
+ */
+export const WEBHOOK_RETRY_DELAYS_S = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
 
 /** The numeric vars, their defaults and the smallest value each accepts. */
 export const NUMERIC_VARS = {
@@ -65,6 +83,18 @@ function parse(env: Record<string, unknown>): GatewayConfig {
     (out as unknown as Record<string, number>)[spec.key] = value;
   }
   if (production) out.guardDelayMs = 0;
+  // An empty secret counts as none (a copied `.dev.vars.example` leaves them empty).
+  const text = (name: string) => (typeof env[name] === "string" && env[name] !== "" ? (env[name] as string) : null);
+  out.adminToken = text("ADMIN_TOKEN");
+  out.webhookSecretKey = text("WEBHOOK_SECRET_KEY");
+  out.webhookSecretKeyPrevious = text("WEBHOOK_SECRET_KEY_PREVIOUS");
+  out.webhookRetryDelaysS = retryDelays(text("WEBHOOK_RETRY_DELAYS"));
+  out.providers = Object.fromEntries(
+    Object.values(PROVIDERS).map((p) => [
+      p.id,
+      { apiKey: text(p.apiKeyVar), baseUrl: text(p.baseUrlVar) ?? p.defaultBaseUrl },
+    ]),
+  ) as GatewayConfig["providers"];
   // A hold must outlive the longest exchange (the upstream deadline, then the drain after a client leaves):
   // otherwise the alarm could charge a hold in full while its request is still running, and charge it twice.
   if (out.holdTtlMs <= out.upstreamTimeoutMs + out.disconnectDrainMs) {
@@ -74,4 +104,15 @@ function parse(env: Record<string, unknown>): GatewayConfig {
     );
   }
   return out;
+}
+
+function retryDelays(raw: string | null): number[] {
+  if (raw === null) return WEBHOOK_RETRY_DELAYS_S;
+  const delays = raw.split(",").map(Number);
+  if (!delays.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+    throw new ConfigError(
+      `WEBHOOK_RETRY_DELAYS must be comma-separated whole seconds ≥ 0; it is ${JSON.stringify(raw)}.`,
+    );
+  }
+  return delays;
 }

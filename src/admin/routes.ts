@@ -4,6 +4,7 @@ import * as z from "zod/mini";
 import { builtinCatalog, getCatalog, invalidateCatalog } from "../catalog/catalog.ts";
 import type { Rate } from "../catalog/pricing.ts";
 import { serializeModel } from "../catalog/wire.ts";
+import { gatewayConfig } from "../config.ts";
 import { controlD1, database } from "../db/client.ts";
 import { modelOverrides, walletSecretKeys, wallets } from "../db/schema.ts";
 import type { AppEnv } from "../env.ts";
@@ -18,7 +19,7 @@ import { reencryptSecrets } from "../webhooks/secrets.ts";
 import { CreateWallet, ModelEntryWire, ModelParam, PutModel, Wallet, WalletCreated } from "./schemas.ts";
 
 const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
-  const expected = c.env.ADMIN_TOKEN;
+  const expected = gatewayConfig(c.env).adminToken;
   if (!expected) {
     throw new ApiError(
       "admin_disabled",

@@ -1,7 +1,8 @@
 import { type Catalog, type ModelEntry, pricesAt } from "../catalog/catalog.ts";
 import type { Prices, Usage } from "../catalog/pricing.ts";
+import type { GatewayConfig } from "../config.ts";
 import type { AdmitInput, RequestShape } from "../guard/types.ts";
-import type { ProviderVars, RouteKind } from "../providers/registry.ts";
+import type { RouteKind } from "../providers/registry.ts";
 import { type HoldBounds, holdBounds } from "./hold.ts";
 import { mediaPlan } from "./media.ts";
 import type { ParsedBody } from "./request-body.ts";
@@ -44,7 +45,7 @@ export interface AdmissionPlan {
  * provider or the client, the prices in force, and the hold's bounds (hold.ts, media.ts, server-tools.ts).
  */
 export function planAdmission(
-  env: ProviderVars,
+  config: Pick<GatewayConfig, "providers" | "production">,
   route: RouteSpec,
   body: ParsedBody,
   byteLength: number,
@@ -55,7 +56,7 @@ export function planAdmission(
   // A multipart body is forwarded byte for byte: its model must be named as the provider names it.
   const resolved = catalog.resolve(body.model);
   const resolution = body.file && resolved && resolved.upstreamModel !== body.model ? undefined : resolved;
-  const target = resolveTarget(env, resolution?.entry, route);
+  const target = resolveTarget(config, resolution?.entry, route);
   const edits: Record<string, unknown> = {};
   const stripUsageChunk = asksForUsage(route, body, target);
   if (stripUsageChunk) edits.stream_options = { ...(body.streamOptions ?? {}), include_usage: true };

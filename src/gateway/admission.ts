@@ -57,7 +57,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   const bytes = await c.req.raw.arrayBuffer();
   const body = await readBody(bytes, c.req.header("content-type") ?? "", route);
   const catalog = await getCatalog(controlD1(env), (p) => c.executionCtx.waitUntil(p));
-  const plan = planAdmission(env, route, body, bytes.byteLength, c.req.raw.headers, catalog, started);
+  const plan = planAdmission(config, route, body, bytes.byteLength, c.req.raw.headers, catalog, started);
 
   const guard = keyGuard(env, spendKeyId);
   const metered = route.kind !== "count_tokens";

@@ -2,6 +2,7 @@ import { type Context, Hono } from "hono";
 import * as z from "zod/mini";
 import { getCatalog, type NamedModel } from "../catalog/catalog.ts";
 import { allowsModel, ownModels } from "../catalog/scope.ts";
+import { gatewayConfig } from "../config.ts";
 import { controlD1 } from "../db/client.ts";
 import type { AppEnv } from "../env.ts";
 import { keyGuard } from "../guard/stub.ts";
@@ -38,7 +39,10 @@ function callable(env: AppEnv["Bindings"], cfg: KeyConfig, { id, entry }: NamedM
   if (!provider) return false;
   const routes: RouteKind[] =
     cfg.requestShape === "anthropic" ? ["messages"] : ["chat", "responses", "embeddings", ...entry.serves];
-  const configured = routes.some((r) => typeof resolveUpstream(env, provider, r) === "object");
+  const { providers, production } = gatewayConfig(env);
+  const configured = routes.some(
+    (r) => typeof resolveUpstream(providers[provider.id], production, provider, r) === "object",
+  );
   return (
     configured &&
     allowsModel(cfg.allowedModels, id) &&

@@ -1,13 +1,7 @@
 import type { ModelEntry } from "../catalog/catalog.ts";
+import type { GatewayConfig } from "../config.ts";
 import type { ErrorCode } from "../lib/errors.ts";
-import {
-  type Provider,
-  type ProviderVars,
-  providerOf,
-  type RouteKind,
-  resolveUpstream,
-  type Upstream,
-} from "../providers/registry.ts";
+import { type Provider, providerOf, type RouteKind, resolveUpstream, type Upstream } from "../providers/registry.ts";
 
 /**
  * Where a request for `model` on `route` goes: `ready` (an upstream to call), `unavailable` (a known model this
@@ -21,7 +15,7 @@ export type Target =
 const SPECIAL_ROUTES: RouteKind[] = ["completions", "fim", "moderations", "images", "transcriptions", "speech"];
 
 export function resolveTarget(
-  env: ProviderVars,
+  config: Pick<GatewayConfig, "providers" | "production">,
   entry: ModelEntry | undefined,
   route: { kind: RouteKind; endpoint: string },
 ): Target {
@@ -41,7 +35,7 @@ export function resolveTarget(
     const message = `The model '${entry.id}' is not served on ${route.endpoint}.`;
     return { kind: "unavailable", entry, provider, code: "invalid_request", message };
   }
-  const upstream = resolveUpstream(env, provider, route.kind);
+  const upstream = resolveUpstream(config.providers[provider.id], config.production, provider, route.kind);
   switch (upstream) {
     case "unsupported":
       return {

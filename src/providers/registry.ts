@@ -108,17 +108,17 @@ export interface Upstream {
  * or base URL), `bad_url` (a base URL the SSRF guard refuses).
  */
 export function resolveUpstream(
-  env: ProviderVars,
+  settings: { apiKey: string | null; baseUrl: string },
+  production: boolean,
   provider: Provider,
   route: RouteKind,
 ): Upstream | "unsupported" | "not_configured" | "bad_url" {
   const path = provider.paths[route];
   if (!path) return "unsupported";
-  const apiKey = env[provider.apiKeyVar];
-  const base = env[provider.baseUrlVar] ?? provider.defaultBaseUrl;
-  if (typeof apiKey !== "string" || apiKey === "" || typeof base !== "string" || base === "") return "not_configured";
-  const url = base.replace(/\/+$/, "") + path;
-  return upstreamUrlAllowed(url, env.SPENDGATE_ENV === "production") ? { url, apiKey } : "bad_url";
+  const { apiKey, baseUrl } = settings;
+  if (apiKey === null || baseUrl === "") return "not_configured";
+  const url = baseUrl.replace(/\/+$/, "") + path;
+  return upstreamUrlAllowed(url, production) ? { url, apiKey } : "bad_url";
 }
 
 /** SSRF guard: in production only https provider URLs are used; loopback http only in development. */

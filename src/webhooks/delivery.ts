@@ -1,5 +1,6 @@
 import { and, eq, inArray, lt } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
+import { gatewayConfig } from "../config.ts";
 import { database, walletD1, walletD1s } from "../db/client.ts";
 import { webhookDeliveries, webhooks } from "../db/schema.ts";
 import type { DeliveryMessage } from "./events.ts";
@@ -7,24 +8,19 @@ import { openSecret } from "./secrets.ts";
 import { webhookUrlProblem } from "./url.ts";
 
 /**
- * Retries after a failed attempt, in seconds: the Standard Webhooks schedule (5 s, 5 min, 30 min, 2 h, 5 h,
- * 10 h, 10 h — about 27.5 hours in all). After the last one the delivery is dead: the queue moves it to the
- * dead-letter queue and the log says so. `WEBHOOK_RETRY_DELAYS` (comma-separated seconds) overrides it locally.
+ * One attempt takes at most this long. After a failed one the delivery waits the next of `WEBHOOK_RETRY_DELAYS`
+ * (config.ts: the Standard Webhooks schedule, about 27.5 hours in all); after the last it is dead, and the queue
+ * moves its message to the dead-letter queue.
  */
-const RETRY_DELAYS_S = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
 const ATTEMPT_TIMEOUT_MS = 10_000;
 
 export interface DeliveryEnv {
   DB: D1Database;
   WEBHOOKS: Queue<DeliveryMessage>;
-  WEBHOOK_SECRET_KEY?: string;
-  WEBHOOK_RETRY_DELAYS?: string;
-  SPENDGATE_ENV?: string;
 }
 
 function retryDelays(env: DeliveryEnv): number[] {
-  const custom = env.WEBHOOK_RETRY_DELAYS?.split(",").map(Number);
-  return custom?.every((n) => Number.isInteger(n) && n >= 0) ? custom : RETRY_DELAYS_S;
+  return gatewayConfig(env).webhookRetryDelaysS;
 }
 
 type Outcome = { ok: true; status: number } | { ok: false; status: number | null; error: string };
@@ -37,7 +33,7 @@ async function attempt(
   msgId: string,
   payload: string,
 ): Promise<Outcome> {
-  const problem = webhookUrlProblem(url, env.SPENDGATE_ENV === "production");
+  const problem = webhookUrlProblem(url, gatewayConfig(env).production);
   if (problem) return { ok: false, status: null, error: problem };
   // One instant for both: the signature covers the timestamp the header carries.
   const at = new Date();

@@ -1,4 +1,5 @@
 import { and, eq, isNull } from "drizzle-orm";
+import { gatewayConfig } from "../config.ts";
 import { database, walletD1 } from "../db/client.ts";
 import { webhookDeliveries, webhooks } from "../db/schema.ts";
 import type { Bindings } from "../env.ts";
@@ -44,7 +45,7 @@ const deliveryWire = (d: DeliveryRow) => ({
 });
 
 function checkUrl(env: Bindings, url: string): void {
-  const problem = webhookUrlProblem(url, env.SPENDGATE_ENV === "production");
+  const problem = webhookUrlProblem(url, gatewayConfig(env).production);
   if (problem) throw new ApiError("invalid_request", `url: ${problem}`, { param: "url" });
 }
 

@@ -1,5 +1,6 @@
 import { and, asc, count, eq, gt, notLike } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
+import { gatewayConfig } from "../config.ts";
 import { type Db, database, walletD1s } from "../db/client.ts";
 import { webhooks } from "../db/schema.ts";
 import { ApiError } from "../lib/errors.ts";
@@ -16,12 +17,8 @@ import { randomBase62 } from "../lib/keys.ts";
  */
 const DEV_KEY = "spendgate-local-development-webhook-key";
 
-export interface SecretKeyEnv {
-  WEBHOOK_SECRET_KEY?: string;
-  /** the key being retired: still opens what it sealed until every secret is sealed again under the new one */
-  WEBHOOK_SECRET_KEY_PREVIOUS?: string;
-  SPENDGATE_ENV?: string;
-}
+/** The bindings the secrets' keys are read from (config.ts parses them). */
+export type SecretKeyEnv = object;
 
 interface SealingKey {
   /** names the key in each cipher without revealing it (a separate digest, 48 bits) */
@@ -48,7 +45,8 @@ function derive(material: string): Promise<SealingKey> {
 }
 
 function currentKey(env: SecretKeyEnv): Promise<SealingKey> {
-  const material = env.WEBHOOK_SECRET_KEY || (env.SPENDGATE_ENV === "production" ? undefined : DEV_KEY);
+  const cfg = gatewayConfig(env);
+  const material = cfg.webhookSecretKey ?? (cfg.production ? undefined : DEV_KEY);
   if (!material) {
     throw new ApiError("admin_disabled", "Webhooks need WEBHOOK_SECRET_KEY: set it with `wrangler secret put`.");
   }
@@ -79,7 +77,9 @@ export async function openSecret(env: SecretKeyEnv, cipher: string): Promise<str
   const [, iv, sealed, keyId] = cipher.split(".");
   if (!iv || !sealed) throw new Error("malformed webhook secret cipher");
   const keys = [await currentKey(env)];
-  if (env.WEBHOOK_SECRET_KEY_PREVIOUS) keys.push(await derive(env.WEBHOOK_SECRET_KEY_PREVIOUS));
+  // The key being retired still opens what it sealed until every secret is sealed again under the new one.
+  const previous = gatewayConfig(env).webhookSecretKeyPrevious;
+  if (previous) keys.push(await derive(previous));
   for (const { id, key } of keys) {
     if (keyId !== undefined && keyId !== id) continue;
     try {

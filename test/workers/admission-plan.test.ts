@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { builtinCatalog } from "../../src/catalog/catalog.ts";
+import { gatewayConfig } from "../../src/config.ts";
 import { planAdmission, type RouteSpec } from "../../src/gateway/admission-plan.ts";
 import { parseBody } from "../../src/gateway/request-body.ts";
 
@@ -8,7 +9,15 @@ import { parseBody } from "../../src/gateway/request-body.ts";
 const CHAT: RouteSpec = { kind: "chat", shape: "openai", endpoint: "/v1/chat/completions" };
 const plan = (json: Record<string, unknown>, headers = new Headers()) => {
   const bytes = new TextEncoder().encode(JSON.stringify(json)).buffer as ArrayBuffer;
-  return planAdmission(env, CHAT, parseBody(bytes), bytes.byteLength, headers, builtinCatalog, Date.now());
+  return planAdmission(
+    gatewayConfig(env),
+    CHAT,
+    parseBody(bytes),
+    bytes.byteLength,
+    headers,
+    builtinCatalog,
+    Date.now(),
+  );
 };
 
 describe("the admission plan", () => {
