@@ -23,7 +23,8 @@
  * both meet the same stalls of the machine; the difference of their percentiles is our own code.
  *
  * Distance: BENCH_DISTANCES (default "0,20,80") ms of simulated distance added to every KeyGuard RPC
- * (GUARD_DELAY_MS, and the same delay in the floors' RPCs): JSON latency should grow by ≈ 1 × D, not 2 × D.
+ * (a bench-only wrapper of the Worker, scripts/lib/distance-entry.ts, and the same delay in the floors' RPCs): JSON
+ * latency should grow by ≈ 1 × D, not 2 × D.
  *
  * BENCH_QUICK=1 shortens every phase (a smoke run); BENCH_JSON_ONLY=1 stops after the JSON latency table;
  * BENCH_ROUNDS sets the number of interleaved rounds (default 3).
@@ -38,6 +39,7 @@ import { startFakeProvider } from "./fake-provider/server.ts";
 import {
   api,
   buildBundle,
+  buildDistanceBundle,
   chatBody,
   descendants,
   histogram,
@@ -350,9 +352,10 @@ async function main() {
     floor_1rpc_p50_ms: number;
     floor_2rpc_p50_ms: number;
   }[] = [];
+  const distanceBundle = buildDistanceBundle(join(work, "distance"));
   for (const d of DISTANCES) {
     const ports = [await freePort(), await freePort(), await freePort()] as const;
-    const gwD = await startGatewayMiniflare(bundle.file, fake.url, ports[0], d);
+    const gwD = await startGatewayMiniflare(distanceBundle, fake.url, ports[0], d);
     const f1 = await startFloorMiniflare(fake.url, ports[1], 2, true, d);
     const f2 = await startFloorMiniflare(fake.url, ports[2], 2, false, d);
     for (const pid of descendants(process.pid)) if (procName(pid).startsWith("workerd")) pin(pid, 1);

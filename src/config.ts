@@ -16,13 +16,8 @@ export interface GatewayConfig {
   holdTtlMs: number;
   /** after a client leaves a stream, how long the gateway reads on to learn the usage */
   disconnectDrainMs: number;
-  /** `SPENDGATE_ENV=production`: https-only provider URLs, no bench knobs */
+  /** `SPENDGATE_ENV=production`: https-only provider and webhook URLs, no development webhook key */
   production: boolean;
-  /**
-   * Bench only (ignored in production): a simulated distance, in ms, added to every KeyGuard RPC, to show what
-   * one round trip instead of two saves when the key's Durable Object is far away.
-   */
-  guardDelayMs: number;
   /** raw ledger rows older than this many whole UTC days (before today) leave D1 for the R2 archive */
   retentionDays: number;
   /** and, whichever binds first, the oldest days leave once the raw rows would take more than this (bytes) */
@@ -52,7 +47,6 @@ export const NUMERIC_VARS = {
   MAX_INFLIGHT_PER_KEY: { key: "maxInflightPerKey", fallback: 256, min: 1 },
   HOLD_TTL_MS: { key: "holdTtlMs", fallback: 900_000, min: 1 },
   DISCONNECT_DRAIN_MS: { key: "disconnectDrainMs", fallback: 30_000, min: 0 },
-  GUARD_DELAY_MS: { key: "guardDelayMs", fallback: 0, min: 0 },
   RETENTION_DAYS: { key: "retentionDays", fallback: 30, min: 1 },
   RETENTION_MAX_BYTES: { key: "retentionMaxBytes", fallback: 3_000_000_000, min: 1 },
 } as const satisfies Record<string, { key: keyof GatewayConfig; fallback: number; min: number }>;
@@ -82,7 +76,6 @@ function parse(env: Record<string, unknown>): GatewayConfig {
     }
     (out as unknown as Record<string, number>)[spec.key] = value;
   }
-  if (production) out.guardDelayMs = 0;
   // An empty secret counts as none (a copied `.dev.vars.example` leaves them empty).
   const text = (name: string) => (typeof env[name] === "string" && env[name] !== "" ? (env[name] as string) : null);
   out.adminToken = text("ADMIN_TOKEN");

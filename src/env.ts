@@ -5,10 +5,7 @@ import type { ProviderVars } from "./providers/registry.ts";
  * What `wrangler types` cannot see: secrets (never in wrangler.toml) and the provider vars, which the provider
  * registry names (each `<NAME>_BASE_URL` defaults to the provider's official URL).
  */
-export type Secrets = { ADMIN_TOKEN?: string } & ProviderVars & {
-    /** the bench's simulated distance to the KeyGuard (config.ts) */
-    GUARD_DELAY_MS?: string;
-  };
+export type Secrets = { ADMIN_TOKEN?: string } & ProviderVars;
 
 export type Bindings = Env & Secrets;
 

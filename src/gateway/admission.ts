@@ -12,7 +12,7 @@ import { hashSecret, parseKey } from "../lib/keys.ts";
 import { planAdmission, type RouteSpec } from "./admission-plan.ts";
 import { rewriteBody } from "./body-rewrite.ts";
 import { metadataFrom, type ParsedBody, parseBody, parseForm } from "./request-body.ts";
-import { Settlement, sleep } from "./settlement.ts";
+import { Settlement } from "./settlement.ts";
 import type { Target } from "./target.ts";
 
 export type { RouteSpec };
@@ -61,7 +61,6 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
 
   const guard = keyGuard(env, spendKeyId);
   const metered = route.kind !== "count_tokens";
-  if (config.guardDelayMs) await sleep(config.guardDelayMs);
   const admission = await guard.admit({
     requestId: c.get("requestId"),
     endpoint: route.endpoint,
@@ -78,7 +77,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   });
   if (admission.shape) c.set("dialect", admission.shape);
   if (!admission.ok) throw refusal(admission);
-  const settlement = new Settlement(guard, c.get("requestId"), started, config.guardDelayMs);
+  const settlement = new Settlement(guard, c.get("requestId"), started);
   // The guard refuses unknown and unavailable targets, so an admitted request has a ready one; were it not so,
   // the hold is released rather than left to expire.
   const { target, bounds } = plan;

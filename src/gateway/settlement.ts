@@ -16,8 +16,6 @@ export class Settlement {
     private readonly guard: Guard,
     private readonly requestId: string,
     private readonly started: number,
-    /** the bench's simulated distance to the guard (0 outside the bench) */
-    private readonly delayMs: number,
   ) {}
 
   settle(facts: SettleFacts): Promise<SettleResult | null> {
@@ -46,7 +44,6 @@ export class Settlement {
    * the hold stays open and its alarm charges it in full when it expires, so a lost settle never undercharges.
    */
   private async send(input: SettleInput): Promise<SettleResult | null> {
-    if (this.delayMs) await sleep(this.delayMs);
     try {
       return await this.guard.settle(input);
     } catch {

@@ -12,15 +12,37 @@ const post = (key: string, body: unknown) =>
     body: JSON.stringify(body),
   });
 
+/** A KeyGuard namespace whose stubs take `ms` longer to settle (as a far-away Durable Object would). */
+function slowSettles(ns: typeof env.KEY_GUARD, ms: number): typeof env.KEY_GUARD {
+  return new Proxy(ns, {
+    get(target, prop) {
+      if (prop !== "getByName") return Reflect.get(target, prop, target);
+      return (name: string) => {
+        const stub = target.getByName(name);
+        return new Proxy(stub, {
+          get(s, method) {
+            const value = Reflect.get(s, method, s);
+            if (method !== "settle" || typeof value !== "function") return value;
+            return async (input: Parameters<typeof s.settle>[0]) => {
+              await new Promise((r) => setTimeout(r, ms));
+              return s.settle(input);
+            };
+          },
+        });
+      };
+    },
+  });
+}
+
 describe("one round trip on the hot path", () => {
   it("a JSON answer leaves before its settle lands, and its hold still blocks overspending meanwhile", async () => {
     // $0.006 to spend: one hold (9,000 output tokens of gpt-4o-mini ≈ $0.0054) fits, two do not.
     const { key, id } = await setupKey({ spend_limit: { amount: "0.006", cycle: "total" } });
     const ctx = createExecutionContext();
-    // A simulated distance of 300 ms to the key's KeyGuard, each way of each RPC.
+    // The key's KeyGuard 300 ms away for the settle: the answer must not wait for it.
     const res = await app.fetch(
       post(key, { model: "gpt-4o-mini", max_tokens: 9_000, messages: [{ role: "user", content: "hi" }] }),
-      { ...env, GUARD_DELAY_MS: "300" },
+      { ...env, KEY_GUARD: slowSettles(env.KEY_GUARD, 300) },
       ctx,
     );
     expect(res.status).toBe(200);
