@@ -43,7 +43,9 @@ export function thresholdEvent(g: GuardView, threshold: number, now: number): We
 
 /**
  * The first refusal of a cycle by the spend or request limit raises `spend_key.limit_reached`: the counters
- * marked for that period and the event, or null when it is not the first (or not such a refusal).
+ * marked for that period and the event, or null when it is not the first (or not such a refusal). A spend refusal
+ * raises it only when the settled spend itself leaves no room for the request: one refused because requests in
+ * flight fill the budget for a moment (at 70 %, say) keeps the cycle's one event for when the limit is reached.
  */
 export function limitReached(
   g: GuardView,
@@ -54,6 +56,7 @@ export function limitReached(
   const which =
     refusal.code === "spend_limit_exceeded" ? "spend" : refusal.code === "request_limit_exceeded" ? "requests" : null;
   if (!which) return null;
+  if (which === "spend" && refusal.exhausted === false) return null;
   const rolled = roll(g.config, g.counters, now);
   const mark = `${which}:${which === "spend" ? rolled.spendPeriodStart : rolled.requestPeriodStart}`;
   if (rolled.limitAlerted?.includes(mark)) return null;

@@ -2,7 +2,7 @@ import { affordableOutputTokens, worstCaseNanos } from "../catalog/pricing.ts";
 import { allowsModel } from "../catalog/scope.ts";
 import { MIN_CLAMPED_OUTPUT_TOKENS } from "../keys/record.ts";
 import { type Cycle, periodEnd } from "../lib/cycles.ts";
-import { INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
+import { INVALID_API_KEY_MESSAGE, refusalLimit } from "../lib/errors.ts";
 import { hashesEqual } from "../lib/keys.ts";
 import { formatUsd } from "../lib/money.ts";
 import { budget, roll } from "./counters.ts";
@@ -38,6 +38,12 @@ export function authentic(cfg: KeyConfig | null, secretHash: string, now: number
   return match && !cfg.revoked && (cfg.expiresAt === null || now < cfg.expiresAt);
 }
 
+/** Why a key is not authentic, for the log: "revoked" and "expiry" only to the holder of the right secret. */
+function unauthentic(cfg: KeyConfig | null, secretHash: string): Refusal["limit"] {
+  if (!cfg || !hashesEqual(cfg.secretHash, secretHash)) return "key";
+  return cfg.revoked ? "revoked" : "expiry";
+}
+
 /**
  * Admission, in this order: the key (401), its status and scopes (403/404/400), then the in-flight cap, the
  * request limit, the spend limit with this request's hold, and the rate (429). The rate is checked last so a
@@ -51,15 +57,16 @@ export function decide(
   now: number,
 ): Decision {
   if (!authentic(cfg, input.secretHash, now)) {
+    const limit = unauthentic(cfg, input.secretHash);
     return {
       ok: false,
-      refusal: { ok: false, shape: null, code: "invalid_api_key", message: INVALID_API_KEY_MESSAGE },
+      refusal: { ok: false, shape: null, code: "invalid_api_key", message: INVALID_API_KEY_MESSAGE, limit },
     };
   }
   const shape = cfg.requestShape;
   const refuse = (code: Refusal["code"], message: string, extra: Partial<Refusal> = {}): Decision => ({
     ok: false,
-    refusal: { ok: false, shape, code, message, ...extra },
+    refusal: { ok: false, shape, code, message, limit: refusalLimit(code), ...extra },
   });
   if (cfg.status === "paused") return refuse("key_paused", "This spend key is paused by its owner.");
   if (cfg.requestShape !== input.routeShape) {
@@ -67,7 +74,9 @@ export function decide(
       shape === "openai"
         ? "the OpenAI-shaped routes (/v1/chat/completions, /v1/responses, /v1/embeddings, /v1/completions, …)"
         : "the Anthropic-shaped routes (/v1/messages)";
-    return refuse("model_not_allowed", `This spend key has request_shape '${shape}': call ${where}.`);
+    return refuse("model_not_allowed", `This spend key has request_shape '${shape}': call ${where}.`, {
+      limit: "shape",
+    });
   }
   const target = input.target;
   if (!target) {
@@ -78,11 +87,13 @@ export function decide(
     return refuse("model_not_allowed", `This spend key may not use the model '${input.model}'.`);
   }
   if (cfg.allowedProviders && !cfg.allowedProviders.includes(target.provider)) {
-    return refuse("model_not_allowed", `This spend key may not use the provider '${target.provider}'.`);
+    return refuse("model_not_allowed", `This spend key may not use the provider '${target.provider}'.`, {
+      limit: "provider",
+    });
   }
-  if (input.unavailable) return refuse(input.unavailable.code, input.unavailable.message);
+  if (input.unavailable) return refuse(input.unavailable.code, input.unavailable.message, { limit: "unavailable" });
   // A request the gateway cannot bound (the client can fix it) before one it cannot price (the operator can).
-  if (cfg.spendLimit && target.unbounded) return refuse("invalid_request", target.unbounded);
+  if (cfg.spendLimit && target.unbounded) return refuse("invalid_request", target.unbounded, { limit: "unbounded" });
   if (cfg.spendLimit && !target.prices) {
     const why = target.unpricedNote ?? `The model '${input.model}' has no price.`;
     return refuse("model_not_priced", `${why} This spend key has a spend limit, so the gateway cannot meter it.`);
@@ -120,6 +131,16 @@ export function decide(
     }
     // Spend at or over the limit (an overage) refuses everything until the cycle resets or the limit rises.
     if (c.currentSpendNanos >= nanos || committed + hold > nanos) {
+      // Whether the settled spend alone refuses it — the request at its smallest (the least output a clamp grants)
+      // with nothing in flight — or only the holds of the requests in flight do, which settle within seconds.
+      const smallest =
+        target.prices && target.clampable && cfg.clampOutput
+          ? worstCaseNanos(
+              { ...target.worst, outputTokens: Math.min(MIN_CLAMPED_OUTPUT_TOKENS, target.worst.outputTokens) },
+              target.prices,
+            )
+          : hold;
+      const exhausted = c.currentSpendNanos >= nanos || c.currentSpendNanos + smallest > nanos;
       const reset = untilReset(cycle, now);
       const per = `per ${cycleWord(cycle)}`;
       const why = target.holdNote ? `, ${target.holdNote}` : "";
@@ -140,6 +161,7 @@ export function decide(
           resets_at: reset.resetsAt,
         },
         terminal: true,
+        exhausted,
         ...reset.retry,
       });
     }

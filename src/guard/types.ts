@@ -2,7 +2,7 @@ import type { Prices, Usage, WorstCase } from "../catalog/pricing.ts";
 import type { LedgerRow } from "../db/schema.ts";
 import type { KeyConfig, KeyRecord, RequestShape } from "../keys/record.ts";
 import type { KeySnapshot, RateState } from "../keys/view.ts";
-import type { ErrorCode, LimitDetails } from "../lib/errors.ts";
+import type { ErrorCode, LimitDetails, RefusalLimit } from "../lib/errors.ts";
 
 export type { KeyConfig, KeySnapshot, RateState, RequestShape };
 
@@ -81,6 +81,8 @@ export type AdmitResult =
   | {
       ok: true;
       shape: RequestShape;
+      /** the key's wallet (for the log) */
+      walletId: string;
       rate: RateState | null;
       /** what the spend limit leaves after this request's hold */
       budget: Budget;
@@ -93,12 +95,21 @@ export type AdmitResult =
       ok: false;
       /** the key's shape when the key is known, so the error speaks its dialect */
       shape: RequestShape | null;
+      /** the key's wallet when the key exists (for the log, even when the secret was wrong) */
+      walletId?: string;
       code: ErrorCode;
+      /** what refused, for the log only: the body says less (every bad key reads the same) */
+      limit: RefusalLimit;
       message: string;
       details?: LimitDetails;
       retryAfterMs?: number;
       /** terminal limits: clients must not retry */
       terminal?: boolean;
+      /**
+       * spend refusals: true when the settled spend alone leaves no room for the request at its smallest; false when
+       * the requests in flight (their holds) fill the budget for now
+       */
+      exhausted?: boolean;
     };
 
 export type SettleStatus = "completed" | "error" | "aborted";
