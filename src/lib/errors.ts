@@ -1,6 +1,6 @@
 /**
  * One error model: every refusal is an ApiError with a code; the code decides the HTTP status and the
- * `type` in each wire dialect (OpenAI and Anthropic, per API.md's error table). Internals never reach a body.
+ * `type` in each wire dialect (OpenAI and Anthropic, per the error table in docs/api.md). Internals never reach a body.
  */
 
 export type Dialect = "openai" | "anthropic";
@@ -44,6 +44,65 @@ const CODES = {
 
 export type ErrorCode = keyof typeof CODES;
 
+/**
+ * What refused a proxied request, for the operator's log (log.ts; never in a body, where every bad key reads the
+ * same): a limit or scope of the key, or one of the gateway's own bounds.
+ */
+export type RefusalLimit =
+  /** no key, a malformed or unknown one, or the wrong secret */
+  | "key"
+  | "revoked"
+  | "expiry"
+  | "paused"
+  /** an OpenAI-shaped key on an Anthropic route, or the reverse */
+  | "shape"
+  | "model"
+  | "provider"
+  /** a model outside the catalog */
+  | "catalog"
+  /** an unpriced request on a key with a spend limit */
+  | "price"
+  /** a request no hold can bound, on a key with a spend limit */
+  | "unbounded"
+  /** a provider not configured here, or a route it does not serve */
+  | "unavailable"
+  | "concurrency"
+  | "requests"
+  | "spend"
+  | "rate"
+  /** a malformed request */
+  | "body"
+  /** a body over MAX_BODY_BYTES */
+  | "size"
+  | "upstream"
+  | "internal";
+
+/** The limit an error code names when nothing more precise is known (the guard's refusals say more). */
+const LIMIT_OF: Record<ErrorCode, RefusalLimit> = {
+  invalid_api_key: "key",
+  key_paused: "paused",
+  model_not_allowed: "model",
+  model_not_found: "catalog",
+  model_not_priced: "price",
+  rate_limit_exceeded: "rate",
+  too_many_concurrent_requests: "concurrency",
+  request_limit_exceeded: "requests",
+  spend_limit_exceeded: "spend",
+  invalid_request: "body",
+  request_too_large: "size",
+  provider_not_configured: "unavailable",
+  upstream_timeout: "upstream",
+  upstream_unreachable: "upstream",
+  unauthorized: "key",
+  forbidden: "key",
+  not_found: "body",
+  conflict: "body",
+  admin_disabled: "internal",
+  internal_error: "internal",
+};
+
+export const refusalLimit = (code: ErrorCode): RefusalLimit => LIMIT_OF[code];
+
 /** One message for every bad spend key (missing, malformed, unknown, revoked, rotated-out, expired). */
 export const INVALID_API_KEY_MESSAGE =
   "Incorrect API key provided. You can create and manage spend keys with the Spendgate management API.";
@@ -62,7 +121,15 @@ export class ApiError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly opts: { param?: string; details?: LimitDetails; headers?: Record<string, string> } = {},
+    readonly opts: {
+      param?: string;
+      details?: LimitDetails;
+      headers?: Record<string, string>;
+      /** for the log only: what refused, when the code alone does not say */
+      limit?: RefusalLimit;
+      /** for the log only: what went wrong inside (never rendered) */
+      logText?: string;
+    } = {},
   ) {
     super(message);
   }
@@ -96,10 +163,13 @@ export function renderError(err: ApiError, dialect: Dialect, requestId: string):
   return new Response(JSON.stringify(body), { status: err.status(dialect), headers });
 }
 
-/** Anything that is not an ApiError becomes a bare 500: the cause goes to the log, never into the body. */
+/**
+ * Anything that is not an ApiError becomes a bare 500: the cause goes to the log (`app.onError` writes it), never
+ * into the body.
+ */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   const cause = err instanceof Error && err.cause instanceof Error ? ` (cause: ${err.cause.message})` : "";
-  console.error("internal error", err instanceof Error ? (err.stack ?? err.message) + cause : String(err));
-  return new ApiError("internal_error", "The gateway hit an internal error. Try again.");
+  const logText = err instanceof Error ? (err.stack ?? err.message) + cause : String(err);
+  return new ApiError("internal_error", "The gateway hit an internal error. Try again.", { logText });
 }

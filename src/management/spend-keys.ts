@@ -10,6 +10,7 @@ import { ERRORS, IdParam, listOf, Pagination } from "../lib/api-schemas.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashSecret, isKeyId, issueKey, keyPreview } from "../lib/keys.ts";
+import { errorText, log } from "../lib/log.ts";
 import { ApiRouter } from "../lib/openapi.ts";
 import { CreateSpendKey, SpendKey, SpendKeyCreated, SpendKeyRevoked, UpdateSpendKey } from "./schemas.ts";
 import { columnsFrom } from "./spend-key-fields.ts";
@@ -52,8 +53,8 @@ async function copyToD1(env: Bindings, record: KeyRecord, created: boolean): Pro
         .where(and(eq(spendKeys.id, id), lt(spendKeys.configVersion, record.configVersion)));
     }
   } catch (err) {
-    const error = err instanceof Error ? err.message : String(err);
-    console.error(JSON.stringify({ msg: "D1 copy deferred to the bookkeeping queue", spend_key_id: record.id, error }));
+    const fields = { spend_key_id: record.id, wallet_id: record.walletId, error: errorText(err) };
+    log("warn", "books.copy_deferred", fields);
   }
 }
 
@@ -119,7 +120,7 @@ export const spendKeyRoutes = new ApiRouter()
       security,
       query: Pagination,
       responses: {
-        200: { description: "A page of spend keys (counters within ~1 s)", schema: listOf("SpendKeyList", SpendKey) },
+        200: { description: "A page of spend keys (counters a second or two behind; a retrieve is exact)", schema: listOf("SpendKeyList", SpendKey) },
         ...ERRORS,
       },
     },
