@@ -2,8 +2,9 @@ import { PROVIDERS, type ProviderId } from "./providers/registry.ts";
 
 /**
  * The gateway's settings and secrets, parsed once per environment from its vars (wrangler.toml `[vars]`, Worker
- * secrets, `.dev.vars`) with their defaults — the one place any of them is read — and checked together: a deployment with settings that break a promise refuses to serve
- * (every request answers 500 and the log says which setting is wrong) rather than serve unsafely.
+ * secrets, `.dev.vars`) with their defaults — the one place any of them is read — and checked together: a
+ * deployment with settings that break a promise refuses to serve (every request answers 500 and the log says which
+ * setting is wrong) rather than serve unsafely.
  */
 export interface GatewayConfig {
   /** the largest gateway request body (413 above) */

@@ -8,7 +8,8 @@ import { perCallFees, type ToolCallLimit, toolInput, unreportedFees } from "./se
 
 /**
  * The bounds of a request's hold: the most input, output and per-call fees the provider can bill for it. The
- * hard cap rests on these being true upper bounds; every rule is listed in docs/limits-and-metering.md ("How holds are sized") and docs/holds.md.
+ * hard cap rests on these being true upper bounds; every rule is listed in docs/limits-and-metering.md ("How holds
+ * are sized") and docs/holds.md.
  */
 export interface HoldBounds extends WorstCase {
   /** the output-limit fields to set if the budget lowers the limit (none: the request cannot be clamped) */

@@ -120,7 +120,10 @@ export const spendKeyRoutes = new ApiRouter()
       security,
       query: Pagination,
       responses: {
-        200: { description: "A page of spend keys (counters a second or two behind; a retrieve is exact)", schema: listOf("SpendKeyList", SpendKey) },
+        200: {
+          description: "A page of spend keys (counters a second or two behind; a retrieve is exact)",
+          schema: listOf("SpendKeyList", SpendKey),
+        },
         ...ERRORS,
       },
     },
