@@ -13,7 +13,7 @@ const hooks = async (): Promise<Hook[]> =>
   ((await (await fetch("http://fake-provider.test/__fake/hooks")).json()) as { data: Hook[] }).data;
 
 describe("spend_key.limit_reached", () => {
-  it("is not raised while requests in flight fill the budget for a moment, and once when spend reaches it", async () => {
+  it("is not raised while requests in flight fill the budget, and is raised once when spend reaches it", async () => {
     const { wallet, id } = await setupKey({ spend_limit: { amount: "0.001", cycle: "total" } });
     await json(
       await mgmt(wallet.key, "POST", "/webhooks", { name: "l", url: `https://hooks.example.test/l-${id}` }),
