@@ -6,9 +6,8 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 
 const MAX = 120;
-const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "*.ts", "*.tsx", "*.js"], {
-  encoding: "utf8",
-})
+// The tracked sources only: a user's untracked scratch file is not the project's.
+const files = execFileSync("git", ["ls-files", "--cached", "*.ts", "*.tsx", "*.js"], { encoding: "utf8" })
   .split("\n")
   .filter((f) => f && f !== "worker-configuration.d.ts");
 const long: string[] = [];
