@@ -7,6 +7,7 @@ import type { AppEnv } from "./env.ts";
 import { gatewayRoutes } from "./gateway/routes.ts";
 import { ApiError, renderError, toApiError } from "./lib/errors.ts";
 import { newId } from "./lib/keys.ts";
+import { logErrorAnswer } from "./lib/log.ts";
 import { openApiDocument } from "./lib/openapi.ts";
 import { requestRoutes } from "./management/requests.ts";
 import { secretKeyRoutes } from "./management/secret-keys.ts";
@@ -91,5 +92,14 @@ app.notFound((c) => {
   throw new ApiError("not_found", `Unknown route: ${c.req.method} ${c.req.path}`);
 });
 
-/** The one place errors become responses: in the dialect the route (or the key, once known) set. */
-app.onError((err, c) => renderError(toApiError(err), c.get("dialect") ?? "openai", c.get("requestId") ?? newId("req")));
+/**
+ * The one place errors become responses: in the dialect the route (or the key, once known) set. Each also gets its
+ * one log line here (lib/log.ts): every refusal of a proxied route, and what the operator must see elsewhere.
+ */
+app.onError((err, c) => {
+  const answer = toApiError(err);
+  const requestId = c.get("requestId") ?? newId("req");
+  const res = renderError(answer, c.get("dialect") ?? "openai", requestId);
+  logErrorAnswer(err, answer, res.status, c.get("log"), { request_id: requestId, route: c.req.path });
+  return res;
+});

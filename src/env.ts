@@ -1,4 +1,5 @@
 import type { Dialect } from "./lib/errors.ts";
+import type { RequestLog } from "./lib/log.ts";
 import type { ProviderVars } from "./providers/registry.ts";
 
 /**
@@ -14,6 +15,8 @@ export interface BaseVariables {
   requestId: string;
   /** the key's dialect once it is known, else the route's (OpenAI by default) */
   dialect: Dialect;
+  /** on a proxied route: what its log lines say about the request, filled in as admission learns it */
+  log?: RequestLog;
 }
 
 /** The gateway's and the operator API's environment. Each sub-app that sets more says so in its own type. */

@@ -1,5 +1,6 @@
 import { gatewayConfig } from "../config.ts";
 import { walletD1s } from "../db/client.ts";
+import { errorText, log } from "../lib/log.ts";
 import { DAY_MS } from "../lib/time.ts";
 
 /**
@@ -46,8 +47,7 @@ export async function stepRetention(env: RetentionEnv, now = Date.now()): Promis
       }
     }
   } catch (err) {
-    const error = err instanceof Error ? err.message : String(err);
-    console.error(JSON.stringify({ msg: "retention step stopped; the next one resumes", error, ...step }));
+    log("error", "retention.failed", { archived: step.archived, parts: step.parts.length, error: errorText(err) });
   }
   return step;
 }

@@ -6,6 +6,7 @@ import { type BooksMessage, receiptOf } from "../guard/books.ts";
 import { keyGuard } from "../guard/stub.ts";
 import type { Counters } from "../guard/types.ts";
 import type { KeyRecord } from "../keys/record.ts";
+import { errorText, log } from "../lib/log.ts";
 import { type DeliveryMessage, deliveriesFor, type Subscriber } from "../webhooks/events.ts";
 
 /**
@@ -88,9 +89,13 @@ export async function writeBooks(batch: MessageBatch<BooksMessage>, env: BooksEn
     for (const [db, mine] of byDb) delivered.push(...(await writeToD1(db, mine, now)));
   } catch (err) {
     // Nothing was written (one transaction). The messages come back later; the guards hold everything anyway.
-    console.error(
-      JSON.stringify({ msg: "bookkeeping write failed", messages: messages.length, error: errorText(err) }),
-    );
+    const keys = [...new Set(messages.map((m) => m.keyId))];
+    log("error", "books.write_failed", {
+      messages: messages.length,
+      rows: messages.reduce((n, m) => n + m.rowIds.length, 0),
+      spend_key_ids: keys.slice(0, 20),
+      error: errorText(err),
+    });
     batch.retryAll({ delaySeconds: RETRY_DELAY_S });
     return;
   }
@@ -98,8 +103,9 @@ export async function writeBooks(batch: MessageBatch<BooksMessage>, env: BooksEn
   await Promise.allSettled(messages.map((m) => keyGuard(env, m.keyId).confirm(receiptOf(m))));
   // A lost queue message leaves its delivery row pending: the sweeper queues it a minute later.
   for (let i = 0; i < delivered.length; i += 100) {
-    await env.WEBHOOKS.sendBatch(delivered.slice(i, i + 100).map((body) => ({ body }))).catch((err) =>
-      console.error(JSON.stringify({ msg: "webhook deliveries not queued", error: errorText(err) })),
+    const part = delivered.slice(i, i + 100);
+    await env.WEBHOOKS.sendBatch(part.map((body) => ({ body }))).catch((err) =>
+      log("warn", "webhook.not_queued", { messages: part.length, error: errorText(err) }),
     );
   }
   batch.ackAll();
@@ -207,5 +213,3 @@ async function deliveriesOf(db: D1Database, messages: BooksMessage[]): Promise<u
     ]),
   );
 }
-
-const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));

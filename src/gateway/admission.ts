@@ -9,6 +9,7 @@ import type { AdmitResult } from "../guard/types.ts";
 import { spendKeyFrom } from "../lib/credentials.ts";
 import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashSecret, parseKey } from "../lib/keys.ts";
+import type { RequestLog } from "../lib/log.ts";
 import { planAdmission, type RouteSpec } from "./admission-plan.ts";
 import { rewriteBody } from "./body-rewrite.ts";
 import { metadataFrom, type ParsedBody, parseBody, parseForm } from "./request-body.ts";
@@ -36,6 +37,8 @@ export interface Admitted {
   /** the usage, when the request alone fixes it (speech: its characters) */
   knownUsage: Usage | null;
   settlement: Settlement;
+  /** what this request's log lines say about it */
+  log: RequestLog;
 }
 
 /**
@@ -48,16 +51,20 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   const started = Date.now();
   const env = c.env;
   const config = gatewayConfig(env);
+  const log = c.get("log") ?? { request_id: c.get("requestId"), route: route.endpoint };
   const key = spendKeyFrom(c.req.raw.headers);
   const spendKeyId = key ? parseKey("spend", key) : null;
   if (!key || !spendKeyId) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
+  log.spend_key_id = spendKeyId;
 
   // The secret's hash is computed while the body arrives.
   const secretHash = hashSecret(key);
   const bytes = await c.req.raw.arrayBuffer();
   const body = await readBody(bytes, c.req.header("content-type") ?? "", route);
+  log.model = body.model.slice(0, 200);
   const catalog = await getCatalog(controlD1(env), (p) => c.executionCtx.waitUntil(p));
   const plan = planAdmission(config, route, body, bytes.byteLength, c.req.raw.headers, catalog, started);
+  if (plan.guardTarget) log.provider = plan.guardTarget.provider;
 
   const guard = keyGuard(env, spendKeyId);
   const metered = route.kind !== "count_tokens";
@@ -76,8 +83,9 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     holdTtlMs: config.holdTtlMs,
   });
   if (admission.shape) c.set("dialect", admission.shape);
+  if (admission.walletId) log.wallet_id = admission.walletId;
   if (!admission.ok) throw refusal(admission);
-  const settlement = new Settlement(guard, c.get("requestId"), started);
+  const settlement = new Settlement(guard, c.get("requestId"), started, log);
   // The guard refuses unknown and unavailable targets, so an admitted request has a ready one; were it not so,
   // the hold is released rather than left to expire.
   const { target, bounds } = plan;
@@ -97,6 +105,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     prices: plan.prices,
     serviceTier: bounds.serviceTier,
     knownUsage: plan.knownUsage,
+    log,
   };
 }
 
@@ -119,5 +128,5 @@ function refusal(r: Extract<AdmitResult, { ok: false }>): ApiError {
     headers["retry-after"] = String(Math.ceil(r.retryAfterMs / 1000));
     if (!r.terminal) headers["retry-after-ms"] = String(r.retryAfterMs);
   }
-  return new ApiError(r.code, r.message, { headers, ...(r.details ? { details: r.details } : {}) });
+  return new ApiError(r.code, r.message, { headers, limit: r.limit, ...(r.details ? { details: r.details } : {}) });
 }

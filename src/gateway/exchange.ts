@@ -3,6 +3,7 @@ import { chargeFor } from "../catalog/pricing.ts";
 import { gatewayConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
 import { ApiError } from "../lib/errors.ts";
+import { errorText, log } from "../lib/log.ts";
 import { formatUsd } from "../lib/money.ts";
 import type { Admitted, RouteSpec } from "./admission.ts";
 import {
@@ -38,6 +39,7 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
     return a.settlement.settle(settleFacts(ending, a, reader));
   };
   const res = await callUpstream(c, a, abort, settle);
+  if (!res.ok) logRelayedError(a, res);
   const headers = answerHeaders(c, a, res);
   const body = res.body;
   const contentType = res.headers.get("content-type") ?? "";
@@ -55,6 +57,7 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
       waitUntil: (p) => c.executionCtx.waitUntil(p),
       drainMs: config.disconnectDrainMs,
       settle: async (status) => void (await settle({ kind: "stream", status, httpStatus: res.status })),
+      cut: (why) => log("error", "upstream.error", { ...a.log, status: res.status, error: why }),
     });
     return new Response(stream, { status: res.status, headers });
   }
@@ -71,10 +74,10 @@ export async function exchange(c: Context<AppEnv>, route: RouteSpec, a: Admitted
   let payload: ArrayBuffer;
   try {
     payload = await res.arrayBuffer();
-  } catch {
+  } catch (err) {
     await settle({ kind: "cut", httpStatus: res.status });
     const code = abort.signal.aborted ? "upstream_timeout" : "upstream_unreachable";
-    throw new ApiError(code, "The provider's response was cut off.");
+    throw new ApiError(code, "The provider's response was cut off.", { logText: `answer cut: ${errorText(err)}` });
   }
   clearTimeout(timer);
   if (res.ok) {
@@ -108,10 +111,16 @@ async function callUpstream(
       redirect: "manual",
     });
   } catch (err) {
+    // app.onError logs these (upstream.error) with the reason; the URL is the operator's own setting.
     await settle({ kind: "released", httpStatus: null });
-    if (abort.signal.aborted) throw new ApiError("upstream_timeout", "The provider did not answer in time.");
-    console.error("upstream unreachable", upstream.url, err instanceof Error ? err.message : String(err));
-    throw new ApiError("upstream_unreachable", "The provider could not be reached.");
+    if (abort.signal.aborted) {
+      throw new ApiError("upstream_timeout", "The provider did not answer in time.", {
+        logText: `no answer within UPSTREAM_TIMEOUT_MS from ${origin(upstream.url)}`,
+      });
+    }
+    throw new ApiError("upstream_unreachable", "The provider could not be reached.", {
+      logText: `${origin(upstream.url)} unreachable: ${errorText(err)}`,
+    });
   }
   if (res.status >= 300 && res.status < 400) {
     // Provider APIs do not redirect; following (or relaying) one could point a client anywhere.
@@ -120,9 +129,27 @@ async function callUpstream(
     throw new ApiError(
       "upstream_unreachable",
       "The provider answered with a redirect, which the gateway does not follow.",
+      { logText: `${origin(upstream.url)} answered ${res.status} (a redirect, not followed)` },
     );
   }
   return res;
+}
+
+/** A URL's scheme, host and port only: what the log may say of an upstream URL. */
+const origin = (url: string) => new URL(url).origin;
+
+/**
+ * A provider's non-2xx answer, relayed to the client as it is: one `upstream.error` line with its status and the
+ * provider's request id, never its body (which may quote the prompt).
+ */
+function logRelayedError(a: Admitted, res: Response): void {
+  const upstreamId = res.headers.get("x-request-id") ?? res.headers.get("request-id");
+  log(res.status >= 500 ? "error" : "warn", "upstream.error", {
+    ...a.log,
+    status: res.status,
+    error: `the provider answered HTTP ${res.status}`,
+    ...(upstreamId ? { upstream_request_id: upstreamId.slice(0, 200) } : {}),
+  });
 }
 
 /** The provider's headers the client may see, with the gateway's own: request id, rate, a lowered output limit. */

@@ -1,5 +1,6 @@
 import type { SettleStatus } from "../guard/types.ts";
 import type { Dialect } from "../lib/errors.ts";
+import { errorText } from "../lib/log.ts";
 import { SseScanner } from "./sse.ts";
 import type { UsageReader } from "./usage.ts";
 
@@ -18,6 +19,8 @@ export interface MeteredStreamOptions {
   drainMs: number;
   /** settles the request, once (a cut stream is charged from what the reader saw) */
   settle: (status: SettleStatus) => Promise<void>;
+  /** told why, when the provider's stream broke, ran out of time or ended before its usage (for the log) */
+  cut: (why: string) => void;
 }
 
 /**
@@ -61,9 +64,11 @@ class Meter {
         this.inflight = this.upstream.read();
         chunk = await this.inflight;
         this.inflight = null;
-      } catch {
+      } catch (err) {
         if (this.clientGone) return;
         // The provider's stream broke after it started: say so in-band, as the provider would.
+        const timedOut = this.o.abort.signal.aborted;
+        this.o.cut(timedOut ? "the stream ran past UPSTREAM_TIMEOUT_MS" : `the stream broke: ${errorText(err)}`);
         await this.finish("error");
         controller.enqueue(encoder.encode(inBandError(this.o.dialect, this.o.abort.signal.aborted)));
         controller.close();
@@ -90,6 +95,7 @@ class Meter {
     if (rest) controller.enqueue(rest);
     if (this.o.ok && !this.o.reader.usage()) {
       // It ended before the provider's final usage: the connection was cut.
+      this.o.cut("the stream ended before the provider's usage");
       await this.finish("error");
       controller.enqueue(encoder.encode(inBandError(this.o.dialect, false)));
     } else {

@@ -48,8 +48,9 @@ for (const route of ROUTES) {
   gatewayRoutes.post(
     route.endpoint,
     (c, next) => {
-      // Until the key is known, errors speak the route's dialect.
+      // Until the key is known, errors speak the route's dialect; every error answer is logged with this.
       c.set("dialect", route.shape);
+      c.set("log", { request_id: c.get("requestId"), route: route.endpoint });
       return limitBody(gatewayConfig(c.env))(c, next);
     },
     (c) => proxy(c, route),

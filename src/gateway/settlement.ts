@@ -1,5 +1,6 @@
 import type { keyGuard } from "../guard/stub.ts";
 import type { SettleInput, SettleResult } from "../guard/types.ts";
+import { errorText, log, type RequestLog } from "../lib/log.ts";
 
 type Guard = ReturnType<typeof keyGuard>;
 export type SettleFacts = Omit<SettleInput, "requestId" | "latencyMs">;
@@ -16,6 +17,8 @@ export class Settlement {
     private readonly guard: Guard,
     private readonly requestId: string,
     private readonly started: number,
+    /** what this request's log lines say about it */
+    private readonly log: RequestLog,
   ) {}
 
   settle(facts: SettleFacts): Promise<SettleResult | null> {
@@ -46,12 +49,12 @@ export class Settlement {
   private async send(input: SettleInput): Promise<SettleResult | null> {
     try {
       return await this.guard.settle(input);
-    } catch {
+    } catch (err) {
+      log("warn", "settle.retry", { ...this.log, error: errorText(err) });
       try {
         return await this.guard.settle(input);
-      } catch (err) {
-        const why = err instanceof Error ? err.message : String(err);
-        console.error("settle failed; the hold will expire and be charged", input.requestId, why);
+      } catch (again) {
+        log("error", "settle.lost", { ...this.log, error: errorText(again) });
         return null;
       }
     }

@@ -1,4 +1,5 @@
 import type { KeyRecord } from "../keys/record.ts";
+import { errorText, log } from "../lib/log.ts";
 import type { BooksMessage, BooksReceipt } from "./books.ts";
 import type { GuardTables } from "./ledger.ts";
 import type { GuardOutbox } from "./outbox.ts";
@@ -94,8 +95,13 @@ export class GuardBooks {
     try {
       await send(message);
     } catch (err) {
-      const error = err instanceof Error ? err.message : String(err);
-      console.error(JSON.stringify({ msg: "bookkeeping hand-over failed; retrying", spend_key_id: key.keyId, error }));
+      log("warn", "books.handover_failed", {
+        spend_key_id: key.keyId,
+        wallet_id: key.walletId,
+        rows: rows.ids.length,
+        events: events.length,
+        error: errorText(err),
+      });
       return "failed";
     }
     const at = now();

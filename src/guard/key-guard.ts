@@ -145,7 +145,7 @@ export class KeyGuard extends DurableObject<Env> {
     if (!decision.ok) {
       const view = this.view();
       this.raise(view && limitReached(view, decision.refusal, now), now);
-      return decision.refusal;
+      return this.config ? { ...decision.refusal, walletId: this.config.walletId } : decision.refusal;
     }
     const { counters, hold, rate, target, shape } = decision;
     this.ctx.storage.transactionSync(() => {
@@ -159,6 +159,7 @@ export class KeyGuard extends DurableObject<Env> {
     return {
       ok: true,
       shape,
+      walletId: this.config?.walletId ?? "",
       rate,
       budget: decision.budget,
       holdNanos: hold,

@@ -3,6 +3,7 @@ import { Webhook } from "standardwebhooks";
 import { gatewayConfig } from "../config.ts";
 import { database, walletD1, walletD1s } from "../db/client.ts";
 import { webhookDeliveries, webhooks } from "../db/schema.ts";
+import { errorText, log } from "../lib/log.ts";
 import type { DeliveryMessage } from "./events.ts";
 import { openSecret } from "./secrets.ts";
 import { webhookUrlProblem } from "./url.ts";
@@ -71,9 +72,15 @@ export async function deliverBatch(batch: MessageBatch<DeliveryMessage>, env: De
     try {
       await deliverOne(message, env);
     } catch (err) {
-      // D1 could not record the attempt: try again later (the receiver dedupes a repeat by its `webhook-id`).
-      const error = err instanceof Error ? err.message : String(err);
-      console.error(JSON.stringify({ msg: "webhook delivery not recorded", id: message.body.deliveryId, error }));
+      // D1 could not record the attempt (or the secret could not be opened): try again later (the receiver
+      // dedupes a repeat by its `webhook-id`).
+      const { deliveryId, walletId } = message.body;
+      log("error", "webhook.consumer_failed", {
+        delivery_id: deliveryId,
+        ...(walletId ? { wallet_id: walletId } : {}),
+        retry_in_s: 5,
+        error: errorText(err),
+      });
       message.retry({ delaySeconds: 5 });
     }
   }
@@ -140,6 +147,19 @@ async function deliverOne(message: Message<DeliveryMessage>, env: DeliveryEnv): 
       updatedAt: now,
     })
     .where(eq(webhookDeliveries.id, id));
+  // Never the URL (it may carry the receiver's own token) nor the payload: the ids find both.
+  log(dead ? "error" : "warn", "webhook.delivery_failed", {
+    delivery_id: id,
+    webhook_id: row.d.webhookId,
+    wallet_id: row.d.walletId,
+    event_id: row.d.eventId,
+    event_type: row.d.eventType,
+    attempt: attempts,
+    status: outcome.status,
+    error: outcome.error,
+    dead,
+    ...(dead ? {} : { retry_in_s: delay }),
+  });
   if (dead) message.ack();
   else message.retry({ delaySeconds: delay });
 }
