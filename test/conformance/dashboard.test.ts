@@ -9,10 +9,11 @@ import { CHROMIUM, chromiumAvailable, gatewayUrl, newWallet } from "./helpers.ts
 /**
  * The dashboard in a real browser (playwright-core driving Debian's chromium-headless-shell), against the
  * gateway `npm run dev` serves: the whole story a wallet owner lives through, the security promises a browser
- * enforces, and the README's screenshots (desktop and phone), written to docs/screenshots/ by this run.
+ * enforces, and screenshots (desktop and phone): written to test-results/screenshots/ (never to a tracked file), or,
+ * by `npm run screenshots`, to docs/screenshots/ where the docs show them.
  * Without the browser installed these tests are skipped, unless REQUIRE_BROWSER is set (CI sets it).
  */
-const SHOTS = new URL("../../docs/screenshots/", import.meta.url);
+const SHOTS = new URL(`../../${process.env.SCREENSHOTS_DIR ?? "test-results/screenshots"}/`, import.meta.url);
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
 
