@@ -5,39 +5,32 @@
  * BENCH_SCALE_NEW (a revision; default this checkout as it stands), each from its own source (a temporary git
  * worktree for a revision) and served one after the other by Miniflare with the bindings of its own wrangler.toml.
  * Each Worker is wrapped by a bench-only entry (lib/scale-entry.ts) that counts D1 write transactions and the rows
- * they write at the D1 binding, in every handler and in the Durable Object.
+ * they write at its D1 bindings, in every handler and in the Durable Object.
  *
  * Tiers: BENCH_SCALE_KEYS (default 100,500,2000) active keys, each sending a request every BENCH_SCALE_INTERVAL_S
  * (default 5) seconds on average, at random (one Poisson schedule of N / interval requests a second, each to a key
  * drawn at random; the same seeded schedule for both builds), BENCH_SCALE_WARM_S (10) of warm-up, then a measured
- * window of BENCH_SCALE_S (30) seconds. Per tier: requests a second achieved, D1 write transactions a second, rows
+ * window of BENCH_SCALE_S (30) seconds. Per tier: requests a second answered, D1 write transactions a second, rows
  * written per transaction and per request, the lag from a request's answer to its ledger row answering
- * `GET /v1/requests/{id}` (one request in BENCH_SCALE_SAMPLE, default 20, at most BENCH_SCALE_SAMPLE_MAX_RPS, default
- * 5, a second; polled every 100 ms for up to 60 s), the gateway's p50 and workerd CPU per request. After the window
- * every ledger row must reach D1. Per build: bytes per ledger row in D1 with its indexes (`dbstat` over the database
- * file), and days until D1's 10 GB at 10 / 100 / 1,000 requests a second, without and with retention.
+ * `GET /v1/requests/{id}` (one request in BENCH_SCALE_SAMPLE, default 20, but at most BENCH_SCALE_SAMPLE_MAX_RPS,
+ * default 2, a second, since the polls load the same Worker; polled every 100 ms for up to 60 s), the gateway's p50
+ * and p99 (open loop: from the scheduled time), workerd CPU per request, how long after the window the tier's last
+ * ledger row reached D1, and the CPU other processes took meanwhile. A tier is "sustained" when the answers kept
+ * pace, the gateway p99 stayed under 2 s, nothing failed and D1 had every row within 10 s of the window. Between
+ * phases the bench waits for workerd to go idle, so what one phase set off (alarms, resends) stays out of the next.
+ * Per build: bytes per ledger row in D1 with its indexes (`dbstat` over the database file), and days until D1's
+ * 10 GB at 10 / 100 / 1,000 requests a second, without and with retention.
  *
  * The load generator, the pollers and the fake provider run on core 0, workerd on core 1 (taskset), as in
  * `npm run bench`. Results: a table on stdout and bench-results/scale.json.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { Pool } from "undici";
 import { startFakeProvider } from "./fake-provider/server.ts";
-import {
-  chatBody,
-  descendants,
-  histogram,
-  ms,
-  newKey,
-  newWallet,
-  pin,
-  procName,
-  sleep,
-  workerdStats,
-} from "./lib/bench-kit.ts";
+import { chatBody, descendants, histogram, ms, newKey, newWallet, pin, procName, sleep } from "./lib/bench-kit.ts";
 import type { D1Counts, D1Report } from "./lib/scale-entry.ts";
 import {
   bundleScaleWorker,
@@ -54,7 +47,7 @@ const WINDOW_S = Number(process.env.BENCH_SCALE_S ?? 30);
 const WARM_S = Number(process.env.BENCH_SCALE_WARM_S ?? 10);
 const INTERVAL_S = Number(process.env.BENCH_SCALE_INTERVAL_S ?? 5);
 const SAMPLE_EVERY = Number(process.env.BENCH_SCALE_SAMPLE ?? 20);
-const SAMPLE_MAX_RPS = Number(process.env.BENCH_SCALE_SAMPLE_MAX_RPS ?? 5);
+const SAMPLE_MAX_RPS = Number(process.env.BENCH_SCALE_SAMPLE_MAX_RPS ?? 2);
 const BASE = process.env.BENCH_SCALE_BASE ?? "760e1c6";
 const NEW = process.env.BENCH_SCALE_NEW;
 /** Retention assumed for the projections (the new build's defaults: RETENTION_DAYS, RETENTION_MAX_BYTES). */
@@ -121,11 +114,12 @@ interface SpendKey {
 interface TierResult {
   keys: number;
   targetRps: number;
+  /** gateway requests answered (200) within the window, a second */
   achievedRps: number;
-  /** requests answered with something other than 200, or not at all (window and warm-up) */
+  /** requests answered with something other than 200, or not at all (warm-up and window) */
   failed: number;
   failures: string[];
-  /** how late the generator sent its latest request, ms (it runs on one core with the pollers) */
+  /** how late the generator sent its latest request, ms (it shares core 0 with the pollers and the fake provider) */
   senderLateMs: number;
   d1TxPerS: number;
   rowsPerTx: number;
@@ -136,11 +130,16 @@ interface TierResult {
   lagP99Ms: number | null;
   lagSamples: number;
   lagTimeouts: number;
+  /** lag polls a second during the window: they load the same Worker (and D1) */
+  pollsPerS: number;
+  /** from a request's scheduled time to its answer (open loop: queueing shows), requests of the window */
   gatewayP50Ms: number;
   gatewayP99Ms: number;
   workerdCpuMsPerRequest: number;
-  /** from the window's end until every ledger row of the tier was in D1 */
-  drainS: number;
+  /** CPU that processes outside this bench used during the window, % of one core (this machine is shared) */
+  foreignCpuPct: number | null;
+  /** from the window's end until every ledger row of the tier was in D1; null when they were not within 5 min */
+  drainS: number | null;
   /** D1 rows written per ledger row inserted (the rows of `requests` statements ÷ new rows in `requests`) */
   rowsWrittenPerLedgerRow: number;
   sustained: boolean;
@@ -181,6 +180,58 @@ async function ledgerRows(w: ScaleWorker): Promise<number> {
   return (await db.prepare("SELECT count(*) AS n FROM requests").first<number>("n")) ?? 0;
 }
 
+/** User + system CPU ms of one process (all its threads), 0 once it is gone. */
+function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU ms the whole machine spent (user, nice, system, irq, softirq: not the hypervisor's steal) and the part of it
+ * this bench's processes spent; null off Linux.
+ */
+function machineCpu(): { busyMs: number; oursMs: number } | null {
+  try {
+    const f = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+    const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0);
+    const ours = [process.pid, ...descendants(process.pid)].reduce((sum, pid) => sum + processCpuMs(pid), 0);
+    return { busyMs: (busy * 1000) / 100, oursMs: ours };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Waits until workerd has used under 3 % of a core for 3 s in a row: what the last phase set off (alarms, resends,
+ * queue batches) has run, so that it does not land in the next window.
+ */
+async function quiesce(pids: number[], limitMs = 180_000): Promise<void> {
+  const cpu = () => pids.reduce((sum, pid) => sum + processCpuMs(pid), 0);
+  const until = Date.now() + limitMs;
+  let last = cpu();
+  let quiet = 0;
+  while (Date.now() < until) {
+    await sleep(1000);
+    const now = cpu();
+    quiet = now - last < 30 ? quiet + 1 : 0;
+    last = now;
+    if (quiet >= 3) return;
+  }
+  log(`  workerd did not go idle within ${limitMs / 1000} s; going on`);
+}
+
+/** What a tier's drain waits for at most: the next tier should start on an idle Worker. */
+const DRAIN_LIMIT_MS = 300_000;
+/** A tier whose last rows reach D1 later than this after the window fell behind. */
+const DRAIN_OK_S = 10;
+/** A gateway p99 above this means requests queued: the Worker did not keep up. */
+const QUEUED_P99_MS = 2000;
+
 async function runTier(
   w: ScaleWorker,
   keys: SpendKey[],
@@ -192,22 +243,29 @@ async function runTier(
   const rate = n / INTERVAL_S;
   const sampleEvery = Math.max(SAMPLE_EVERY, Math.ceil(rate / SAMPLE_MAX_RPS));
   const next = random(n);
-  const gateway = new Pool(w.origin, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000 });
-  const polls = new Pool(w.origin, { connections: 64, pipelining: 1, keepAliveTimeout: 60_000 });
+  // Short keep-alive: a connection workerd has closed while idle is not reused (a reset POST is not retried).
+  const gateway = new Pool(w.origin, { connections: 64, pipelining: 1, keepAliveTimeout: 4_000 });
+  const polls = new Pool(w.origin, { connections: 32, pipelining: 1, keepAliveTimeout: 4_000 });
   const hist = histogram();
   const lags: number[] = [];
   let lagTimeouts = 0;
   let failed = 0;
   const failures: string[] = [];
+  const fail = (why: string) => {
+    failed++;
+    if (failures.length < 5) failures.push(why);
+  };
   let senderLateMs = 0;
   const okBefore = answered.ok;
   const rowsBefore = await ledgerRows(w);
   const before = await d1Report(w.origin);
-  const cpu = () => pids.reduce((sum, pid) => sum + (workerdStats().get(pid)?.cpuMs ?? 0), 0);
+  const cpu = () => pids.reduce((sum, pid) => sum + processCpuMs(pid), 0);
 
   const start = performance.now();
   const windowStart = start + WARM_S * 1000;
   const windowEnd = windowStart + WINDOW_S * 1000;
+  let answeredInWindow = 0;
+  let pollsInWindow = 0;
   let inWindow = 0;
   let sampled = 0;
   // The counters are read at the window's edges by timers, whatever the sender is doing then.
@@ -216,26 +274,30 @@ async function runTier(
       t: performance.now(),
       report: await d1Report(w.origin),
       cpuMs: cpu(),
+      machine: machineCpu(),
       cron: cronFired(),
     }));
   const edges = Promise.all([edge(windowStart), edge(windowEnd)]);
+  const within = (t: number) => t >= windowStart && t < windowEnd;
 
   const poll = async (id: string, wallet: string, answeredAt: number) => {
     for (;;) {
+      if (within(performance.now())) pollsInWindow++;
       const res = await polls.request({
         method: "GET",
         path: `/v1/requests/${id}`,
         headers: { authorization: `Bearer ${wallet}` },
       });
       await res.body.dump();
-      if (res.statusCode === 200) return lags.push(performance.now() - answeredAt);
-      if (res.statusCode !== 404) throw new Error(`GET /v1/requests/${id}: ${res.statusCode}`);
-      if (performance.now() - answeredAt > POLL_LIMIT_MS) return lagTimeouts++;
+      if (res.statusCode === 200) return void lags.push(performance.now() - answeredAt);
+      if (res.statusCode !== 404) return fail(`GET /v1/requests/{id}: ${res.statusCode}`);
+      if (performance.now() - answeredAt > POLL_LIMIT_MS) return void lagTimeouts++;
       await sleep(POLL_MS);
     }
   };
 
-  const inflight: Promise<unknown>[] = [];
+  const requests: Promise<void>[] = [];
+  const lagPolls: Promise<void>[] = [];
   let at = start;
   for (let i = 0; ; i++) {
     at += (-Math.log(1 - next()) / rate) * 1000;
@@ -245,8 +307,7 @@ async function runTier(
     if (wait > 1) await sleep(wait);
     senderLateMs = Math.max(senderLateMs, performance.now() - at);
     const scheduled = at;
-    const measured = at >= windowStart;
-    const sample = measured && inWindow++ % sampleEvery === 0;
+    const sample = within(at) && inWindow++ % sampleEvery === 0;
     const request = gateway
       .request({
         method: "POST",
@@ -257,52 +318,52 @@ async function runTier(
       .then(async (res) => {
         await res.body.dump();
         const answeredAt = performance.now();
-        if (res.statusCode !== 200) {
-          failed++;
-          if (failures.length < 5) failures.push(`status ${res.statusCode}`);
-          return;
-        }
+        if (res.statusCode !== 200) return fail(`status ${res.statusCode}`);
         answered.ok++;
-        if (measured) hist.recordValue(Math.max(1, Math.round((answeredAt - scheduled) * 1000)));
+        if (within(answeredAt)) answeredInWindow++;
+        if (within(scheduled)) hist.recordValue(Math.max(1, Math.round((answeredAt - scheduled) * 1000)));
         const id = res.headers["x-request-id"];
         if (sample && typeof id === "string") {
           sampled++;
-          await poll(id, k.wallet, answeredAt);
+          lagPolls.push(poll(id, k.wallet, answeredAt).catch((err: unknown) => fail(`poll: ${String(err)}`)));
         }
       })
-      .catch((err: unknown) => {
-        failed++;
-        if (failures.length < 5) failures.push(err instanceof Error ? err.message : String(err));
-      });
-    inflight.push(request);
+      .catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));
+    requests.push(request);
   }
   const [a, b] = await edges;
-  // Requests sent in the window but answered after it count as answered in it: the sender is the bottleneck
-  // only if it fell behind, which `senderLateMs` shows.
-  await Promise.all(inflight);
-  const answeredInWindow = hist.totalCount;
-  // Every row of the tier must reach D1 (the lag samples only cover some); how long that takes after the window.
+  await Promise.all(requests);
+  // Every row of the tier must reach D1 (the lag samples only cover some): how long after the window that took.
   const expected = rowsBefore + (answered.ok - okBefore);
   let rowsNow = await ledgerRows(w);
-  while (rowsNow < expected && performance.now() - windowEnd < POLL_LIMIT_MS * 2) {
+  while (rowsNow < expected && performance.now() - windowEnd < DRAIN_LIMIT_MS) {
     await sleep(250);
     rowsNow = await ledgerRows(w);
   }
-  const drainS = (performance.now() - windowEnd) / 1000;
-  const after = await d1Report(w.origin);
+  const drainS = rowsNow >= expected ? (performance.now() - windowEnd) / 1000 : null;
+  await Promise.all(lagPolls);
   await gateway.close();
   await polls.close();
+  await quiesce(pids);
+  const after = await d1Report(w.origin);
 
   const seconds = (b.t - a.t) / 1000;
   const d = diff(a.report.counts, b.report.counts);
   const tier = diff(before.counts, after.counts);
   const sorted = lags.sort((x, y) => x - y);
   const achievedRps = answeredInWindow / seconds;
+  const gatewayP99Ms = ms(hist.getValueAtPercentile(99));
+  const foreignCpuPct =
+    a.machine && b.machine
+      ? Math.max(0, (b.machine.busyMs - a.machine.busyMs - (b.machine.oursMs - a.machine.oursMs)) / (seconds * 10))
+      : null;
   const reasons: string[] = [];
-  if (achievedRps < 0.95 * rate) reasons.push(`achieved ${achievedRps.toFixed(1)} of ${rate} req/s`);
-  if (failed) reasons.push(`${failed} requests failed`);
+  if (achievedRps < 0.95 * rate) reasons.push(`answered ${achievedRps.toFixed(1)} of ${rate} req/s`);
+  if (gatewayP99Ms > QUEUED_P99_MS) reasons.push(`requests queued (gateway p99 ${(gatewayP99Ms / 1000).toFixed(1)} s)`);
+  if (failed) reasons.push(`${failed} requests failed (${failures.join(", ")})`);
   if (senderLateMs > 1000) reasons.push(`sender fell ${Math.round(senderLateMs)} ms behind`);
-  if (rowsNow < expected) reasons.push(`${expected - rowsNow} ledger rows missing from D1 after the window`);
+  if (drainS === null) reasons.push(`${expected - rowsNow} ledger rows not in D1 ${DRAIN_LIMIT_MS / 1000} s after`);
+  else if (drainS > DRAIN_OK_S) reasons.push(`D1 fell behind (last rows ${drainS.toFixed(0)} s after the window)`);
   if (lagTimeouts) reasons.push(`${lagTimeouts} sampled rows not visible within 60 s`);
   if (d.rowsUnknown) reasons.push(`${d.rowsUnknown} write transactions without row counts`);
   if (b.cron !== a.cron) log(`  a cron ran in the window (${b.cron - a.cron})`);
@@ -323,9 +384,11 @@ async function runTier(
     lagP99Ms: percentile(sorted, 99),
     lagSamples: sampled,
     lagTimeouts,
+    pollsPerS: pollsInWindow / seconds,
     gatewayP50Ms: ms(hist.getValueAtPercentile(50)),
-    gatewayP99Ms: ms(hist.getValueAtPercentile(99)),
+    gatewayP99Ms,
     workerdCpuMsPerRequest: answeredInWindow ? (b.cpuMs - a.cpuMs) / answeredInWindow : 0,
+    foreignCpuPct,
     drainS,
     rowsWrittenPerLedgerRow: newLedgerRows ? (tier.rowsByTable.requests ?? 0) / newLedgerRows : 0,
     sustained: reasons.length === 0,
@@ -345,22 +408,6 @@ async function pooled<T, R>(items: T[], limit: number, fn: (t: T, i: number) => 
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
-}
-
-/** Waits until D1 has seen no write for `quietMs` (what key creation set off has landed). */
-async function settle(origin: string, quietMs = 3000, limitMs = 120_000): Promise<void> {
-  const until = Date.now() + limitMs;
-  let last = (await d1Report(origin)).counts.tx;
-  let since = Date.now();
-  while (Date.now() < until) {
-    await sleep(500);
-    const tx = (await d1Report(origin)).counts.tx;
-    if (tx !== last) {
-      last = tx;
-      since = Date.now();
-    } else if (Date.now() - since >= quietMs) return;
-  }
-  log("  D1 writes did not settle within 2 min; going on");
 }
 
 interface BuildResult extends Build {
@@ -408,7 +455,7 @@ async function runBuild(build: Build, index: number, fakeUrl: string): Promise<B
       const k = await newKey(w.origin, wallet, { spend_limit: { amount: "100", cycle: "monthly" } });
       return { key: k.key, wallet };
     });
-    await settle(w.origin);
+    await quiesce(pids);
     const createKeysS = (performance.now() - t0) / 1000;
     log(`  keys ready in ${createKeysS.toFixed(1)} s`);
 
@@ -420,7 +467,8 @@ async function runBuild(build: Build, index: number, fakeUrl: string): Promise<B
       tiers.push(t);
       log(
         `  ${n} keys: ${t.achievedRps.toFixed(1)} req/s, ${t.d1TxPerS.toFixed(1)} tx/s (${JSON.stringify(t.txBy)}), ` +
-          `${t.rowsPerTx.toFixed(1)} rows/tx, lag p50 ${t.lagP50Ms?.toFixed(0)} ms, drained ${t.drainS.toFixed(1)} s` +
+          `${t.rowsPerTx.toFixed(1)} rows/tx, lag p50 ${t.lagP50Ms?.toFixed(0)} ms, gw p50 ${t.gatewayP50Ms} ms, ` +
+          `drained ${t.drainS?.toFixed(1)} s, other processes ${t.foreignCpuPct?.toFixed(0)} % of a core` +
           (t.sustained ? "" : ` — NOT SUSTAINED: ${t.why}`),
       );
     }
@@ -528,6 +576,8 @@ try {
       "lag p99 ms": round(t.lagP99Ms, 0),
       "gw p50 ms": t.gatewayP50Ms,
       "cpu ms/req": round(t.workerdCpuMsPerRequest, 2),
+      "drain s": round(t.drainS),
+      "other cpu %": round(t.foreignCpuPct, 0),
       sustained: t.sustained ? "yes" : `NO: ${t.why}`,
     })),
   );
