@@ -1,11 +1,13 @@
 /**
  * `npm run lint`: the project's own files — those git tracks — never a user's untracked scratch file (a
  * `quickstart.ts` saved beside the README must not fail `npm test`). Biome (format and lint rules), no line over
- * 120 columns (line-length.ts), the compiled price catalog up to date, and the import layers
- * (scripts/import-rules.cjs). Outside a git checkout it checks the whole tree.
+ * 120 columns (line-length.ts), the compiled price catalog up to date, the import layers
+ * (scripts/import-rules.cjs), and a map (docs/architecture.md) that names every file of src/. Outside a git
+ * checkout it checks the whole tree.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { ROOT } from "./lib/stack.ts";
 
 const bin = (name: string) => join(ROOT, "node_modules", ".bin", name);
@@ -30,3 +32,11 @@ run(bin("biome"), ["check", "--files-ignore-unknown=true", "--no-errors-on-unmat
 run(process.execPath, [join(ROOT, "scripts", "line-length.ts")]);
 run(process.execPath, [join(ROOT, "scripts", "catalog.ts"), "--check"]);
 run(bin("depcruise"), ["--config", "scripts/import-rules.cjs", "--output-type", "err", "src"]);
+
+// The map in docs/architecture.md names every file of the Worker, so a newcomer finds each one there.
+const architecture = readFileSync(join(ROOT, "docs", "architecture.md"), "utf8");
+const unnamed = (trackedFiles("src/*") ?? []).filter((f) => !architecture.includes(basename(f)));
+if (unnamed.length) {
+  console.error(`docs/architecture.md does not name:\n${unnamed.join("\n")}`);
+  process.exit(1);
+}
