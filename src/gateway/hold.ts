@@ -94,6 +94,14 @@ export function holdBounds(
   };
   // Moderations are never billed: nothing to hold, whatever the body holds.
   if (kind === "moderations") return { ...bounds, inputTokens: 0 };
+  boundInput(kind, body, headers, entry, bounds);
+  if (kind === "embeddings" || kind === "count_tokens") return bounds;
+  boundOutput(kind, body, forwardedBytes, entry, bounds);
+  return bounds;
+}
+
+/** The input side: tools, per-call fees, images and fetched content, and the context window when input is pulled. */
+function boundInput(kind: RouteKind, body: ParsedBody, headers: Headers, entry: ModelEntry, bounds: HoldBounds): void {
   const tools = Array.isArray(body.json.tools) ? (body.json.tools as unknown[]) : [];
   if (tools.length > 0) bounds.inputTokens += TOOL_PROMPT_TOKENS * (1 + tools.filter(isTypedTool).length);
   bounds.counts = perCallFees(kind, body.json, tools, bounds.toolCallLimits);
@@ -107,21 +115,28 @@ export function holdBounds(
   if (media) bounds.inputTokens += media.imageTokens - media.inlineChars;
   if (fetched) bounds.inputTokens += fetched.tokens;
   const pulled = media && fetched && pullsInput(kind, body.json, headers, media.accounted, fetched.pulls);
-  if (pulled) {
-    const beta = headers.get("anthropic-beta") ?? "";
-    const window = ONE_MILLION_CONTEXT.test(beta) ? Math.max(entry.contextWindow ?? 0, 1_000_000) : entry.contextWindow;
-    if (window === null) {
-      bounds.unbounded ??=
-        `The request uses ${pulled}, so the provider may bill input beyond its body, and the model '${entry.id}' ` +
-        "has no known context window to bound it. This spend key has a spend limit: the gateway cannot hold a safe " +
-        "amount.";
-    } else {
-      bounds.inputTokens = Math.max(bounds.inputTokens, window);
-      bounds.note = `because ${pulled} may make the provider bill up to the model's context window of ${window} tokens`;
-    }
+  if (!pulled) return;
+  const beta = headers.get("anthropic-beta") ?? "";
+  const window = ONE_MILLION_CONTEXT.test(beta) ? Math.max(entry.contextWindow ?? 0, 1_000_000) : entry.contextWindow;
+  if (window === null) {
+    bounds.unbounded ??=
+      `The request uses ${pulled}, so the provider may bill input beyond its body, and the model '${entry.id}' ` +
+      "has no known context window to bound it. This spend key has a spend limit: the gateway cannot hold a safe " +
+      "amount.";
+  } else {
+    bounds.inputTokens = Math.max(bounds.inputTokens, window);
+    bounds.note = `because ${pulled} may make the provider bill up to the model's context window of ${window} tokens`;
   }
+}
 
-  if (kind === "embeddings" || kind === "count_tokens") return bounds;
+/** The output side, the fields a lowered limit is written to, and the bytes the gateway may add to the body. */
+function boundOutput(
+  kind: RouteKind,
+  body: ParsedBody,
+  forwardedBytes: number,
+  entry: ModelEntry,
+  bounds: HoldBounds,
+): void {
   const sent = Object.values(body.outputLimits);
   const routeFields = ROUTE_OUTPUT_FIELDS[kind] ?? [];
   const readsOne = routeFields.some((f) => body.outputLimits[f] !== undefined);
@@ -157,7 +172,6 @@ export function holdBounds(
   // `"field":` when it was not sent) and the tool-call limits.
   for (const f of bounds.clampFields) bounds.inputTokens += body.outputLimits[f] === undefined ? f.length + 14 : 10;
   for (const l of bounds.toolCallLimits) bounds.inputTokens += l.field.length + 8;
-  return bounds;
 }
 
 function isTypedTool(tool: unknown): boolean {
