@@ -92,7 +92,7 @@ export async function writeBooks(batch: MessageBatch<BooksMessage>, env: BooksEn
     const keys = [...new Set(messages.map((m) => m.keyId))];
     log("error", "books.write_failed", {
       messages: messages.length,
-      rows: messages.reduce((n, m) => n + m.rowIds.length, 0),
+      rows: messages.reduce((n, m) => n + (JSON.parse(m.rowIds) as unknown[]).length, 0),
       spend_key_ids: keys.slice(0, 20),
       error: errorText(err),
     });

@@ -98,7 +98,7 @@ export class GuardBooks {
       log("warn", "books.handover_failed", {
         spend_key_id: key.keyId,
         wallet_id: key.walletId,
-        rows: rows.ids.length,
+        rows: rows.n,
         events: events.length,
         error: errorText(err),
       });
