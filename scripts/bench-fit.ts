@@ -13,8 +13,8 @@
  *
  * Options: `--source <dir>` builds another checkout (a `git worktree` of an earlier commit, with node_modules
  * linked) to measure before and after; `--label <name>` names the run (default: the source's commit);
- * `--compare <file>` puts an earlier run's JSON (bench-results/fit-<label>.json) beside this one. It runs no load:
- * one request at a time, a few hundred in all.
+ * `--compare <file>` puts an earlier run's JSON (bench-results/fit-<label>.json) beside this one. The tables go to
+ * stdout and bench-results/fit-<label>.md. It runs no load: one request at a time, a few hundred in all.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -203,11 +203,14 @@ async function main() {
     mkdirSync(join(ROOT, "bench-results"), { recursive: true });
     const file = join(ROOT, "bench-results", `fit-${label}.json`);
     writeFileSync(file, `${JSON.stringify({ label, commit, rows }, null, 2)}\n`);
+    // The tables go to a file too: the Worker's own log lines share stdout with them.
     const before = values.compare
       ? (JSON.parse(readFileSync(values.compare, "utf8")) as { label: string; rows: Row[] })
       : null;
-    console.log(report(label, rows, before));
-    console.error(`(written to ${file})`);
+    const tables = report(label, rows, before);
+    writeFileSync(file.replace(/\.json$/, ".md"), `${tables}\n`);
+    console.log(`\n${tables}`);
+    console.error(`(written to ${file} and ${file.replace(/\.json$/, ".md")})`);
   } finally {
     await mf.dispose();
     await fake.close();
