@@ -147,7 +147,8 @@ describe(`the previous release (${PREVIOUS}) serving against this checkout's sch
         .sort(),
     );
     const schema = await rows<{ name: string }>(
-      "SELECT name FROM sqlite_master WHERE name IN ('usage_daily', 'ledger_days', 'requests_rollup', 'requests_archived')",
+      "SELECT name FROM sqlite_master " +
+        "WHERE name IN ('usage_daily', 'ledger_days', 'requests_rollup', 'requests_archived')",
     );
     expect(schema.map((r) => r.name).sort()).toEqual([
       "ledger_days",
@@ -242,9 +243,11 @@ describe(`the previous release (${PREVIOUS}) serving against this checkout's sch
     const sums =
       "count(*) AS requests, sum(input_tokens) AS input, sum(output_tokens) AS output, " +
       "sum(cache_read_tokens) AS cache_read, sum(cache_write_tokens) AS cache_write, " +
-      "sum(reasoning_tokens) AS reasoning, sum(media_input_tokens) AS media, sum(units) AS units, sum(cost_nanos) AS cost";
+      "sum(reasoning_tokens) AS reasoning, sum(media_input_tokens) AS media, sum(units) AS units, " +
+      "sum(cost_nanos) AS cost";
     const raw = await rows(
-      `SELECT created_at / 86400000 AS day, wallet_id, spend_key_id, model, ${sums} FROM requests GROUP BY 1, 2, 3, 4 ORDER BY 3, 4`,
+      `SELECT created_at / 86400000 AS day, wallet_id, spend_key_id, model, ${sums} FROM requests ` +
+        "GROUP BY 1, 2, 3, 4 ORDER BY 3, 4",
     );
     const rolled = await rows(
       "SELECT day, wallet_id, spend_key_id, model, requests, input_tokens AS input, output_tokens AS output, " +
