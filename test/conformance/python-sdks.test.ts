@@ -97,7 +97,7 @@ describe.skipIf(!hasPython)("official Python SDKs through Spendgate", () => {
     expect(seen.one).toBe("gpt-4o-mini");
   });
 
-  it("openai: error classes; a rate limit is retried after retry-after, the spend and request caps are not", async () => {
+  it("openai: error classes; a rate limit is retried after retry-after, the spend and request caps not", async () => {
     const seen = await check("openai_sdk.py", "errors");
     expect(seen.auth).toEqual({ status: 401, requests: 1 });
     expect(seen.permission).toEqual({ class: "PermissionDeniedError", status: 403 });
