@@ -112,12 +112,18 @@ function boundInput(kind: RouteKind, body: ParsedBody, headers: Headers, entry: 
   // Embeddings and media requests (priced by their units, media.ts) pull nothing in.
   const media = NO_PULL.has(kind) ? null : mediaInput(kind, body.json, imageFamily(entry));
   const fetched = NO_PULL.has(kind) ? null : toolInput(kind, tools);
+  const text = bounds.inputTokens;
   if (media) bounds.inputTokens += media.imageTokens - media.inlineChars;
   if (fetched) bounds.inputTokens += fetched.tokens;
-  const pulled = media && fetched && pullsInput(kind, body.json, headers, media.accounted, fetched.pulls);
-  if (!pulled) return;
   const beta = headers.get("anthropic-beta") ?? "";
   const window = ONE_MILLION_CONTEXT.test(beta) ? Math.max(entry.contextWindow ?? 0, 1_000_000) : entry.contextWindow;
+  // Images and fetches many enough to pass the window cannot be billed past it (the provider refuses a longer
+  // prompt): never more than the window, or than the body's bytes, which held them before they had rules.
+  if (window !== null && (media?.images || fetched?.tokens)) {
+    bounds.inputTokens = Math.min(bounds.inputTokens, Math.max(text, window));
+  }
+  const pulled = media && fetched && pullsInput(kind, body.json, headers, media.accounted, fetched.pulls);
+  if (!pulled) return;
   if (window === null) {
     bounds.unbounded ??=
       `The request uses ${pulled}, so the provider may bill input beyond its body, and the model '${entry.id}' ` +

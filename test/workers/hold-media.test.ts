@@ -131,6 +131,8 @@ describe("holds that fit coding agents", () => {
     // gpt-4.1-mini: 16 × 16 patches × 1.62, detail or not; by URL its 1,536-patch ceiling.
     expect(imageTokens("gpt-4.1-mini", part(small, "low"))).toBe(Math.ceil(256 * 1.62));
     expect(imageTokens("gpt-4.1-mini", part(url))).toBe(Math.ceil(1_536 * 1.62));
+    // Images whose ceilings pass the window are held at the window: a longer prompt is refused, not billed.
+    expectWindow(hold(chat("gpt-4o-mini", Array(5).fill(part(url)))).input, 128_000);
     // A family with no documented rule (gpt-5.2) holds the context window.
     expect(hold(chat("gpt-5.2", [part(small)])).input).toBeGreaterThanOrEqual(400_000);
   });
