@@ -82,7 +82,7 @@ function checkout(rev: string, name: string): { source: string; commit: string }
 interface Build {
   name: string;
   source: string;
-  /** the commit, or the working tree's HEAD with "+ changes" when it has any */
+  /** the commit; for the working tree its HEAD, with "+" when tracked files have uncommitted changes */
   revision: string;
 }
 
@@ -269,14 +269,13 @@ async function runTier(
   let inWindow = 0;
   let sampled = 0;
   // The counters are read at the window's edges by timers, whatever the sender is doing then.
-  const edge = (at: number) =>
-    sleep(at - performance.now()).then(async () => ({
-      t: performance.now(),
-      report: await d1Report(w.origin),
-      cpuMs: cpu(),
-      machine: machineCpu(),
-      cron: cronFired(),
-    }));
+  const edge = async (at: number) => {
+    await sleep(at - performance.now());
+    const asked = performance.now();
+    const report = await d1Report(w.origin);
+    // An overloaded Worker answers late: the counts were read somewhere between asking and the answer.
+    return { t: (asked + performance.now()) / 2, report, cpuMs: cpu(), machine: machineCpu(), cron: cronFired() };
+  };
   const edges = Promise.all([edge(windowStart), edge(windowEnd)]);
   const within = (t: number) => t >= windowStart && t < windowEnd;
 
@@ -426,7 +425,7 @@ async function runBuild(build: Build, index: number, fakeUrl: string): Promise<B
     ADMIN_TOKEN: ADMIN,
     SPENDGATE_ENV: "development",
   });
-  // This instance's workerd processes (the previous build's are gone), pinned beside the load generator's core.
+  // This instance's workerd processes (the previous build's are gone), on core 1; the load generator is on core 0.
   const pids = descendants(process.pid).filter((pid) => !known.has(pid) && procName(pid).startsWith("workerd"));
   for (const pid of pids) pin(pid, 1);
   let cron = 0;
