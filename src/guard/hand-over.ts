@@ -27,6 +27,26 @@ export interface KeyState {
 export type HandOverResult = "done" | "backlog" | "failed";
 
 /**
+ * When the guard's alarm must run next (null: never): at once for a backlog (more than one message's worth), soon
+ * after a refused hand-over, after the resend delay while D1 owes a receipt, and at the next expiry (a hold's, the
+ * key's).
+ */
+export function nextWake(
+  handed: HandOverResult,
+  owed: boolean,
+  expiries: (number | null)[],
+  now: number,
+): number | null {
+  const times = [
+    handed === "backlog" ? now : handed === "failed" ? now + RETRY_MS : null,
+    owed ? now + RESEND_AFTER_MS : null,
+    ...expiries,
+  ];
+  const due = times.filter((t): t is number => typeof t === "number");
+  return due.length ? Math.min(...due) : null;
+}
+
+/**
  * A KeyGuard's side of the bookkeeping path (docs/bookkeeping.md): what D1 has not confirmed — ledger rows, events,
  * and the record and counters when D1 lacks their versions — goes to the queue in one message; only a receipt
  * makes the guard forget it. Storage writes are synchronous, in the guard's own transactions.

@@ -4,7 +4,7 @@ import type { WebhookEvent } from "../webhooks/events.ts";
 import { expiryDue, expiryReached, type GuardView, limitReached, managementEvents, thresholdEvent } from "./alerts.ts";
 import type { BooksMessage, BooksReceipt } from "./books.ts";
 import { charge, freshCounters, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
-import { GuardBooks, type KeyState, RESEND_AFTER_MS, RETRY_MS } from "./hand-over.ts";
+import { GuardBooks, type KeyState, nextWake } from "./hand-over.ts";
 import { GuardTables, type HoldRow } from "./ledger.ts";
 import { holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
 import { GuardOutbox } from "./outbox.ts";
@@ -133,8 +133,7 @@ export class KeyGuard extends DurableObject<Env> {
   }
 
   private openTables(): void {
-    this.tables.ensureSchema();
-    this.outbox.ensureSchema();
+    for (const t of [this.tables, this.outbox]) t.ensureSchema();
   }
 
   // ---- the hot path -------------------------------------------------------------------------------
@@ -196,16 +195,10 @@ export class KeyGuard extends DurableObject<Env> {
     this.raise(view && expiryReached(view, now), now);
     const send = (m: BooksMessage) => this.env.LEDGER.send(m, { contentType: "json" });
     const handed = await this.books.handOver(this.keyState(cfg), send, this.now);
-    const times = [
-      // More than one message's worth (a hot key's backlog) goes at once; a refused hand-over is tried again soon.
-      handed === "backlog" ? this.now() : handed === "failed" ? this.now() + RETRY_MS : null,
-      this.books.unconfirmed(this.keyState(cfg)) ? this.now() + RESEND_AFTER_MS : null,
-      this.tables.nextExpiry(),
-      this.record && expiryDue(this.record, this.counters),
-    ];
-    const due = times.filter((t): t is number => typeof t === "number");
-    if (!due.length) return;
-    const at = Math.min(...due);
+    const owed = this.books.unconfirmed(this.keyState(cfg)) > 0;
+    const expiries = [this.tables.nextExpiry(), this.record && expiryDue(this.record, this.counters)];
+    const at = nextWake(handed, owed, expiries, this.now());
+    if (at === null) return;
     const current = await this.ctx.storage.getAlarm();
     if (current === null || at < current) await this.ctx.storage.setAlarm(at);
   }
