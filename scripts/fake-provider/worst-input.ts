@@ -10,7 +10,9 @@
  * - a web fetch with `max_uses` and `max_content_tokens`: that many fetches of that much content;
  * - anything else the provider fills in itself (PDFs — their text has no documented bound a page —, audio, file
  *   ids, stored state, MCP servers, other server tools, pulling betas, images of a family with no rule here): the
- *   `[pulled:N]` marker of the request's text, the context window the test says the model has.
+ *   `[pulled:N]` marker of the request's text, the context window the test says the model has;
+ * - never more than that window: a provider refuses a prompt longer than its context window (context length
+ *   exceeded) rather than bill it, so images that add up past it are billed the window at most.
  */
 
 type Json = Record<string, unknown>;
@@ -244,5 +246,6 @@ export function worstInput(path: string, body: Json, raw: string, beta: string, 
   const extra = toolsAndState(path, body, beta);
   if ((content.unbounded || extra.unbounded) && pulled) return pulled;
   const bytes = new TextEncoder().encode(raw).byteLength;
-  return bytes - content.inlineChars + content.tokens + extra.tokens + toolPrompt;
+  const total = bytes - content.inlineChars + content.tokens + extra.tokens + toolPrompt;
+  return pulled ? Math.min(total, pulled) : total;
 }
