@@ -5,7 +5,7 @@ import { spendKeys } from "../db/schema.ts";
 import { type BooksMessage, receiptOf } from "../guard/books.ts";
 import { keyGuard } from "../guard/stub.ts";
 import type { Counters } from "../guard/types.ts";
-import type { KeyRecord } from "../keys/record.ts";
+import { COUNTER_COLUMNS, type KeyRecord } from "../keys/record.ts";
 import { errorText, log } from "../lib/log.ts";
 import { type DeliveryMessage, deliveriesFor, type Subscriber } from "../webhooks/events.ts";
 
@@ -33,19 +33,10 @@ const INSERT_ROWS =
   `SELECT ${LEDGER_COLUMNS.map((_, i) => `value ->> ${i}`).join(", ")} FROM json_each(?) WHERE true ` +
   "ON CONFLICT DO NOTHING";
 
-/** The record's columns: every spend_keys column but the counter snapshot, which only `COUNTERS` writes. */
-const COUNTER_KEYS = new Set([
-  "currentSpendNanos",
-  "totalSpendNanos",
-  "currentRequests",
-  "totalRequests",
-  "spendPeriodStart",
-  "requestPeriodStart",
-  "lastUsedAt",
-  "snapshotAt",
-]);
+/** The record's columns: every spend_keys column but the counter snapshot, which only `UPDATE_COUNTERS` writes. */
+const COUNTERS: readonly string[] = COUNTER_COLUMNS;
 const RECORD_COLUMNS = Object.entries(getTableColumns(spendKeys))
-  .filter(([key]) => !COUNTER_KEYS.has(key))
+  .filter(([key]) => !COUNTERS.includes(key))
   .map(([key, col]) => ({ key: key as keyof KeyRecord, name: col.name }));
 /** A record lands if D1 has none, or an older version; a key's id, wallet and creation never change. */
 const UPSERT_RECORDS =

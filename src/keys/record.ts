@@ -32,16 +32,18 @@ export interface KeyConfig {
  */
 export const MIN_CLAMPED_OUTPUT_TOKENS = 1_024;
 
-/** The counter columns of a D1 spend key row: the KeyGuard's flushes write them, management never does. */
-type CounterColumn =
-  | "currentSpendNanos"
-  | "totalSpendNanos"
-  | "currentRequests"
-  | "totalRequests"
-  | "spendPeriodStart"
-  | "requestPeriodStart"
-  | "lastUsedAt"
-  | "snapshotAt";
+/** The counter columns of a D1 spend key row: the KeyGuard's bookkeeping writes them, management never does. */
+export const COUNTER_COLUMNS = [
+  "currentSpendNanos",
+  "totalSpendNanos",
+  "currentRequests",
+  "totalRequests",
+  "spendPeriodStart",
+  "requestPeriodStart",
+  "lastUsedAt",
+  "snapshotAt",
+] as const satisfies readonly (keyof SpendKeyRow)[];
+type CounterColumn = (typeof COUNTER_COLUMNS)[number];
 
 /** The version of a record's stored form, kept in the record: a reader knows what it holds. */
 export const RECORD_SCHEMA = 1;
