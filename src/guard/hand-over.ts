@@ -135,7 +135,7 @@ export class GuardBooks {
       counters: message.counters?.version ?? this.sent.counters,
       at,
     };
-    const more = this.tables.dueRows(at - RESEND_AFTER_MS).n || this.outbox.due(at - RESEND_AFTER_MS).length;
+    const more = this.tables.anyDue(at - RESEND_AFTER_MS) || this.outbox.anyDue(at - RESEND_AFTER_MS);
     return more ? "backlog" : "done";
   }
 }

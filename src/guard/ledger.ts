@@ -105,6 +105,19 @@ export class GuardTables {
       .one();
   }
 
+  /** Whether any row is due to be sent (as `dueRows` picks them), without building the message. */
+  anyDue(resendBefore: number): boolean {
+    return (
+      this.sql
+        .exec<{ n: number }>(
+          "SELECT count(*) AS n FROM (SELECT 1 FROM ledger WHERE flushed_at IS NULL AND (sent_at IS NULL OR " +
+            "sent_at <= ?) LIMIT 1)",
+          resendBefore,
+        )
+        .one().n > 0
+    );
+  }
+
   /** Marks rows as handed to the queue (still owed a receipt). `ids`: a JSON array. */
   markSent(ids: string, now: number): void {
     this.sql.exec(

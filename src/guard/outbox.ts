@@ -42,6 +42,12 @@ export class GuardOutbox {
       .map((r) => JSON.parse(r.event) as WebhookEvent);
   }
 
+  /** Whether any event is due to be sent (as `due` picks them). */
+  anyDue(resendBefore: number): boolean {
+    const due = "SELECT count(*) AS n FROM (SELECT 1 FROM outbox WHERE sent_at IS NULL OR sent_at <= ? LIMIT 1)";
+    return this.sql.exec<{ n: number }>(due, resendBefore).one().n > 0;
+  }
+
   markSent(ids: string[], now: number): void {
     for (const id of ids) this.sql.exec("UPDATE outbox SET sent_at = ? WHERE id = ?", now, id);
   }
