@@ -3,21 +3,24 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
-import { booked, chat, createSpendKey, createWallet, d1All, faultyD1, json, mgmt, settled, withD1 } from "./helpers.ts";
+import {
+  booked,
+  chat,
+  createSpendKey,
+  createWallet,
+  d1All,
+  faultyD1,
+  hooks,
+  json,
+  mgmt,
+  settled,
+  withD1,
+} from "./helpers.ts";
 
 /**
  * The one durable path from the KeyGuards to D1: each guard keeps what D1 must learn in its own storage until the
  * bookkeeping consumer confirms it, and the consumer writes many keys' messages in one D1 transaction.
  */
-
-interface Hook {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-  status: number;
-}
-const hooks = async (): Promise<Hook[]> =>
-  ((await (await fetch("http://fake-provider.test/__fake/hooks")).json()) as { data: Hook[] }).data;
 
 let restore: (() => void) | undefined;
 afterEach(() => {

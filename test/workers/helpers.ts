@@ -85,6 +85,19 @@ export async function lastFakeRequest(): Promise<FakeRecord> {
   return all[all.length - 1]!;
 }
 
+/** One POST the fake provider's webhook receiver got (`https://hooks.example.test/…`) and what it answered. */
+export interface Hook {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  status: number;
+}
+
+/** Every webhook delivery the fake receiver got, oldest first. */
+export async function hooks(): Promise<Hook[]> {
+  return ((await (await fetch("http://fake-provider.test/__fake/hooks")).json()) as { data: Hook[] }).data;
+}
+
 export async function d1All(sql: string): Promise<Record<string, unknown>[]> {
   return (await env.DB.prepare(sql).all()).results as Record<string, unknown>[];
 }

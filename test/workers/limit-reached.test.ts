@@ -2,15 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/guard/stub.ts";
 import type { AdmitInput } from "../../src/guard/types.ts";
-import { booked, holdTarget, json, mgmt, setupKey } from "./helpers.ts";
-
-interface Hook {
-  url: string;
-  body: string;
-  status: number;
-}
-const hooks = async (): Promise<Hook[]> =>
-  ((await (await fetch("http://fake-provider.test/__fake/hooks")).json()) as { data: Hook[] }).data;
+import { booked, holdTarget, hooks, json, mgmt, setupKey } from "./helpers.ts";
 
 describe("spend_key.limit_reached", () => {
   it("is not raised while requests in flight fill the budget, and is raised once when spend reaches it", async () => {

@@ -10,16 +10,7 @@ import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
-import { chat, createWallet, d1All, json, mgmt, settled, setupKey } from "./helpers.ts";
-
-interface Hook {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-  status: number;
-}
-const hooks = async (): Promise<Hook[]> =>
-  ((await (await fetch("http://fake-provider.test/__fake/hooks")).json()) as { data: Hook[] }).data;
+import { chat, createWallet, d1All, type Hook, hooks, json, mgmt, settled, setupKey } from "./helpers.ts";
 
 /** Waits until `pick` finds what it wants among the receiver's deliveries (alarm ~1 s, then the queue). */
 async function until<T>(pick: (all: Hook[]) => T | undefined, ms = 15_000): Promise<T> {
