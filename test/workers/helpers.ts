@@ -116,6 +116,26 @@ const noIo = new Proxy(
 );
 export const NO_STORAGE = { DB: noIo, KEY_GUARD: noIo } as never;
 
+/** The KEY_GUARD binding, with `settle` failing the first `failures` times (a settle lost in transit). */
+export function flakyGuards(failures: number) {
+  let left = failures;
+  return {
+    getByName(name: string) {
+      const stub = env.KEY_GUARD.getByName(name) as unknown as Record<string, unknown>;
+      return new Proxy(stub, {
+        get(target, prop) {
+          if (prop === "settle" && left > 0) {
+            left--;
+            return () => Promise.reject(new Error("settle lost"));
+          }
+          // RPC stubs answer every property with a remote method: call through the stub itself.
+          return (...args: unknown[]) => (target[prop as string] as (...a: unknown[]) => unknown)(...args);
+        },
+      });
+    },
+  };
+}
+
 /** Calls the Worker with some bindings changed (limits, timeouts, base URLs) for one request. */
 export async function callWith(
   overrides: Record<string, string | undefined>,

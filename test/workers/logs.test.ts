@@ -7,7 +7,20 @@ import { keyGuard } from "../../src/guard/stub.ts";
 import { issueKey } from "../../src/lib/keys.ts";
 import { log } from "../../src/lib/log.ts";
 import { TEST_PROVIDER_KEYS } from "../provider-keys.ts";
-import { booked, call, callWith, chat, faultyD1, json, messages, mgmt, settled, setupKey, withD1 } from "./helpers.ts";
+import {
+  booked,
+  call,
+  callWith,
+  chat,
+  faultyD1,
+  flakyGuards,
+  json,
+  messages,
+  mgmt,
+  settled,
+  setupKey,
+  withD1,
+} from "./helpers.ts";
 
 /**
  * The operator's log (src/lib/log.ts, docs/deploy.md "Logs"): each refusal and each failure writes exactly one
@@ -484,22 +497,3 @@ describe("a failure: one line with what failed", () => {
     expect(JSON.stringify(line)).not.toContain(spend.key);
   });
 });
-
-/** The KEY_GUARD binding, with `settle` failing the first `failures` times (as reliability.test.ts's). */
-function flakyGuards(failures: number) {
-  let left = failures;
-  return {
-    getByName(name: string) {
-      const stub = env.KEY_GUARD.getByName(name) as unknown as Record<string, unknown>;
-      return new Proxy(stub, {
-        get(target, prop) {
-          if (prop === "settle" && left > 0) {
-            left--;
-            return () => Promise.reject(new Error("settle lost"));
-          }
-          return (...args: unknown[]) => (target[prop as string] as (...a: unknown[]) => unknown)(...args);
-        },
-      });
-    },
-  };
-}

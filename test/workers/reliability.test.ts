@@ -3,7 +3,18 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
-import { booked, callWith, chat, fakeRequests, json, lastFakeRequest, messages, mgmt, setupKey } from "./helpers.ts";
+import {
+  booked,
+  callWith,
+  chat,
+  fakeRequests,
+  flakyGuards,
+  json,
+  lastFakeRequest,
+  messages,
+  mgmt,
+  setupKey,
+} from "./helpers.ts";
 
 async function ledger(walletKey: string, id: string) {
   await booked(id);
@@ -117,26 +128,6 @@ describe("faults: each answered in the key's dialect, the hold settled or releas
 });
 
 describe("a failing settlement", () => {
-  /** The KEY_GUARD binding, with `settle` failing the first `failures` times. */
-  function flakyGuards(failures: number) {
-    let left = failures;
-    return {
-      getByName(name: string) {
-        const stub = env.KEY_GUARD.getByName(name) as unknown as Record<string, unknown>;
-        return new Proxy(stub, {
-          get(target, prop) {
-            if (prop === "settle" && left > 0) {
-              left--;
-              return () => Promise.reject(new Error("settle lost"));
-            }
-            // RPC stubs answer every property with a remote method: call through the stub itself.
-            return (...args: unknown[]) => (target[prop as string] as (...a: unknown[]) => unknown)(...args);
-          },
-        });
-      },
-    };
-  }
-
   it("is retried once (settle is idempotent)", async () => {
     const { key, id } = await setupKey();
     const res = await callWith(
