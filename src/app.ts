@@ -9,6 +9,7 @@ import { ApiError, renderError, toApiError } from "./lib/errors.ts";
 import { newId } from "./lib/keys.ts";
 import { logErrorAnswer } from "./lib/log.ts";
 import { openApiDocument } from "./lib/openapi.ts";
+import { childKeyRoutes } from "./management/children.ts";
 import { requestRoutes } from "./management/requests.ts";
 import { secretKeyRoutes } from "./management/secret-keys.ts";
 import { spendKeyRoutes } from "./management/spend-keys.ts";
@@ -56,7 +57,8 @@ for (const path of [
 ]) {
   app.use(path, requireWallet);
 }
-const managementRouters = [spendKeyRoutes, secretKeyRoutes, requestRoutes, usageRoutes, webhookRoutes];
+// `POST /v1/key/children` is authenticated by the parent spend key itself (no wallet key).
+const managementRouters = [spendKeyRoutes, childKeyRoutes, secretKeyRoutes, requestRoutes, usageRoutes, webhookRoutes];
 for (const router of managementRouters) app.route("/v1", router.app);
 
 // The dashboard (signed-in pages at /keys, /requests, …) calls the management routes above in-process.
@@ -69,6 +71,7 @@ app.get("/openapi.json", (c) => {
     [
       ["/admin", adminRoutes],
       ["/v1", spendKeyRoutes],
+      ["/v1", childKeyRoutes],
       ["/v1", secretKeyRoutes],
       ["/v1", requestRoutes],
       ["/v1", usageRoutes],

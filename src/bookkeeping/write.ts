@@ -52,7 +52,8 @@ const UPSERT_RECORDS =
 const UPDATE_COUNTERS =
   "UPDATE spend_keys SET current_spend_nanos = c.value ->> 1, total_spend_nanos = c.value ->> 2, " +
   "current_requests = c.value ->> 3, total_requests = c.value ->> 4, spend_period_start = c.value ->> 5, " +
-  "request_period_start = c.value ->> 6, last_used_at = c.value ->> 7, snapshot_at = c.value ->> 8 " +
+  "request_period_start = c.value ->> 6, last_used_at = c.value ->> 7, snapshot_at = c.value ->> 8, " +
+  "carved_spend_nanos = c.value ->> 9 " +
   "FROM json_each(?) AS c WHERE spend_keys.id = c.value ->> 0 AND spend_keys.snapshot_at < c.value ->> 8";
 
 const INSERT_DELIVERIES =
@@ -159,6 +160,7 @@ function countersArray(c: Counters & { keyId: string }): unknown[] {
     requestPeriodStart,
     lastUsedAt,
     version,
+    c.carvedNanos ?? 0,
   ];
 }
 

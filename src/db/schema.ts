@@ -71,6 +71,11 @@ export const spendKeys = sqliteTable(
     // Lower a request's output limit to what the spend limit affords instead of refusing it (hold.ts).
     clampOutput: integer("clamp_output", { mode: "boolean" }).notNull().default(true),
     revokedAt: integer("revoked_at"),
+    // A child key (minted by its parent with POST /v1/key/children): its parent's id; null for a root key.
+    parentKeyId: text("parent_key_id"),
+    // What the key may delegate: levels of children below it (1..3) and live direct children (1..20); null: none.
+    delegationMaxDepth: integer("delegation_max_depth"),
+    delegationMaxChildren: integer("delegation_max_children"),
     // Counter snapshot, written by the KeyGuard's alarm (absolute values, newest `snapshotAt` wins).
     currentSpendNanos: integer("current_spend_nanos").notNull().default(0),
     totalSpendNanos: integer("total_spend_nanos").notNull().default(0),
@@ -80,6 +85,8 @@ export const spendKeys = sqliteTable(
     requestPeriodStart: integer("request_period_start"),
     lastUsedAt: integer("last_used_at"),
     snapshotAt: integer("snapshot_at").notNull().default(0),
+    // What the key's live and returned children take of its spend cycle (guard/children.ts), with the counters.
+    carvedSpendNanos: integer("carved_spend_nanos").notNull().default(0),
   },
   (t) => [index("spend_keys_wallet_created").on(t.walletId, t.createdAt, t.id)],
 );
@@ -185,6 +192,8 @@ export const requests = sqliteTable(
     latencyMs: integer("latency_ms").notNull(),
     metadata: text("metadata", { mode: "json" }).$type<Record<string, string>>().notNull(),
     createdAt: integer("created_at").notNull(),
+    // The key's parent when it is a child key (its subtree's spend is read by joining on it).
+    parentKeyId: text("parent_key_id"),
     // Set while retention archives the row (the R2 part it goes to); null otherwise. bookkeeping/retention.ts
     archivePart: text("archive_part"),
   },

@@ -99,6 +99,7 @@ export function snapshot(cfg: KeyConfig | null, counters: Counters, held: HeldTo
     openHolds: held.count,
     lastUsedAt: c.lastUsedAt,
     rate: rateState(cfg, c, now),
+    carvedNanos: c.carvedNanos ?? 0,
   };
 }
 

@@ -3,12 +3,30 @@ import { applyChange, configOf, type KeyChange, type KeyRecord, storedRecord } f
 import type { WebhookEvent } from "../webhooks/events.ts";
 import { expiryDue, expiryReached, type GuardView, limitReached, managementEvents, thresholdEvent } from "./alerts.ts";
 import type { BooksMessage, BooksReceipt } from "./books.ts";
-import { charge, freshCounters, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
-import { GuardBooks, type KeyState, nextWake } from "./hand-over.ts";
+import {
+  type AncestorState,
+  ancestorsForChildren,
+  applyReport,
+  carvedIn,
+  childFields,
+  effectiveExpiry,
+  ended,
+  type Family,
+  type FamilyRefusal,
+  familyConflict,
+  type MintRequest,
+  mergeAncestors,
+  type Report,
+  reportOf,
+  rootFamily,
+  stoppedByAncestor,
+} from "./children.ts";
+import { charge, freshCounters, reachedThresholds, reconfigure, roll, snapshot } from "./counters.ts";
+import { GuardBooks, type KeyState, nextWake, RETRY_MS } from "./hand-over.ts";
 import { GuardTables, type HoldRow } from "./ledger.ts";
 import { holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
 import { GuardOutbox } from "./outbox.ts";
-import { authentic, decide } from "./policy.ts";
+import { authentic, decide, type Refusal } from "./policy.ts";
 import type {
   AdmitInput,
   AdmitResult,
@@ -42,6 +60,8 @@ export class KeyGuard extends DurableObject<Env> {
   private readonly outbox: GuardOutbox;
   private alarmPending = false;
   private readonly books: GuardBooks;
+  /** its place among child keys: ancestors' state, children's carves and reports (children.ts) */
+  private family: Family;
   /** The clock; tests swap it through runInDurableObject to cross cycle boundaries. */
   now: () => number = () => Date.now();
 
@@ -53,6 +73,7 @@ export class KeyGuard extends DurableObject<Env> {
     this.record = stored ? storedRecord(stored) : null;
     this.config = this.record ? configOf(this.record) : null;
     this.counters = ctx.storage.kv.get<Counters>("counters") ?? freshCounters();
+    this.family = ctx.storage.kv.get<Family>("family") ?? rootFamily();
     this.books = new GuardBooks(ctx.storage, this.tables, this.outbox);
     // A key nobody configured (a forged id) gets no tables: refusing it writes nothing.
     if (this.config) {
@@ -66,18 +87,38 @@ export class KeyGuard extends DurableObject<Env> {
   // to the record the previous one left. The change's webhook events go in the outbox in the same transaction,
   // and D1 follows the record through the bookkeeping queue (newest version wins).
 
-  /** The key's first write; null when the id already has a record. */
-  create(record: KeyRecord): Managed | null {
+  /** The key's first write; null when the id already has a record. A child key comes with its family. */
+  create(record: KeyRecord, family?: Family): Managed | null {
     if (this.record) return null;
+    if (family) {
+      // Ancestors' states pushed before the record existed (a pause racing the mint) are newer: they stay.
+      const merged = mergeAncestors(family, this.family.ancestors) ?? family;
+      this.ctx.storage.kv.put("family", merged);
+      this.family = merged;
+    }
     return this.commit(record, "create", null, this.now());
   }
 
-  /** Applies one change; null when the key is unknown here, another wallet's, or revoked (revoked is final). */
-  manage(walletId: string, change: KeyChange): (Managed & { previous: KeyRecord }) | null {
+  /**
+   * Applies one change; null when the key is unknown here, another wallet's, or revoked (revoked is final); a
+   * refusal when the key's family forbids it (children.ts › familyConflict). A change its descendants must learn
+   * (pause, resume, revoke, expiry) is marked owed to them: `propagate` then pushes it.
+   */
+  manage(walletId: string, change: KeyChange): (Managed & { previous: KeyRecord }) | { refused: FamilyRefusal } | null {
     const prev = this.owned(walletId);
     if (!prev) return null;
+    if (change.kind === "update") {
+      const refused = familyConflict(prev, this.family, change.fields);
+      if (refused) return { refused };
+    }
     const now = this.now();
-    return { ...this.commit(applyChange(prev, change, now), change, prev, now), previous: prev };
+    const managed = { ...this.commit(applyChange(prev, change, now), change, prev, now), previous: prev };
+    const r = managed.record;
+    if (r.status !== prev.status || r.revokedAt !== prev.revokedAt || r.expiresAt !== prev.expiresAt) {
+      if (Object.keys(this.family.live).length) this.writeFamily({ ...this.family, push: true }, now);
+      this.refreshReport(now);
+    }
+    return managed;
   }
 
   /** The record and exact counters, for `GET /v1/spend_keys/{id}`; null as for `manage`. */
@@ -87,13 +128,19 @@ export class KeyGuard extends DurableObject<Env> {
   }
 
   snapshot(): KeySnapshot {
-    return snapshot(this.config, this.counters, this.held, this.now());
+    const now = this.now();
+    const s = snapshot(this.config, this.counters, this.held, now);
+    const carved = this.carved(now);
+    const remaining = s.remainingSpendNanos === null ? null : Math.max(0, s.remainingSpendNanos - carved);
+    return { ...s, carvedNanos: carved, remainingSpendNanos: remaining };
   }
 
   /** `GET /v1/key`: the caller proves it holds the key; it gets its record (no hash) and live counters. */
   describe(secretHash: string): Described {
     const now = this.now();
     if (!this.record || !authentic(this.config, secretHash, now)) return { ok: false };
+    const stop = stoppedByAncestor(this.config, this.family, secretHash, now);
+    if (stop && stop.code !== "key_paused") return { ok: false };
     const config = { ...this.config, secretHash: "" };
     return { ok: true, record: { ...this.record, keyHash: "" }, config, snapshot: this.snapshot() };
   }
@@ -129,7 +176,7 @@ export class KeyGuard extends DurableObject<Env> {
     this.config = cfg;
     this.counters = counters;
     this.scheduleFlush(now);
-    return { record: next, snapshot: snapshot(cfg, counters, this.held, now) };
+    return { record: next, snapshot: this.snapshot() };
   }
 
   private openTables(): void {
@@ -140,7 +187,15 @@ export class KeyGuard extends DurableObject<Env> {
 
   admit(input: AdmitInput): AdmitResult {
     const now = this.now();
-    const decision = decide(this.config, this.counters, this.held, input, now);
+    const stop = stoppedByAncestor(this.config, this.family, input.secretHash, now);
+    if (stop && this.config) {
+      const terminal = stop.code !== "key_paused";
+      const shape = this.config.requestShape;
+      return { ok: false, shape, walletId: this.config.walletId, ...stop, ...(terminal ? { terminal } : {}) };
+    }
+    // The children's carves count against the spend limit as holds that never settle within the cycle.
+    const held = { count: this.held.count, nanos: this.held.nanos + this.carved(now) };
+    const decision = childRefusal(decide(this.config, this.counters, held, input, now), this.config);
     if (!decision.ok) {
       const view = this.view();
       this.raise(view && limitReached(view, decision.refusal, now), now);
@@ -175,6 +230,7 @@ export class KeyGuard extends DurableObject<Env> {
     const now = this.now();
     const costNanos = cfg ? this.closeHold(cfg, input.requestId, () => input, now) : null;
     if (costNanos !== null) this.scheduleFlush(now);
+    if (costNanos !== null) this.refreshReport(now);
     // A replay (the request was settled before) changes nothing and answers the cost first charged.
     const charged = costNanos ?? (cfg ? (this.tables.settledCost(input.requestId) ?? 0) : 0);
     return { costNanos: charged, remainingNanos: this.snapshot().remainingSpendNanos, applied: costNanos !== null };
@@ -191,12 +247,22 @@ export class KeyGuard extends DurableObject<Env> {
     if (!cfg) return;
     const now = this.now();
     for (const id of this.tables.expiredHoldIds(now)) this.closeHold(cfg, id, (h) => lapsedSettle(h, now), now);
+    this.refreshReport(now);
+    const family = await this.propagate().then(
+      () => null,
+      () => now + RETRY_MS,
+    );
     const view = this.view();
     this.raise(view && expiryReached(view, now), now);
     const send = (m: BooksMessage) => this.env.LEDGER.send(m, { contentType: "json" });
     const handed = await this.books.handOver(this.keyState(cfg), send, this.now);
     const owed = this.books.unconfirmed(this.keyState(cfg)) > 0;
-    const expiries = [this.tables.nextExpiry(), this.record && expiryDue(this.record, this.counters)];
+    const expiries = [
+      this.tables.nextExpiry(),
+      this.record && expiryDue(this.record, this.counters),
+      family,
+      this.ended(now) ? null : effectiveExpiry(cfg, this.family),
+    ];
     const at = nextWake(handed, owed, expiries, this.now());
     if (at === null) return;
     const current = await this.ctx.storage.getAlarm();
@@ -210,6 +276,141 @@ export class KeyGuard extends DurableObject<Env> {
 
   private keyState(cfg: KeyConfig): KeyState {
     return { keyId: cfg.spendKeyId, walletId: cfg.walletId, record: this.record, counters: this.counters };
+  }
+
+  // ---- child keys (children.ts): carves reserved here atomically, ancestors' state pushed down, reports up ----
+
+  /**
+   * Reserves a child's carve in this key's cycle, if the key (authenticated by its secret) may mint it: the child's
+   * fields no looser than this key's, its delegation, depth and live children within bounds, and the carve within
+   * `limit − spend − holds − carves`. Answers the child's fields and family; the Worker then creates the child.
+   */
+  mintChild(secretHash: string, req: MintRequest) {
+    const now = this.now();
+    const cfg = this.config;
+    const record = this.record;
+    if (!cfg || !record || !authentic(cfg, secretHash, now)) return { ok: false as const, refusal: null };
+    const stop = stoppedByAncestor(cfg, this.family, secretHash, now);
+    if (stop) return { ok: false as const, refusal: { status: 403 as const, ...stop } };
+    if (cfg.status === "paused") {
+      const message = "This spend key is paused by its owner: it cannot mint child keys.";
+      return { ok: false as const, refusal: { status: 403 as const, code: "key_paused" as const, message } };
+    }
+    const c = roll(cfg, this.counters, now);
+    const committed = c.currentSpendNanos + this.held.nanos + this.carved(now);
+    const minted = childFields(record, cfg, this.family, req, committed);
+    if (!minted.ok) return minted;
+    const carve = cfg.spendLimit ? (req.carveNanos ?? 0) : 0;
+    this.writeFamily({ ...this.family, live: { ...this.family.live, [req.childId]: carve } }, now);
+    const family = { ...minted.family, ancestors: ancestorsForChildren(record, this.family) };
+    return { ok: true as const, fields: minted.fields, family, walletId: record.walletId, parentId: record.id };
+  }
+
+  /** Gives back a reservation whose child was never created (its create failed). */
+  cancelChild(childId: string): void {
+    if (!(childId in this.family.live)) return;
+    const { [childId]: _, ...live } = this.family.live;
+    this.writeFamily({ ...this.family, live }, this.now());
+  }
+
+  /**
+   * An ancestor's new state (pushed by the parent, newest version per ancestor wins). A revoked ancestor revokes
+   * this key too; then the state goes on to this key's own children, and this key's report (if it has ended) to
+   * its parent — both awaited, so the caller's answer means the whole subtree has it.
+   */
+  async ancestorsChanged(pushed: Record<string, AncestorState>): Promise<void> {
+    const now = this.now();
+    const merged = mergeAncestors(this.family, pushed);
+    if (merged) this.writeFamily({ ...merged, push: merged.push || Object.keys(merged.live).length > 0 }, now);
+    const record = this.record;
+    const revokedBy = this.family.chain.find((id) => this.family.ancestors[id]?.revoked);
+    if (record && revokedBy && record.revokedAt === null) {
+      this.writeFamily({ ...this.family, revokedBy }, now);
+      this.commit(applyChange(record, { kind: "revoke" }, now), { kind: "revoke" }, record, now);
+    }
+    this.refreshReport(now);
+    await this.propagate();
+  }
+
+  /** A child's report (idempotent: a replay or an older one changes nothing). */
+  childReport(childId: string, report: Report): void {
+    const now = this.now();
+    const next = applyReport(this.family, childId, report, this.period(now));
+    if (!next) return;
+    this.writeFamily(next, now);
+    this.refreshReport(now);
+  }
+
+  /**
+   * Pushes what this key owes: its ancestors' state to its live children (each passes it on before answering),
+   * then its report to its parent. Throws when one did not answer; the alarm tries again.
+   */
+  async propagate(): Promise<void> {
+    if (this.family.push && this.record) {
+      const version = this.record.configVersion;
+      const state = ancestorsForChildren(this.record, this.family);
+      await Promise.all(
+        Object.keys(this.family.live).map((id) => this.env.KEY_GUARD.getByName(id).ancestorsChanged(state)),
+      );
+      // A change made while pushing goes again.
+      if (this.record.configVersion === version) this.writeFamily({ ...this.family, push: false }, this.now());
+    }
+    const report = this.family.report;
+    const parent = this.family.chain[0];
+    if (report && !report.acked && parent && this.record) {
+      const { acked, ...sent } = report;
+      await this.env.KEY_GUARD.getByName(parent).childReport(this.record.id, sent);
+      if (this.family.report?.seq === report.seq) {
+        this.writeFamily({ ...this.family, report: { ...report, acked: true } }, this.now());
+      }
+    }
+  }
+
+  /** The key's family and what its children take of its cycle now (tests, and the management API's reads). */
+  familyState(): Family & { carvedNanos: number } {
+    return { ...this.family, carvedNanos: this.carved(this.now()) };
+  }
+
+  /** The spend period of now (0 without a spend limit, or for `total`). */
+  private period(now: number): number {
+    return roll(this.config, this.counters, now).spendPeriodStart;
+  }
+
+  /** What the children take of this period (nothing without a spend limit: such a key reserves nothing). */
+  private carved(now: number): number {
+    return this.config?.spendLimit ? carvedIn(this.family, this.period(now)) : 0;
+  }
+
+  private ended(now: number): boolean {
+    return this.config !== null && ended(this.config, this.family, now);
+  }
+
+  /** Stores the family, and what the children take with the counters (D1's lists show it), in one transaction. */
+  private writeFamily(family: Family, now: number): void {
+    const carvedNanos = this.config?.spendLimit ? carvedIn(family, this.period(now)) : 0;
+    const counters =
+      carvedNanos === (this.counters.carvedNanos ?? 0)
+        ? this.counters
+        : { ...this.counters, carvedNanos, version: this.counters.version + 1 };
+    this.ctx.storage.transactionSync(() => {
+      this.ctx.storage.kv.put("family", family);
+      if (counters !== this.counters) this.ctx.storage.kv.put("counters", counters);
+    });
+    this.family = family;
+    if (counters !== this.counters) {
+      this.counters = counters;
+      if (this.config) this.scheduleFlush(now);
+    }
+  }
+
+  /** An ended child key's report to its parent, set again as its holds settle and its own children report. */
+  private refreshReport(now: number): void {
+    if (!this.config || !this.family.chain.length || !this.ended(now)) return;
+    const c = roll(this.config, this.counters, now);
+    const report = reportOf(this.family, this.period(now), c.currentSpendNanos, this.held);
+    if (report === this.family.report) return;
+    this.writeFamily({ ...this.family, report }, now);
+    this.scheduleFlush(now);
   }
 
   // ---- internals ----------------------------------------------------------------------------------
@@ -261,4 +462,16 @@ export class KeyGuard extends DurableObject<Env> {
     this.alarmPending = true;
     void this.ctx.storage.setAlarm(now + FLUSH_DELAY_MS);
   }
+}
+
+/** A child key's spend refusal names its carve: its spend limit is its share of its parent's cycle. */
+function childRefusal<D extends { ok: boolean; refusal?: Refusal }>(decision: D, cfg: KeyConfig | null): D {
+  const r = decision.refusal;
+  if (decision.ok || !r || r.code !== "spend_limit_exceeded" || !cfg?.parentKeyId) return decision;
+  const message = `${r.message} This child key's spend limit is its carve of its parent ${cfg.parentKeyId}'s cycle.`;
+  const details = r.details ? { ...r.details, limit: "carve" as const } : undefined;
+  return {
+    ...decision,
+    refusal: { ...r, code: "carve_exceeded", limit: "carve", message, ...(details ? { details } : {}) },
+  };
 }

@@ -64,7 +64,7 @@ export function lapsedSettle(hold: HoldRow, now: number): SettleInput {
 export function ledgerRowFor(
   hold: HoldRow,
   input: SettleInput,
-  key: { spendKeyId: string; walletId: string },
+  key: { spendKeyId: string; walletId: string; parentKeyId?: string | null },
 ): LedgerRow | null {
   const info = JSON.parse(hold.info) as HoldInfo;
   if (info.metered === false) return null;
@@ -106,5 +106,6 @@ export function ledgerRowFor(
     latencyMs: input.latencyMs,
     metadata: info.metadata,
     createdAt: hold.created_at,
+    parentKeyId: key.parentKeyId ?? null,
   };
 }

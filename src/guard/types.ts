@@ -31,6 +31,8 @@ export interface Counters {
   limitAlerted?: string[];
   /** whether spend_key.expired has fired */
   expiredAlerted?: boolean;
+  /** what the key's children take of its spend cycle (live carves and returned spend: guard/children.ts) */
+  carvedNanos?: number;
 }
 
 export interface RequestInfo {

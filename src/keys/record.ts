@@ -24,6 +24,8 @@ export interface KeyConfig {
   alertThresholds: number[];
   /** lower an output limit the spend limit cannot cover to what it can, rather than refuse */
   clampOutput: boolean;
+  /** the parent key of a child key (its ledger rows name it); null for a root key */
+  parentKeyId?: string | null;
 }
 
 /**
@@ -42,6 +44,7 @@ export const COUNTER_COLUMNS = [
   "requestPeriodStart",
   "lastUsedAt",
   "snapshotAt",
+  "carvedSpendNanos",
 ] as const satisfies readonly (keyof SpendKeyRow)[];
 type CounterColumn = (typeof COUNTER_COLUMNS)[number];
 
@@ -59,13 +62,19 @@ export type KeyRecord = Omit<SpendKeyRow, CounterColumn> & { schema: typeof RECO
  * layout (`alertThresholds`, `clampOutput`): they take the defaults those fields had when they were added.
  */
 export function storedRecord(stored: Omit<KeyRecord, "schema"> & { schema?: number }): KeyRecord {
-  if (stored.schema === RECORD_SCHEMA) return stored as KeyRecord;
-  return {
+  if (stored.schema === RECORD_SCHEMA) return withFamily(stored as KeyRecord);
+  return withFamily({
     ...stored,
     alertThresholds: stored.alertThresholds ?? null,
     clampOutput: stored.clampOutput ?? true,
     schema: 1,
-  };
+  });
+}
+
+/** Records stored before child keys existed lack their fields: a root key that may not delegate. */
+function withFamily(r: KeyRecord): KeyRecord {
+  if (r.parentKeyId !== undefined) return r;
+  return { ...r, parentKeyId: null, delegationMaxDepth: null, delegationMaxChildren: null };
 }
 
 /** D1's copy of a record: every column of the row but the counters, which only the guard's bookkeeping writes. */
@@ -95,6 +104,8 @@ export type KeyFields = Partial<
     | "expiresAt"
     | "alertThresholds"
     | "clampOutput"
+    | "delegationMaxDepth"
+    | "delegationMaxChildren"
   >
 >;
 
@@ -115,6 +126,7 @@ export function recordOf(row: SpendKeyRow): KeyRecord {
     requestPeriodStart,
     lastUsedAt,
     snapshotAt,
+    carvedSpendNanos,
     ...record
   } = row;
   return { ...record, schema: RECORD_SCHEMA };
@@ -143,6 +155,7 @@ export function configOf(r: KeyRecord): KeyConfig {
     revoked: r.revokedAt !== null,
     alertThresholds: r.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS,
     clampOutput: r.clampOutput,
+    parentKeyId: r.parentKeyId ?? null,
     version: r.configVersion,
   };
 }

@@ -26,6 +26,8 @@ export interface KeySnapshot {
   openHolds: number;
   lastUsedAt: number | null;
   rate: RateState | null;
+  /** what the key's children take of its current spend cycle: live carves and the spend of ended children */
+  carvedNanos: number;
 }
 
 /** The wire form of a spend key: what the management API, `GET /v1/key`, webhooks and the dashboard show. */
@@ -53,6 +55,12 @@ export interface SpendKeyView {
   requests_resets_at: string | null;
   alert_thresholds: number[];
   clamp_output: boolean;
+  /** the key that minted this one (POST /v1/key/children); null for a key the wallet created */
+  parent_key_id: string | null;
+  /** what the key may delegate; null: it may not mint child keys */
+  delegation: { max_depth: number; max_children: number } | null;
+  /** what its children take of its spend cycle: live carves plus the spend of children ended this cycle */
+  carved_spend: string;
 }
 
 /**
@@ -61,7 +69,7 @@ export interface SpendKeyView {
  */
 export type Counts = Pick<
   KeySnapshot,
-  "currentSpendNanos" | "totalSpendNanos" | "currentRequests" | "totalRequests" | "lastUsedAt"
+  "currentSpendNanos" | "totalSpendNanos" | "currentRequests" | "totalRequests" | "lastUsedAt" | "carvedNanos"
 >;
 
 /** The counters of a D1 row (the KeyGuard's last flushed snapshot), with cycle resets applied. */
@@ -86,6 +94,8 @@ export function countsOf(row: SpendKeyRow, now: number): Counts {
     ),
     totalRequests: row.totalRequests,
     lastUsedAt: row.lastUsedAt,
+    // The guard's last snapshot: returned spend of a cycle that has ended may show until its next change.
+    carvedNanos: row.carvedSpendNanos ?? 0,
   };
 }
 
@@ -117,6 +127,12 @@ export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.n
     requests_resets_at: requestLimit ? iso(periodEnd(requestLimit.cycle, now)) : null,
     alert_thresholds: alertThresholds,
     clamp_output: clampOutput,
+    parent_key_id: row.parentKeyId ?? null,
+    delegation:
+      row.delegationMaxDepth != null && row.delegationMaxChildren != null
+        ? { max_depth: row.delegationMaxDepth, max_children: row.delegationMaxChildren }
+        : null,
+    carved_spend: formatUsd(counters.carvedNanos),
   };
 }
 

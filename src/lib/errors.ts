@@ -16,6 +16,9 @@ interface CodeSpec {
 const CODES = {
   invalid_api_key: { status: 401, openaiType: "invalid_request_error", anthropicType: "authentication_error" },
   key_paused: { status: 403, openaiType: "permission_error", anthropicType: "permission_error" },
+  // Told only to a caller that presents the key's right secret: anyone else gets invalid_api_key.
+  key_revoked: { status: 401, openaiType: "invalid_request_error", anthropicType: "authentication_error" },
+  key_expired: { status: 401, openaiType: "invalid_request_error", anthropicType: "authentication_error" },
   model_not_allowed: { status: 403, openaiType: "permission_error", anthropicType: "permission_error" },
   model_not_found: { status: 404, openaiType: "invalid_request_error", anthropicType: "not_found_error" },
   model_not_priced: { status: 403, openaiType: "permission_error", anthropicType: "permission_error" },
@@ -23,6 +26,14 @@ const CODES = {
   too_many_concurrent_requests: { status: 429, openaiType: "requests", anthropicType: "rate_limit_error" },
   request_limit_exceeded: { status: 429, openaiType: "insufficient_quota", anthropicType: "rate_limit_error" },
   spend_limit_exceeded: {
+    status: 429,
+    openaiType: "insufficient_quota",
+    anthropicType: "billing_error",
+    anthropicStatus: 402,
+  },
+  // A child key's spend reaching its carve (its spend limit); minting a child whose carve or bounds do not fit
+  // its parent answers the same code with 409 (the route sets the status).
+  carve_exceeded: {
     status: 429,
     openaiType: "insufficient_quota",
     anthropicType: "billing_error",
@@ -69,6 +80,8 @@ export type RefusalLimit =
   | "concurrency"
   | "requests"
   | "spend"
+  /** a child key's spend limit (its carve of its parent's cycle), or a child that does not fit its parent */
+  | "carve"
   | "rate"
   /** a malformed request */
   | "body"
@@ -81,6 +94,8 @@ export type RefusalLimit =
 const LIMIT_OF: Record<ErrorCode, RefusalLimit> = {
   invalid_api_key: "key",
   key_paused: "paused",
+  key_revoked: "revoked",
+  key_expired: "expiry",
   model_not_allowed: "model",
   model_not_found: "catalog",
   model_not_priced: "price",
@@ -88,6 +103,7 @@ const LIMIT_OF: Record<ErrorCode, RefusalLimit> = {
   too_many_concurrent_requests: "concurrency",
   request_limit_exceeded: "requests",
   spend_limit_exceeded: "spend",
+  carve_exceeded: "carve",
   invalid_request: "body",
   request_too_large: "size",
   provider_not_configured: "unavailable",
@@ -109,7 +125,7 @@ export const INVALID_API_KEY_MESSAGE =
 
 /** What a limit refusal names in the sibling `details` object. */
 export interface LimitDetails {
-  limit: "spend" | "requests" | "rate" | "concurrency";
+  limit: "spend" | "requests" | "rate" | "concurrency" | "carve";
   amount?: string;
   count?: number;
   current?: string | number;
@@ -129,6 +145,8 @@ export class ApiError extends Error {
       limit?: RefusalLimit;
       /** for the log only: what went wrong inside (never rendered) */
       logText?: string;
+      /** the HTTP status when a route answers the code with another than its usual one (both dialects) */
+      status?: number;
     } = {},
   ) {
     super(message);
@@ -136,6 +154,7 @@ export class ApiError extends Error {
 
   status(dialect: Dialect): number {
     const spec: CodeSpec = CODES[this.code];
+    if (this.opts.status !== undefined) return this.opts.status;
     return dialect === "anthropic" ? (spec.anthropicStatus ?? spec.status) : spec.status;
   }
 }

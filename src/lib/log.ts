@@ -23,6 +23,8 @@ export type LogEvent =
   | "books.write_failed"
   /** a management change could not be copied to D1 at once (the guard's bookkeeping message brings it) */
   | "books.copy_deferred"
+  /** a change of a key could not reach every descendant's guard at once (the key's alarm pushes it again) */
+  | "children.push_deferred"
   /** a webhook receiver refused an attempt, or could not be reached */
   | "webhook.delivery_failed"
   /** the delivery consumer could not make or record an attempt (D1, the signing secret); retried in 5 s */

@@ -29,7 +29,7 @@ export interface RouteSpec<P extends Schema | undefined, Q extends Schema | unde
   path: string;
   summary: string;
   tags: string[];
-  security: "walletKey" | "adminToken";
+  security: "walletKey" | "adminToken" | "spendKey";
   params?: P;
   query?: Q;
   body?: B;
@@ -168,6 +168,7 @@ export function openApiDocument(
       securitySchemes: {
         walletKey: { type: "http", scheme: "bearer", description: "A wallet secret key (sgw_…)" },
         adminToken: { type: "http", scheme: "bearer", description: "The ADMIN_TOKEN secret" },
+        spendKey: { type: "http", scheme: "bearer", description: "A spend key (sk-sg-…), also read from x-api-key" },
       },
     },
   };

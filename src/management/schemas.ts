@@ -28,7 +28,11 @@ const RequestLimit = z.strictObject({ count: PositiveInt(1_000_000_000), cycle: 
 const RateLimit = z.strictObject({ rpm: PositiveInt(1_000_000), burst: opt(PositiveInt(1_000_000)) });
 const Providers = z.enum(PROVIDER_IDS as [string, ...string[]]);
 
+/** Bounds of a key's delegation (docs/limits-and-metering.md, "Child keys"). */
+const Delegation = z.strictObject({ max_depth: PositiveInt(3), max_children: PositiveInt(20) });
+
 const spendKeyFields = {
+  delegation: opt(Delegation),
   status: z.optional(z.enum(["active", "paused"])),
   request_shape: z.optional(z.enum(["openai", "anthropic"])),
   allowed_models: opt(z.array(z.string().check(z.minLength(1), z.maxLength(200))).check(z.maxLength(500))),
@@ -47,8 +51,25 @@ const spendKeyFields = {
 };
 
 export const CreateSpendKey = named("CreateSpendKey", z.strictObject({ name: Name, ...spendKeyFields }));
+/**
+ * `POST /v1/key/children`: a spend key's fields, minted by a key itself. `spend_limit.amount` is the carve of the
+ * parent's cycle; its cycle may be left out (it is always the parent's).
+ */
+export const CreateChildKey = named(
+  "CreateChildKey",
+  z.strictObject({
+    name: Name,
+    ...spendKeyFields,
+    spend_limit: opt(z.strictObject({ amount: UsdAmount, cycle: z.optional(Cycle) })),
+  }),
+);
 export const UpdateSpendKey = named("UpdateSpendKey", z.strictObject({ name: z.optional(Name), ...spendKeyFields }));
 export type UpdateSpendKeyBody = z.output<typeof UpdateSpendKey>;
+
+/** `GET /v1/spend_keys`: a page, optionally only the children of one key. */
+export const SpendKeysQuery = z.extend(Pagination, {
+  parent_key_id: z.optional(z.string().check(z.minLength(1), z.maxLength(100))),
+});
 
 const nullable = <S extends z.ZodMiniType>(s: S) => z.nullable(s);
 export const SpendKey = named(
@@ -79,6 +100,12 @@ export const SpendKey = named(
     alert_thresholds: z.array(z.number()),
     /** whether a request the spend limit cannot cover in full gets a lower output limit instead of a refusal */
     clamp_output: z.boolean(),
+    /** the key that minted this one (POST /v1/key/children); null for a key the wallet created */
+    parent_key_id: nullable(z.string()),
+    /** what the key may delegate: levels of children below it and live direct children; null: none */
+    delegation: nullable(z.object({ max_depth: z.number(), max_children: z.number() })),
+    /** what its children take of its spend cycle: live carves plus the spend of children ended this cycle */
+    carved_spend: z.string(),
   }),
 );
 /** The schema documents the view the keys module defines: if either changes alone, this stops compiling. */

@@ -46,5 +46,9 @@ export async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Prom
   }
   if (body.expires_at !== undefined) cols.expiresAt = body.expires_at === null ? null : Date.parse(body.expires_at);
   if (body.alert_thresholds !== undefined) cols.alertThresholds = body.alert_thresholds;
+  if (body.delegation !== undefined) {
+    cols.delegationMaxDepth = body.delegation?.max_depth ?? null;
+    cols.delegationMaxChildren = body.delegation?.max_children ?? null;
+  }
   return cols;
 }

@@ -6,13 +6,20 @@ import { keyGuard } from "../guard/stub.ts";
 import type { Managed } from "../guard/types.ts";
 import { type KeyChange, type KeyRecord, RECORD_SCHEMA, recordOf, rowOf } from "../keys/record.ts";
 import { countsOf, serializeSpendKey } from "../keys/view.ts";
-import { ERRORS, IdParam, listOf, Pagination } from "../lib/api-schemas.ts";
+import { ERRORS, IdParam, listOf } from "../lib/api-schemas.ts";
 import { listPage } from "../lib/cursor.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hashSecret, isKeyId, issueKey, keyPreview } from "../lib/keys.ts";
 import { errorText, log } from "../lib/log.ts";
 import { ApiRouter } from "../lib/openapi.ts";
-import { CreateSpendKey, SpendKey, SpendKeyCreated, SpendKeyRevoked, UpdateSpendKey } from "./schemas.ts";
+import {
+  CreateSpendKey,
+  SpendKey,
+  SpendKeyCreated,
+  SpendKeyRevoked,
+  SpendKeysQuery,
+  UpdateSpendKey,
+} from "./schemas.ts";
 import { columnsFrom } from "./spend-key-fields.ts";
 
 const notFound = (id: string) => new ApiError("not_found", `No spend key with id '${id}'.`, { param: "id" });
@@ -28,10 +35,29 @@ async function change(
   id: string,
   what: KeyChange,
 ): Promise<Managed & { previous: KeyRecord }> {
-  const managed = isKeyId("spend", id) ? await keyGuard(env, id).manage(walletId, what) : null;
-  if (!managed) throw notFound(id);
+  const guard = isKeyId("spend", id) ? keyGuard(env, id) : null;
+  const managed = guard ? await guard.manage(walletId, what) : null;
+  if (!managed || !guard) throw notFound(id);
+  if ("refused" in managed) {
+    const { code, message, status, param } = managed.refused;
+    throw new ApiError(code, message, { status, ...(param ? { param } : {}) });
+  }
   await copyToD1(env, managed.record, false);
+  await reachDescendants(guard, id, walletId);
   return managed;
+}
+
+/**
+ * A pause, resume, revoke or earlier expiry holds for the key's whole subtree before the call answers: the guard
+ * pushes it to every descendant's guard (and an ended child's report to its parent), awaited here. Should a push
+ * fail, the change has still landed: the guard's alarm pushes again until every descendant has it.
+ */
+async function reachDescendants(guard: ReturnType<typeof keyGuard>, id: string, walletId: string): Promise<void> {
+  try {
+    await guard.propagate();
+  } catch (err) {
+    log("warn", "children.push_deferred", { spend_key_id: id, wallet_id: walletId, error: errorText(err) });
+  }
 }
 
 /**
@@ -40,7 +66,7 @@ async function change(
  * arrive in; the counter columns are never written here. The change has landed when the guard answered: if D1
  * fails now, the call still succeeds — the guard's bookkeeping queue brings D1 the same record once it answers.
  */
-async function copyToD1(env: Bindings, record: KeyRecord, created: boolean): Promise<void> {
+export async function copyToD1(env: Bindings, record: KeyRecord, created: boolean): Promise<void> {
   const db = database(walletD1(env, record.walletId));
   try {
     if (created) {
@@ -101,6 +127,9 @@ export const spendKeyRoutes = new ApiRouter()
         configVersion: 1,
         revokedAt: null,
         alertThresholds: null,
+        parentKeyId: null,
+        delegationMaxDepth: null,
+        delegationMaxChildren: null,
         ...(await columnsFrom(c.env, body)),
         clampOutput: body.clamp_output ?? true,
       };
@@ -118,10 +147,12 @@ export const spendKeyRoutes = new ApiRouter()
       summary: "List spend keys, newest first",
       tags,
       security,
-      query: Pagination,
+      query: SpendKeysQuery,
       responses: {
         200: {
-          description: "A page of spend keys (counters a second or two behind; a retrieve is exact)",
+          description:
+            "A page of spend keys (counters a second or two behind; a retrieve is exact); `parent_key_id` lists " +
+            "only that key's children",
           schema: listOf("SpendKeyList", SpendKey),
         },
         ...ERRORS,
@@ -129,7 +160,12 @@ export const spendKeyRoutes = new ApiRouter()
     },
     async (c, { query }) => {
       const t = spendKeys;
-      const mine = and(eq(t.walletId, c.get("walletId")), isNull(t.revokedAt));
+      const parent = query.parent_key_id;
+      const mine = and(
+        eq(t.walletId, c.get("walletId")),
+        isNull(t.revokedAt),
+        parent === undefined ? undefined : eq(t.parentKeyId, parent),
+      );
       const now = Date.now();
       const wire = (r: SpendKeyRow) => serializeSpendKey(recordOf(r), countsOf(r, now), now);
       return c.json(await listPage(walletD1(c.env, c.get("walletId")), t, t.id, mine, query, wire));

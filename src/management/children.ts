@@ -1,0 +1,93 @@
+import type { Bindings } from "../env.ts";
+import { keyGuard } from "../guard/stub.ts";
+import { type KeyRecord, RECORD_SCHEMA } from "../keys/record.ts";
+import { serializeSpendKey } from "../keys/view.ts";
+import { ERRORS } from "../lib/api-schemas.ts";
+import { spendKeyFrom } from "../lib/credentials.ts";
+import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
+import { hashSecret, issueKey, keyPreview, parseKey } from "../lib/keys.ts";
+import { parseUsd } from "../lib/money.ts";
+import { ApiRouter } from "../lib/openapi.ts";
+import { CreateChildKey, SpendKeyCreated } from "./schemas.ts";
+import { columnsFrom } from "./spend-key-fields.ts";
+import { copyToD1 } from "./spend-keys.ts";
+
+/**
+ * `POST /v1/key/children`: a spend key mints a child key for a sub-agent, carved from its own budget, without the
+ * wallet's secret key. The parent's KeyGuard checks and reserves (guard/children.ts); the child's guard is then
+ * created like any key's, and D1's copy written. The child is an ordinary spend key everywhere after that.
+ */
+export const childKeyRoutes = new ApiRouter().route(
+  {
+    method: "post",
+    path: "/key/children",
+    summary: "Mint a child key carved from the calling spend key's budget",
+    tags: ["Child keys"],
+    security: "spendKey",
+    body: CreateChildKey,
+    responses: {
+      201: { description: "The child key; `key` is shown only now", schema: SpendKeyCreated },
+      ...ERRORS,
+      409: { description: "`carve_exceeded`: the carve or the child does not fit the parent (bounds, children)" },
+    },
+  },
+  async (c, { body }) => {
+    const env: Bindings = c.env;
+    const secret = spendKeyFrom(c.req.raw.headers);
+    const parentId = secret ? parseKey("spend", secret) : null;
+    if (!secret || !parentId) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
+    const { spend_limit, ...rest } = body;
+    const fields = await columnsFrom(env, rest);
+    const issued = issueKey("spend");
+    const parent = keyGuard(env, parentId);
+    const minted = await parent.mintChild(await hashSecret(secret), {
+      childId: issued.id,
+      fields,
+      carveNanos: spend_limit ? parseUsd(spend_limit.amount) : null,
+      cycle: spend_limit?.cycle ?? null,
+    });
+    if (!minted.ok) {
+      if (!minted.refusal) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
+      const { code, message, status, param } = minted.refusal as typeof minted.refusal & { param?: string };
+      throw new ApiError(code, message, { status, ...(param ? { param } : {}) });
+    }
+    const now = Date.now();
+    const record: KeyRecord = {
+      schema: RECORD_SCHEMA,
+      id: issued.id,
+      walletId: minted.walletId,
+      name: body.name,
+      keyHash: await hashSecret(issued.key),
+      keyPreview: keyPreview(issued.key),
+      status: "active",
+      createdAt: now,
+      updatedAt: now,
+      configVersion: 1,
+      revokedAt: null,
+      alertThresholds: null,
+      clampOutput: body.clamp_output ?? true,
+      ...minted.fields,
+      requestShape: minted.fields.requestShape ?? "openai",
+      allowedModels: minted.fields.allowedModels ?? null,
+      allowedProviders: minted.fields.allowedProviders ?? null,
+      requestLimitCount: minted.fields.requestLimitCount ?? null,
+      requestLimitCycle: minted.fields.requestLimitCycle ?? null,
+      rateLimitRpm: minted.fields.rateLimitRpm ?? null,
+      rateLimitBurst: minted.fields.rateLimitBurst ?? null,
+      expiresAt: minted.fields.expiresAt ?? null,
+      delegationMaxDepth: minted.fields.delegationMaxDepth ?? null,
+      delegationMaxChildren: minted.fields.delegationMaxChildren ?? null,
+      parentKeyId: minted.parentId,
+    };
+    const created = await keyGuard(env, record.id)
+      .create(record, minted.family)
+      .catch(() => null);
+    if (!created) {
+      // Nothing was made: the parent's reservation goes back.
+      await parent.cancelChild(record.id);
+      throw new ApiError("conflict", "Could not create the child key; try again.");
+    }
+    await copyToD1(env, created.record, true);
+    return c.json({ ...serializeSpendKey(created.record, created.snapshot, now), key: issued.key }, 201);
+  },
+);
