@@ -3,6 +3,7 @@ import * as z from "zod/mini";
 import { adminRoutes } from "../../src/admin/routes.ts";
 import { ErrorBody } from "../../src/lib/api-schemas.ts";
 import type { ApiRouter } from "../../src/lib/openapi.ts";
+import { childKeyRoutes } from "../../src/management/children.ts";
 import { requestRoutes } from "../../src/management/requests.ts";
 import { secretKeyRoutes } from "../../src/management/secret-keys.ts";
 import { spendKeyRoutes } from "../../src/management/spend-keys.ts";
@@ -29,6 +30,7 @@ type Spec = ApiRouter["specs"][number];
 const MOUNTS: [prefix: string, router: { specs: Spec[] }][] = [
   ["/admin", adminRoutes],
   ["/v1", spendKeyRoutes],
+  ["/v1", childKeyRoutes],
   ["/v1", secretKeyRoutes],
   ["/v1", requestRoutes],
   ["/v1", usageRoutes],
@@ -46,6 +48,8 @@ interface World {
   /** a spend key that made one gateway request (the ledger row, usage, webhook events) */
   gateway: { id: string; key: string };
   spendKeyId: string;
+  /** a spend key that may mint child keys (authenticates `POST /v1/key/children`) */
+  parentKey: string;
   secretKeyId: string;
   requestId: string;
   webhookId: string;
@@ -119,8 +123,21 @@ const TABLE: [family: string, steps: Step[]][] = [
           expires_at: new Date(Date.now() + 30 * 86_400_000).toISOString(),
           clamp_output: false,
           alert_thresholds: [0.5, 0.8],
+          delegation: { max_depth: 2, max_children: 3 },
         }),
         after: (key) => (w.spendKeyId = key.spend_key_id),
+      },
+      {
+        route: "POST /v1/key/children",
+        before: async () => {
+          const parent = await createSpendKey(w.wallet.key, {
+            spend_limit: { amount: "1.00", cycle: "daily" },
+            delegation: { max_depth: 1, max_children: 1 },
+          });
+          w.parentKey = parent.key;
+        },
+        body: () => ({ name: "child", spend_limit: { amount: "0.10" } }),
+        after: (child) => expect(child.parent_key_id).toMatch(/^spk_/),
       },
       { route: "GET /v1/spend_keys", after: nonEmpty },
       { route: "GET /v1/spend_keys/{id}", path: () => `/v1/spend_keys/${w.spendKeyId}` },
@@ -315,7 +332,12 @@ async function exercise(step: Step): Promise<void> {
   const path = step.path?.() ?? template;
   expect(path, "a concrete path").not.toContain("{");
   const body = step.body?.();
-  const credential = template.startsWith("/admin/") ? ADMIN : { authorization: `Bearer ${w.wallet.key}` };
+  const credential = () =>
+    template.startsWith("/admin/")
+      ? ADMIN
+      : template === "/v1/key/children"
+        ? { authorization: `Bearer ${w.parentKey}` }
+        : { authorization: `Bearer ${w.wallet.key}` };
 
   // Refused without a credential, with the documented error body.
   const refused = await call(method, path, { body });
@@ -325,7 +347,7 @@ async function exercise(step: Step): Promise<void> {
 
   await step.before?.();
   const status = successStatus(spec);
-  const answer = await json(await call(method, path, { headers: credential, body }), status);
+  const answer = await json(await call(method, path, { headers: credential(), body }), status);
   const schema = spec.responses[status]?.schema;
   if (!schema) throw new Error(`${step.route} documents no schema for ${status}`);
   // What later steps need first, so one route's mismatch fails that route alone.
