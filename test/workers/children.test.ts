@@ -1,5 +1,7 @@
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
 import { call, chat, createSpendKey, createWallet, json, mgmt, settled } from "./helpers.ts";
 
@@ -168,6 +170,31 @@ describe("child keys: what does not fit is refused, and nothing is minted", () =
   });
 });
 
+describe("child keys: the parent's admission counts its children's carves", () => {
+  it("a parent's own request cannot spend what its children's carves reserve", async () => {
+    const p = await root({ clamp_output: false });
+    const before = await chat(p.key, { max_tokens: 5000 });
+    expect(before.status).toBe(200);
+    await settled(p.id);
+    await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.008" } }), 201);
+    // $0.003 of output no longer fits the $0.01 limit less the child's $0.008 carve and the spend so far
+    const refused = await json(await chat(p.key, { max_tokens: 5000 }), 429);
+    expect(refused.error.code).toBe("spend_limit_exceeded");
+    expect((await chat(p.key, { max_tokens: 1000 })).status).toBe(200);
+  });
+
+  it("a child's spend reaching its carve is refused as carve_exceeded (429, or 402 for Anthropic)", async () => {
+    const p = await root({ clamp_output: false });
+    const c = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.001" }, clamp_output: false }), 201);
+    const res = await chat(c.key, { max_tokens: 5000 });
+    expect(res.headers.get("x-should-retry")).toBe("false");
+    const body = await json(res, 429);
+    expect(body.error).toMatchObject({ code: "carve_exceeded", type: "insufficient_quota" });
+    expect(body.error.message).toContain(`carve of its parent ${p.id}`);
+    expect(body.details).toMatchObject({ limit: "carve", amount: "0.001", cycle: "daily" });
+  });
+});
+
 describe("child keys: a key's state reaches its whole subtree", () => {
   it("pausing the root stops a grandchild's next request (naming the ancestor); resuming restores it", async () => {
     const p = await root();
@@ -230,5 +257,202 @@ describe("child keys: a key's state reaches its whole subtree", () => {
     expect(family.carvedNanos).toBe(spent);
     const view = await keyView(p.key);
     expect(view.carved_spend).toBe((spent / 1e9).toFixed(9).replace(/0+$/, ""));
+  });
+});
+
+// ---- the property: random trees, concurrent requests everywhere, revokes mid-flight, cycles rolling over ----
+
+interface Node {
+  id: string;
+  key: string;
+  parent: number | null;
+  depth: number;
+  limitNanos: number;
+}
+
+const DAY = 86_400_000;
+
+describe("child keys: a subtree never spends past its key's limit, and returns balance to the ledger", () => {
+  it("holds over random trees, concurrent requests at every node, revokes mid-flight and cycles rolling (property)", async () => {
+    const { runDurableObjectAlarm, runInDurableObject } = await import("cloudflare:test");
+    const statuses = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 3_000_000, max: 8_000_000 }),
+        fc.array(fc.record({ parent: fc.nat(), share: fc.integer({ min: 5, max: 45 }) }), {
+          minLength: 2,
+          maxLength: 6,
+        }),
+        fc.array(
+          fc.record({
+            burst: fc.integer({ min: 2, max: 4 }),
+            tokens: fc.array(fc.integer({ min: 300, max: 3000 }), { minLength: 4, maxLength: 4 }),
+            revoke: fc.option(fc.nat(), { nil: null }),
+            rollOver: fc.boolean(),
+          }),
+          { minLength: 2, maxLength: 3 },
+        ),
+        async (rootLimit, mints, rounds) => {
+          let now = Date.UTC(2031, 4, 6, 12);
+          const wallet = await createWallet();
+          const rootKey = await createSpendKey(wallet.key, {
+            spend_limit: { amount: (rootLimit / 1e9).toFixed(9), cycle: "daily" },
+            delegation: { max_depth: 3, max_children: 3 },
+          });
+          const nodes: Node[] = [
+            { id: rootKey.spend_key_id, key: rootKey.key, parent: null, depth: 0, limitNanos: rootLimit },
+          ];
+          const setClock = (n: Node) =>
+            runInDurableObject(keyGuard(env, n.id), (g: KeyGuard) => {
+              g.now = () => now;
+            });
+          await setClock(nodes[0]!);
+          for (const m of mints) {
+            const candidates = nodes.filter((n) => n.depth < 3);
+            const parent = candidates[m.parent % candidates.length]!;
+            const carve = Math.floor((parent.limitNanos * m.share) / 100);
+            const depth = parent.depth + 1;
+            const res = await mint(parent.key, {
+              name: `n${nodes.length}`,
+              spend_limit: { amount: (carve / 1e9).toFixed(9) },
+              ...(depth < 3 ? { delegation: { max_depth: 3 - depth, max_children: 3 } } : {}),
+            });
+            // What does not fit (the parent's other carves took it) is refused, and nothing is minted.
+            if (res.status === 409) continue;
+            const child = await json(res, 201);
+            const node = {
+              id: child.spend_key_id,
+              key: child.key,
+              parent: nodes.indexOf(parent),
+              depth,
+              limitNanos: carve,
+            };
+            nodes.push(node);
+            await setClock(node);
+          }
+          const rows = new Map<string, { key: string; cost: number; at: number }>();
+          const collect = async () => {
+            for (const n of nodes) {
+              for (const r of (await settled(n.id)).ledger) {
+                rows.set(r.requestId, { key: n.id, cost: r.costNanos, at: r.createdAt as number });
+              }
+            }
+          };
+          const subtree = (i: number): number[] => [i, ...nodes.flatMap((n, j) => (n.parent === i ? subtree(j) : []))];
+          const spentIn = (i: number, period: number) => {
+            const ids = new Set(subtree(i).map((j) => nodes[j]!.id));
+            let total = 0;
+            for (const r of rows.values()) if (ids.has(r.key) && r.at - (r.at % DAY) === period) total += r.cost;
+            return total;
+          };
+          const revoked = new Set<number>();
+          for (const round of rounds) {
+            const victim = round.revoke === null || nodes.length < 2 ? null : 1 + (round.revoke % (nodes.length - 1));
+            // Every node sends a burst at once, mostly billed at its worst case (the fake provider's [[fault:worst]]).
+            const work: Promise<unknown>[] = nodes.flatMap((n, i) =>
+              Array.from({ length: round.burst }, async (_, j) => {
+                const worst = (i + j) % 3 !== 0;
+                const content = worst ? "[[fault:worst]] go" : "Say hello";
+                const max_tokens = round.tokens[(i + j) % 4];
+                const res = await chat(n.key, { max_tokens, messages: [{ role: "user", content }] });
+                statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+                await res.arrayBuffer();
+              }),
+            );
+            if (victim !== null) {
+              work.splice(
+                Math.floor(work.length / 2),
+                0,
+                mgmt(wallet.key, "DELETE", `/spend_keys/${nodes[victim]!.id}`),
+              );
+              for (const j of subtree(victim)) revoked.add(j);
+            }
+            await Promise.all(work);
+            // Everything settles: holds closed, every ended key's report acknowledged by its parent.
+            await collect();
+            for (let pass = 0; pass < 5; pass++) {
+              for (const n of nodes) await runDurableObjectAlarm(keyGuard(env, n.id));
+            }
+            await collect();
+            const period = now - (now % DAY);
+            for (const [i, n] of nodes.entries()) {
+              // No key's subtree ever spent past its limit, in any cycle seen so far.
+              const periods = new Set([...rows.values()].map((r) => r.at - (r.at % DAY)));
+              for (const p of periods) expect(spentIn(i, p), `${n.id} in ${p}`).toBeLessThanOrEqual(n.limitNanos);
+              const guard = keyGuard(env, n.id);
+              const family = await guard.familyState();
+              if (n.parent !== null && revoked.has(i)) expect(family.report?.acked, `${n.id} report acked`).toBe(true);
+              // own spend, live carves and returned amounts balance exactly to the ledger
+              const own = new Set([n.id]);
+              let ownSpend = 0;
+              for (const r of rows.values()) if (own.has(r.key) && r.at - (r.at % DAY) === period) ownSpend += r.cost;
+              expect((await guard.snapshot()).currentSpendNanos, `${n.id} own spend`).toBe(ownSpend);
+              let expected = 0;
+              for (const [j, c] of nodes.entries()) {
+                if (c.parent !== i) continue;
+                const ret = family.returned[c.id];
+                if (family.live[c.id] !== undefined) {
+                  expect(family.live[c.id]).toBe(c.limitNanos);
+                  expect(revoked.has(j)).toBe(false);
+                  expected += c.limitNanos;
+                } else if (ret && ret.period === period) {
+                  expect(ret, `${c.id} returned`).toMatchObject({ amount: spentIn(j, period), final: true });
+                  expected += ret.amount;
+                } else {
+                  expect(revoked.has(j), `${c.id} neither live nor returned`).toBe(true);
+                }
+              }
+              expect(family.carvedNanos, `${n.id} carved`).toBe(expected);
+            }
+            if (round.rollOver) {
+              now += DAY;
+              for (const n of nodes) await setClock(n);
+            }
+          }
+        },
+      ),
+      { numRuns: 10 },
+    );
+    // The runs reached the limits: some requests were refused by a spend limit or a carve, most were served.
+    console.log("statuses", JSON.stringify([...statuses]));
+    expect(statuses.get(429) ?? 0).toBeGreaterThan(0);
+  });
+});
+
+describe("child keys through the @lavapayments/nodejs SDK", () => {
+  it("lists, retrieves and updates a child key with its new fields (the SDK's calls unchanged)", async () => {
+    const { Lava } = await import("@lavapayments/nodejs");
+    const p = await root();
+    const child = await json(await mint(p.key, { name: "sub", spend_limit: { amount: "0.004" } }), 201);
+    // The SDK calls the global fetch: route it to the Worker, as a client over HTTP would reach it.
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = ((input: RequestInfo | URL, init?: RequestInit) =>
+      exports.default.fetch(new Request(input, init))) as typeof fetch;
+    try {
+      const lava = new Lava(p.wallet.key, { baseUrl: "http://gateway.test/v1/" });
+      const list = await lava.spendKeys.list({ limit: 10 });
+      const listed = list.data.find((k) => k.spend_key_id === child.spend_key_id) as unknown as Record<string, unknown>;
+      expect(listed).toMatchObject({
+        parent_key_id: p.id,
+        delegation: null,
+        spend_limit: { amount: "0.004", cycle: "daily" },
+      });
+      const parent = list.data.find((k) => k.spend_key_id === p.id) as unknown as Record<string, unknown>;
+      expect(parent).toMatchObject({ parent_key_id: null, delegation: { max_depth: 3, max_children: 5 } });
+      const got = (await lava.spendKeys.retrieve(child.spend_key_id)) as unknown as Record<string, unknown>;
+      expect(got).toMatchObject({ parent_key_id: p.id, carved_spend: "0.00" });
+      const updated = (await lava.spendKeys.update(child.spend_key_id, {
+        name: "renamed",
+        status: "paused",
+      })) as unknown as Record<string, unknown>;
+      expect(updated).toMatchObject({ name: "renamed", status: "paused", parent_key_id: p.id });
+      await expect(
+        lava.spendKeys.update(child.spend_key_id, { spend_limit: { amount: "0.005", cycle: "daily" } }),
+      ).rejects.toThrow(/409.*carve/);
+      const parentView = (await lava.spendKeys.retrieve(p.id)) as unknown as Record<string, unknown>;
+      expect(parentView.carved_spend).toBe("0.004");
+    } finally {
+      globalThis.fetch = realFetch;
+    }
   });
 });
