@@ -142,7 +142,7 @@ describe("child keys: what does not fit is refused, and nothing is minted", () =
     await json(await mint(p.key, { name: "c3", spend_limit: { amount: "0.1" } }), 201);
   });
 
-  it("the wallet may not change a child's carve, nor a parent's cycle or its limit below live carves (409)", async () => {
+  it("the wallet may not change a child's carve, nor a parent's cycle or its limit below carves (409)", async () => {
     const p = await root();
     const child = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.004" } }), 201);
     const carve = await json(
@@ -273,7 +273,7 @@ interface Node {
 const DAY = 86_400_000;
 
 describe("child keys: a subtree never spends past its key's limit, and returns balance to the ledger", () => {
-  it("holds over random trees, concurrent requests at every node, revokes mid-flight and cycles rolling (property)", async () => {
+  it("holds over random trees, bursts at every node, revokes mid-flight, cycles rolling (property)", async () => {
     const { runDurableObjectAlarm, runInDurableObject } = await import("cloudflare:test");
     const statuses = new Map<number, number>();
     await fc.assert(
