@@ -321,7 +321,11 @@ export class KeyGuard extends DurableObject<Env> {
   async ancestorsChanged(pushed: Record<string, AncestorState>): Promise<void> {
     const now = this.now();
     const merged = mergeAncestors(this.family, pushed);
-    if (merged) this.writeFamily({ ...merged, push: merged.push || Object.keys(merged.live).length > 0 }, now);
+    if (merged) {
+      this.writeFamily({ ...merged, push: merged.push || Object.keys(merged.live).length > 0 }, now);
+      // An ancestor's earlier expiry is this key's: the alarm then wakes for it (nextWake) and returns the carve.
+      if (this.config) this.scheduleFlush(now);
+    }
     const record = this.record;
     const revokedBy = this.family.chain.find((id) => this.family.ancestors[id]?.revoked);
     if (record && revokedBy && record.revokedAt === null) {

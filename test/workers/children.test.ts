@@ -419,6 +419,26 @@ describe("child keys: a subtree never spends past its key's limit, and returns b
   });
 });
 
+describe("child keys: expiry returns the carve", () => {
+  it("a child past its expiry returns its carve from its alarm, its spend still counted", async () => {
+    const { runDurableObjectAlarm, runInDurableObject } = await import("cloudflare:test");
+    const p = await root();
+    const expires_at = new Date(Date.now() + 3_600_000).toISOString();
+    const c = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.005" }, expires_at }), 201);
+    expect((await chat(c.key, { max_tokens: 50 })).status).toBe(200);
+    const spent = (await settled(c.spend_key_id)).counters.currentSpendNanos;
+    expect((await keyGuard(env, p.id).familyState()).carvedNanos).toBe(5_000_000);
+    await runInDurableObject(keyGuard(env, c.spend_key_id), (g: KeyGuard) => {
+      g.now = () => Date.now() + 3_700_000;
+    });
+    await runDurableObjectAlarm(keyGuard(env, c.spend_key_id));
+    const family = await keyGuard(env, p.id).familyState();
+    expect(family.live).toEqual({});
+    expect(family.returned[c.spend_key_id]).toMatchObject({ amount: spent, final: true });
+    expect(family.carvedNanos).toBe(spent);
+  });
+});
+
 describe("child keys through the @lavapayments/nodejs SDK", () => {
   it("lists, retrieves and updates a child key with its new fields (the SDK's calls unchanged)", async () => {
     const { Lava } = await import("@lavapayments/nodejs");
