@@ -194,7 +194,52 @@ try {
   for (const r of ledger.data)
     say(dim(`${r.status.padEnd(9)} ${r.model.padEnd(26)} ${r.stream ? "stream" : "json  "}  $${r.cost}`));
 
-  step(8, "Revoke: the key fails on its very next request");
+  step(8, "An orchestrator mints keys for its sub-agents, carved from its own budget (no wallet key needed)");
+  const orchestrator = await lava.spendKeys.create({
+    name: "orchestrator",
+    spend_limit: { amount: "0.01", cycle: "daily" },
+    delegation: { max_depth: 1, max_children: 2 },
+  } as Parameters<typeof lava.spendKeys.create>[0]);
+  const mintChild = async (body: Record<string, unknown>) => {
+    const res = await fetch(`${url}/v1/key/children`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${orchestrator.key}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`minting a child key: ${res.status} ${await res.text()}`);
+    return (await res.json()) as { key: string; spend_key_id: string; name: string; spend_limit: { amount: string } };
+  };
+  const researcher = await mintChild({ name: "researcher", spend_limit: { amount: "0.006" } });
+  const writer = await mintChild({ name: "writer", spend_limit: { amount: "0.0005" }, allowed_models: ["gpt-4o"] });
+  const orchestratorView = async () => {
+    const res = await fetch(`${url}/v1/key`, { headers: { authorization: `Bearer ${orchestrator.key}` } });
+    return (await res.json()) as { carved_spend: string; remaining: { spend: string } };
+  };
+  for (const k of [researcher, writer])
+    say(`${k.name.padEnd(10)} carve $${k.spend_limit.amount} of the orchestrator's day`);
+  let view = await orchestratorView();
+  say(`orchestrator: $${view.carved_spend} carved for its sub-agents, $${view.remaining.spend} left for itself`);
+  const writerClient = new OpenAI({ baseURL: `${url}/v1`, apiKey: writer.key, maxRetries: 0 });
+  for (let i = 1; i <= 10; i++) {
+    try {
+      await writerClient.chat.completions.create({
+        model: "gpt-4o",
+        max_tokens: 20,
+        messages: [{ role: "user", content: `draft ${i}` }],
+      });
+      say(`writer request ${i}: 200`);
+    } catch (e) {
+      say(
+        `writer request ${i}: ${apiError(e).status} ${apiError(e).code} — ${apiError(e).message.replace(/^\d+ /, "")}`,
+      );
+      break;
+    }
+  }
+  await lava.spendKeys.revoke(writer.spend_key_id);
+  view = await orchestratorView();
+  say(`writer revoked: its unspent carve returns — $${view.carved_spend} carved now, $${view.remaining.spend} left`);
+
+  step(9, "Revoke: the key fails on its very next request");
   await lava.spendKeys.revoke(agent.spend_key_id);
   try {
     await fresh.chat.completions.create({

@@ -472,7 +472,9 @@ export class KeyGuard extends DurableObject<Env> {
 function childRefusal<D extends { ok: boolean; refusal?: Refusal }>(decision: D, cfg: KeyConfig | null): D {
   const r = decision.refusal;
   if (decision.ok || !r || r.code !== "spend_limit_exceeded" || !cfg?.parentKeyId) return decision;
-  const message = `${r.message} This child key's spend limit is its carve of its parent ${cfg.parentKeyId}'s cycle.`;
+  // A carve cannot be raised (the wallet's change is refused): say what can be done instead.
+  const own = r.message.replace("raise the limit", "its parent can mint a key with a larger carve");
+  const message = `${own} This child key's spend limit is its carve of its parent ${cfg.parentKeyId}'s cycle.`;
   const details = r.details ? { ...r.details, limit: "carve" as const } : undefined;
   return {
     ...decision,
