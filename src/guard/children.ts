@@ -52,7 +52,15 @@ export interface Family {
   push: boolean;
   /** the ancestor whose revocation revoked this key */
   revokedBy: string | null;
+  /** children reserved and not yet known to be created, by when (a Worker lost mid-mint: see `MINT_TIMEOUT_MS`) */
+  minting?: Record<string, number>;
 }
+
+/**
+ * How long a reservation may wait for its child's creation before the parent's alarm asks the child's guard: a
+ * guard still without a record is then sealed (a late create fails) and the carve goes back.
+ */
+export const MINT_TIMEOUT_MS = 60_000;
 
 export const rootFamily = (): Family => ({
   chain: [],
@@ -135,13 +143,16 @@ export function ancestorsForChildren(record: KeyRecord, f: Family): Record<strin
   return { ...f.ancestors, [record.id]: own };
 }
 
-/** Pushed ancestor states merged in: each ancestor's newest version wins. Null when nothing changed. */
-export function mergeAncestors(f: Family, pushed: Record<string, AncestorState>): Family | null {
+/**
+ * Pushed ancestor states merged in: each ancestor's newest version wins. Null when nothing changed. A key not
+ * created yet (its chain unknown) keeps every state pushed to it, for its creation to merge.
+ */
+export function mergeAncestors(f: Family, pushed: Record<string, AncestorState>, created = true): Family | null {
   let changed = false;
   const ancestors = { ...f.ancestors };
   for (const [id, state] of Object.entries(pushed)) {
     const had = ancestors[id];
-    if (!f.chain.includes(id) || (had && had.version >= state.version)) continue;
+    if ((created && !f.chain.includes(id)) || (had && had.version >= state.version)) continue;
     ancestors[id] = state;
     changed = true;
   }

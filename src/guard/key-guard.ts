@@ -14,6 +14,7 @@ import {
   type Family,
   type FamilyRefusal,
   familyConflict,
+  MINT_TIMEOUT_MS,
   type MintRequest,
   mergeAncestors,
   type Report,
@@ -89,14 +90,28 @@ export class KeyGuard extends DurableObject<Env> {
 
   /** The key's first write; null when the id already has a record. A child key comes with its family. */
   create(record: KeyRecord, family?: Family): Managed | null {
-    if (this.record) return null;
+    if (this.record || this.ctx.storage.kv.get("abandoned")) return null;
+    const now = this.now();
     if (family) {
       // Ancestors' states pushed before the record existed (a pause racing the mint) are newer: they stay.
       const merged = mergeAncestors(family, this.family.ancestors) ?? family;
       this.ctx.storage.kv.put("family", merged);
       this.family = merged;
     }
-    return this.commit(record, "create", null, this.now());
+    const managed = this.commit(record, "create", null, now);
+    if (!family) return managed;
+    this.followAncestors(now);
+    return { record: this.record ?? managed.record, snapshot: this.snapshot() };
+  }
+
+  /**
+   * The parent asks after a reservation whose creation it never heard of: a key created answers so; one never
+   * created is sealed, so that a create arriving later fails and the carve can go back.
+   */
+  sealIfUncreated(): "created" | "sealed" {
+    if (this.record) return "created";
+    this.ctx.storage.kv.put("abandoned", true);
+    return "sealed";
   }
 
   /**
@@ -248,7 +263,7 @@ export class KeyGuard extends DurableObject<Env> {
     const now = this.now();
     for (const id of this.tables.expiredHoldIds(now)) this.closeHold(cfg, id, (h) => lapsedSettle(h, now), now);
     this.refreshReport(now);
-    const family = await this.propagate().then(
+    const family = await Promise.all([this.checkMinting(now), this.propagate()]).then(
       () => null,
       () => now + RETRY_MS,
     );
@@ -262,6 +277,7 @@ export class KeyGuard extends DurableObject<Env> {
       this.record && expiryDue(this.record, this.counters),
       family,
       this.ended(now) ? null : effectiveExpiry(cfg, this.family),
+      ...Object.values(this.family.minting ?? {}).map((at) => at + MINT_TIMEOUT_MS),
     ];
     const at = nextWake(handed, owed, expiries, this.now());
     if (at === null) return;
@@ -301,16 +317,17 @@ export class KeyGuard extends DurableObject<Env> {
     const minted = childFields(record, cfg, this.family, req, committed);
     if (!minted.ok) return minted;
     const carve = cfg.spendLimit ? (req.carveNanos ?? 0) : 0;
-    this.writeFamily({ ...this.family, live: { ...this.family.live, [req.childId]: carve } }, now);
+    const minting = { ...this.family.minting, [req.childId]: now };
+    this.writeFamily({ ...this.family, live: { ...this.family.live, [req.childId]: carve }, minting }, now);
     const family = { ...minted.family, ancestors: ancestorsForChildren(record, this.family) };
     return { ok: true as const, fields: minted.fields, family, walletId: record.walletId, parentId: record.id };
   }
 
   /** Gives back a reservation whose child was never created (its create failed). */
   cancelChild(childId: string): void {
-    if (!(childId in this.family.live)) return;
     const { [childId]: _, ...live } = this.family.live;
-    this.writeFamily({ ...this.family, live }, this.now());
+    const { [childId]: __, ...minting } = this.family.minting ?? {};
+    this.writeFamily({ ...this.family, live, minting }, this.now());
   }
 
   /**
@@ -320,20 +337,43 @@ export class KeyGuard extends DurableObject<Env> {
    */
   async ancestorsChanged(pushed: Record<string, AncestorState>): Promise<void> {
     const now = this.now();
-    const merged = mergeAncestors(this.family, pushed);
+    const merged = mergeAncestors(this.family, pushed, this.record !== null);
     if (merged) {
       this.writeFamily({ ...merged, push: merged.push || Object.keys(merged.live).length > 0 }, now);
       // An ancestor's earlier expiry is this key's: the alarm then wakes for it (nextWake) and returns the carve.
       if (this.config) this.scheduleFlush(now);
     }
+    this.followAncestors(now);
+    await this.propagate();
+  }
+
+  /** A revoked ancestor revokes this key (final, as any revoke); an ended key's report is brought up to date. */
+  private followAncestors(now: number): void {
     const record = this.record;
     const revokedBy = this.family.chain.find((id) => this.family.ancestors[id]?.revoked);
     if (record && revokedBy && record.revokedAt === null) {
-      this.writeFamily({ ...this.family, revokedBy }, now);
+      this.writeFamily({ ...this.family, revokedBy, push: Object.keys(this.family.live).length > 0 }, now);
       this.commit(applyChange(record, { kind: "revoke" }, now), { kind: "revoke" }, record, now);
     }
     this.refreshReport(now);
-    await this.propagate();
+  }
+
+  /** The Worker created the child this key reserved for: the reservation no longer waits to be checked. */
+  childCreated(childId: string): void {
+    const minting = this.family.minting ?? {};
+    if (!(childId in minting)) return;
+    const { [childId]: _, ...rest } = minting;
+    this.writeFamily({ ...this.family, minting: rest }, this.now());
+  }
+
+  /** Reservations whose child was never created (the Worker was lost mid-mint) go back, from the alarm. */
+  private async checkMinting(now: number): Promise<void> {
+    for (const [id, at] of Object.entries(this.family.minting ?? {})) {
+      if (at + MINT_TIMEOUT_MS > now) continue;
+      const answer = await this.env.KEY_GUARD.getByName(id).sealIfUncreated();
+      if (answer === "sealed") this.cancelChild(id);
+      else this.childCreated(id);
+    }
   }
 
   /** A child's report (idempotent: a replay or an older one changes nothing). */

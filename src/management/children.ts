@@ -88,6 +88,8 @@ export const childKeyRoutes = new ApiRouter().route(
       throw new ApiError("conflict", "Could not create the child key; try again.");
     }
     await copyToD1(env, created.record, true);
+    // The reservation is settled; were this call lost, the parent's alarm would find the child created anyway.
+    await parent.childCreated(record.id).catch(() => undefined);
     return c.json({ ...serializeSpendKey(created.record, created.snapshot, now), key: issued.key }, 201);
   },
 );

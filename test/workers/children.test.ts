@@ -3,6 +3,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
+import type { KeyRecord } from "../../src/keys/record.ts";
+import { hashSecret, issueKey } from "../../src/lib/keys.ts";
 import { call, chat, createSpendKey, createWallet, json, mgmt, settled } from "./helpers.ts";
 
 /** `POST /v1/key/children` as an orchestrator agent calls it: with its own spend key. */
@@ -436,6 +438,59 @@ describe("child keys: expiry returns the carve", () => {
     expect(family.live).toEqual({});
     expect(family.returned[c.spend_key_id]).toMatchObject({ amount: spent, final: true });
     expect(family.carvedNanos).toBe(spent);
+  });
+});
+
+describe("child keys: a mint interrupted between the parent's reservation and the child's creation", () => {
+  /** The two steps of the mint route, run by hand: the parent's reservation, then (maybe) the child's creation. */
+  async function reserve(p: { id: string; key: string }) {
+    const issued = issueKey("spend");
+    const minted = await keyGuard(env, p.id).mintChild(await hashSecret(p.key), {
+      childId: issued.id,
+      fields: {},
+      carveNanos: 2_000_000,
+      cycle: null,
+    });
+    if (!minted.ok) throw new Error("not minted");
+    const now = Date.now();
+    const record: KeyRecord = {
+      ...(await keyGuard(env, p.id).inspect()).record!,
+      ...minted.fields,
+      id: issued.id,
+      name: "child",
+      keyHash: await hashSecret(issued.key),
+      keyPreview: "sk-sg-…",
+      createdAt: now,
+      updatedAt: now,
+      configVersion: 1,
+      parentKeyId: p.id,
+    };
+    return { issued, record, family: minted.family };
+  }
+
+  it("a Worker lost after the reservation: the parent's alarm seals the child's guard and takes the carve back", async () => {
+    const { runDurableObjectAlarm, runInDurableObject } = await import("cloudflare:test");
+    const p = await root();
+    const { record, family } = await reserve(p);
+    expect((await keyGuard(env, p.id).familyState()).carvedNanos).toBe(2_000_000);
+    await runInDurableObject(keyGuard(env, p.id), (g: KeyGuard) => {
+      g.now = () => Date.now() + 61_000;
+    });
+    await runDurableObjectAlarm(keyGuard(env, p.id));
+    const after = await keyGuard(env, p.id).familyState();
+    expect(after.live).toEqual({});
+    expect(after.carvedNanos).toBe(0);
+    // a create arriving after that fails: no child exists without its reservation
+    expect(await keyGuard(env, record.id).create(record, family)).toBeNull();
+  });
+
+  it("a pause pushed between the reservation and the creation still stops the child", async () => {
+    const p = await root();
+    const { issued, record, family } = await reserve(p);
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, { status: "paused" }), 200);
+    expect(await keyGuard(env, record.id).create(record, family)).not.toBeNull();
+    const refused = await json(await chat(issued.key, { max_tokens: 10 }), 403);
+    expect(refused.error.message).toContain(`ancestor key ${p.id} is paused`);
   });
 });
 
