@@ -468,7 +468,7 @@ describe("child keys: a mint interrupted between the parent's reservation and th
     return { issued, record, family: minted.family };
   }
 
-  it("a Worker lost after the reservation: the parent's alarm seals the child's guard and takes the carve back", async () => {
+  it("a Worker lost mid-mint: the parent's alarm seals the child's guard, takes the carve back", async () => {
     const { runDurableObjectAlarm, runInDurableObject } = await import("cloudflare:test");
     const p = await root();
     const { record, family } = await reserve(p);
