@@ -49,7 +49,9 @@ export const childKeyRoutes = new ApiRouter().route(
     if (!minted.ok) {
       if (!minted.refusal) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
       const { code, message, status, param } = minted.refusal as typeof minted.refusal & { param?: string };
-      throw new ApiError(code, message, { status, ...(param ? { param } : {}) });
+      // Which limit refused, as the gateway's refusals say it (a child that does not fit: "carve").
+      const headers = code === "carve_exceeded" ? { "x-spendgate-limit": "carve" } : undefined;
+      throw new ApiError(code, message, { status, ...(param ? { param } : {}), ...(headers ? { headers } : {}) });
     }
     const now = Date.now();
     const record: KeyRecord = {

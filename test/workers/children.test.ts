@@ -65,6 +65,7 @@ describe("child keys: what does not fit is refused, and nothing is minted", () =
     const p = await root();
     await json(await mint(p.key, { name: "a", spend_limit: { amount: "0.007" } }), 201);
     const res = await mint(p.key, { name: "b", spend_limit: { amount: "0.0031" } });
+    expect(res.headers.get("x-spendgate-limit")).toBe("carve");
     const body = await json(res, 409);
     expect(body.error.code).toBe("carve_exceeded");
     expect(body.error.message).toMatch(/\$0\.003 of \$0\.01/);
