@@ -210,11 +210,13 @@ export class KeyGuard extends DurableObject<Env> {
     }
     // The children's carves count against the spend limit as holds that never settle within the cycle.
     const held = { count: this.held.count, nanos: this.held.nanos + this.carved(now) };
-    const decision = childRefusal(decide(this.config, this.counters, held, input, now), this.config);
+    const decision = decide(this.config, this.counters, held, input, now);
     if (!decision.ok) {
       const view = this.view();
+      // A child reaching its carve raises limit_reached as any key reaching its spend limit does.
       this.raise(view && limitReached(view, decision.refusal, now), now);
-      return this.config ? { ...decision.refusal, walletId: this.config.walletId } : decision.refusal;
+      const refusal = childRefusal(decision.refusal, this.config);
+      return this.config ? { ...refusal, walletId: this.config.walletId } : refusal;
     }
     const { counters, hold, rate, target, shape } = decision;
     this.ctx.storage.transactionSync(() => {
@@ -509,15 +511,11 @@ export class KeyGuard extends DurableObject<Env> {
 }
 
 /** A child key's spend refusal names its carve: its spend limit is its share of its parent's cycle. */
-function childRefusal<D extends { ok: boolean; refusal?: Refusal }>(decision: D, cfg: KeyConfig | null): D {
-  const r = decision.refusal;
-  if (decision.ok || !r || r.code !== "spend_limit_exceeded" || !cfg?.parentKeyId) return decision;
+function childRefusal(r: Refusal, cfg: KeyConfig | null): Refusal {
+  if (r.code !== "spend_limit_exceeded" || !cfg?.parentKeyId) return r;
   // A carve cannot be raised (the wallet's change is refused): say what can be done instead.
   const own = r.message.replace("raise the limit", "its parent can mint a key with a larger carve");
   const message = `${own} This child key's spend limit is its carve of its parent ${cfg.parentKeyId}'s cycle.`;
   const details = r.details ? { ...r.details, limit: "carve" as const } : undefined;
-  return {
-    ...decision,
-    refusal: { ...r, code: "carve_exceeded", limit: "carve", message, ...(details ? { details } : {}) },
-  };
+  return { ...r, code: "carve_exceeded", limit: "carve", message, ...(details ? { details } : {}) };
 }

@@ -195,6 +195,8 @@ describe("child keys: the parent's admission counts its children's carves", () =
     expect(body.error).toMatchObject({ code: "carve_exceeded", type: "insufficient_quota" });
     expect(body.error.message).toContain(`carve of its parent ${p.id}`);
     expect(body.details).toMatchObject({ limit: "carve", amount: "0.001", cycle: "daily" });
+    // and, as any key reaching its spend limit, it raises spend_key.limit_reached once
+    expect((await keyGuard(env, c.spend_key_id).inspect()).counters.limitAlerted).toHaveLength(1);
   });
 });
 
