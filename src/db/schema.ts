@@ -71,6 +71,9 @@ export const spendKeys = sqliteTable(
     // Lower a request's output limit to what the spend limit affords instead of refusing it (hold.ts).
     clampOutput: integer("clamp_output", { mode: "boolean" }).notNull().default(true),
     revokedAt: integer("revoked_at"),
+    // The hash of the secret a rotation replaced, accepted until previous_key_expires_at (the grace period).
+    previousKeyHash: text("previous_key_hash"),
+    previousKeyExpiresAt: integer("previous_key_expires_at"),
     // Counter snapshot, written by the KeyGuard's alarm (absolute values, newest `snapshotAt` wins).
     currentSpendNanos: integer("current_spend_nanos").notNull().default(0),
     totalSpendNanos: integer("total_spend_nanos").notNull().default(0),

@@ -54,7 +54,9 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   const log = c.get("log") ?? { request_id: c.get("requestId"), route: route.endpoint };
   const key = spendKeyFrom(c.req.raw.headers);
   const spendKeyId = key ? parseKey("spend", key) : null;
-  if (!key || !spendKeyId) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
+  if (!key || !spendKeyId) {
+    throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE, { headers: { "x-spendgate-limit": "key" } });
+  }
   log.spend_key_id = spendKeyId;
 
   // The secret's hash is computed while the body arrives.
@@ -122,7 +124,8 @@ async function readBody(bytes: ArrayBuffer, contentType: string, route: RouteSpe
 
 /** A guard's refusal as the error the client gets, with its retry headers. */
 function refusal(r: Extract<AdmitResult, { ok: false }>): ApiError {
-  const headers: Record<string, string> = {};
+  // Which limit refused, in a header a client can branch on without parsing the body (a bad key says only "key").
+  const headers: Record<string, string> = { "x-spendgate-limit": r.limit };
   if (r.terminal) headers["x-should-retry"] = "false";
   if (r.retryAfterMs !== undefined) {
     headers["retry-after"] = String(Math.ceil(r.retryAfterMs / 1000));

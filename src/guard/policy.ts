@@ -31,17 +31,38 @@ export type Decision =
       clampedOutputTokens?: number;
     };
 
-/** The right secret, not revoked, not expired. */
-export function authentic(cfg: KeyConfig | null, secretHash: string, now: number): cfg is KeyConfig {
-  if (!cfg) return false;
-  const match = hashesEqual(cfg.secretHash, secretHash);
-  return match && !cfg.revoked && (cfg.expiresAt === null || now < cfg.expiresAt);
+/**
+ * The key's current secret, or the one a rotation replaced while its grace period lasts (pause and revoke end it).
+ */
+function secretMatches(cfg: KeyConfig, secretHash: string, now: number): boolean {
+  if (hashesEqual(cfg.secretHash, secretHash)) return true;
+  const grace = cfg.previousSecret;
+  return grace !== null && now < grace.until && hashesEqual(grace.hash, secretHash);
 }
 
-/** Why a key is not authentic, for the log: "revoked" and "expiry" only to the holder of the right secret. */
-function unauthentic(cfg: KeyConfig | null, secretHash: string): Refusal["limit"] {
-  if (!cfg || !hashesEqual(cfg.secretHash, secretHash)) return "key";
-  return cfg.revoked ? "revoked" : "expiry";
+/** The right secret, not revoked, not expired. */
+export function authentic(cfg: KeyConfig | null, secretHash: string, now: number): cfg is KeyConfig {
+  if (!cfg || !secretMatches(cfg, secretHash, now)) return false;
+  return !cfg.revoked && (cfg.expiresAt === null || now < cfg.expiresAt);
+}
+
+/**
+ * Why a key is not authentic. A caller without the key's right secret learns nothing (every bad key reads the
+ * same); one with it is told the key was revoked or has expired, so an agent stops retrying and says why.
+ */
+function unauthentic(cfg: KeyConfig | null, secretHash: string, now: number): Refusal {
+  if (!cfg || !secretMatches(cfg, secretHash, now)) {
+    return { ok: false, shape: null, code: "invalid_api_key", message: INVALID_API_KEY_MESSAGE, limit: "key" };
+  }
+  const refusal = { ok: false as const, shape: cfg.requestShape, terminal: true };
+  return cfg.revoked
+    ? { ...refusal, code: "key_revoked", limit: "revoked", message: "This spend key has been revoked by its owner." }
+    : {
+        ...refusal,
+        code: "key_expired",
+        limit: "expiry",
+        message: `This spend key expired at ${iso(cfg.expiresAt ?? now)}.`,
+      };
 }
 
 /**
@@ -56,13 +77,7 @@ export function decide(
   input: AdmitInput,
   now: number,
 ): Decision {
-  if (!authentic(cfg, input.secretHash, now)) {
-    const limit = unauthentic(cfg, input.secretHash);
-    return {
-      ok: false,
-      refusal: { ok: false, shape: null, code: "invalid_api_key", message: INVALID_API_KEY_MESSAGE, limit },
-    };
-  }
+  if (!authentic(cfg, input.secretHash, now)) return { ok: false, refusal: unauthentic(cfg, input.secretHash, now) };
   const shape = cfg.requestShape;
   const refuse = (code: Refusal["code"], message: string, extra: Partial<Refusal> = {}): Decision => ({
     ok: false,

@@ -17,6 +17,8 @@ export interface KeyConfig {
   requestLimit: { count: number; cycle: Cycle } | null;
   rateLimit: { rpm: number; burst: number } | null;
   expiresAt: number | null;
+  /** the secret a rotation replaced, still accepted until `until` (ms) */
+  previousSecret: { hash: string; until: number } | null;
   revoked: boolean;
   /** the record's `configVersion` */
   version: number;
@@ -54,18 +56,17 @@ export const RECORD_SCHEMA = 1;
  */
 export type KeyRecord = Omit<SpendKeyRow, CounterColumn> & { schema: typeof RECORD_SCHEMA };
 
-/**
- * A record as the guard stored it. Records stored before `schema` existed lack the two fields added since the first
- * layout (`alertThresholds`, `clampOutput`): they take the defaults those fields had when they were added.
- */
-export function storedRecord(stored: Omit<KeyRecord, "schema"> & { schema?: number }): KeyRecord {
-  if (stored.schema === RECORD_SCHEMA) return stored as KeyRecord;
-  return {
-    ...stored,
-    alertThresholds: stored.alertThresholds ?? null,
-    clampOutput: stored.clampOutput ?? true,
-    schema: 1,
-  };
+/** Fields added to the record after its first layout, with the values keys stored before them take. */
+const LATER_FIELDS = {
+  alertThresholds: null,
+  clampOutput: true,
+  previousKeyHash: null,
+  previousKeyExpiresAt: null,
+} satisfies Partial<KeyRecord>;
+
+/** A record as the guard stored it: one stored before a field existed takes that field's default. */
+export function storedRecord(stored: Partial<KeyRecord>): KeyRecord {
+  return { ...LATER_FIELDS, ...stored, schema: RECORD_SCHEMA } as KeyRecord;
 }
 
 /** D1's copy of a record: every column of the row but the counters, which only the guard's bookkeeping writes. */
@@ -101,7 +102,8 @@ export type KeyFields = Partial<
 /** One management change, applied inside the KeyGuard as a single read-modify-write. */
 export type KeyChange =
   | { kind: "update"; fields: KeyFields }
-  | { kind: "rotate"; keyHash: string; keyPreview: string }
+  /** `graceMs`: how long the replaced secret keeps working (0: it fails at once) */
+  | { kind: "rotate"; keyHash: string; keyPreview: string; graceMs: number }
   | { kind: "revoke" };
 
 /** Only the record's own columns (a D1 row also carries the counter snapshot). */
@@ -140,6 +142,10 @@ export function configOf(r: KeyRecord): KeyConfig {
         : null,
     rateLimit: r.rateLimitRpm !== null ? { rpm: r.rateLimitRpm, burst: r.rateLimitBurst ?? r.rateLimitRpm } : null,
     expiresAt: r.expiresAt,
+    previousSecret:
+      r.previousKeyHash !== null && r.previousKeyExpiresAt !== null
+        ? { hash: r.previousKeyHash, until: r.previousKeyExpiresAt }
+        : null,
     revoked: r.revokedAt !== null,
     alertThresholds: r.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS,
     clampOutput: r.clampOutput,
@@ -147,15 +153,31 @@ export function configOf(r: KeyRecord): KeyConfig {
   };
 }
 
+const noGrace = { previousKeyHash: null, previousKeyExpiresAt: null };
+
+/** The longest grace period a rotation may give the secret it replaces. */
+export const MAX_ROTATION_GRACE_MS = 86_400_000;
+
 /** The record after `change`: the next version, stamped with the time of the change. */
 export function applyChange(prev: KeyRecord, change: KeyChange, now: number): KeyRecord {
   const stamp = { configVersion: prev.configVersion + 1, updatedAt: now };
   switch (change.kind) {
     case "update":
-      return { ...prev, ...change.fields, ...stamp };
+      // Pausing ends a rotation's grace period: after a resume only the current secret works.
+      return { ...prev, ...change.fields, ...(change.fields.status === "paused" ? noGrace : {}), ...stamp };
     case "rotate":
-      return { ...prev, keyHash: change.keyHash, keyPreview: change.keyPreview, ...stamp };
+      // The replaced secret keeps working for the grace period; a secret replaced before it (a rotation during
+      // the grace) stops at once.
+      return {
+        ...prev,
+        keyHash: change.keyHash,
+        keyPreview: change.keyPreview,
+        ...(change.graceMs > 0
+          ? { previousKeyHash: prev.keyHash, previousKeyExpiresAt: now + change.graceMs }
+          : noGrace),
+        ...stamp,
+      };
     case "revoke":
-      return { ...prev, revokedAt: now, ...stamp };
+      return { ...prev, revokedAt: now, ...noGrace, ...stamp };
   }
 }

@@ -53,6 +53,7 @@ export interface SpendKeyView {
   requests_resets_at: string | null;
   alert_thresholds: number[];
   clamp_output: boolean;
+  previous_secret_expires_at: string | null;
 }
 
 /**
@@ -117,6 +118,8 @@ export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.n
     requests_resets_at: requestLimit ? iso(periodEnd(requestLimit.cycle, now)) : null,
     alert_thresholds: alertThresholds,
     clamp_output: clampOutput,
+    previous_secret_expires_at:
+      row.previousKeyExpiresAt !== null && row.previousKeyExpiresAt > now ? iso(row.previousKeyExpiresAt) : null,
   };
 }
 

@@ -16,6 +16,9 @@ interface CodeSpec {
 const CODES = {
   invalid_api_key: { status: 401, openaiType: "invalid_request_error", anthropicType: "authentication_error" },
   key_paused: { status: 403, openaiType: "permission_error", anthropicType: "permission_error" },
+  // Told only to a caller that presents the key's right secret: anyone else gets invalid_api_key.
+  key_revoked: { status: 401, openaiType: "invalid_request_error", anthropicType: "authentication_error" },
+  key_expired: { status: 401, openaiType: "invalid_request_error", anthropicType: "authentication_error" },
   model_not_allowed: { status: 403, openaiType: "permission_error", anthropicType: "permission_error" },
   model_not_found: { status: 404, openaiType: "invalid_request_error", anthropicType: "not_found_error" },
   model_not_priced: { status: 403, openaiType: "permission_error", anthropicType: "permission_error" },
@@ -45,8 +48,9 @@ const CODES = {
 export type ErrorCode = keyof typeof CODES;
 
 /**
- * What refused a proxied request, for the operator's log (log.ts; never in a body, where every bad key reads the
- * same): a limit or scope of the key, or one of the gateway's own bounds.
+ * What refused a proxied request: a limit or scope of the key, or one of the gateway's own bounds. The operator's
+ * log carries it (log.ts), and so does the caller's `x-spendgate-limit` header — except for a bad key, which reads
+ * the same whatever made it bad ("key") unless the caller holds the key's right secret.
  */
 export type RefusalLimit =
   /** no key, a malformed or unknown one, or the wrong secret */
@@ -81,6 +85,8 @@ export type RefusalLimit =
 const LIMIT_OF: Record<ErrorCode, RefusalLimit> = {
   invalid_api_key: "key",
   key_paused: "paused",
+  key_revoked: "revoked",
+  key_expired: "expiry",
   model_not_allowed: "model",
   model_not_found: "catalog",
   model_not_priced: "price",
@@ -103,7 +109,10 @@ const LIMIT_OF: Record<ErrorCode, RefusalLimit> = {
 
 export const refusalLimit = (code: ErrorCode): RefusalLimit => LIMIT_OF[code];
 
-/** One message for every bad spend key (missing, malformed, unknown, revoked, rotated-out, expired). */
+/**
+ * One message for every bad spend key (missing, malformed, unknown, rotated-out, or revoked/expired for a caller
+ * without the right secret): nothing tells a guesser which.
+ */
 export const INVALID_API_KEY_MESSAGE =
   "Incorrect API key provided. You can create and manage spend keys with the Spendgate management API.";
 
@@ -149,7 +158,8 @@ export function renderError(err: ApiError, dialect: Dialect, requestId: string):
     headers.set("request-id", requestId);
     body = {
       type: "error",
-      error: { type: spec.anthropicType, message: err.message },
+      // `code` is ours (Anthropic's errors have only a type): the same stable code the OpenAI dialect carries.
+      error: { type: spec.anthropicType, message: err.message, code: err.code },
       request_id: requestId,
       ...(err.opts.details ? { details: err.opts.details } : {}),
     };

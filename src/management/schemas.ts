@@ -79,12 +79,19 @@ export const SpendKey = named(
     alert_thresholds: z.array(z.number()),
     /** whether a request the spend limit cannot cover in full gets a lower output limit instead of a refusal */
     clamp_output: z.boolean(),
+    /** after a rotation with a grace period: when the replaced secret stops working (null: it already has) */
+    previous_secret_expires_at: nullable(z.string()),
   }),
 );
 /** The schema documents the view the keys module defines: if either changes alone, this stops compiling. */
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 export const SPEND_KEY_SCHEMA_MATCHES_VIEW: Same<z.output<typeof SpendKey>, SpendKeyView> = true;
 export const SpendKeyCreated = named("SpendKeyCreated", z.extend(SpendKey, { key: z.string() }));
+/** A rotation's optional body: how long the replaced secret keeps working (an agent mid-run is not cut off). */
+export const RotateSpendKey = named(
+  "RotateSpendKey",
+  z.strictObject({ grace_period_seconds: z.optional(z.int().check(z.minimum(0), z.maximum(86_400))) }),
+);
 export const SpendKeyRevoked = named("SpendKeyRevoked", z.object({ success: z.literal(true) }));
 
 export const SecretKey = named(

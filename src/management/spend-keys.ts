@@ -12,7 +12,14 @@ import { ApiError } from "../lib/errors.ts";
 import { hashSecret, isKeyId, issueKey, keyPreview } from "../lib/keys.ts";
 import { errorText, log } from "../lib/log.ts";
 import { ApiRouter } from "../lib/openapi.ts";
-import { CreateSpendKey, SpendKey, SpendKeyCreated, SpendKeyRevoked, UpdateSpendKey } from "./schemas.ts";
+import {
+  CreateSpendKey,
+  RotateSpendKey,
+  SpendKey,
+  SpendKeyCreated,
+  SpendKeyRevoked,
+  UpdateSpendKey,
+} from "./schemas.ts";
 import { columnsFrom } from "./spend-key-fields.ts";
 
 const notFound = (id: string) => new ApiError("not_found", `No spend key with id '${id}'.`, { param: "id" });
@@ -96,6 +103,8 @@ export const spendKeyRoutes = new ApiRouter()
         rateLimitRpm: null,
         rateLimitBurst: null,
         expiresAt: null,
+        previousKeyHash: null,
+        previousKeyExpiresAt: null,
         createdAt: now,
         updatedAt: now,
         configVersion: 1,
@@ -182,20 +191,25 @@ spendKeyRoutes
       tags,
       security,
       params: IdParam,
+      body: RotateSpendKey,
+      optionalBody: true,
       responses: {
         200: {
-          description: "Same id, limits and counters; a new `key`. The old key fails at once.",
+          description:
+            "Same id, limits and counters; a new `key`. The old key fails at once, or when `grace_period_seconds` " +
+            "(at most 86400) have passed: see `previous_secret_expires_at`.",
           schema: SpendKeyCreated,
         },
         ...ERRORS,
       },
     },
-    async (c, { params }) => {
+    async (c, { params, body }) => {
       const issued = issueKey("spend", params.id);
       const rotate = {
         kind: "rotate" as const,
         keyHash: await hashSecret(issued.key),
         keyPreview: keyPreview(issued.key),
+        graceMs: (body.grace_period_seconds ?? 0) * 1000,
       };
       const managed = await change(c.env, c.get("walletId"), params.id, rotate);
       return c.json({ ...serializeSpendKey(managed.record, managed.snapshot), key: issued.key });

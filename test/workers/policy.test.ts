@@ -18,6 +18,7 @@ const config = (over: Partial<KeyConfig> = {}): KeyConfig => ({
   requestLimit: null,
   rateLimit: null,
   expiresAt: null,
+  previousSecret: null,
   revoked: false,
   version: 1,
   alertThresholds: [0.5, 0.8, 0.95],
@@ -53,8 +54,8 @@ describe("decide: the refusal order", () => {
     expect(code(decide(all, freshCounters(), none, input({ secretHash: "b".repeat(64) }), NOW))).toBe(
       "invalid_api_key",
     );
-    expect(code(decide({ ...all, revoked: true }, freshCounters(), none, input(), NOW))).toBe("invalid_api_key");
-    expect(code(decide({ ...all, expiresAt: NOW }, freshCounters(), none, input(), NOW))).toBe("invalid_api_key");
+    expect(code(decide({ ...all, revoked: true }, freshCounters(), none, input(), NOW))).toBe("key_revoked");
+    expect(code(decide({ ...all, expiresAt: NOW }, freshCounters(), none, input(), NOW))).toBe("key_expired");
     expect(code(decide(all, freshCounters(), none, input(), NOW))).toBe("key_paused");
     const active = { ...all, status: "active" as const };
     expect(code(decide(active, freshCounters(), none, input({ routeShape: "anthropic" }), NOW))).toBe(
