@@ -16,6 +16,10 @@ export interface KeyConfig {
   spendLimit: { nanos: number; cycle: Cycle } | null;
   requestLimit: { count: number; cycle: Cycle } | null;
   rateLimit: { rpm: number; burst: number } | null;
+  /** tokens per cycle (what counts: catalog/token-count.ts) */
+  tokenLimit: { count: number; cycle: Cycle } | null;
+  /** tokens per UTC minute, counted for the minute a request is admitted in */
+  tokensPerMinute: number | null;
   expiresAt: number | null;
   revoked: boolean;
   /** the record's `configVersion` */
@@ -42,11 +46,14 @@ export const COUNTER_COLUMNS = [
   "requestPeriodStart",
   "lastUsedAt",
   "snapshotAt",
+  "currentTokens",
+  "totalTokens",
+  "tokenPeriodStart",
 ] as const satisfies readonly (keyof SpendKeyRow)[];
 type CounterColumn = (typeof COUNTER_COLUMNS)[number];
 
 /** The version of a record's stored form, kept in the record: a reader knows what it holds. */
-export const RECORD_SCHEMA = 1;
+export const RECORD_SCHEMA = 2;
 
 /**
  * A spend key's management fields. The key's KeyGuard owns them: every change is applied there, one at a time,
@@ -54,17 +61,27 @@ export const RECORD_SCHEMA = 1;
  */
 export type KeyRecord = Omit<SpendKeyRow, CounterColumn> & { schema: typeof RECORD_SCHEMA };
 
+/** The fields schema 2 added to a record (token limits): a record stored before them has none of those limits. */
+const TOKEN_FIELDS = ["tokenLimitCount", "tokenLimitCycle", "tokensPerMinute"] as const;
+type TokenField = (typeof TOKEN_FIELDS)[number];
+
 /**
  * A record as the guard stored it. Records stored before `schema` existed lack the two fields added since the first
- * layout (`alertThresholds`, `clampOutput`): they take the defaults those fields had when they were added.
+ * layout (`alertThresholds`, `clampOutput`): they take the defaults those fields had when they were added. Records of
+ * schema 1 lack the token limits: they have none.
  */
-export function storedRecord(stored: Omit<KeyRecord, "schema"> & { schema?: number }): KeyRecord {
+export function storedRecord(
+  stored: Omit<KeyRecord, "schema" | TokenField> & Partial<Pick<KeyRecord, TokenField>> & { schema?: number },
+): KeyRecord {
   if (stored.schema === RECORD_SCHEMA) return stored as KeyRecord;
   return {
     ...stored,
     alertThresholds: stored.alertThresholds ?? null,
     clampOutput: stored.clampOutput ?? true,
-    schema: 1,
+    tokenLimitCount: stored.tokenLimitCount ?? null,
+    tokenLimitCycle: stored.tokenLimitCycle ?? null,
+    tokensPerMinute: stored.tokensPerMinute ?? null,
+    schema: RECORD_SCHEMA,
   };
 }
 
@@ -95,6 +112,9 @@ export type KeyFields = Partial<
     | "expiresAt"
     | "alertThresholds"
     | "clampOutput"
+    | "tokenLimitCount"
+    | "tokenLimitCycle"
+    | "tokensPerMinute"
   >
 >;
 
@@ -115,6 +135,9 @@ export function recordOf(row: SpendKeyRow): KeyRecord {
     requestPeriodStart,
     lastUsedAt,
     snapshotAt,
+    currentTokens,
+    totalTokens,
+    tokenPeriodStart,
     ...record
   } = row;
   return { ...record, schema: RECORD_SCHEMA };
@@ -139,6 +162,11 @@ export function configOf(r: KeyRecord): KeyConfig {
         ? { count: r.requestLimitCount, cycle: r.requestLimitCycle as Cycle }
         : null,
     rateLimit: r.rateLimitRpm !== null ? { rpm: r.rateLimitRpm, burst: r.rateLimitBurst ?? r.rateLimitRpm } : null,
+    tokenLimit:
+      r.tokenLimitCount !== null && r.tokenLimitCycle !== null
+        ? { count: r.tokenLimitCount, cycle: r.tokenLimitCycle as Cycle }
+        : null,
+    tokensPerMinute: r.tokensPerMinute,
     expiresAt: r.expiresAt,
     revoked: r.revokedAt !== null,
     alertThresholds: r.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS,
