@@ -157,7 +157,7 @@ describe("token limits: what counts", () => {
     expect(await keyView(key)).toMatchObject({ current_tokens: 280, remaining: { tokens: 100_000 - 280 } });
   });
 
-  it("a cut Anthropic stream counts the input it reported and its delivered text at one token per 3 characters", async () => {
+  it("a cut Anthropic stream counts its reported input and its delivered text at one token per 3 characters", async () => {
     const { key, id } = await setupKey({ request_shape: "anthropic", token_limit: { count: 100_000, cycle: "daily" } });
     const text = `${reporting(anthropicUsage)} [[fault:truncate]] [[fault:words:40]]`;
     const res = await messages(key, { messages: [{ role: "user", content: text }], max_tokens: 200, stream: true });
@@ -290,7 +290,7 @@ describe("token limits: exact under concurrency", () => {
 });
 
 describe("token limits: refusals", () => {
-  it("token_limit_exceeded in the OpenAI dialect: 429 insufficient_quota, x-spendgate-limit tokens, until the cycle ends", async () => {
+  it("token_limit_exceeded, OpenAI dialect: 429 insufficient_quota, limit header, retry at the cycle end", async () => {
     const { key } = await setupKey({ token_limit: { count: 300, cycle: "daily" }, clamp_output: false });
     const res = await chat(key, { max_tokens: 400 });
     const body = await json(res, 429);
@@ -305,7 +305,7 @@ describe("token limits: refusals", () => {
     expect(await keyView(key)).toMatchObject({ current_tokens: 0, total_requests: 0 });
   });
 
-  it("token_limit_exceeded in the Anthropic dialect once the tokens are used, with no retry on a total limit", async () => {
+  it("token_limit_exceeded, Anthropic dialect, once the tokens are used; no retry on a total limit", async () => {
     const { key, id } = await setupKey({ request_shape: "anthropic", token_limit: { count: 1_000, cycle: "total" } });
     const usage = { input_tokens: 900, output_tokens: 100 };
     await json(await messages(key, { messages: [{ role: "user", content: reporting(usage) }] }), 200);
