@@ -67,7 +67,7 @@ describe("token limits: settings", () => {
     expect((await keyView(key)).remaining).toMatchObject({ tokens: null, tokens_this_minute: null });
   });
 
-  it("refuses negative, zero, fractional and malformed values with a 400 that names the field, changing nothing", async () => {
+  it("refuses negative, zero, fractional and malformed values: a 400 naming the field, nothing changed", async () => {
     const { wallet, id } = await setupKey({ token_limit: { count: 1_000, cycle: "weekly" }, tokens_per_minute: 100 });
     const bad: [Record<string, unknown>, string][] = [
       [{ token_limit: { count: -5, cycle: "daily" } }, "token_limit"],
@@ -157,7 +157,7 @@ describe("token limits: what counts", () => {
     expect(await keyView(key)).toMatchObject({ current_tokens: 280, remaining: { tokens: 100_000 - 280 } });
   });
 
-  it("a cut Anthropic stream counts its reported input and its delivered text at one token per 3 characters", async () => {
+  it("a cut Anthropic stream counts its reported input and its text at one token per 3 characters", async () => {
     const { key, id } = await setupKey({ request_shape: "anthropic", token_limit: { count: 100_000, cycle: "daily" } });
     const text = `${reporting(anthropicUsage)} [[fault:truncate]] [[fault:words:40]]`;
     const res = await messages(key, { messages: [{ role: "user", content: text }], max_tokens: 200, stream: true });
