@@ -50,8 +50,7 @@ function unauthentic(cfg: KeyConfig | null, secretHash: string): Refusal["limit"
 /**
  * Admission, in this order: the key (401), its status and scopes (403/404/400), then the in-flight cap, the
  * request limit, the spend limit with this request's hold, the token limits with its token hold (token-limits.ts),
- * and the rate (429). The rate is checked last so a
- * refused request never spends a token of the bucket.
+ * and the rate (429). The rate is checked last so a refused request never spends a token of the bucket.
  */
 export function decide(
   cfg: KeyConfig | null,

@@ -371,6 +371,28 @@ describe("token limits: refusals", () => {
   });
 });
 
+describe("token limits: no safe bound", () => {
+  it("a model with no known max output is refused on a token-limited key without an output limit", async () => {
+    const put = await call("PUT", "/admin/models/token-house-model", {
+      headers: { authorization: "Bearer test-admin-token" },
+      body: { provider: "openai", input_price: "1", output_price: "2" },
+    });
+    expect(put.status).toBe(200);
+    for (const settings of [{ token_limit: { count: 1_000_000, cycle: "daily" } }, { tokens_per_minute: 1_000_000 }]) {
+      const { key, id } = await setupKey(settings);
+      const refused = await chat(key, { model: "token-house-model" });
+      const err = await json(refused, 400);
+      expect(err.error.code).toBe("invalid_request");
+      expect(err.error.message).toContain("This spend key has a token limit: set max_tokens");
+      expect((await chat(key, { model: "token-house-model", max_tokens: 500 })).status).toBe(200);
+      expect((await settled(id)).ledger).toHaveLength(1);
+    }
+    const open = await setupKey();
+    expect((await chat(open.key, { model: "token-house-model" })).status).toBe(200);
+    await call("DELETE", "/admin/models/token-house-model", { headers: { authorization: "Bearer test-admin-token" } });
+  });
+});
+
 describe("token limits: clamping", () => {
   /** The output limit a key grants a gpt-4o-mini request that sends none (its own max is 16,384). */
   async function granted(settings: Record<string, unknown>) {
