@@ -70,6 +70,10 @@ export const spendKeys = sqliteTable(
     alertThresholds: text("alert_thresholds", { mode: "json" }).$type<number[] | null>(),
     // Lower a request's output limit to what the spend limit affords instead of refusing it (hold.ts).
     clampOutput: integer("clamp_output", { mode: "boolean" }).notNull().default(true),
+    // Tokens per cycle and per UTC minute (docs/limits-and-metering.md: what counts); null: no such limit.
+    tokenLimitCount: integer("token_limit_count"),
+    tokenLimitCycle: text("token_limit_cycle"),
+    tokensPerMinute: integer("tokens_per_minute"),
     revokedAt: integer("revoked_at"),
     // The hash of the secret a rotation replaced, accepted until previous_key_expires_at (the grace period).
     previousKeyHash: text("previous_key_hash"),
@@ -83,6 +87,9 @@ export const spendKeys = sqliteTable(
     requestPeriodStart: integer("request_period_start"),
     lastUsedAt: integer("last_used_at"),
     snapshotAt: integer("snapshot_at").notNull().default(0),
+    currentTokens: integer("current_tokens").notNull().default(0),
+    totalTokens: integer("total_tokens").notNull().default(0),
+    tokenPeriodStart: integer("token_period_start"),
   },
   (t) => [index("spend_keys_wallet_created").on(t.walletId, t.createdAt, t.id)],
 );

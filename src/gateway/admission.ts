@@ -30,6 +30,8 @@ export interface Admitted {
   admission: Extract<AdmitResult, { ok: true }>;
   /** the most a cut answer with `outputTokens` of output can cost, everything else at its worst case */
   boundCost: (outputTokens: number) => number;
+  /** the same bound in tokens: the input bound plus `outputTokens` (at most the hold's output) */
+  boundTokens: (outputTokens: number) => number;
   /** this request's prices (the model's in force at admission, with a picture's size/quality price) */
   prices: Prices | null;
   /** the service tier the request asked for */
@@ -95,7 +97,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     await settlement.settle({ status: "error", usage: null, fallbackNanos: 0, responseId: null, httpStatus: null });
     throw new ApiError("internal_error", "The gateway hit an internal error. Try again.");
   }
-  const { outBody, boundCost } = rewriteBody({ ...plan, bounds }, body.json, bytes, admission);
+  const { outBody, boundCost, boundTokens } = rewriteBody({ ...plan, bounds }, body.json, bytes, admission);
   return {
     target,
     outBody,
@@ -103,6 +105,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     metered,
     admission,
     boundCost,
+    boundTokens,
     settlement,
     prices: plan.prices,
     serviceTier: bounds.serviceTier,
@@ -127,6 +130,7 @@ function refusal(r: Extract<AdmitResult, { ok: false }>): ApiError {
   // Which limit refused, in a header a client can branch on without parsing the body (a bad key says only "key").
   const headers: Record<string, string> = { "x-spendgate-limit": r.limit };
   if (r.terminal) headers["x-should-retry"] = "false";
+  headers["x-spendgate-limit"] = r.limit;
   if (r.retryAfterMs !== undefined) {
     headers["retry-after"] = String(Math.ceil(r.retryAfterMs / 1000));
     if (!r.terminal) headers["retry-after-ms"] = String(r.retryAfterMs);

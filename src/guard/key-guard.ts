@@ -6,7 +6,7 @@ import type { BooksMessage, BooksReceipt } from "./books.ts";
 import { charge, freshCounters, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
 import { GuardBooks, type KeyState, nextWake } from "./hand-over.ts";
 import { GuardTables, type HoldRow } from "./ledger.ts";
-import { holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
+import { countedTokens, holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
 import { GuardOutbox } from "./outbox.ts";
 import { authentic, decide } from "./policy.ts";
 import type {
@@ -37,7 +37,7 @@ export class KeyGuard extends DurableObject<Env> {
   /** derived from `record`: what the hot path enforces */
   private config: KeyConfig | null;
   private counters: Counters;
-  private held: HeldTotals = { count: 0, nanos: 0 };
+  private held: HeldTotals = { count: 0, nanos: 0, tokens: 0 };
   private readonly tables: GuardTables;
   private readonly outbox: GuardOutbox;
   private alarmPending = false;
@@ -52,7 +52,8 @@ export class KeyGuard extends DurableObject<Env> {
     const stored = ctx.storage.kv.get<Parameters<typeof storedRecord>[0]>("record");
     this.record = stored ? storedRecord(stored) : null;
     this.config = this.record ? configOf(this.record) : null;
-    this.counters = ctx.storage.kv.get<Counters>("counters") ?? freshCounters();
+    // Counters stored before a field existed (the token counters) take its fresh value.
+    this.counters = { ...freshCounters(), ...ctx.storage.kv.get<Counters>("counters") };
     this.books = new GuardBooks(ctx.storage, this.tables, this.outbox);
     // A key nobody configured (a forged id) gets no tables: refusing it writes nothing.
     if (this.config) {
@@ -146,13 +147,14 @@ export class KeyGuard extends DurableObject<Env> {
       this.raise(view && limitReached(view, decision.refusal, now), now);
       return this.config ? { ...decision.refusal, walletId: this.config.walletId } : decision.refusal;
     }
-    const { counters, hold, rate, target, shape } = decision;
+    const { counters, hold, holdTokens, rate, target, shape } = decision;
     this.ctx.storage.transactionSync(() => {
-      this.tables.placeHold(input.requestId, hold, now, input.holdTtlMs, holdInfo(input, target));
+      const amounts = { nanos: hold, tokens: holdTokens };
+      this.tables.placeHold(input.requestId, amounts, now, input.holdTtlMs, holdInfo(input, target));
       this.ctx.storage.kv.put("counters", counters);
     });
     this.counters = counters;
-    this.held = { count: this.held.count + 1, nanos: this.held.nanos + hold };
+    this.held = { count: this.held.count + 1, nanos: this.held.nanos + hold, tokens: this.held.tokens + holdTokens };
     this.scheduleFlush(now);
     const clamped = decision.clampedOutputTokens;
     return {
@@ -162,6 +164,7 @@ export class KeyGuard extends DurableObject<Env> {
       rate,
       budget: decision.budget,
       holdNanos: hold,
+      holdTokens,
       ...(clamped === undefined ? {} : { clampedOutputTokens: clamped }),
     };
   }
@@ -222,8 +225,10 @@ export class KeyGuard extends DurableObject<Env> {
     const closed = this.ctx.storage.transactionSync(() => {
       const hold = this.tables.takeHold(requestId);
       if (!hold) return null;
-      const row = ledgerRowFor(hold, settleOf(hold), cfg);
-      const charged = row ? charge(cfg, this.counters, row.costNanos, now) : this.counters;
+      const input = settleOf(hold);
+      const row = ledgerRowFor(hold, input, cfg);
+      const tokens = { counted: countedTokens(hold, input), held: hold.tokens, admittedAt: hold.created_at };
+      const charged = row ? charge(cfg, this.counters, row.costNanos, now, tokens) : this.counters;
       // Thresholds are decided here, where every settle of the key passes one at a time: each fires once a cycle.
       const { counters, reached } = reachedThresholds(cfg, charged);
       const view = this.view(counters);
@@ -232,11 +237,12 @@ export class KeyGuard extends DurableObject<Env> {
         this.ctx.storage.kv.put("counters", counters);
       }
       for (const threshold of reached) if (view) this.outbox.add(thresholdEvent(view, threshold, now), now);
-      return { amount: hold.amount, counters, costNanos: row?.costNanos ?? 0 };
+      return { amount: hold.amount, tokens: hold.tokens, counters, costNanos: row?.costNanos ?? 0 };
     });
     if (!closed) return null;
     this.counters = closed.counters;
-    this.held = { count: this.held.count - 1, nanos: this.held.nanos - closed.amount };
+    const held = this.held;
+    this.held = { count: held.count - 1, nanos: held.nanos - closed.amount, tokens: held.tokens - closed.tokens };
     return closed.costNanos;
   }
 

@@ -1,4 +1,5 @@
 import { chargeFor, type Prices, type Usage } from "../catalog/pricing.ts";
+import { tokensOf } from "../catalog/token-count.ts";
 import type { LedgerRow } from "../db/schema.ts";
 import type { AdmitInput, SettleInput } from "./types.ts";
 
@@ -14,6 +15,8 @@ export interface HoldRow extends Record<string, SqlStorageValue> {
   created_at: number;
   expires_at: number;
   info: string;
+  /** the worst-case tokens reserved against the key's token limits */
+  tokens: number;
 }
 
 export interface HoldInfo {
@@ -56,8 +59,18 @@ export function lapsedSettle(hold: HoldRow, now: number): SettleInput {
     requestId: hold.request_id,
     status: "aborted",
     fallbackNanos: hold.amount,
+    fallbackTokens: hold.tokens,
     latencyMs: now - hold.created_at,
   };
+}
+
+/**
+ * What a settled request counts toward the token limits: its reported tokens, else the fallback the gateway
+ * measured (the estimate its charge used), never more than its hold — as `chargeFor` treats the spend.
+ */
+export function countedTokens(hold: HoldRow, input: SettleInput): number {
+  if (input.usage) return tokensOf(input.usage);
+  return Math.min(hold.tokens, Math.max(0, input.fallbackTokens ?? 0));
 }
 
 /** The ledger row of a settled hold and what it costs (null for count_tokens: no row, no cost). */

@@ -7,6 +7,7 @@ import { hashesEqual } from "../lib/keys.ts";
 import { formatUsd } from "../lib/money.ts";
 import { budget, roll } from "./counters.ts";
 import { checkRate } from "./rate.ts";
+import { decideTokens } from "./token-limits.ts";
 import type { AdmitInput, AdmitResult, Budget, Counters, HeldTotals, KeyConfig, RateState } from "./types.ts";
 
 /**
@@ -25,6 +26,8 @@ export type Decision =
       target: NonNullable<AdmitInput["target"]>;
       counters: Counters;
       hold: number;
+      /** the tokens the hold reserves against the token limits */
+      holdTokens: number;
       rate: RateState | null;
       budget: Budget;
       /** the per-choice output limit granted when the budget could not cover the request's own */
@@ -67,8 +70,8 @@ function unauthentic(cfg: KeyConfig | null, secretHash: string, now: number): Re
 
 /**
  * Admission, in this order: the key (401), its status and scopes (403/404/400), then the in-flight cap, the
- * request limit, the spend limit with this request's hold, and the rate (429). The rate is checked last so a
- * refused request never spends a token of the bucket.
+ * request limit, the spend limit with this request's hold, the token limits with its token hold (token-limits.ts),
+ * and the rate (429). The rate is checked last so a refused request never spends a token of the bucket.
  */
 export function decide(
   cfg: KeyConfig | null,
@@ -109,6 +112,10 @@ export function decide(
   if (input.unavailable) return refuse(input.unavailable.code, input.unavailable.message, { limit: "unavailable" });
   // A request the gateway cannot bound (the client can fix it) before one it cannot price (the operator can).
   if (cfg.spendLimit && target.unbounded) return refuse("invalid_request", target.unbounded, { limit: "unbounded" });
+  const tokenLimited = cfg.tokenLimit !== null || cfg.tokensPerMinute !== null;
+  if (input.metered && tokenLimited && target.tokensUnbounded) {
+    return refuse("invalid_request", target.tokensUnbounded, { limit: "unbounded" });
+  }
   if (cfg.spendLimit && !target.prices) {
     const why = target.unpricedNote ?? `The model '${input.model}' has no price.`;
     return refuse("model_not_priced", `${why} This spend key has a spend limit, so the gateway cannot meter it.`);
@@ -181,6 +188,25 @@ export function decide(
       });
     }
   }
+  // The token limits, with the output the spend limit left: a further clamp only lowers it (and the spend hold).
+  let holdTokens = 0;
+  if (input.metered) {
+    const output = clampedOutputTokens ?? target.worst.outputTokens;
+    const tokens = decideTokens(cfg, c, held, target, output, now);
+    if (!tokens.ok) {
+      const { code, message, details, terminal, retryAfterMs } = tokens;
+      return refuse(code, message, {
+        details,
+        ...(terminal ? { terminal } : {}),
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      });
+    }
+    holdTokens = tokens.holdTokens;
+    if (tokens.clampedOutputTokens !== undefined) {
+      clampedOutputTokens = tokens.clampedOutputTokens;
+      if (target.prices) hold = worstCaseNanos({ ...target.worst, outputTokens: clampedOutputTokens }, target.prices);
+    }
+  }
   let tat = c.tat;
   let rate: RateState | null = null;
   if (cfg.rateLimit) {
@@ -207,12 +233,14 @@ export function decide(
         currentRequests: c.currentRequests + 1,
         totalRequests: c.totalRequests + 1,
         lastUsedAt: now,
+        minuteTokens: c.minuteTokens + holdTokens,
         version: c.version + 1,
       }
     : { ...c, tat, version: c.version + 1 };
-  const after = { count: held.count + 1, nanos: held.nanos + hold };
+  const after = { count: held.count + 1, nanos: held.nanos + hold, tokens: held.tokens + holdTokens };
   const granted = clampedOutputTokens === undefined ? {} : { clampedOutputTokens };
-  return { ok: true, shape, target, counters: next, hold, rate, budget: budget(cfg, next, after), ...granted };
+  const result = { ok: true as const, shape, target, counters: next, hold, holdTokens, rate };
+  return { ...result, budget: budget(cfg, next, after), ...granted };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();

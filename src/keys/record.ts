@@ -16,6 +16,10 @@ export interface KeyConfig {
   spendLimit: { nanos: number; cycle: Cycle } | null;
   requestLimit: { count: number; cycle: Cycle } | null;
   rateLimit: { rpm: number; burst: number } | null;
+  /** tokens per cycle (what counts: catalog/token-count.ts) */
+  tokenLimit: { count: number; cycle: Cycle } | null;
+  /** tokens per UTC minute, counted for the minute a request is admitted in */
+  tokensPerMinute: number | null;
   expiresAt: number | null;
   /** the secret a rotation replaced, still accepted until `until` (ms) */
   previousSecret: { hash: string; until: number } | null;
@@ -44,11 +48,14 @@ export const COUNTER_COLUMNS = [
   "requestPeriodStart",
   "lastUsedAt",
   "snapshotAt",
+  "currentTokens",
+  "totalTokens",
+  "tokenPeriodStart",
 ] as const satisfies readonly (keyof SpendKeyRow)[];
 type CounterColumn = (typeof COUNTER_COLUMNS)[number];
 
 /** The version of a record's stored form, kept in the record: a reader knows what it holds. */
-export const RECORD_SCHEMA = 1;
+export const RECORD_SCHEMA = 2;
 
 /**
  * A spend key's management fields. The key's KeyGuard owns them: every change is applied there, one at a time,
@@ -56,10 +63,16 @@ export const RECORD_SCHEMA = 1;
  */
 export type KeyRecord = Omit<SpendKeyRow, CounterColumn> & { schema: typeof RECORD_SCHEMA };
 
-/** Fields added to the record after its first layout, with the values keys stored before them take. */
+/**
+ * Fields added to the record after its first layout, with the values a record stored before them takes: the
+ * defaults those fields had when they were added (no token limits, no rotation grace).
+ */
 const LATER_FIELDS = {
   alertThresholds: null,
   clampOutput: true,
+  tokenLimitCount: null,
+  tokenLimitCycle: null,
+  tokensPerMinute: null,
   previousKeyHash: null,
   previousKeyExpiresAt: null,
 } satisfies Partial<KeyRecord>;
@@ -96,6 +109,9 @@ export type KeyFields = Partial<
     | "expiresAt"
     | "alertThresholds"
     | "clampOutput"
+    | "tokenLimitCount"
+    | "tokenLimitCycle"
+    | "tokensPerMinute"
   >
 >;
 
@@ -117,6 +133,9 @@ export function recordOf(row: SpendKeyRow): KeyRecord {
     requestPeriodStart,
     lastUsedAt,
     snapshotAt,
+    currentTokens,
+    totalTokens,
+    tokenPeriodStart,
     ...record
   } = row;
   return { ...record, schema: RECORD_SCHEMA };
@@ -141,6 +160,11 @@ export function configOf(r: KeyRecord): KeyConfig {
         ? { count: r.requestLimitCount, cycle: r.requestLimitCycle as Cycle }
         : null,
     rateLimit: r.rateLimitRpm !== null ? { rpm: r.rateLimitRpm, burst: r.rateLimitBurst ?? r.rateLimitRpm } : null,
+    tokenLimit:
+      r.tokenLimitCount !== null && r.tokenLimitCycle !== null
+        ? { count: r.tokenLimitCount, cycle: r.tokenLimitCycle as Cycle }
+        : null,
+    tokensPerMinute: r.tokensPerMinute,
     expiresAt: r.expiresAt,
     previousSecret:
       r.previousKeyHash !== null && r.previousKeyExpiresAt !== null

@@ -25,6 +25,8 @@ const CODES = {
   rate_limit_exceeded: { status: 429, openaiType: "requests", anthropicType: "rate_limit_error" },
   too_many_concurrent_requests: { status: 429, openaiType: "requests", anthropicType: "rate_limit_error" },
   request_limit_exceeded: { status: 429, openaiType: "insufficient_quota", anthropicType: "rate_limit_error" },
+  token_limit_exceeded: { status: 429, openaiType: "insufficient_quota", anthropicType: "rate_limit_error" },
+  token_rate_limit_exceeded: { status: 429, openaiType: "tokens", anthropicType: "rate_limit_error" },
   spend_limit_exceeded: {
     status: 429,
     openaiType: "insufficient_quota",
@@ -74,6 +76,10 @@ export type RefusalLimit =
   | "requests"
   | "spend"
   | "rate"
+  /** tokens per cycle */
+  | "tokens"
+  /** tokens per UTC minute */
+  | "token_rate"
   /** a malformed request */
   | "body"
   /** a body over MAX_BODY_BYTES */
@@ -94,6 +100,8 @@ const LIMIT_OF: Record<ErrorCode, RefusalLimit> = {
   too_many_concurrent_requests: "concurrency",
   request_limit_exceeded: "requests",
   spend_limit_exceeded: "spend",
+  token_limit_exceeded: "tokens",
+  token_rate_limit_exceeded: "token_rate",
   invalid_request: "body",
   request_too_large: "size",
   provider_not_configured: "unavailable",
@@ -118,7 +126,7 @@ export const INVALID_API_KEY_MESSAGE =
 
 /** What a limit refusal names in the sibling `details` object. */
 export interface LimitDetails {
-  limit: "spend" | "requests" | "rate" | "concurrency";
+  limit: "spend" | "requests" | "rate" | "concurrency" | "tokens" | "token_rate";
   amount?: string;
   count?: number;
   current?: string | number;

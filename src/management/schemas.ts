@@ -26,6 +26,9 @@ const PositiveInt = (max: number) => z.int().check(z.positive(), z.maximum(max))
 const SpendLimit = z.strictObject({ amount: UsdAmount, cycle: Cycle });
 const RequestLimit = z.strictObject({ count: PositiveInt(1_000_000_000), cycle: Cycle });
 const RateLimit = z.strictObject({ rpm: PositiveInt(1_000_000), burst: opt(PositiveInt(1_000_000)) });
+/** Token counts stay exact integers in the guard's arithmetic (limit + holds + usage): far below 2^53. */
+const MAX_TOKENS = 1_000_000_000_000;
+const TokenLimit = z.strictObject({ count: PositiveInt(MAX_TOKENS), cycle: Cycle });
 const Providers = z.enum(PROVIDER_IDS as [string, ...string[]]);
 
 const spendKeyFields = {
@@ -36,6 +39,8 @@ const spendKeyFields = {
   spend_limit: opt(SpendLimit),
   request_limit: opt(RequestLimit),
   rate_limit: opt(RateLimit),
+  token_limit: opt(TokenLimit),
+  tokens_per_minute: opt(PositiveInt(MAX_TOKENS)),
   expires_at: opt(FutureDate),
   clamp_output: z.optional(z.boolean()),
   alert_thresholds: opt(
@@ -69,12 +74,19 @@ export const SpendKey = named(
     current_requests: z.number(),
     total_requests: z.number(),
     rate_limit: nullable(z.object({ rpm: z.number(), burst: z.number() })),
+    /** tokens per cycle: every input (cached included) and output (reasoning included) token the provider reports */
+    token_limit: nullable(z.object({ count: z.number(), cycle: Cycle })),
+    /** tokens per UTC minute, counted for the minute a request is admitted in */
+    tokens_per_minute: nullable(z.number()),
+    current_tokens: z.number(),
+    total_tokens: z.number(),
     expires_at: nullable(z.string()),
     last_used_at: nullable(z.string()),
     created_at: z.string(),
     updated_at: z.string(),
     spend_resets_at: nullable(z.string()),
     requests_resets_at: nullable(z.string()),
+    tokens_resets_at: nullable(z.string()),
     /** fractions of the spend limit that raise `spend_key.spend_threshold_reached`, once per cycle each */
     alert_thresholds: z.array(z.number()),
     /** whether a request the spend limit cannot cover in full gets a lower output limit instead of a refusal */

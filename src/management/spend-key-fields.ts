@@ -39,6 +39,11 @@ export async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Prom
     cols.requestLimitCount = body.request_limit?.count ?? null;
     cols.requestLimitCycle = body.request_limit?.cycle ?? null;
   }
+  if (body.token_limit !== undefined) {
+    cols.tokenLimitCount = body.token_limit?.count ?? null;
+    cols.tokenLimitCycle = body.token_limit?.cycle ?? null;
+  }
+  if (body.tokens_per_minute !== undefined) cols.tokensPerMinute = body.tokens_per_minute;
   if (body.clamp_output !== undefined) cols.clampOutput = body.clamp_output;
   if (body.rate_limit !== undefined) {
     cols.rateLimitRpm = body.rate_limit?.rpm ?? null;

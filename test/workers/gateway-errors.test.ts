@@ -312,7 +312,7 @@ describe("400, 413, 503, 502/504 and upstream errors", () => {
     expect(((await res.json()) as any).error.message).toBe("fake provider: input nested too deeply");
     const state = await settled(id);
     expect(state.counters.currentSpendNanos).toBe(0);
-    expect(state.held).toEqual({ count: 0, nanos: 0 });
+    expect(state.held).toEqual({ count: 0, nanos: 0, tokens: 0 });
     expect(state.ledger.map((r) => [r.status, r.httpStatus, r.costNanos])).toEqual([["error", 400, 0]]);
   });
 

@@ -17,6 +17,8 @@ const config = (over: Partial<KeyConfig> = {}): KeyConfig => ({
   spendLimit: null,
   requestLimit: null,
   rateLimit: null,
+  tokenLimit: null,
+  tokensPerMinute: null,
   expiresAt: null,
   previousSecret: null,
   revoked: false,
@@ -39,7 +41,7 @@ const input = (over: Partial<AdmitInput> = {}): AdmitInput => ({
   holdTtlMs: 60_000,
   ...over,
 });
-const none = { count: 0, nanos: 0 };
+const none = { count: 0, nanos: 0, tokens: 0 };
 const code = (d: ReturnType<typeof decide>) => (d.ok ? "ok" : d.refusal.code);
 
 describe("decide: the refusal order", () => {
@@ -64,7 +66,7 @@ describe("decide: the refusal order", () => {
     expect(code(decide(active, freshCounters(), none, input({ target: null }), NOW))).toBe("model_not_found");
     expect(code(decide(active, freshCounters(), none, input(), NOW))).toBe("model_not_allowed");
     const open = { ...active, allowedModels: null };
-    expect(code(decide(open, freshCounters(), { count: 10, nanos: 0 }, input(), NOW))).toBe(
+    expect(code(decide(open, freshCounters(), { count: 10, nanos: 0, tokens: 0 }, input(), NOW))).toBe(
       "too_many_concurrent_requests",
     );
     const used = { ...roll(open, freshCounters(), NOW), currentRequests: 1 };
