@@ -94,6 +94,28 @@ const CASES: Record<string, { expect: Expect; refused: (d: Dialect) => Promise<R
       return both.find((r) => r.status === 429) as Response;
     },
   },
+  tokens: {
+    expect: {
+      code: "token_limit_exceeded",
+      limit: "tokens",
+      status: { openai: 429, anthropic: 429 },
+      anthropicType: "rate_limit_error",
+      retryAfter: true,
+    },
+    // 100 tokens a day: not even the smallest clamped output (1,024 tokens) fits.
+    refused: async (d) => send(d, (await setupKey({ ...shape(d), token_limit: { count: 100, cycle: "daily" } })).key),
+  },
+  token_rate: {
+    expect: {
+      code: "token_rate_limit_exceeded",
+      limit: "token_rate",
+      status: { openai: 429, anthropic: 429 },
+      anthropicType: "rate_limit_error",
+      // a request larger than the whole minute's allowance never fits: no point waiting
+      retryAfter: false,
+    },
+    refused: async (d) => send(d, (await setupKey({ ...shape(d), tokens_per_minute: 100 })).key),
+  },
   paused: {
     expect: {
       code: "key_paused",
