@@ -70,6 +70,9 @@ export const spendKeys = sqliteTable(
     alertThresholds: text("alert_thresholds", { mode: "json" }).$type<number[] | null>(),
     // Lower a request's output limit to what the spend limit affords instead of refusing it (hold.ts).
     clampOutput: integer("clamp_output", { mode: "boolean" }).notNull().default(true),
+    // Each run's own budget inside the key (`run_limit`), for the run's lifetime; null: no such limit.
+    runSpendLimitNanos: integer("run_spend_limit_nanos"),
+    runRequestLimit: integer("run_request_limit"),
     revokedAt: integer("revoked_at"),
     // Counter snapshot, written by the KeyGuard's alarm (absolute values, newest `snapshotAt` wins).
     currentSpendNanos: integer("current_spend_nanos").notNull().default(0),
@@ -185,6 +188,8 @@ export const requests = sqliteTable(
     latencyMs: integer("latency_ms").notNull(),
     metadata: text("metadata", { mode: "json" }).$type<Record<string, string>>().notNull(),
     createdAt: integer("created_at").notNull(),
+    // The run the request named (`x-spendgate-run` or metadata `run`); null when it named none.
+    runId: text("run_id"),
     // Set while retention archives the row (the R2 part it goes to); null otherwise. bookkeeping/retention.ts
     archivePart: text("archive_part"),
   },
@@ -195,6 +200,8 @@ export const requests = sqliteTable(
     // Retention walks the oldest rows day by day, and finds a part it claimed but did not finish.
     index("requests_created").on(t.createdAt),
     index("requests_archive_part").on(t.archivePart).where(sql`${t.archivePart} IS NOT NULL`),
+    // Usage by run reads a wallet's rows that named a run, in a time range (`GET /v1/usage?group_by=run`).
+    index("requests_wallet_run").on(t.walletId, t.runId, t.createdAt).where(sql`${t.runId} IS NOT NULL`),
   ],
 );
 

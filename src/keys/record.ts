@@ -24,6 +24,14 @@ export interface KeyConfig {
   alertThresholds: number[];
   /** lower an output limit the spend limit cannot cover to what it can, rather than refuse */
   clampOutput: boolean;
+  /** each run's own budget inside the key, for the run's lifetime (guard/runs.ts); null: runs are not tracked */
+  runLimit?: RunLimit | null;
+}
+
+/** `run_limit`: at most this much spend and this many requests per run; either may be absent (null). */
+export interface RunLimit {
+  nanos: number | null;
+  requests: number | null;
 }
 
 /**
@@ -59,13 +67,19 @@ export type KeyRecord = Omit<SpendKeyRow, CounterColumn> & { schema: typeof RECO
  * layout (`alertThresholds`, `clampOutput`): they take the defaults those fields had when they were added.
  */
 export function storedRecord(stored: Omit<KeyRecord, "schema"> & { schema?: number }): KeyRecord {
-  if (stored.schema === RECORD_SCHEMA) return stored as KeyRecord;
-  return {
+  if (stored.schema === RECORD_SCHEMA) return withRunLimit(stored as KeyRecord);
+  return withRunLimit({
     ...stored,
     alertThresholds: stored.alertThresholds ?? null,
     clampOutput: stored.clampOutput ?? true,
     schema: 1,
-  };
+  });
+}
+
+/** Records stored before `run_limit` existed lack its columns: no run limit. */
+function withRunLimit(r: KeyRecord): KeyRecord {
+  if (r.runSpendLimitNanos !== undefined && r.runRequestLimit !== undefined) return r;
+  return { ...r, runSpendLimitNanos: r.runSpendLimitNanos ?? null, runRequestLimit: r.runRequestLimit ?? null };
 }
 
 /** D1's copy of a record: every column of the row but the counters, which only the guard's bookkeeping writes. */
@@ -95,6 +109,8 @@ export type KeyFields = Partial<
     | "expiresAt"
     | "alertThresholds"
     | "clampOutput"
+    | "runSpendLimitNanos"
+    | "runRequestLimit"
   >
 >;
 
@@ -143,6 +159,10 @@ export function configOf(r: KeyRecord): KeyConfig {
     revoked: r.revokedAt !== null,
     alertThresholds: r.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS,
     clampOutput: r.clampOutput,
+    runLimit:
+      r.runSpendLimitNanos === null && r.runRequestLimit === null
+        ? null
+        : { nanos: r.runSpendLimitNanos, requests: r.runRequestLimit },
     version: r.configVersion,
   };
 }

@@ -26,6 +26,8 @@ const PositiveInt = (max: number) => z.int().check(z.positive(), z.maximum(max))
 const SpendLimit = z.strictObject({ amount: UsdAmount, cycle: Cycle });
 const RequestLimit = z.strictObject({ count: PositiveInt(1_000_000_000), cycle: Cycle });
 const RateLimit = z.strictObject({ rpm: PositiveInt(1_000_000), burst: opt(PositiveInt(1_000_000)) });
+/** Each run's own budget: spend (USD) and requests, for the run's lifetime; either may be null (no such limit). */
+const RunLimit = z.strictObject({ spend: opt(UsdAmount), requests: opt(PositiveInt(1_000_000_000)) });
 const Providers = z.enum(PROVIDER_IDS as [string, ...string[]]);
 
 const spendKeyFields = {
@@ -38,6 +40,7 @@ const spendKeyFields = {
   rate_limit: opt(RateLimit),
   expires_at: opt(FutureDate),
   clamp_output: z.optional(z.boolean()),
+  run_limit: opt(RunLimit),
   alert_thresholds: opt(
     z.array(z.number().check(z.positive(), z.maximum(1))).check(
       z.maxLength(5),
@@ -79,6 +82,8 @@ export const SpendKey = named(
     alert_thresholds: z.array(z.number()),
     /** whether a request the spend limit cannot cover in full gets a lower output limit instead of a refusal */
     clamp_output: z.boolean(),
+    /** each run's own budget inside the key (requests that send `x-spendgate-run`), for the run's lifetime */
+    run_limit: nullable(z.object({ spend: nullable(z.string()), requests: nullable(z.number()) })),
   }),
 );
 /** The schema documents the view the keys module defines: if either changes alone, this stops compiling. */
