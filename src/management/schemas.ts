@@ -141,6 +141,8 @@ export const LedgerEntry = named(
     http_status: nullable(z.number()),
     latency_ms: z.number(),
     metadata: z.record(z.string(), z.string()),
+    /** the run the request named (`x-spendgate-run` or metadata `run`); null when none */
+    run_id: nullable(z.string()),
     created_at: z.string(),
   }),
 );
@@ -150,6 +152,8 @@ export const RequestsQuery = z.extend(Pagination, {
   /** the id the request named, or the model that priced it */
   model: z.optional(z.string().check(z.maxLength(200))),
   status: z.optional(z.enum(["completed", "error", "aborted"])),
+  /** the rows of one run (`x-spendgate-run`) */
+  run_id: z.optional(z.string().check(z.maxLength(128))),
   /** rows created at or after this instant (ISO date or date-time) */
   start: z.optional(Instant),
   /** rows created before this instant */
