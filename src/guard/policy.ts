@@ -115,12 +115,13 @@ export function decide(
   }
   if (run?.fullForMs !== undefined) {
     const seconds = Math.ceil(run.fullForMs / 1000);
+    const live = run.live ?? MAX_RUNS_PER_KEY;
     return refuse(
       "too_many_runs",
-      `This spend key already has ${run.live} live runs, its most: run '${run.state.id}' cannot start until the ` +
+      `This spend key already has ${live} live runs, its most: run '${run.state.id}' cannot start until the ` +
         `longest-idle run ends (in ${seconds}s). Reuse a run id, or send the request without one.`,
       {
-        details: { limit: "runs", count: MAX_RUNS_PER_KEY, current: run.live, run: run.state.id },
+        details: { limit: "runs", count: MAX_RUNS_PER_KEY, current: live, run: run.state.id },
         retryAfterMs: run.fullForMs,
       },
     );

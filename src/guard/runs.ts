@@ -32,8 +32,8 @@ export interface AdmitRun {
   fullForMs?: number;
   /** an ended run whose place the new run takes */
   replaces?: string;
-  /** live runs now (for the refusal's details) */
-  live: number;
+  /** runs stored now, when the run is new (the bound's figure, for a refusal's details) */
+  live?: number;
 }
 
 interface RunRow extends Record<string, SqlStorageValue> {
@@ -78,8 +78,7 @@ export class GuardRuns {
   }
 
   /** The run's live figures; zeros for a run never seen or ended. */
-  read(id: string, now: number): RunState {
-    const r = this.row(id);
+  read(id: string, now: number, r = this.row(id)): RunState {
     if (!r || ended(r, now)) return fresh(id, now);
     return {
       id,
@@ -97,8 +96,9 @@ export class GuardRuns {
    */
   forAdmission(id: string, now: number): AdmitRun {
     const r = this.row(id);
-    const live = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM runs").one().n;
-    if (r) return { state: this.read(id, now), live };
+    if (r) return { state: this.read(id, now, r) };
+    // Only a new run needs the count (at most MAX_RUNS_PER_KEY rows).
+    const live = this.count();
     if (live < MAX_RUNS_PER_KEY) return { state: fresh(id, now), live };
     const oldest = this.sql.exec<RunRow>("SELECT * FROM runs WHERE holds = 0 ORDER BY last_used LIMIT 1").toArray()[0];
     if (oldest && ended(oldest, now)) return { state: fresh(id, now), replaces: oldest.run_id, live };
