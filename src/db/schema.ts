@@ -74,6 +74,9 @@ export const spendKeys = sqliteTable(
     tokenLimitCount: integer("token_limit_count"),
     tokenLimitCycle: text("token_limit_cycle"),
     tokensPerMinute: integer("tokens_per_minute"),
+    // Each run's own budget inside the key (`run_limit`), for the run's lifetime; null: no such limit.
+    runSpendLimitNanos: integer("run_spend_limit_nanos"),
+    runRequestLimit: integer("run_request_limit"),
     revokedAt: integer("revoked_at"),
     // The hash of the secret a rotation replaced, accepted until previous_key_expires_at (the grace period).
     previousKeyHash: text("previous_key_hash"),
@@ -195,6 +198,8 @@ export const requests = sqliteTable(
     latencyMs: integer("latency_ms").notNull(),
     metadata: text("metadata", { mode: "json" }).$type<Record<string, string>>().notNull(),
     createdAt: integer("created_at").notNull(),
+    // The run the request named (`x-spendgate-run` or metadata `run`); null when it named none.
+    runId: text("run_id"),
     // Set while retention archives the row (the R2 part it goes to); null otherwise. bookkeeping/retention.ts
     archivePart: text("archive_part"),
   },
@@ -205,6 +210,8 @@ export const requests = sqliteTable(
     // Retention walks the oldest rows day by day, and finds a part it claimed but did not finish.
     index("requests_created").on(t.createdAt),
     index("requests_archive_part").on(t.archivePart).where(sql`${t.archivePart} IS NOT NULL`),
+    // Usage by run reads a wallet's rows that named a run, in a time range (`GET /v1/usage?group_by=run`).
+    index("requests_wallet_run").on(t.walletId, t.runId, t.createdAt).where(sql`${t.runId} IS NOT NULL`),
   ],
 );
 

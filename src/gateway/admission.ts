@@ -12,7 +12,7 @@ import { hashSecret, parseKey } from "../lib/keys.ts";
 import type { RequestLog } from "../lib/log.ts";
 import { planAdmission, type RouteSpec } from "./admission-plan.ts";
 import { rewriteBody } from "./body-rewrite.ts";
-import { metadataFrom, type ParsedBody, parseBody, parseForm } from "./request-body.ts";
+import { metadataFrom, type ParsedBody, parseBody, parseForm, runFrom } from "./request-body.ts";
 import { Settlement } from "./settlement.ts";
 import type { Target } from "./target.ts";
 
@@ -72,11 +72,14 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
 
   const guard = keyGuard(env, spendKeyId);
   const metered = route.kind !== "count_tokens";
+  const metadata = metadataFrom(c.req.raw.headers);
+  const run = runFrom(c.req.raw.headers, metadata);
   const admission = await guard.admit({
     requestId: c.get("requestId"),
     endpoint: route.endpoint,
     stream: body.stream,
-    metadata: metadataFrom(c.req.raw.headers),
+    metadata,
+    ...(run === undefined ? {} : { run }),
     secretHash: await secretHash,
     routeShape: route.shape,
     model: body.model,

@@ -6,9 +6,10 @@ import type { BooksMessage, BooksReceipt } from "./books.ts";
 import { charge, freshCounters, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
 import { GuardBooks, type KeyState, nextWake } from "./hand-over.ts";
 import { GuardTables, type HoldRow } from "./ledger.ts";
-import { countedTokens, holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
+import { countedTokens, heldRun, holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
 import { GuardOutbox } from "./outbox.ts";
 import { authentic, decide } from "./policy.ts";
+import { type AdmitRun, GuardRuns } from "./runs.ts";
 import type {
   AdmitInput,
   AdmitResult,
@@ -40,6 +41,7 @@ export class KeyGuard extends DurableObject<Env> {
   private held: HeldTotals = { count: 0, nanos: 0, tokens: 0 };
   private readonly tables: GuardTables;
   private readonly outbox: GuardOutbox;
+  private readonly runs: GuardRuns;
   private alarmPending = false;
   private readonly books: GuardBooks;
   /** The clock; tests swap it through runInDurableObject to cross cycle boundaries. */
@@ -49,6 +51,7 @@ export class KeyGuard extends DurableObject<Env> {
     super(ctx, env);
     this.tables = new GuardTables(ctx.storage.sql);
     this.outbox = new GuardOutbox(ctx.storage.sql);
+    this.runs = new GuardRuns(ctx.storage.sql);
     const stored = ctx.storage.kv.get<Parameters<typeof storedRecord>[0]>("record");
     this.record = stored ? storedRecord(stored) : null;
     this.config = this.record ? configOf(this.record) : null;
@@ -91,12 +94,17 @@ export class KeyGuard extends DurableObject<Env> {
     return snapshot(this.config, this.counters, this.held, this.now());
   }
 
-  /** `GET /v1/key`: the caller proves it holds the key; it gets its record (no hash) and live counters. */
-  describe(secretHash: string): Described {
+  /**
+   * `GET /v1/key`: the caller proves it holds the key; it gets its record (no hash) and live counters, and the
+   * figures of `run` when asked (null when the key has no `run_limit`: its runs are not tracked).
+   */
+  describe(secretHash: string, run?: string): Described {
     const now = this.now();
     if (!this.record || !authentic(this.config, secretHash, now)) return { ok: false };
     const config = { ...this.config, secretHash: "" };
-    return { ok: true, record: { ...this.record, keyHash: "" }, config, snapshot: this.snapshot() };
+    const described = { ok: true as const, record: { ...this.record, keyHash: "" }, config, snapshot: this.snapshot() };
+    if (run === undefined) return described;
+    return { ...described, run: config.runLimit ? this.runs.read(run, now) : null };
   }
 
   inspect(): GuardState {
@@ -107,6 +115,7 @@ export class KeyGuard extends DurableObject<Env> {
       held: this.held,
       ledger: this.config ? this.tables.ledgerRows() : [],
       unconfirmed: this.config ? this.books.unconfirmed(this.keyState(this.config)) : 0,
+      runs: this.config ? this.runs.count() : 0,
     };
   }
 
@@ -134,14 +143,15 @@ export class KeyGuard extends DurableObject<Env> {
   }
 
   private openTables(): void {
-    for (const t of [this.tables, this.outbox]) t.ensureSchema();
+    for (const t of [this.tables, this.outbox, this.runs]) t.ensureSchema();
   }
 
   // ---- the hot path -------------------------------------------------------------------------------
 
   admit(input: AdmitInput): AdmitResult {
     const now = this.now();
-    const decision = decide(this.config, this.counters, this.held, input, now);
+    const run = this.runOf(input, now);
+    const decision = decide(this.config, this.counters, this.held, input, now, run);
     if (!decision.ok) {
       const view = this.view();
       this.raise(view && limitReached(view, decision.refusal, now), now);
@@ -150,7 +160,8 @@ export class KeyGuard extends DurableObject<Env> {
     const { counters, hold, holdTokens, rate, target, shape } = decision;
     this.ctx.storage.transactionSync(() => {
       const amounts = { nanos: hold, tokens: holdTokens };
-      this.tables.placeHold(input.requestId, amounts, now, input.holdTtlMs, holdInfo(input, target));
+      this.tables.placeHold(input.requestId, amounts, now, input.holdTtlMs, holdInfo(input, target, run !== null));
+      if (run) this.runs.admit(run, hold, now);
       this.ctx.storage.kv.put("counters", counters);
     });
     this.counters = counters;
@@ -194,12 +205,17 @@ export class KeyGuard extends DurableObject<Env> {
     if (!cfg) return;
     const now = this.now();
     for (const id of this.tables.expiredHoldIds(now)) this.closeHold(cfg, id, (h) => lapsedSettle(h, now), now);
+    this.runs.dropEnded(now);
     const view = this.view();
     this.raise(view && expiryReached(view, now), now);
     const send = (m: BooksMessage) => this.env.LEDGER.send(m, { contentType: "json" });
     const handed = await this.books.handOver(this.keyState(cfg), send, this.now);
     const owed = this.books.unconfirmed(this.keyState(cfg)) > 0;
-    const expiries = [this.tables.nextExpiry(), this.record && expiryDue(this.record, this.counters)];
+    const expiries = [
+      this.tables.nextExpiry(),
+      this.record && expiryDue(this.record, this.counters),
+      this.runs.nextEnd(),
+    ];
     const at = nextWake(handed, owed, expiries, this.now());
     if (at === null) return;
     const current = await this.ctx.storage.getAlarm();
@@ -218,6 +234,15 @@ export class KeyGuard extends DurableObject<Env> {
   // ---- internals ----------------------------------------------------------------------------------
 
   /**
+   * The request's run as admission weighs it: only a metered request naming a run, on a key with a `run_limit`
+   * (without one, the run id only tags the ledger row). Reads only; `admit` writes it with the hold.
+   */
+  private runOf(input: AdmitInput, now: number): AdmitRun | null {
+    if (input.run === undefined || !input.metered || !this.config?.runLimit) return null;
+    return this.runs.forAdmission(input.run, now);
+  }
+
+  /**
    * Closes an open hold (null when none is open under that id) in one transaction: the hold taken out, its ledger
    * row, the charge and the thresholds it crosses. A throw anywhere leaves the hold open and nothing written.
    */
@@ -227,6 +252,8 @@ export class KeyGuard extends DurableObject<Env> {
       if (!hold) return null;
       const input = settleOf(hold);
       const row = ledgerRowFor(hold, input, cfg);
+      const run = heldRun(hold);
+      if (run !== null) this.runs.close(run, hold.amount, row?.costNanos ?? 0);
       const tokens = { counted: countedTokens(hold, input), held: hold.tokens, admittedAt: hold.created_at };
       const charged = row ? charge(cfg, this.counters, row.costNanos, now, tokens) : this.counters;
       // Thresholds are decided here, where every settle of the key passes one at a time: each fires once a cycle.

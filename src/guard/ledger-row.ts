@@ -33,10 +33,14 @@ export interface HoldInfo {
   endpoint: string;
   stream: boolean;
   metadata: Record<string, string>;
+  /** the run the request named (its ledger row's `run_id`) */
+  run?: string;
+  /** whether the run's budget holds this hold too (the key had a `run_limit`): its settle charges the run */
+  runHeld?: boolean;
 }
 
 /** What the hold of an admitted request remembers for its settle. */
-export function holdInfo(input: AdmitInput, target: NonNullable<AdmitInput["target"]>): HoldInfo {
+export function holdInfo(input: AdmitInput, target: NonNullable<AdmitInput["target"]>, runHeld = false): HoldInfo {
   return {
     metered: input.metered,
     model: input.model,
@@ -48,7 +52,15 @@ export function holdInfo(input: AdmitInput, target: NonNullable<AdmitInput["targ
     endpoint: input.endpoint,
     stream: input.stream,
     metadata: input.metadata,
+    ...(input.run === undefined ? {} : { run: input.run }),
+    ...(runHeld ? { runHeld } : {}),
   };
+}
+
+/** The run whose budget holds this hold, if any. */
+export function heldRun(hold: HoldRow): string | null {
+  const info = JSON.parse(hold.info) as HoldInfo;
+  return info.runHeld && info.run !== undefined ? info.run : null;
 }
 
 /** The settle of a hold that outlived its lifetime (a lost settle): charged in full, as aborted. */
@@ -119,5 +131,6 @@ export function ledgerRowFor(
     latencyMs: input.latencyMs,
     metadata: info.metadata,
     createdAt: hold.created_at,
+    runId: info.run ?? null,
   };
 }

@@ -1,7 +1,7 @@
 import type { Prices, Usage, WorstCase } from "../catalog/pricing.ts";
 import type { LedgerRow } from "../db/schema.ts";
 import type { KeyConfig, KeyRecord, RequestShape } from "../keys/record.ts";
-import type { KeySnapshot, RateState } from "../keys/view.ts";
+import type { KeySnapshot, RateState, RunSnapshot } from "../keys/view.ts";
 import type { ErrorCode, LimitDetails, RefusalLimit } from "../lib/errors.ts";
 
 export type { KeyConfig, KeySnapshot, RateState, RequestShape };
@@ -51,6 +51,8 @@ export interface RequestInfo {
   endpoint: string;
   stream: boolean;
   metadata: Record<string, string>;
+  /** the run the request names (`x-spendgate-run`, or metadata `run`), already validated; absent: no run */
+  run?: string;
 }
 
 export interface AdmitInput extends RequestInfo {
@@ -171,7 +173,18 @@ export interface GuardState {
   ledger: LedgerRow[];
   /** what D1 has not confirmed yet (rows, events, the record and counters when newer than D1's) */
   unconfirmed: number;
+  /** the runs stored (live, or ended and not yet dropped) */
+  runs: number;
 }
 
 /** `GET /v1/key`'s read: the key's record and configuration without their secret hash, and live counters. */
-export type Described = { ok: true; record: KeyRecord; config: KeyConfig; snapshot: KeySnapshot } | { ok: false };
+export type Described =
+  | {
+      ok: true;
+      record: KeyRecord;
+      config: KeyConfig;
+      snapshot: KeySnapshot;
+      /** the run asked about; null when the key has no `run_limit` (runs are not tracked) */
+      run?: RunSnapshot | null;
+    }
+  | { ok: false };

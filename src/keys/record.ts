@@ -30,6 +30,14 @@ export interface KeyConfig {
   alertThresholds: number[];
   /** lower an output limit the spend limit cannot cover to what it can, rather than refuse */
   clampOutput: boolean;
+  /** each run's own budget inside the key, for the run's lifetime (guard/runs.ts); null: runs are not tracked */
+  runLimit?: RunLimit | null;
+}
+
+/** `run_limit`: at most this much spend and this many requests per run; either may be absent (null). */
+export interface RunLimit {
+  nanos: number | null;
+  requests: number | null;
 }
 
 /**
@@ -73,6 +81,8 @@ const LATER_FIELDS = {
   tokenLimitCount: null,
   tokenLimitCycle: null,
   tokensPerMinute: null,
+  runSpendLimitNanos: null,
+  runRequestLimit: null,
   previousKeyHash: null,
   previousKeyExpiresAt: null,
 } satisfies Partial<KeyRecord>;
@@ -112,6 +122,8 @@ export type KeyFields = Partial<
     | "tokenLimitCount"
     | "tokenLimitCycle"
     | "tokensPerMinute"
+    | "runSpendLimitNanos"
+    | "runRequestLimit"
   >
 >;
 
@@ -173,6 +185,10 @@ export function configOf(r: KeyRecord): KeyConfig {
     revoked: r.revokedAt !== null,
     alertThresholds: r.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS,
     clampOutput: r.clampOutput,
+    runLimit:
+      r.runSpendLimitNanos === null && r.runRequestLimit === null
+        ? null
+        : { nanos: r.runSpendLimitNanos, requests: r.runRequestLimit },
     version: r.configVersion,
   };
 }

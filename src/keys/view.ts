@@ -67,6 +67,16 @@ export interface SpendKeyView {
   alert_thresholds: number[];
   clamp_output: boolean;
   previous_secret_expires_at: string | null;
+  /** each run's own budget inside the key (`x-spendgate-run`), for the run's lifetime */
+  run_limit: { spend: string | null; requests: number | null } | null;
+}
+
+/** One run's live figures inside its key (the KeyGuard's; all zeros for a run it does not hold). */
+export interface RunSnapshot {
+  id: string;
+  spendNanos: number;
+  requests: number;
+  heldNanos: number;
 }
 
 /**
@@ -115,7 +125,7 @@ export function countsOf(row: SpendKeyRow, now: number): Counts {
 /** The wire form; counters come from the KeyGuard (exact) or, in lists, from the D1 snapshot. */
 export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.now()): SpendKeyView {
   // The limits as the KeyGuard enforces them (their defaults included), in the wire's words.
-  const { spendLimit, requestLimit, rateLimit, tokenLimit, tokensPerMinute, alertThresholds, clampOutput } =
+  const { spendLimit, requestLimit, rateLimit, tokenLimit, tokensPerMinute, alertThresholds, clampOutput, runLimit } =
     configOf(row);
   return {
     spend_key_id: row.id,
@@ -148,6 +158,26 @@ export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.n
     clamp_output: clampOutput,
     previous_secret_expires_at:
       row.previousKeyExpiresAt !== null && row.previousKeyExpiresAt > now ? iso(row.previousKeyExpiresAt) : null,
+    run_limit: runLimit
+      ? { spend: runLimit.nanos === null ? null : formatUsd(runLimit.nanos), requests: runLimit.requests }
+      : null,
+  };
+}
+
+/** `GET /v1/key?run=<id>`'s `run`: what the run has spent and holds, and what its budget leaves. */
+export function runView(record: KeyRecord, run: RunSnapshot) {
+  const { runLimit } = configOf(record);
+  const spendCap = runLimit?.nanos ?? null;
+  const requestCap = runLimit?.requests ?? null;
+  return {
+    id: run.id,
+    spend: formatUsd(run.spendNanos),
+    requests: run.requests,
+    held_spend: formatUsd(run.heldNanos),
+    remaining: {
+      spend: spendCap === null ? null : formatUsd(Math.max(0, spendCap - run.spendNanos - run.heldNanos)),
+      requests: requestCap === null ? null : Math.max(0, requestCap - run.requests),
+    },
   };
 }
 

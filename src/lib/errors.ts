@@ -33,6 +33,14 @@ const CODES = {
     anthropicType: "billing_error",
     anthropicStatus: 402,
   },
+  run_spend_limit_exceeded: {
+    status: 429,
+    openaiType: "insufficient_quota",
+    anthropicType: "billing_error",
+    anthropicStatus: 402,
+  },
+  run_request_limit_exceeded: { status: 429, openaiType: "insufficient_quota", anthropicType: "rate_limit_error" },
+  too_many_runs: { status: 429, openaiType: "requests", anthropicType: "rate_limit_error" },
   invalid_request: { status: 400, openaiType: "invalid_request_error", anthropicType: "invalid_request_error" },
   request_too_large: { status: 413, openaiType: "invalid_request_error", anthropicType: "request_too_large" },
   provider_not_configured: { status: 503, openaiType: "server_error", anthropicType: "api_error" },
@@ -80,6 +88,10 @@ export type RefusalLimit =
   | "tokens"
   /** tokens per UTC minute */
   | "token_rate"
+  /** a run's own budget (`run_limit`): its spend, its requests; or the key's bound on live runs */
+  | "run_spend"
+  | "run_requests"
+  | "runs"
   /** a malformed request */
   | "body"
   /** a body over MAX_BODY_BYTES */
@@ -102,6 +114,9 @@ const LIMIT_OF: Record<ErrorCode, RefusalLimit> = {
   spend_limit_exceeded: "spend",
   token_limit_exceeded: "tokens",
   token_rate_limit_exceeded: "token_rate",
+  run_spend_limit_exceeded: "run_spend",
+  run_request_limit_exceeded: "run_requests",
+  too_many_runs: "runs",
   invalid_request: "body",
   request_too_large: "size",
   provider_not_configured: "unavailable",
@@ -126,7 +141,18 @@ export const INVALID_API_KEY_MESSAGE =
 
 /** What a limit refusal names in the sibling `details` object. */
 export interface LimitDetails {
-  limit: "spend" | "requests" | "rate" | "concurrency" | "tokens" | "token_rate";
+  limit:
+    | "spend"
+    | "requests"
+    | "rate"
+    | "concurrency"
+    | "tokens"
+    | "token_rate"
+    | "run_spend"
+    | "run_requests"
+    | "runs";
+  /** the run a run refusal is about */
+  run?: string;
   amount?: string;
   count?: number;
   current?: string | number;

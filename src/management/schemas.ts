@@ -29,6 +29,8 @@ const RateLimit = z.strictObject({ rpm: PositiveInt(1_000_000), burst: opt(Posit
 /** Token counts stay exact integers in the guard's arithmetic (limit + holds + usage): far below 2^53. */
 const MAX_TOKENS = 1_000_000_000_000;
 const TokenLimit = z.strictObject({ count: PositiveInt(MAX_TOKENS), cycle: Cycle });
+/** Each run's own budget: spend (USD) and requests, for the run's lifetime; either may be null (no such limit). */
+const RunLimit = z.strictObject({ spend: opt(UsdAmount), requests: opt(PositiveInt(1_000_000_000)) });
 const Providers = z.enum(PROVIDER_IDS as [string, ...string[]]);
 
 const spendKeyFields = {
@@ -43,6 +45,7 @@ const spendKeyFields = {
   tokens_per_minute: opt(PositiveInt(MAX_TOKENS)),
   expires_at: opt(FutureDate),
   clamp_output: z.optional(z.boolean()),
+  run_limit: opt(RunLimit),
   alert_thresholds: opt(
     z.array(z.number().check(z.positive(), z.maximum(1))).check(
       z.maxLength(5),
@@ -93,6 +96,8 @@ export const SpendKey = named(
     clamp_output: z.boolean(),
     /** after a rotation with a grace period: when the replaced secret stops working (null: it already has) */
     previous_secret_expires_at: nullable(z.string()),
+    /** each run's own budget inside the key (requests that send `x-spendgate-run`), for the run's lifetime */
+    run_limit: nullable(z.object({ spend: nullable(z.string()), requests: nullable(z.number()) })),
   }),
 );
 /** The schema documents the view the keys module defines: if either changes alone, this stops compiling. */
@@ -155,6 +160,8 @@ export const LedgerEntry = named(
     http_status: nullable(z.number()),
     latency_ms: z.number(),
     metadata: z.record(z.string(), z.string()),
+    /** the run the request named (`x-spendgate-run` or metadata `run`); null when none */
+    run_id: nullable(z.string()),
     created_at: z.string(),
   }),
 );
@@ -164,6 +171,8 @@ export const RequestsQuery = z.extend(Pagination, {
   /** the id the request named, or the model that priced it */
   model: z.optional(z.string().check(z.maxLength(200))),
   status: z.optional(z.enum(["completed", "error", "aborted"])),
+  /** the rows of one run (`x-spendgate-run`) */
+  run_id: z.optional(z.string().check(z.maxLength(128))),
   /** rows created at or after this instant (ISO date or date-time) */
   start: z.optional(Instant),
   /** rows created before this instant */

@@ -45,6 +45,11 @@ export async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Prom
   }
   if (body.tokens_per_minute !== undefined) cols.tokensPerMinute = body.tokens_per_minute;
   if (body.clamp_output !== undefined) cols.clampOutput = body.clamp_output;
+  if (body.run_limit !== undefined) {
+    // `{ spend: null, requests: null }` is no run limit at all, as `null` is.
+    cols.runSpendLimitNanos = body.run_limit?.spend ? parseUsd(body.run_limit.spend) : null;
+    cols.runRequestLimit = body.run_limit?.requests ?? null;
+  }
   if (body.rate_limit !== undefined) {
     cols.rateLimitRpm = body.rate_limit?.rpm ?? null;
     cols.rateLimitBurst = body.rate_limit ? (body.rate_limit.burst ?? body.rate_limit.rpm) : null;

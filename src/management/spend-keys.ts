@@ -113,6 +113,8 @@ export const spendKeyRoutes = new ApiRouter()
         configVersion: 1,
         revokedAt: null,
         alertThresholds: null,
+        runSpendLimitNanos: null,
+        runRequestLimit: null,
         ...(await columnsFrom(c.env, body)),
         clampOutput: body.clamp_output ?? true,
       };
