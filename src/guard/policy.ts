@@ -73,7 +73,8 @@ function unauthentic(cfg: KeyConfig | null, secretHash: string, now: number): Re
  * Admission, in this order: the key (401), its status and scopes (403/404/400), then the in-flight cap, the
  * key's bound on live runs, the request limit, the run's request limit, the spend limit with this request's hold,
  * the run's spend limit with the same hold, the token limits with its token hold (token-limits.ts), and the rate
- * (429). The rate is checked last so a refused request never spends a token of the bucket. `run`: the request's run when the key has a `run_limit` (runs.ts).
+ * (429). The rate is checked last so a refused request never spends a token of the bucket. `run`: the request's
+ * run when the key has a `run_limit` (runs.ts).
  */
 export function decide(
   cfg: KeyConfig | null,
