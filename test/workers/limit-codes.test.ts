@@ -20,8 +20,9 @@ interface Expect {
   retryAfter: boolean;
 }
 
-const send = (dialect: Dialect, key: string, body: Record<string, unknown> = {}) =>
-  dialect === "openai" ? chat(key, body) : messages(key, body);
+const send = (dialect: Dialect, key: string, headers: Record<string, string> = {}) =>
+  dialect === "openai" ? chat(key, {}, headers) : messages(key, {}, headers);
+const RUN = { "x-spendgate-run": "nightly-42" };
 const shape = (dialect: Dialect) => ({ request_shape: dialect });
 
 /** Each case: make a key of the dialect's shape that the *last* of its requests finds refused. */
@@ -116,6 +117,31 @@ const CASES: Record<string, { expect: Expect; refused: (d: Dialect) => Promise<R
     },
     refused: async (d) => send(d, (await setupKey({ ...shape(d), tokens_per_minute: 100 })).key),
   },
+  run_spend: {
+    expect: {
+      code: "run_spend_limit_exceeded",
+      limit: "run_spend",
+      status: { openai: 429, anthropic: 402 },
+      anthropicType: "billing_error",
+      retryAfter: false,
+    },
+    refused: async (d) => send(d, (await setupKey({ ...shape(d), run_limit: { spend: "0.000001" } })).key, RUN),
+  },
+  run_requests: {
+    expect: {
+      code: "run_request_limit_exceeded",
+      limit: "run_requests",
+      status: { openai: 429, anthropic: 429 },
+      anthropicType: "rate_limit_error",
+      retryAfter: false,
+    },
+    refused: async (d) => {
+      const { key } = await setupKey({ ...shape(d), run_limit: { requests: 1 } });
+      expect((await send(d, key, RUN)).status).toBe(200);
+      return send(d, key, RUN);
+    },
+  },
+  // `runs` (too_many_runs) needs 1,000 live runs first: runs.test.ts asserts it in both dialects.
   paused: {
     expect: {
       code: "key_paused",
