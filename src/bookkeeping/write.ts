@@ -53,7 +53,8 @@ const UPDATE_COUNTERS =
   "UPDATE spend_keys SET current_spend_nanos = c.value ->> 1, total_spend_nanos = c.value ->> 2, " +
   "current_requests = c.value ->> 3, total_requests = c.value ->> 4, spend_period_start = c.value ->> 5, " +
   "request_period_start = c.value ->> 6, last_used_at = c.value ->> 7, snapshot_at = c.value ->> 8, " +
-  "carved_spend_nanos = c.value ->> 9 " +
+  "current_tokens = c.value ->> 9, total_tokens = c.value ->> 10, token_period_start = c.value ->> 11, " +
+  "carved_spend_nanos = c.value ->> 12 " +
   "FROM json_each(?) AS c WHERE spend_keys.id = c.value ->> 0 AND spend_keys.snapshot_at < c.value ->> 8";
 
 const INSERT_DELIVERIES =
@@ -150,6 +151,8 @@ function recordArray(r: KeyRecord): unknown[] {
 function countersArray(c: Counters & { keyId: string }): unknown[] {
   const { currentSpendNanos, totalSpendNanos, currentRequests, totalRequests } = c;
   const { spendPeriodStart, requestPeriodStart, lastUsedAt, version } = c;
+  // Counters kept before token limits lack the token fields: D1 keeps its zeros.
+  const { currentTokens = 0, totalTokens = 0, tokenPeriodStart = 0 } = c;
   return [
     c.keyId,
     currentSpendNanos,
@@ -160,6 +163,9 @@ function countersArray(c: Counters & { keyId: string }): unknown[] {
     requestPeriodStart,
     lastUsedAt,
     version,
+    currentTokens,
+    totalTokens,
+    tokenPeriodStart,
     c.carvedNanos ?? 0,
   ];
 }

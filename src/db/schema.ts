@@ -70,12 +70,22 @@ export const spendKeys = sqliteTable(
     alertThresholds: text("alert_thresholds", { mode: "json" }).$type<number[] | null>(),
     // Lower a request's output limit to what the spend limit affords instead of refusing it (hold.ts).
     clampOutput: integer("clamp_output", { mode: "boolean" }).notNull().default(true),
+    // Tokens per cycle and per UTC minute (docs/limits-and-metering.md: what counts); null: no such limit.
+    tokenLimitCount: integer("token_limit_count"),
+    tokenLimitCycle: text("token_limit_cycle"),
+    tokensPerMinute: integer("tokens_per_minute"),
+    // Each run's own budget inside the key (`run_limit`), for the run's lifetime; null: no such limit.
+    runSpendLimitNanos: integer("run_spend_limit_nanos"),
+    runRequestLimit: integer("run_request_limit"),
     revokedAt: integer("revoked_at"),
     // A child key (minted by its parent with POST /v1/key/children): its parent's id; null for a root key.
     parentKeyId: text("parent_key_id"),
     // What the key may delegate: levels of children below it (1..3) and live direct children (1..20); null: none.
     delegationMaxDepth: integer("delegation_max_depth"),
     delegationMaxChildren: integer("delegation_max_children"),
+    // The hash of the secret a rotation replaced, accepted until previous_key_expires_at (the grace period).
+    previousKeyHash: text("previous_key_hash"),
+    previousKeyExpiresAt: integer("previous_key_expires_at"),
     // Counter snapshot, written by the KeyGuard's alarm (absolute values, newest `snapshotAt` wins).
     currentSpendNanos: integer("current_spend_nanos").notNull().default(0),
     totalSpendNanos: integer("total_spend_nanos").notNull().default(0),
@@ -87,6 +97,9 @@ export const spendKeys = sqliteTable(
     snapshotAt: integer("snapshot_at").notNull().default(0),
     // What the key's live and returned children take of its spend cycle (guard/children.ts), with the counters.
     carvedSpendNanos: integer("carved_spend_nanos").notNull().default(0),
+    currentTokens: integer("current_tokens").notNull().default(0),
+    totalTokens: integer("total_tokens").notNull().default(0),
+    tokenPeriodStart: integer("token_period_start"),
   },
   (t) => [index("spend_keys_wallet_created").on(t.walletId, t.createdAt, t.id)],
 );
@@ -194,6 +207,8 @@ export const requests = sqliteTable(
     createdAt: integer("created_at").notNull(),
     // The key's parent when it is a child key (its subtree's spend is read by joining on it).
     parentKeyId: text("parent_key_id"),
+    // The run the request named (`x-spendgate-run` or metadata `run`); null when it named none.
+    runId: text("run_id"),
     // Set while retention archives the row (the R2 part it goes to); null otherwise. bookkeeping/retention.ts
     archivePart: text("archive_part"),
   },
@@ -204,6 +219,8 @@ export const requests = sqliteTable(
     // Retention walks the oldest rows day by day, and finds a part it claimed but did not finish.
     index("requests_created").on(t.createdAt),
     index("requests_archive_part").on(t.archivePart).where(sql`${t.archivePart} IS NOT NULL`),
+    // Usage by run reads a wallet's rows that named a run, in a time range (`GET /v1/usage?group_by=run`).
+    index("requests_wallet_run").on(t.walletId, t.runId, t.createdAt).where(sql`${t.runId} IS NOT NULL`),
   ],
 );
 

@@ -120,6 +120,7 @@ function holdOf(
     ...(unpricedNote ? { unpricedNote } : {}),
     ...(bounds.note ? { holdNote: bounds.note } : {}),
     ...(bounds.unbounded ? { unbounded: bounds.unbounded } : {}),
+    ...(bounds.tokensUnbounded ? { tokensUnbounded: bounds.tokensUnbounded } : {}),
   };
   return { prices, bounds, knownUsage: media?.knownUsage ?? null, guardTarget };
 }

@@ -12,7 +12,7 @@ import { hashSecret, parseKey } from "../lib/keys.ts";
 import type { RequestLog } from "../lib/log.ts";
 import { planAdmission, type RouteSpec } from "./admission-plan.ts";
 import { rewriteBody } from "./body-rewrite.ts";
-import { metadataFrom, type ParsedBody, parseBody, parseForm } from "./request-body.ts";
+import { metadataFrom, type ParsedBody, parseBody, parseForm, runFrom } from "./request-body.ts";
 import { Settlement } from "./settlement.ts";
 import type { Target } from "./target.ts";
 
@@ -30,6 +30,8 @@ export interface Admitted {
   admission: Extract<AdmitResult, { ok: true }>;
   /** the most a cut answer with `outputTokens` of output can cost, everything else at its worst case */
   boundCost: (outputTokens: number) => number;
+  /** the same bound in tokens: the input bound plus `outputTokens` (at most the hold's output) */
+  boundTokens: (outputTokens: number) => number;
   /** this request's prices (the model's in force at admission, with a picture's size/quality price) */
   prices: Prices | null;
   /** the service tier the request asked for */
@@ -54,7 +56,9 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
   const log = c.get("log") ?? { request_id: c.get("requestId"), route: route.endpoint };
   const key = spendKeyFrom(c.req.raw.headers);
   const spendKeyId = key ? parseKey("spend", key) : null;
-  if (!key || !spendKeyId) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
+  if (!key || !spendKeyId) {
+    throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE, { headers: { "x-spendgate-limit": "key" } });
+  }
   log.spend_key_id = spendKeyId;
 
   // The secret's hash is computed while the body arrives.
@@ -68,11 +72,14 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
 
   const guard = keyGuard(env, spendKeyId);
   const metered = route.kind !== "count_tokens";
+  const metadata = metadataFrom(c.req.raw.headers);
+  const run = runFrom(c.req.raw.headers, metadata);
   const admission = await guard.admit({
     requestId: c.get("requestId"),
     endpoint: route.endpoint,
     stream: body.stream,
-    metadata: metadataFrom(c.req.raw.headers),
+    metadata,
+    ...(run === undefined ? {} : { run }),
     secretHash: await secretHash,
     routeShape: route.shape,
     model: body.model,
@@ -93,7 +100,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     await settlement.settle({ status: "error", usage: null, fallbackNanos: 0, responseId: null, httpStatus: null });
     throw new ApiError("internal_error", "The gateway hit an internal error. Try again.");
   }
-  const { outBody, boundCost } = rewriteBody({ ...plan, bounds }, body.json, bytes, admission);
+  const { outBody, boundCost, boundTokens } = rewriteBody({ ...plan, bounds }, body.json, bytes, admission);
   return {
     target,
     outBody,
@@ -101,6 +108,7 @@ export async function admit(c: Context<AppEnv>, route: RouteSpec): Promise<Admit
     metered,
     admission,
     boundCost,
+    boundTokens,
     settlement,
     prices: plan.prices,
     serviceTier: bounds.serviceTier,
@@ -122,8 +130,10 @@ async function readBody(bytes: ArrayBuffer, contentType: string, route: RouteSpe
 
 /** A guard's refusal as the error the client gets, with its retry headers. */
 function refusal(r: Extract<AdmitResult, { ok: false }>): ApiError {
-  const headers: Record<string, string> = {};
+  // Which limit refused, in a header a client can branch on without parsing the body (a bad key says only "key").
+  const headers: Record<string, string> = { "x-spendgate-limit": r.limit };
   if (r.terminal) headers["x-should-retry"] = "false";
+  headers["x-spendgate-limit"] = r.limit;
   if (r.retryAfterMs !== undefined) {
     headers["retry-after"] = String(Math.ceil(r.retryAfterMs / 1000));
     if (!r.terminal) headers["retry-after-ms"] = String(r.retryAfterMs);

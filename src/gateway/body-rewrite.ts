@@ -9,14 +9,14 @@ type Admission = Extract<AdmitResult, { ok: true }>;
 /**
  * Step 4's last part: the body that goes upstream once the guard admitted the request — the client's bytes, or its
  * JSON with the plan's edits and what the admission adds (an output limit the budget lowered, the tool-call limits
- * a spend-limited key's hold relies on) — and what a cut answer can cost at most.
+ * a spend-limited key's hold relies on) — and what a cut answer can cost (and count in tokens) at most.
  */
 export function rewriteBody(
   plan: AdmissionPlan & { bounds: HoldBounds },
   json: Record<string, unknown>,
   bytes: ArrayBuffer,
   admission: Admission,
-): { outBody: BodyInit; boundCost: (outputTokens: number) => number } {
+): { outBody: BodyInit; boundCost: (outputTokens: number) => number; boundTokens: (outputTokens: number) => number } {
   const { bounds, prices } = plan;
   const edits = { ...plan.edits };
   const granted = admission.clampedOutputTokens;
@@ -35,7 +35,9 @@ export function rewriteBody(
           prices,
         )
       : 0;
-  return { outBody, boundCost };
+  // The same bound in tokens, for the token limits: the input bound and the output seen, at most the hold's.
+  const boundTokens = (outputTokens: number) => bounds.inputTokens + Math.min(outputTokens, most);
+  return { outBody, boundCost, boundTokens };
 }
 
 /** The hold counted every server tool's calls up to a limit: a spend-limited key's request carries that limit. */

@@ -20,6 +20,8 @@ export interface HoldBounds extends WorstCase {
   note?: string;
   /** no safe bound exists: a spend-limited key refuses the request with this message */
   unbounded?: string;
+  /** no safe bound on the tokens exists: a token-limited key refuses the request with this message */
+  tokensUnbounded?: string;
 }
 
 /** The output-limit fields each route's provider reads; without one of them it may write up to the model's max. */
@@ -125,6 +127,10 @@ function boundInput(kind: RouteKind, body: ParsedBody, headers: Headers, entry: 
   const pulled = media && fetched && pullsInput(kind, body.json, headers, media.accounted, fetched.pulls);
   if (!pulled) return;
   if (window === null) {
+    bounds.tokensUnbounded ??=
+      `The request uses ${pulled}, so the provider may process input beyond its body, and the model '${entry.id}' ` +
+      "has no known context window to bound it. This spend key has a token limit: the gateway cannot hold a safe " +
+      "number of tokens.";
     bounds.unbounded ??=
       `The request uses ${pulled}, so the provider may bill input beyond its body, and the model '${entry.id}' ` +
       "has no known context window to bound it. This spend key has a spend limit: the gateway cannot hold a safe " +
@@ -153,6 +159,9 @@ function boundOutput(
   const modelMax = NO_PULL.has(kind) ? (entry.maxOutputTokens ?? 0) : (entry.maxOutputTokens ?? entry.contextWindow);
   let output: number | null = readsOne ? largest : modelMax === null ? null : Math.max(largest, modelMax);
   if (output === null) {
+    bounds.tokensUnbounded ??=
+      `The model '${entry.id}' has no known maximum output. This spend key has a token limit: set max_tokens ` +
+      "(or max_completion_tokens / max_output_tokens) so the gateway can hold a safe number of tokens.";
     bounds.unbounded ??=
       `The model '${entry.id}' has no known maximum output. This spend key has a spend limit: set max_tokens ` +
       "(or max_completion_tokens / max_output_tokens) so the gateway can hold a safe amount.";

@@ -7,7 +7,7 @@ import { controlD1 } from "../db/client.ts";
 import type { AppEnv } from "../env.ts";
 import { keyGuard } from "../guard/stub.ts";
 import type { KeyConfig } from "../guard/types.ts";
-import { liveKeyView } from "../keys/view.ts";
+import { liveKeyView, runView } from "../keys/view.ts";
 import { spendKeyFrom } from "../lib/credentials.ts";
 import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashSecret, keyKindOf, parseKey } from "../lib/keys.ts";
@@ -15,17 +15,18 @@ import { validationError } from "../lib/openapi.ts";
 import { providerOf, type RouteKind, resolveUpstream } from "../providers/registry.ts";
 import { walletOf } from "../wallets/auth.ts";
 import { requestIdHeader } from "./headers.ts";
+import { RUN_ID } from "./request-body.ts";
 
 /** What a caller may learn about the gateway and about its own key: `GET /v1/models` and `GET /v1/key`. */
 export const keyRoutes = new Hono<AppEnv>();
 
 const invalidKey = () => new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
 
-/** Authenticates a spend key through its KeyGuard; null when the key is not good. */
-async function describeKey(env: AppEnv["Bindings"], key: string) {
+/** Authenticates a spend key through its KeyGuard (with a run's figures when `run` is given); null when not good. */
+async function describeKey(env: AppEnv["Bindings"], key: string, run?: string) {
   const id = parseKey("spend", key);
   if (!id) return null;
-  const described = await keyGuard(env, id).describe(await hashSecret(key));
+  const described = await keyGuard(env, id).describe(await hashSecret(key), run);
   return described.ok ? described : null;
 }
 
@@ -162,12 +163,23 @@ keyRoutes.get("/v1/models/:id{.+}", async (c) => {
   return c.json(c.get("dialect") === "anthropic" ? anthropicModel(model) : openaiModel(model));
 });
 
-/** `GET /v1/key`: the calling key's own view — limits, usage, what is left and when it resets (never its secret). */
+/**
+ * `GET /v1/key`: the calling key's own view — limits, usage, what is left and when it resets (never its secret);
+ * with `?run=<id>`, that run's figures too (a malformed id is a 400 in the key's dialect, once the key is known).
+ */
 keyRoutes.get("/v1/key", async (c) => {
   const key = spendKeyFrom(c.req.raw.headers);
-  const described = key ? await describeKey(c.env, key) : null;
+  const run = c.req.query("run");
+  const valid = run === undefined || RUN_ID.test(run);
+  const described = key ? await describeKey(c.env, key, valid ? run : undefined) : null;
   if (!described) throw invalidKey();
   c.set("dialect", described.config.requestShape);
   c.header(requestIdHeader(described.config.requestShape), c.get("requestId"));
-  return c.json(liveKeyView(described.record, described.snapshot));
+  if (!valid) {
+    const message = "run: a run id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':', '-'.";
+    throw new ApiError("invalid_request", message, { param: "run" });
+  }
+  const view = liveKeyView(described.record, described.snapshot);
+  if (run === undefined) return c.json(view);
+  return c.json({ ...view, run: described.run ? runView(described.record, described.run) : null });
 });

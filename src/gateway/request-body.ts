@@ -170,3 +170,30 @@ export function metadataFrom(headers: Headers): Record<string, string> {
     },
   );
 }
+
+/** A run id: 1–128 characters of letters, digits and `. _ : -` (safe in a header, a query and a log line). */
+export const RUN_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The run a request names: the `x-spendgate-run` header, or the metadata key `run` (the header wins only when
+ * both name the same run; two different runs are refused). A malformed id is refused whole, before the KeyGuard
+ * is asked anything, so nothing is counted or held; undefined when the request names no run.
+ */
+export function runFrom(headers: Headers, metadata: Record<string, string>): string | undefined {
+  const header = headers.get("x-spendgate-run") ?? undefined;
+  const tagged = metadata.run;
+  const bad = (param: string, where: string) =>
+    new ApiError("invalid_request", `${where}: a run id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':', '-'.`, {
+      param,
+    });
+  if (header !== undefined && !RUN_ID.test(header)) throw bad("x-spendgate-run", "x-spendgate-run");
+  if (tagged !== undefined && !RUN_ID.test(tagged)) throw bad("x-spendgate-metadata", "x-spendgate-metadata.run");
+  if (header !== undefined && tagged !== undefined && header !== tagged) {
+    throw new ApiError(
+      "invalid_request",
+      "x-spendgate-run and x-spendgate-metadata.run name different runs; send one run id.",
+      { param: "x-spendgate-run" },
+    );
+  }
+  return header ?? tagged;
+}

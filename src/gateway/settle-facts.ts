@@ -1,4 +1,5 @@
 import { costOf } from "../catalog/pricing.ts";
+import { tokensOf } from "../catalog/token-count.ts";
 import type { SettleStatus } from "../guard/types.ts";
 import type { Admitted } from "./admission.ts";
 import type { SettleFacts } from "./settlement.ts";
@@ -25,17 +26,20 @@ export function settleFacts(ending: Ending, a: Admitted, reader: UsageReader): S
   const none = { usage: null, responseId: null, httpStatus: ending.httpStatus };
   switch (ending.kind) {
     case "released":
-      return { status: "error", ...none, fallbackNanos: 0 };
+      return { status: "error", ...none, fallbackNanos: 0, fallbackTokens: 0 };
     case "cut":
-      return { status: "error", ...none, fallbackNanos: a.boundCost(0) };
-    case "passthrough":
-      return { status: "completed", ...none, usage: a.knownUsage, fallbackNanos: a.boundCost(0) };
+      return { status: "error", ...none, fallbackNanos: a.boundCost(0), fallbackTokens: a.boundTokens(0) };
+    case "passthrough": {
+      const fallback = { fallbackNanos: a.boundCost(0), fallbackTokens: a.boundTokens(0) };
+      return { status: "completed", ...none, usage: a.knownUsage, ...fallback };
+    }
     case "json": {
       const usage = reader.usage() ?? a.knownUsage;
       return {
         status: ending.ok ? "completed" : "error",
         usage,
         fallbackNanos: ending.ok ? a.boundCost(ending.bytes) : 0,
+        fallbackTokens: ending.ok ? a.boundTokens(ending.bytes) : 0,
         responseId: reader.responseId(),
         httpStatus: ending.httpStatus,
         serviceTier: reader.serviceTier() ?? a.serviceTier,
@@ -51,11 +55,16 @@ export function settleFacts(ending: Ending, a: Admitted, reader: UsageReader): S
         estimate.inputKnown && a.prices
           ? costOf(estimate.usage, a.prices, tier).totalNanos
           : a.boundCost(estimate.usage.output_tokens ?? 0);
+      // The same estimate in tokens (the guard caps it by the token hold).
+      const fallbackTokens = estimate.inputKnown
+        ? tokensOf(estimate.usage)
+        : a.boundTokens(estimate.usage.output_tokens ?? 0);
       return {
         status: ending.status,
         usage,
         ...(usage ? {} : { estimate: estimate.usage }),
         fallbackNanos,
+        fallbackTokens,
         responseId: reader.responseId(),
         httpStatus: ending.httpStatus,
         serviceTier: tier,

@@ -231,6 +231,23 @@ export function childFields(
   if (rl && (count === null || count > rl.count || countCycle !== rl.cycle)) {
     return looser("request_limit", `at most the parent's ${rl.count} requests per ${rl.cycle} cycle, same cycle.`);
   }
+  // Token limits and run budgets are not carved (like the request limit): a child's are at most its parent's.
+  const tokens = b.tokenLimitCount ?? parent.tokenLimitCount;
+  const tokenCycle = b.tokenLimitCount != null ? b.tokenLimitCycle : parent.tokenLimitCycle;
+  const tl = parentCfg.tokenLimit;
+  if (tl && (tokens === null || tokens > tl.count || tokenCycle !== tl.cycle)) {
+    return looser("token_limit", `at most the parent's ${tl.count} tokens per ${tl.cycle} cycle, same cycle.`);
+  }
+  const tpm = b.tokensPerMinute ?? parent.tokensPerMinute;
+  if (parentCfg.tokensPerMinute !== null && (tpm === null || tpm > parentCfg.tokensPerMinute)) {
+    return looser("tokens_per_minute", `at most the parent's ${parentCfg.tokensPerMinute}.`);
+  }
+  const runSpend = b.runSpendLimitNanos ?? parent.runSpendLimitNanos;
+  const runRequests = b.runRequestLimit ?? parent.runRequestLimit;
+  const within = (mine: number | null, theirs: number | null) => theirs === null || (mine !== null && mine <= theirs);
+  if (!within(runSpend, parent.runSpendLimitNanos) || !within(runRequests, parent.runRequestLimit)) {
+    return looser("run_limit", "each of spend and requests at most the parent's.");
+  }
   const expiresAt = b.expiresAt ?? parent.expiresAt;
   if (parent.expiresAt !== null && expiresAt !== null && expiresAt > parent.expiresAt) {
     return looser("expires_at", `at most the parent's expiry, ${new Date(parent.expiresAt).toISOString()}.`);
@@ -266,6 +283,11 @@ export function childFields(
     requestLimitCount: count,
     requestLimitCycle: count === null ? null : countCycle,
     expiresAt,
+    tokenLimitCount: tokens,
+    tokenLimitCycle: tokens === null ? null : tokenCycle,
+    tokensPerMinute: tpm,
+    runSpendLimitNanos: runSpend,
+    runRequestLimit: runRequests,
     spendLimitNanos: req.carveNanos,
     spendLimitCycle: req.carveNanos === null ? null : (spend?.cycle ?? req.cycle),
     delegationMaxDepth: b.delegationMaxDepth ?? null,

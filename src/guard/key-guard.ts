@@ -25,9 +25,10 @@ import {
 import { charge, freshCounters, reachedThresholds, reconfigure, roll, snapshot } from "./counters.ts";
 import { GuardBooks, type KeyState, nextWake, RETRY_MS } from "./hand-over.ts";
 import { GuardTables, type HoldRow } from "./ledger.ts";
-import { holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
+import { countedTokens, heldRun, holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
 import { GuardOutbox } from "./outbox.ts";
 import { authentic, decide, type Refusal } from "./policy.ts";
+import { type AdmitRun, GuardRuns } from "./runs.ts";
 import type {
   AdmitInput,
   AdmitResult,
@@ -56,9 +57,10 @@ export class KeyGuard extends DurableObject<Env> {
   /** derived from `record`: what the hot path enforces */
   private config: KeyConfig | null;
   private counters: Counters;
-  private held: HeldTotals = { count: 0, nanos: 0 };
+  private held: HeldTotals = { count: 0, nanos: 0, tokens: 0 };
   private readonly tables: GuardTables;
   private readonly outbox: GuardOutbox;
+  private readonly runs: GuardRuns;
   private alarmPending = false;
   private readonly books: GuardBooks;
   /** its place among child keys: ancestors' state, children's carves and reports (children.ts) */
@@ -70,10 +72,12 @@ export class KeyGuard extends DurableObject<Env> {
     super(ctx, env);
     this.tables = new GuardTables(ctx.storage.sql);
     this.outbox = new GuardOutbox(ctx.storage.sql);
+    this.runs = new GuardRuns(ctx.storage.sql);
     const stored = ctx.storage.kv.get<Parameters<typeof storedRecord>[0]>("record");
     this.record = stored ? storedRecord(stored) : null;
     this.config = this.record ? configOf(this.record) : null;
-    this.counters = ctx.storage.kv.get<Counters>("counters") ?? freshCounters();
+    // Counters stored before a field existed (the token counters) take its fresh value.
+    this.counters = { ...freshCounters(), ...ctx.storage.kv.get<Counters>("counters") };
     this.family = ctx.storage.kv.get<Family>("family") ?? rootFamily();
     this.books = new GuardBooks(ctx.storage, this.tables, this.outbox);
     // A key nobody configured (a forged id) gets no tables: refusing it writes nothing.
@@ -150,14 +154,19 @@ export class KeyGuard extends DurableObject<Env> {
     return { ...s, carvedNanos: carved, remainingSpendNanos: remaining };
   }
 
-  /** `GET /v1/key`: the caller proves it holds the key; it gets its record (no hash) and live counters. */
-  describe(secretHash: string): Described {
+  /**
+   * `GET /v1/key`: the caller proves it holds the key; it gets its record (no hash) and live counters, and the
+   * figures of `run` when asked (null when the key has no `run_limit`: its runs are not tracked).
+   */
+  describe(secretHash: string, run?: string): Described {
     const now = this.now();
     if (!this.record || !authentic(this.config, secretHash, now)) return { ok: false };
     const stop = stoppedByAncestor(this.config, this.family, secretHash, now);
     if (stop && stop.code !== "key_paused") return { ok: false };
     const config = { ...this.config, secretHash: "" };
-    return { ok: true, record: { ...this.record, keyHash: "" }, config, snapshot: this.snapshot() };
+    const described = { ok: true as const, record: { ...this.record, keyHash: "" }, config, snapshot: this.snapshot() };
+    if (run === undefined) return described;
+    return { ...described, run: config.runLimit ? this.runs.read(run, now) : null };
   }
 
   inspect(): GuardState {
@@ -168,6 +177,7 @@ export class KeyGuard extends DurableObject<Env> {
       held: this.held,
       ledger: this.config ? this.tables.ledgerRows() : [],
       unconfirmed: this.config ? this.books.unconfirmed(this.keyState(this.config)) : 0,
+      runs: this.config ? this.runs.count() : 0,
     };
   }
 
@@ -195,7 +205,7 @@ export class KeyGuard extends DurableObject<Env> {
   }
 
   private openTables(): void {
-    for (const t of [this.tables, this.outbox]) t.ensureSchema();
+    for (const t of [this.tables, this.outbox, this.runs]) t.ensureSchema();
   }
 
   // ---- the hot path -------------------------------------------------------------------------------
@@ -209,8 +219,9 @@ export class KeyGuard extends DurableObject<Env> {
       return { ok: false, shape, walletId: this.config.walletId, ...stop, ...(terminal ? { terminal } : {}) };
     }
     // The children's carves count against the spend limit as holds that never settle within the cycle.
-    const held = { count: this.held.count, nanos: this.held.nanos + this.carved(now) };
-    const decision = decide(this.config, this.counters, held, input, now);
+    const held = { ...this.held, nanos: this.held.nanos + this.carved(now) };
+    const run = this.runOf(input, now);
+    const decision = decide(this.config, this.counters, held, input, now, run);
     if (!decision.ok) {
       const view = this.view();
       // A child reaching its carve raises limit_reached as any key reaching its spend limit does.
@@ -218,13 +229,15 @@ export class KeyGuard extends DurableObject<Env> {
       const refusal = childRefusal(decision.refusal, this.config);
       return this.config ? { ...refusal, walletId: this.config.walletId } : refusal;
     }
-    const { counters, hold, rate, target, shape } = decision;
+    const { counters, hold, holdTokens, rate, target, shape } = decision;
     this.ctx.storage.transactionSync(() => {
-      this.tables.placeHold(input.requestId, hold, now, input.holdTtlMs, holdInfo(input, target));
+      const amounts = { nanos: hold, tokens: holdTokens };
+      this.tables.placeHold(input.requestId, amounts, now, input.holdTtlMs, holdInfo(input, target, run !== null));
+      if (run) this.runs.admit(run, hold, now);
       this.ctx.storage.kv.put("counters", counters);
     });
     this.counters = counters;
-    this.held = { count: this.held.count + 1, nanos: this.held.nanos + hold };
+    this.held = { count: this.held.count + 1, nanos: this.held.nanos + hold, tokens: this.held.tokens + holdTokens };
     this.scheduleFlush(now);
     const clamped = decision.clampedOutputTokens;
     return {
@@ -234,6 +247,7 @@ export class KeyGuard extends DurableObject<Env> {
       rate,
       budget: decision.budget,
       holdNanos: hold,
+      holdTokens,
       ...(clamped === undefined ? {} : { clampedOutputTokens: clamped }),
     };
   }
@@ -264,6 +278,7 @@ export class KeyGuard extends DurableObject<Env> {
     if (!cfg) return;
     const now = this.now();
     for (const id of this.tables.expiredHoldIds(now)) this.closeHold(cfg, id, (h) => lapsedSettle(h, now), now);
+    this.runs.dropEnded(now);
     this.refreshReport(now);
     const family = await Promise.all([this.checkMinting(now), this.propagate()]).then(
       () => null,
@@ -277,6 +292,7 @@ export class KeyGuard extends DurableObject<Env> {
     const expiries = [
       this.tables.nextExpiry(),
       this.record && expiryDue(this.record, this.counters),
+      this.runs.nextEnd(),
       family,
       this.ended(now) ? null : effectiveExpiry(cfg, this.family),
       ...Object.values(this.family.minting ?? {}).map((at) => at + MINT_TIMEOUT_MS),
@@ -462,6 +478,15 @@ export class KeyGuard extends DurableObject<Env> {
   // ---- internals ----------------------------------------------------------------------------------
 
   /**
+   * The request's run as admission weighs it: only a metered request naming a run, on a key with a `run_limit`
+   * (without one, the run id only tags the ledger row). Reads only; `admit` writes it with the hold.
+   */
+  private runOf(input: AdmitInput, now: number): AdmitRun | null {
+    if (input.run === undefined || !input.metered || !this.config?.runLimit) return null;
+    return this.runs.forAdmission(input.run, now);
+  }
+
+  /**
    * Closes an open hold (null when none is open under that id) in one transaction: the hold taken out, its ledger
    * row, the charge and the thresholds it crosses. A throw anywhere leaves the hold open and nothing written.
    */
@@ -469,8 +494,12 @@ export class KeyGuard extends DurableObject<Env> {
     const closed = this.ctx.storage.transactionSync(() => {
       const hold = this.tables.takeHold(requestId);
       if (!hold) return null;
-      const row = ledgerRowFor(hold, settleOf(hold), cfg);
-      const charged = row ? charge(cfg, this.counters, row.costNanos, now) : this.counters;
+      const input = settleOf(hold);
+      const row = ledgerRowFor(hold, input, cfg);
+      const run = heldRun(hold);
+      if (run !== null) this.runs.close(run, hold.amount, row?.costNanos ?? 0);
+      const tokens = { counted: countedTokens(hold, input), held: hold.tokens, admittedAt: hold.created_at };
+      const charged = row ? charge(cfg, this.counters, row.costNanos, now, tokens) : this.counters;
       // Thresholds are decided here, where every settle of the key passes one at a time: each fires once a cycle.
       const { counters, reached } = reachedThresholds(cfg, charged);
       const view = this.view(counters);
@@ -479,11 +508,12 @@ export class KeyGuard extends DurableObject<Env> {
         this.ctx.storage.kv.put("counters", counters);
       }
       for (const threshold of reached) if (view) this.outbox.add(thresholdEvent(view, threshold, now), now);
-      return { amount: hold.amount, counters, costNanos: row?.costNanos ?? 0 };
+      return { amount: hold.amount, tokens: hold.tokens, counters, costNanos: row?.costNanos ?? 0 };
     });
     if (!closed) return null;
     this.counters = closed.counters;
-    this.held = { count: this.held.count - 1, nanos: this.held.nanos - closed.amount };
+    const held = this.held;
+    this.held = { count: held.count - 1, nanos: held.nanos - closed.amount, tokens: held.tokens - closed.tokens };
     return closed.costNanos;
   }
 

@@ -1,4 +1,5 @@
 import { chargeFor, type Prices, type Usage } from "../catalog/pricing.ts";
+import { tokensOf } from "../catalog/token-count.ts";
 import type { LedgerRow } from "../db/schema.ts";
 import type { AdmitInput, SettleInput } from "./types.ts";
 
@@ -14,6 +15,8 @@ export interface HoldRow extends Record<string, SqlStorageValue> {
   created_at: number;
   expires_at: number;
   info: string;
+  /** the worst-case tokens reserved against the key's token limits */
+  tokens: number;
 }
 
 export interface HoldInfo {
@@ -30,10 +33,14 @@ export interface HoldInfo {
   endpoint: string;
   stream: boolean;
   metadata: Record<string, string>;
+  /** the run the request named (its ledger row's `run_id`) */
+  run?: string;
+  /** whether the run's budget holds this hold too (the key had a `run_limit`): its settle charges the run */
+  runHeld?: boolean;
 }
 
 /** What the hold of an admitted request remembers for its settle. */
-export function holdInfo(input: AdmitInput, target: NonNullable<AdmitInput["target"]>): HoldInfo {
+export function holdInfo(input: AdmitInput, target: NonNullable<AdmitInput["target"]>, runHeld = false): HoldInfo {
   return {
     metered: input.metered,
     model: input.model,
@@ -45,7 +52,15 @@ export function holdInfo(input: AdmitInput, target: NonNullable<AdmitInput["targ
     endpoint: input.endpoint,
     stream: input.stream,
     metadata: input.metadata,
+    ...(input.run === undefined ? {} : { run: input.run }),
+    ...(runHeld ? { runHeld } : {}),
   };
+}
+
+/** The run whose budget holds this hold, if any. */
+export function heldRun(hold: HoldRow): string | null {
+  const info = JSON.parse(hold.info) as HoldInfo;
+  return info.runHeld && info.run !== undefined ? info.run : null;
 }
 
 /** The settle of a hold that outlived its lifetime (a lost settle): charged in full, as aborted. */
@@ -56,8 +71,18 @@ export function lapsedSettle(hold: HoldRow, now: number): SettleInput {
     requestId: hold.request_id,
     status: "aborted",
     fallbackNanos: hold.amount,
+    fallbackTokens: hold.tokens,
     latencyMs: now - hold.created_at,
   };
+}
+
+/**
+ * What a settled request counts toward the token limits: its reported tokens, else the fallback the gateway
+ * measured (the estimate its charge used), never more than its hold — as `chargeFor` treats the spend.
+ */
+export function countedTokens(hold: HoldRow, input: SettleInput): number {
+  if (input.usage) return tokensOf(input.usage);
+  return Math.min(hold.tokens, Math.max(0, input.fallbackTokens ?? 0));
 }
 
 /** The ledger row of a settled hold and what it costs (null for count_tokens: no row, no cost). */
@@ -107,5 +132,6 @@ export function ledgerRowFor(
     metadata: info.metadata,
     createdAt: hold.created_at,
     parentKeyId: key.parentKeyId ?? null,
+    runId: info.run ?? null,
   };
 }

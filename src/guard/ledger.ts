@@ -44,23 +44,29 @@ export class GuardTables {
     // Tables made before rows went through the bookkeeping queue lack the column that says a row was sent.
     const columns = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM pragma_table_info('ledger')").one().n;
     if (columns === 5) this.sql.exec("ALTER TABLE ledger ADD COLUMN sent_at INTEGER");
+    // Holds made before token limits reserve no tokens.
+    const holdColumns = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM pragma_table_info('holds')").one().n;
+    if (holdColumns === 5) this.sql.exec("ALTER TABLE holds ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0");
   }
 
   heldTotals(): HeldTotals {
     const held = this.sql
-      .exec<{ n: number; total: number }>("SELECT count(*) AS n, coalesce(sum(amount), 0) AS total FROM holds")
+      .exec<{ n: number; total: number; tokens: number }>(
+        "SELECT count(*) AS n, coalesce(sum(amount), 0) AS total, coalesce(sum(tokens), 0) AS tokens FROM holds",
+      )
       .one();
-    return { count: held.n, nanos: held.total };
+    return { count: held.n, nanos: held.total, tokens: held.tokens };
   }
 
-  placeHold(requestId: string, amount: number, now: number, ttlMs: number, info: HoldInfo): void {
+  placeHold(requestId: string, hold: { nanos: number; tokens: number }, now: number, ttlMs: number, info: HoldInfo) {
     this.sql.exec(
-      "INSERT INTO holds (request_id, amount, created_at, expires_at, info) VALUES (?, ?, ?, ?, ?)",
+      "INSERT INTO holds (request_id, amount, created_at, expires_at, info, tokens) VALUES (?, ?, ?, ?, ?, ?)",
       requestId,
-      amount,
+      hold.nanos,
       now,
       now + ttlMs,
       JSON.stringify(info),
+      hold.tokens,
     );
   }
 

@@ -7,6 +7,8 @@ import { hashesEqual } from "../lib/keys.ts";
 import { formatUsd } from "../lib/money.ts";
 import { budget, roll } from "./counters.ts";
 import { checkRate } from "./rate.ts";
+import { type AdmitRun, MAX_RUNS_PER_KEY, runSpendRoom } from "./runs.ts";
+import { decideTokens } from "./token-limits.ts";
 import type { AdmitInput, AdmitResult, Budget, Counters, HeldTotals, KeyConfig, RateState } from "./types.ts";
 
 /**
@@ -25,29 +27,54 @@ export type Decision =
       target: NonNullable<AdmitInput["target"]>;
       counters: Counters;
       hold: number;
+      /** the tokens the hold reserves against the token limits */
+      holdTokens: number;
       rate: RateState | null;
       budget: Budget;
       /** the per-choice output limit granted when the budget could not cover the request's own */
       clampedOutputTokens?: number;
     };
 
-/** The right secret, not revoked, not expired. */
-export function authentic(cfg: KeyConfig | null, secretHash: string, now: number): cfg is KeyConfig {
-  if (!cfg) return false;
-  const match = hashesEqual(cfg.secretHash, secretHash);
-  return match && !cfg.revoked && (cfg.expiresAt === null || now < cfg.expiresAt);
+/**
+ * The key's current secret, or the one a rotation replaced while its grace period lasts (pause and revoke end it).
+ */
+function secretMatches(cfg: KeyConfig, secretHash: string, now: number): boolean {
+  if (hashesEqual(cfg.secretHash, secretHash)) return true;
+  const grace = cfg.previousSecret;
+  return grace !== null && now < grace.until && hashesEqual(grace.hash, secretHash);
 }
 
-/** Why a key is not authentic, for the log: "revoked" and "expiry" only to the holder of the right secret. */
-function unauthentic(cfg: KeyConfig | null, secretHash: string): Refusal["limit"] {
-  if (!cfg || !hashesEqual(cfg.secretHash, secretHash)) return "key";
-  return cfg.revoked ? "revoked" : "expiry";
+/** The right secret, not revoked, not expired. */
+export function authentic(cfg: KeyConfig | null, secretHash: string, now: number): cfg is KeyConfig {
+  if (!cfg || !secretMatches(cfg, secretHash, now)) return false;
+  return !cfg.revoked && (cfg.expiresAt === null || now < cfg.expiresAt);
+}
+
+/**
+ * Why a key is not authentic. A caller without the key's right secret learns nothing (every bad key reads the
+ * same); one with it is told the key was revoked or has expired, so an agent stops retrying and says why.
+ */
+function unauthentic(cfg: KeyConfig | null, secretHash: string, now: number): Refusal {
+  if (!cfg || !secretMatches(cfg, secretHash, now)) {
+    return { ok: false, shape: null, code: "invalid_api_key", message: INVALID_API_KEY_MESSAGE, limit: "key" };
+  }
+  const refusal = { ok: false as const, shape: cfg.requestShape, terminal: true };
+  return cfg.revoked
+    ? { ...refusal, code: "key_revoked", limit: "revoked", message: "This spend key has been revoked by its owner." }
+    : {
+        ...refusal,
+        code: "key_expired",
+        limit: "expiry",
+        message: `This spend key expired at ${iso(cfg.expiresAt ?? now)}.`,
+      };
 }
 
 /**
  * Admission, in this order: the key (401), its status and scopes (403/404/400), then the in-flight cap, the
- * request limit, the spend limit with this request's hold, and the rate (429). The rate is checked last so a
- * refused request never spends a token of the bucket.
+ * key's bound on live runs, the request limit, the run's request limit, the spend limit with this request's hold,
+ * the run's spend limit with the same hold, the token limits with its token hold (token-limits.ts), and the rate
+ * (429). The rate is checked last so a refused request never spends a token of the bucket. `run`: the request's
+ * run when the key has a `run_limit` (runs.ts).
  */
 export function decide(
   cfg: KeyConfig | null,
@@ -55,14 +82,9 @@ export function decide(
   held: HeldTotals,
   input: AdmitInput,
   now: number,
+  run: AdmitRun | null = null,
 ): Decision {
-  if (!authentic(cfg, input.secretHash, now)) {
-    const limit = unauthentic(cfg, input.secretHash);
-    return {
-      ok: false,
-      refusal: { ok: false, shape: null, code: "invalid_api_key", message: INVALID_API_KEY_MESSAGE, limit },
-    };
-  }
+  if (!authentic(cfg, input.secretHash, now)) return { ok: false, refusal: unauthentic(cfg, input.secretHash, now) };
   const shape = cfg.requestShape;
   const refuse = (code: Refusal["code"], message: string, extra: Partial<Refusal> = {}): Decision => ({
     ok: false,
@@ -92,11 +114,19 @@ export function decide(
     });
   }
   if (input.unavailable) return refuse(input.unavailable.code, input.unavailable.message, { limit: "unavailable" });
+  // A run's spend limit needs a price and a bound as the key's does.
+  const runSpend = input.metered ? runSpendRoom(cfg, run) : null;
+  const spendCapped = cfg.spendLimit !== null || runSpend !== null;
   // A request the gateway cannot bound (the client can fix it) before one it cannot price (the operator can).
-  if (cfg.spendLimit && target.unbounded) return refuse("invalid_request", target.unbounded, { limit: "unbounded" });
-  if (cfg.spendLimit && !target.prices) {
+  if (spendCapped && target.unbounded) return refuse("invalid_request", target.unbounded, { limit: "unbounded" });
+  const tokenLimited = cfg.tokenLimit !== null || cfg.tokensPerMinute !== null;
+  if (input.metered && tokenLimited && target.tokensUnbounded) {
+    return refuse("invalid_request", target.tokensUnbounded, { limit: "unbounded" });
+  }
+  if (spendCapped && !target.prices) {
     const why = target.unpricedNote ?? `The model '${input.model}' has no price.`;
-    return refuse("model_not_priced", `${why} This spend key has a spend limit, so the gateway cannot meter it.`);
+    const which = cfg.spendLimit ? "a spend limit" : "a run spend limit";
+    return refuse("model_not_priced", `${why} This spend key has ${which}, so the gateway cannot meter it.`);
   }
 
   const c = roll(cfg, counters, now);
@@ -105,6 +135,19 @@ export function decide(
       details: { limit: "concurrency", count: input.maxInflight, current: held.count },
       retryAfterMs: 1_000,
     });
+  }
+  if (run?.fullForMs !== undefined) {
+    const seconds = Math.ceil(run.fullForMs / 1000);
+    const live = run.live ?? MAX_RUNS_PER_KEY;
+    return refuse(
+      "too_many_runs",
+      `This spend key already has ${live} live runs, its most: run '${run.state.id}' cannot start until the ` +
+        `longest-idle run ends (in ${seconds}s). Reuse a run id, or send the request without one.`,
+      {
+        details: { limit: "runs", count: MAX_RUNS_PER_KEY, current: live, run: run.state.id },
+        retryAfterMs: run.fullForMs,
+      },
+    );
   }
   // count_tokens (unmetered) obeys the in-flight cap and the rate, but is neither counted nor charged.
   if (input.metered && cfg.requestLimit && c.currentRequests >= cfg.requestLimit.count) {
@@ -116,19 +159,35 @@ export function decide(
       ...reset.retry,
     });
   }
+  const runLimit = cfg.runLimit;
+  if (input.metered && run && runLimit?.requests != null && run.state.requests >= runLimit.requests) {
+    return refuse(
+      "run_request_limit_exceeded",
+      `Run '${run.state.id}' reached its request limit: ${runLimit.requests} requests per run.`,
+      {
+        details: { limit: "run_requests", run: run.state.id, count: runLimit.requests, current: run.state.requests },
+        terminal: true,
+      },
+    );
+  }
   let hold = input.metered && target.prices ? worstCaseNanos(target.worst, target.prices) : 0;
   let clampedOutputTokens: number | undefined;
-  if (input.metered && cfg.spendLimit) {
-    const { nanos, cycle } = cfg.spendLimit;
-    const committed = c.currentSpendNanos + held.nanos;
-    // A worst case that does not fit, on a key that allows it: the most output the budget affords, if useful.
-    if (target.prices && target.clampable && cfg.clampOutput && committed + hold > nanos) {
-      const k = affordableOutputTokens(target.worst, target.prices, nanos - committed);
+  if (input.metered && spendCapped && target.prices && target.clampable && cfg.clampOutput) {
+    // A worst case that does not fit, on a key that allows it: the most output the budget affords, if useful — the
+    // smaller of what the key's spend limit and the run's leave.
+    const keyRoom = cfg.spendLimit ? cfg.spendLimit.nanos - c.currentSpendNanos - held.nanos : Number.POSITIVE_INFINITY;
+    const room = Math.min(keyRoom, runSpend ? runSpend.room : Number.POSITIVE_INFINITY);
+    if (hold > room) {
+      const k = affordableOutputTokens(target.worst, target.prices, room);
       if (k >= MIN_CLAMPED_OUTPUT_TOKENS && k < target.worst.outputTokens) {
         clampedOutputTokens = k;
         hold = worstCaseNanos({ ...target.worst, outputTokens: k }, target.prices);
       }
     }
+  }
+  if (input.metered && cfg.spendLimit) {
+    const { nanos, cycle } = cfg.spendLimit;
+    const committed = c.currentSpendNanos + held.nanos;
     // Spend at or over the limit (an overage) refuses everything until the cycle resets or the limit rises.
     if (c.currentSpendNanos >= nanos || committed + hold > nanos) {
       // Whether the settled spend alone refuses it — the request at its smallest (the least output a clamp grants)
@@ -166,6 +225,47 @@ export function decide(
       });
     }
   }
+  if (run && runSpend && (run.state.spendNanos >= runSpend.limit || hold > runSpend.room)) {
+    const left = formatUsd(Math.max(0, runSpend.room));
+    const of = `$${formatUsd(runSpend.limit)} per run`;
+    const why = target.holdNote ? `, ${target.holdNote}` : "";
+    const message =
+      run.state.spendNanos >= runSpend.limit
+        ? `Run '${run.state.id}' reached its spend limit: $${formatUsd(run.state.spendNanos)} of ${of} used.`
+        : `This request's worst-case cost ($${formatUsd(hold)}${why}) does not fit run '${run.state.id}': ` +
+          `$${left} of ${of} is left. ` +
+          (target.clampable && cfg.clampOutput
+            ? `Even ${MIN_CLAMPED_OUTPUT_TOKENS} output tokens do not fit.`
+            : "Lower max_tokens.");
+    return refuse("run_spend_limit_exceeded", message, {
+      details: {
+        limit: "run_spend",
+        run: run.state.id,
+        amount: formatUsd(runSpend.limit),
+        current: formatUsd(run.state.spendNanos),
+      },
+      terminal: true,
+    });
+  }
+  // The token limits, with the output the spend limit left: a further clamp only lowers it (and the spend hold).
+  let holdTokens = 0;
+  if (input.metered) {
+    const output = clampedOutputTokens ?? target.worst.outputTokens;
+    const tokens = decideTokens(cfg, c, held, target, output, now);
+    if (!tokens.ok) {
+      const { code, message, details, terminal, retryAfterMs } = tokens;
+      return refuse(code, message, {
+        details,
+        ...(terminal ? { terminal } : {}),
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      });
+    }
+    holdTokens = tokens.holdTokens;
+    if (tokens.clampedOutputTokens !== undefined) {
+      clampedOutputTokens = tokens.clampedOutputTokens;
+      if (target.prices) hold = worstCaseNanos({ ...target.worst, outputTokens: clampedOutputTokens }, target.prices);
+    }
+  }
   let tat = c.tat;
   let rate: RateState | null = null;
   if (cfg.rateLimit) {
@@ -192,12 +292,14 @@ export function decide(
         currentRequests: c.currentRequests + 1,
         totalRequests: c.totalRequests + 1,
         lastUsedAt: now,
+        minuteTokens: c.minuteTokens + holdTokens,
         version: c.version + 1,
       }
     : { ...c, tat, version: c.version + 1 };
-  const after = { count: held.count + 1, nanos: held.nanos + hold };
+  const after = { count: held.count + 1, nanos: held.nanos + hold, tokens: held.tokens + holdTokens };
   const granted = clampedOutputTokens === undefined ? {} : { clampedOutputTokens };
-  return { ok: true, shape, target, counters: next, hold, rate, budget: budget(cfg, next, after), ...granted };
+  const result = { ok: true as const, shape, target, counters: next, hold, holdTokens, rate };
+  return { ...result, budget: budget(cfg, next, after), ...granted };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -1,7 +1,7 @@
 import type { Prices, Usage, WorstCase } from "../catalog/pricing.ts";
 import type { LedgerRow } from "../db/schema.ts";
 import type { KeyConfig, KeyRecord, RequestShape } from "../keys/record.ts";
-import type { KeySnapshot, RateState } from "../keys/view.ts";
+import type { KeySnapshot, RateState, RunSnapshot } from "../keys/view.ts";
 import type { ErrorCode, LimitDetails, RefusalLimit } from "../lib/errors.ts";
 
 export type { KeyConfig, KeySnapshot, RateState, RequestShape };
@@ -10,6 +10,8 @@ export type { KeyConfig, KeySnapshot, RateState, RequestShape };
 export interface HeldTotals {
   count: number;
   nanos: number;
+  /** the worst-case tokens the open holds reserve against the token limit */
+  tokens: number;
 }
 
 /** Absolute counters; `current*` belong to the period starting at `*PeriodStart`. */
@@ -21,6 +23,17 @@ export interface Counters {
   currentRequests: number;
   totalRequests: number;
   lastUsedAt: number | null;
+  tokenPeriodStart: number;
+  /** tokens counted in the token limit's period (settled requests: their reported tokens) */
+  currentTokens: number;
+  totalTokens: number;
+  /** the UTC minute (its start, ms) `minuteTokens` belongs to */
+  minuteStart: number;
+  /**
+   * tokens of the requests admitted in that minute: their holds while open, their counted tokens once settled
+   * (what `tokens_per_minute` admits against)
+   */
+  minuteTokens: number;
   /** GCRA theoretical arrival time (ms) of the rate bucket */
   tat: number;
   /** bumped on every change, so D1 snapshots never go backwards */
@@ -40,6 +53,8 @@ export interface RequestInfo {
   endpoint: string;
   stream: boolean;
   metadata: Record<string, string>;
+  /** the run the request names (`x-spendgate-run`, or metadata `run`), already validated; absent: no run */
+  run?: string;
 }
 
 export interface AdmitInput extends RequestInfo {
@@ -64,6 +79,8 @@ export interface AdmitInput extends RequestInfo {
     holdNote?: string;
     /** set when no safe bound exists: a key with a spend limit refuses the request with this message */
     unbounded?: string;
+    /** set when no safe bound on the tokens exists: a key with a token limit refuses the request with this message */
+    tokensUnbounded?: string;
   } | null;
   /** why the request cannot be served (provider not configured, route unsupported), told only to its key */
   unavailable?: { code: ErrorCode; message: string };
@@ -90,6 +107,8 @@ export type AdmitResult =
       budget: Budget;
       /** this request's hold */
       holdNanos: number;
+      /** the tokens this request's hold reserves against the key's token limits */
+      holdTokens: number;
       /** set when the spend limit afforded less than the request's output limit: the per-choice limit granted */
       clampedOutputTokens?: number;
     }
@@ -125,6 +144,8 @@ export interface SettleInput {
   estimate?: Usage;
   /** charged instead when `usage` is null (capped by the hold): 0 releases it */
   fallbackNanos: number;
+  /** counted toward the token limits instead when `usage` is null (capped by the token hold); absent: 0 */
+  fallbackTokens?: number;
   /** the service tier the provider reports having used (priced by its multiplier) */
   serviceTier?: string | null;
   responseId: string | null;
@@ -154,7 +175,18 @@ export interface GuardState {
   ledger: LedgerRow[];
   /** what D1 has not confirmed yet (rows, events, the record and counters when newer than D1's) */
   unconfirmed: number;
+  /** the runs stored (live, or ended and not yet dropped) */
+  runs: number;
 }
 
 /** `GET /v1/key`'s read: the key's record and configuration without their secret hash, and live counters. */
-export type Described = { ok: true; record: KeyRecord; config: KeyConfig; snapshot: KeySnapshot } | { ok: false };
+export type Described =
+  | {
+      ok: true;
+      record: KeyRecord;
+      config: KeyConfig;
+      snapshot: KeySnapshot;
+      /** the run asked about; null when the key has no `run_limit` (runs are not tracked) */
+      run?: RunSnapshot | null;
+    }
+  | { ok: false };

@@ -16,7 +16,13 @@ export interface KeyConfig {
   spendLimit: { nanos: number; cycle: Cycle } | null;
   requestLimit: { count: number; cycle: Cycle } | null;
   rateLimit: { rpm: number; burst: number } | null;
+  /** tokens per cycle (what counts: catalog/token-count.ts) */
+  tokenLimit: { count: number; cycle: Cycle } | null;
+  /** tokens per UTC minute, counted for the minute a request is admitted in */
+  tokensPerMinute: number | null;
   expiresAt: number | null;
+  /** the secret a rotation replaced, still accepted until `until` (ms) */
+  previousSecret: { hash: string; until: number } | null;
   revoked: boolean;
   /** the record's `configVersion` */
   version: number;
@@ -26,6 +32,14 @@ export interface KeyConfig {
   clampOutput: boolean;
   /** the parent key of a child key (its ledger rows name it); null for a root key */
   parentKeyId?: string | null;
+  /** each run's own budget inside the key, for the run's lifetime (guard/runs.ts); null: runs are not tracked */
+  runLimit?: RunLimit | null;
+}
+
+/** `run_limit`: at most this much spend and this many requests per run; either may be absent (null). */
+export interface RunLimit {
+  nanos: number | null;
+  requests: number | null;
 }
 
 /**
@@ -45,11 +59,14 @@ export const COUNTER_COLUMNS = [
   "lastUsedAt",
   "snapshotAt",
   "carvedSpendNanos",
+  "currentTokens",
+  "totalTokens",
+  "tokenPeriodStart",
 ] as const satisfies readonly (keyof SpendKeyRow)[];
 type CounterColumn = (typeof COUNTER_COLUMNS)[number];
 
 /** The version of a record's stored form, kept in the record: a reader knows what it holds. */
-export const RECORD_SCHEMA = 1;
+export const RECORD_SCHEMA = 2;
 
 /**
  * A spend key's management fields. The key's KeyGuard owns them: every change is applied there, one at a time,
@@ -58,23 +75,28 @@ export const RECORD_SCHEMA = 1;
 export type KeyRecord = Omit<SpendKeyRow, CounterColumn> & { schema: typeof RECORD_SCHEMA };
 
 /**
- * A record as the guard stored it. Records stored before `schema` existed lack the two fields added since the first
- * layout (`alertThresholds`, `clampOutput`): they take the defaults those fields had when they were added.
+ * Fields added to the record after its first layout, with the values a record stored before them takes: the
+ * defaults those fields had when they were added (no token limits, no rotation grace).
  */
-export function storedRecord(stored: Omit<KeyRecord, "schema"> & { schema?: number }): KeyRecord {
-  if (stored.schema === RECORD_SCHEMA) return withFamily(stored as KeyRecord);
-  return withFamily({
-    ...stored,
-    alertThresholds: stored.alertThresholds ?? null,
-    clampOutput: stored.clampOutput ?? true,
-    schema: 1,
-  });
-}
+const LATER_FIELDS = {
+  alertThresholds: null,
+  clampOutput: true,
+  tokenLimitCount: null,
+  tokenLimitCycle: null,
+  tokensPerMinute: null,
+  runSpendLimitNanos: null,
+  runRequestLimit: null,
+  previousKeyHash: null,
+  previousKeyExpiresAt: null,
+  // before child keys: a root key that may not delegate
+  parentKeyId: null,
+  delegationMaxDepth: null,
+  delegationMaxChildren: null,
+} satisfies Partial<KeyRecord>;
 
-/** Records stored before child keys existed lack their fields: a root key that may not delegate. */
-function withFamily(r: KeyRecord): KeyRecord {
-  if (r.parentKeyId !== undefined) return r;
-  return { ...r, parentKeyId: null, delegationMaxDepth: null, delegationMaxChildren: null };
+/** A record as the guard stored it: one stored before a field existed takes that field's default. */
+export function storedRecord(stored: Partial<KeyRecord>): KeyRecord {
+  return { ...LATER_FIELDS, ...stored, schema: RECORD_SCHEMA } as KeyRecord;
 }
 
 /** D1's copy of a record: every column of the row but the counters, which only the guard's bookkeeping writes. */
@@ -106,13 +128,19 @@ export type KeyFields = Partial<
     | "clampOutput"
     | "delegationMaxDepth"
     | "delegationMaxChildren"
+    | "tokenLimitCount"
+    | "tokenLimitCycle"
+    | "tokensPerMinute"
+    | "runSpendLimitNanos"
+    | "runRequestLimit"
   >
 >;
 
 /** One management change, applied inside the KeyGuard as a single read-modify-write. */
 export type KeyChange =
   | { kind: "update"; fields: KeyFields }
-  | { kind: "rotate"; keyHash: string; keyPreview: string }
+  /** `graceMs`: how long the replaced secret keeps working (0: it fails at once) */
+  | { kind: "rotate"; keyHash: string; keyPreview: string; graceMs: number }
   | { kind: "revoke" };
 
 /** Only the record's own columns (a D1 row also carries the counter snapshot). */
@@ -127,6 +155,9 @@ export function recordOf(row: SpendKeyRow): KeyRecord {
     lastUsedAt,
     snapshotAt,
     carvedSpendNanos,
+    currentTokens,
+    totalTokens,
+    tokenPeriodStart,
     ...record
   } = row;
   return { ...record, schema: RECORD_SCHEMA };
@@ -151,24 +182,53 @@ export function configOf(r: KeyRecord): KeyConfig {
         ? { count: r.requestLimitCount, cycle: r.requestLimitCycle as Cycle }
         : null,
     rateLimit: r.rateLimitRpm !== null ? { rpm: r.rateLimitRpm, burst: r.rateLimitBurst ?? r.rateLimitRpm } : null,
+    tokenLimit:
+      r.tokenLimitCount !== null && r.tokenLimitCycle !== null
+        ? { count: r.tokenLimitCount, cycle: r.tokenLimitCycle as Cycle }
+        : null,
+    tokensPerMinute: r.tokensPerMinute,
     expiresAt: r.expiresAt,
+    previousSecret:
+      r.previousKeyHash !== null && r.previousKeyExpiresAt !== null
+        ? { hash: r.previousKeyHash, until: r.previousKeyExpiresAt }
+        : null,
     revoked: r.revokedAt !== null,
     alertThresholds: r.alertThresholds ?? DEFAULT_ALERT_THRESHOLDS,
     clampOutput: r.clampOutput,
     parentKeyId: r.parentKeyId ?? null,
+    runLimit:
+      r.runSpendLimitNanos === null && r.runRequestLimit === null
+        ? null
+        : { nanos: r.runSpendLimitNanos, requests: r.runRequestLimit },
     version: r.configVersion,
   };
 }
+
+const noGrace = { previousKeyHash: null, previousKeyExpiresAt: null };
+
+/** The longest grace period a rotation may give the secret it replaces. */
+export const MAX_ROTATION_GRACE_MS = 86_400_000;
 
 /** The record after `change`: the next version, stamped with the time of the change. */
 export function applyChange(prev: KeyRecord, change: KeyChange, now: number): KeyRecord {
   const stamp = { configVersion: prev.configVersion + 1, updatedAt: now };
   switch (change.kind) {
     case "update":
-      return { ...prev, ...change.fields, ...stamp };
+      // Pausing ends a rotation's grace period: after a resume only the current secret works.
+      return { ...prev, ...change.fields, ...(change.fields.status === "paused" ? noGrace : {}), ...stamp };
     case "rotate":
-      return { ...prev, keyHash: change.keyHash, keyPreview: change.keyPreview, ...stamp };
+      // The replaced secret keeps working for the grace period; a secret replaced before it (a rotation during
+      // the grace) stops at once.
+      return {
+        ...prev,
+        keyHash: change.keyHash,
+        keyPreview: change.keyPreview,
+        ...(change.graceMs > 0
+          ? { previousKeyHash: prev.keyHash, previousKeyExpiresAt: now + change.graceMs }
+          : noGrace),
+        ...stamp,
+      };
     case "revoke":
-      return { ...prev, revokedAt: now, ...stamp };
+      return { ...prev, revokedAt: now, ...noGrace, ...stamp };
   }
 }

@@ -18,11 +18,19 @@ export interface KeySnapshot {
   totalSpendNanos: number;
   currentRequests: number;
   totalRequests: number;
+  currentTokens: number;
+  totalTokens: number;
   spendPeriodStart: number;
   requestPeriodStart: number;
   heldNanos: number;
+  /** the tokens open holds reserve */
+  heldTokens: number;
   /** what the spend limit leaves after spend and open holds (null: no spend limit) */
   remainingSpendNanos: number | null;
+  /** what the token limit leaves after the cycle's tokens and open holds (null: no token limit) */
+  remainingTokens: number | null;
+  /** what `tokens_per_minute` leaves in the current UTC minute (null: no such limit) */
+  remainingTokensThisMinute: number | null;
   openHolds: number;
   lastUsedAt: number | null;
   rate: RateState | null;
@@ -47,12 +55,17 @@ export interface SpendKeyView {
   current_requests: number;
   total_requests: number;
   rate_limit: { rpm: number; burst: number } | null;
+  token_limit: { count: number; cycle: Cycle } | null;
+  tokens_per_minute: number | null;
+  current_tokens: number;
+  total_tokens: number;
   expires_at: string | null;
   last_used_at: string | null;
   created_at: string;
   updated_at: string;
   spend_resets_at: string | null;
   requests_resets_at: string | null;
+  tokens_resets_at: string | null;
   alert_thresholds: number[];
   clamp_output: boolean;
   /** the key that minted this one (POST /v1/key/children); null for a key the wallet created */
@@ -61,6 +74,17 @@ export interface SpendKeyView {
   delegation: { max_depth: number; max_children: number } | null;
   /** what its children take of its spend cycle: live carves plus the spend of children ended this cycle */
   carved_spend: string;
+  previous_secret_expires_at: string | null;
+  /** each run's own budget inside the key (`x-spendgate-run`), for the run's lifetime */
+  run_limit: { spend: string | null; requests: number | null } | null;
+}
+
+/** One run's live figures inside its key (the KeyGuard's; all zeros for a run it does not hold). */
+export interface RunSnapshot {
+  id: string;
+  spendNanos: number;
+  requests: number;
+  heldNanos: number;
 }
 
 /**
@@ -69,13 +93,21 @@ export interface SpendKeyView {
  */
 export type Counts = Pick<
   KeySnapshot,
-  "currentSpendNanos" | "totalSpendNanos" | "currentRequests" | "totalRequests" | "lastUsedAt" | "carvedNanos"
+  | "currentSpendNanos"
+  | "totalSpendNanos"
+  | "currentRequests"
+  | "totalRequests"
+  | "currentTokens"
+  | "totalTokens"
+  | "lastUsedAt"
+  | "carvedNanos"
 >;
 
 /** The counters of a D1 row (the KeyGuard's last flushed snapshot), with cycle resets applied. */
 export function countsOf(row: SpendKeyRow, now: number): Counts {
   const spendCycle = (row.spendLimitCycle as Cycle | null) ?? null;
   const requestCycle = (row.requestLimitCycle as Cycle | null) ?? null;
+  const tokenCycle = (row.tokenLimitCycle as Cycle | null) ?? null;
   return {
     currentSpendNanos: visibleCurrent(
       spendCycle,
@@ -93,6 +125,8 @@ export function countsOf(row: SpendKeyRow, now: number): Counts {
       now,
     ),
     totalRequests: row.totalRequests,
+    currentTokens: visibleCurrent(tokenCycle, row.tokenPeriodStart ?? 0, row.currentTokens, row.totalTokens, now),
+    totalTokens: row.totalTokens,
     lastUsedAt: row.lastUsedAt,
     // The guard's last snapshot: returned spend of a cycle that has ended may show until its next change.
     carvedNanos: row.carvedSpendNanos ?? 0,
@@ -102,7 +136,8 @@ export function countsOf(row: SpendKeyRow, now: number): Counts {
 /** The wire form; counters come from the KeyGuard (exact) or, in lists, from the D1 snapshot. */
 export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.now()): SpendKeyView {
   // The limits as the KeyGuard enforces them (their defaults included), in the wire's words.
-  const { spendLimit, requestLimit, rateLimit, alertThresholds, clampOutput } = configOf(row);
+  const { spendLimit, requestLimit, rateLimit, tokenLimit, tokensPerMinute, alertThresholds, clampOutput, runLimit } =
+    configOf(row);
   return {
     spend_key_id: row.id,
     key_preview: row.keyPreview,
@@ -119,12 +154,17 @@ export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.n
     current_requests: counters.currentRequests,
     total_requests: counters.totalRequests,
     rate_limit: rateLimit,
+    token_limit: tokenLimit,
+    tokens_per_minute: tokensPerMinute,
+    current_tokens: counters.currentTokens,
+    total_tokens: counters.totalTokens,
     expires_at: iso(row.expiresAt),
     last_used_at: iso(counters.lastUsedAt),
     created_at: new Date(row.createdAt).toISOString(),
     updated_at: new Date(row.updatedAt).toISOString(),
     spend_resets_at: spendLimit ? iso(periodEnd(spendLimit.cycle, now)) : null,
     requests_resets_at: requestLimit ? iso(periodEnd(requestLimit.cycle, now)) : null,
+    tokens_resets_at: tokenLimit ? iso(periodEnd(tokenLimit.cycle, now)) : null,
     alert_thresholds: alertThresholds,
     clamp_output: clampOutput,
     parent_key_id: row.parentKeyId ?? null,
@@ -133,6 +173,28 @@ export function serializeSpendKey(row: KeyRecord, counters: Counts, now = Date.n
         ? { max_depth: row.delegationMaxDepth, max_children: row.delegationMaxChildren }
         : null,
     carved_spend: formatUsd(counters.carvedNanos),
+    previous_secret_expires_at:
+      row.previousKeyExpiresAt !== null && row.previousKeyExpiresAt > now ? iso(row.previousKeyExpiresAt) : null,
+    run_limit: runLimit
+      ? { spend: runLimit.nanos === null ? null : formatUsd(runLimit.nanos), requests: runLimit.requests }
+      : null,
+  };
+}
+
+/** `GET /v1/key?run=<id>`'s `run`: what the run has spent and holds, and what its budget leaves. */
+export function runView(record: KeyRecord, run: RunSnapshot) {
+  const { runLimit } = configOf(record);
+  const spendCap = runLimit?.nanos ?? null;
+  const requestCap = runLimit?.requests ?? null;
+  return {
+    id: run.id,
+    spend: formatUsd(run.spendNanos),
+    requests: run.requests,
+    held_spend: formatUsd(run.heldNanos),
+    remaining: {
+      spend: spendCap === null ? null : formatUsd(Math.max(0, spendCap - run.spendNanos - run.heldNanos)),
+      requests: requestCap === null ? null : Math.max(0, requestCap - run.requests),
+    },
   };
 }
 
@@ -147,6 +209,8 @@ export function liveKeyView(record: KeyRecord, s: KeySnapshot, now = Date.now())
       spend: s.remainingSpendNanos === null ? null : formatUsd(s.remainingSpendNanos),
       requests: record.requestLimitCount === null ? null : Math.max(0, record.requestLimitCount - s.currentRequests),
       rate: s.rate ? s.rate.remaining : null,
+      tokens: s.remainingTokens,
+      tokens_this_minute: s.remainingTokensThisMinute,
     },
     rate_resets_at: s.rate ? iso(now + s.rate.resetMs) : null,
     // What the next request can cost at most: its hold must fit here. With clamp_output, a request whose worst

@@ -25,12 +25,22 @@ const CODES = {
   rate_limit_exceeded: { status: 429, openaiType: "requests", anthropicType: "rate_limit_error" },
   too_many_concurrent_requests: { status: 429, openaiType: "requests", anthropicType: "rate_limit_error" },
   request_limit_exceeded: { status: 429, openaiType: "insufficient_quota", anthropicType: "rate_limit_error" },
+  token_limit_exceeded: { status: 429, openaiType: "insufficient_quota", anthropicType: "rate_limit_error" },
+  token_rate_limit_exceeded: { status: 429, openaiType: "tokens", anthropicType: "rate_limit_error" },
   spend_limit_exceeded: {
     status: 429,
     openaiType: "insufficient_quota",
     anthropicType: "billing_error",
     anthropicStatus: 402,
   },
+  run_spend_limit_exceeded: {
+    status: 429,
+    openaiType: "insufficient_quota",
+    anthropicType: "billing_error",
+    anthropicStatus: 402,
+  },
+  run_request_limit_exceeded: { status: 429, openaiType: "insufficient_quota", anthropicType: "rate_limit_error" },
+  too_many_runs: { status: 429, openaiType: "requests", anthropicType: "rate_limit_error" },
   // A child key's spend reaching its carve (its spend limit); minting a child whose carve or bounds do not fit
   // its parent answers the same code with 409 (the route sets the status).
   carve_exceeded: {
@@ -56,8 +66,9 @@ const CODES = {
 export type ErrorCode = keyof typeof CODES;
 
 /**
- * What refused a proxied request, for the operator's log (log.ts; never in a body, where every bad key reads the
- * same): a limit or scope of the key, or one of the gateway's own bounds.
+ * What refused a proxied request: a limit or scope of the key, or one of the gateway's own bounds. The operator's
+ * log carries it (log.ts), and so does the caller's `x-spendgate-limit` header — except for a bad key, which reads
+ * the same whatever made it bad ("key") unless the caller holds the key's right secret.
  */
 export type RefusalLimit =
   /** no key, a malformed or unknown one, or the wrong secret */
@@ -83,6 +94,14 @@ export type RefusalLimit =
   /** a child key's spend limit (its carve of its parent's cycle), or a child that does not fit its parent */
   | "carve"
   | "rate"
+  /** tokens per cycle */
+  | "tokens"
+  /** tokens per UTC minute */
+  | "token_rate"
+  /** a run's own budget (`run_limit`): its spend, its requests; or the key's bound on live runs */
+  | "run_spend"
+  | "run_requests"
+  | "runs"
   /** a malformed request */
   | "body"
   /** a body over MAX_BODY_BYTES */
@@ -103,6 +122,11 @@ const LIMIT_OF: Record<ErrorCode, RefusalLimit> = {
   too_many_concurrent_requests: "concurrency",
   request_limit_exceeded: "requests",
   spend_limit_exceeded: "spend",
+  token_limit_exceeded: "tokens",
+  token_rate_limit_exceeded: "token_rate",
+  run_spend_limit_exceeded: "run_spend",
+  run_request_limit_exceeded: "run_requests",
+  too_many_runs: "runs",
   carve_exceeded: "carve",
   invalid_request: "body",
   request_too_large: "size",
@@ -119,13 +143,28 @@ const LIMIT_OF: Record<ErrorCode, RefusalLimit> = {
 
 export const refusalLimit = (code: ErrorCode): RefusalLimit => LIMIT_OF[code];
 
-/** One message for every bad spend key (missing, malformed, unknown, revoked, rotated-out, expired). */
+/**
+ * One message for every bad spend key (missing, malformed, unknown, rotated-out, or revoked/expired for a caller
+ * without the right secret): nothing tells a guesser which.
+ */
 export const INVALID_API_KEY_MESSAGE =
   "Incorrect API key provided. You can create and manage spend keys with the Spendgate management API.";
 
 /** What a limit refusal names in the sibling `details` object. */
 export interface LimitDetails {
-  limit: "spend" | "requests" | "rate" | "concurrency" | "carve";
+  limit:
+    | "spend"
+    | "requests"
+    | "rate"
+    | "concurrency"
+    | "tokens"
+    | "token_rate"
+    | "run_spend"
+    | "run_requests"
+    | "runs"
+    | "carve";
+  /** the run a run refusal is about */
+  run?: string;
   amount?: string;
   count?: number;
   current?: string | number;
@@ -168,7 +207,8 @@ export function renderError(err: ApiError, dialect: Dialect, requestId: string):
     headers.set("request-id", requestId);
     body = {
       type: "error",
-      error: { type: spec.anthropicType, message: err.message },
+      // `code` is ours (Anthropic's errors have only a type): the same stable code the OpenAI dialect carries.
+      error: { type: spec.anthropicType, message: err.message, code: err.code },
       request_id: requestId,
       ...(err.opts.details ? { details: err.opts.details } : {}),
     };

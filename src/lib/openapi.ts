@@ -33,6 +33,8 @@ export interface RouteSpec<P extends Schema | undefined, Q extends Schema | unde
   params?: P;
   query?: Q;
   body?: B;
+  /** an empty body reads as `{}` (a route whose every body field is optional, called by clients that send none) */
+  optionalBody?: boolean;
   responses: Record<number, { description: string; schema?: Schema }>;
 }
 
@@ -88,7 +90,8 @@ export class ApiRouter<E extends AppEnv = WalletEnv> {
       if (spec.body) {
         let json: unknown;
         try {
-          json = JSON.parse(await c.req.text());
+          const text = await c.req.text();
+          json = spec.optionalBody && text.trim() === "" ? {} : JSON.parse(text);
         } catch {
           throw new ApiError("invalid_request", "body: the request body is not valid JSON", { param: "body" });
         }
@@ -150,7 +153,7 @@ export function openApiDocument(
         ...(spec.body
           ? {
               requestBody: {
-                required: true,
+                required: !spec.optionalBody,
                 content: { "application/json": { schema: jsonSchema(spec.body, "input", components) } },
               },
             }

@@ -68,6 +68,8 @@ export const childKeyRoutes = new ApiRouter().route(
       revokedAt: null,
       alertThresholds: null,
       clampOutput: body.clamp_output ?? true,
+      previousKeyHash: null,
+      previousKeyExpiresAt: null,
       ...minted.fields,
       requestShape: minted.fields.requestShape ?? "openai",
       allowedModels: minted.fields.allowedModels ?? null,
@@ -79,6 +81,11 @@ export const childKeyRoutes = new ApiRouter().route(
       expiresAt: minted.fields.expiresAt ?? null,
       delegationMaxDepth: minted.fields.delegationMaxDepth ?? null,
       delegationMaxChildren: minted.fields.delegationMaxChildren ?? null,
+      tokenLimitCount: minted.fields.tokenLimitCount ?? null,
+      tokenLimitCycle: minted.fields.tokenLimitCycle ?? null,
+      tokensPerMinute: minted.fields.tokensPerMinute ?? null,
+      runSpendLimitNanos: minted.fields.runSpendLimitNanos ?? null,
+      runRequestLimit: minted.fields.runRequestLimit ?? null,
       parentKeyId: minted.parentId,
     };
     const created = await keyGuard(env, record.id)

@@ -49,6 +49,7 @@ export function serializeLedgerRow(r: Row) {
     http_status: r.httpStatus,
     latency_ms: r.latencyMs,
     metadata: r.metadata,
+    run_id: r.runId ?? null,
     created_at: new Date(r.createdAt).toISOString(),
   };
 }
@@ -76,12 +77,13 @@ export const requestRoutes = new ApiRouter()
       },
     },
     async (c, { query }) => {
-      const { spend_key_id: key, model, status, start, end } = query;
+      const { spend_key_id: key, model, status, start, end, run_id: run } = query;
       const mine = and(
         eq(requests.walletId, c.get("walletId")),
         key ? eq(requests.spendKeyId, key) : undefined,
         model ? or(eq(requests.model, model), eq(requests.pricedModel, model)) : undefined,
         status ? eq(requests.status, status) : undefined,
+        run ? eq(requests.runId, run) : undefined,
         start ? gte(requests.createdAt, Date.parse(start)) : undefined,
         end ? lt(requests.createdAt, Date.parse(end)) : undefined,
       );

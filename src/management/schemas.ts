@@ -26,6 +26,11 @@ const PositiveInt = (max: number) => z.int().check(z.positive(), z.maximum(max))
 const SpendLimit = z.strictObject({ amount: UsdAmount, cycle: Cycle });
 const RequestLimit = z.strictObject({ count: PositiveInt(1_000_000_000), cycle: Cycle });
 const RateLimit = z.strictObject({ rpm: PositiveInt(1_000_000), burst: opt(PositiveInt(1_000_000)) });
+/** Token counts stay exact integers in the guard's arithmetic (limit + holds + usage): far below 2^53. */
+const MAX_TOKENS = 1_000_000_000_000;
+const TokenLimit = z.strictObject({ count: PositiveInt(MAX_TOKENS), cycle: Cycle });
+/** Each run's own budget: spend (USD) and requests, for the run's lifetime; either may be null (no such limit). */
+const RunLimit = z.strictObject({ spend: opt(UsdAmount), requests: opt(PositiveInt(1_000_000_000)) });
 const Providers = z.enum(PROVIDER_IDS as [string, ...string[]]);
 
 /** Bounds of a key's delegation (docs/limits-and-metering.md, "Child keys"). */
@@ -40,8 +45,11 @@ const spendKeyFields = {
   spend_limit: opt(SpendLimit),
   request_limit: opt(RequestLimit),
   rate_limit: opt(RateLimit),
+  token_limit: opt(TokenLimit),
+  tokens_per_minute: opt(PositiveInt(MAX_TOKENS)),
   expires_at: opt(FutureDate),
   clamp_output: z.optional(z.boolean()),
+  run_limit: opt(RunLimit),
   alert_thresholds: opt(
     z.array(z.number().check(z.positive(), z.maximum(1))).check(
       z.maxLength(5),
@@ -90,12 +98,19 @@ export const SpendKey = named(
     current_requests: z.number(),
     total_requests: z.number(),
     rate_limit: nullable(z.object({ rpm: z.number(), burst: z.number() })),
+    /** tokens per cycle: every input (cached included) and output (reasoning included) token the provider reports */
+    token_limit: nullable(z.object({ count: z.number(), cycle: Cycle })),
+    /** tokens per UTC minute, counted for the minute a request is admitted in */
+    tokens_per_minute: nullable(z.number()),
+    current_tokens: z.number(),
+    total_tokens: z.number(),
     expires_at: nullable(z.string()),
     last_used_at: nullable(z.string()),
     created_at: z.string(),
     updated_at: z.string(),
     spend_resets_at: nullable(z.string()),
     requests_resets_at: nullable(z.string()),
+    tokens_resets_at: nullable(z.string()),
     /** fractions of the spend limit that raise `spend_key.spend_threshold_reached`, once per cycle each */
     alert_thresholds: z.array(z.number()),
     /** whether a request the spend limit cannot cover in full gets a lower output limit instead of a refusal */
@@ -106,12 +121,21 @@ export const SpendKey = named(
     delegation: nullable(z.object({ max_depth: z.number(), max_children: z.number() })),
     /** what its children take of its spend cycle: live carves plus the spend of children ended this cycle */
     carved_spend: z.string(),
+    /** after a rotation with a grace period: when the replaced secret stops working (null: it already has) */
+    previous_secret_expires_at: nullable(z.string()),
+    /** each run's own budget inside the key (requests that send `x-spendgate-run`), for the run's lifetime */
+    run_limit: nullable(z.object({ spend: nullable(z.string()), requests: nullable(z.number()) })),
   }),
 );
 /** The schema documents the view the keys module defines: if either changes alone, this stops compiling. */
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 export const SPEND_KEY_SCHEMA_MATCHES_VIEW: Same<z.output<typeof SpendKey>, SpendKeyView> = true;
 export const SpendKeyCreated = named("SpendKeyCreated", z.extend(SpendKey, { key: z.string() }));
+/** A rotation's optional body: how long the replaced secret keeps working (an agent mid-run is not cut off). */
+export const RotateSpendKey = named(
+  "RotateSpendKey",
+  z.strictObject({ grace_period_seconds: z.optional(z.int().check(z.minimum(0), z.maximum(86_400))) }),
+);
 export const SpendKeyRevoked = named("SpendKeyRevoked", z.object({ success: z.literal(true) }));
 
 export const SecretKey = named(
@@ -163,6 +187,8 @@ export const LedgerEntry = named(
     http_status: nullable(z.number()),
     latency_ms: z.number(),
     metadata: z.record(z.string(), z.string()),
+    /** the run the request named (`x-spendgate-run` or metadata `run`); null when none */
+    run_id: nullable(z.string()),
     created_at: z.string(),
   }),
 );
@@ -172,6 +198,8 @@ export const RequestsQuery = z.extend(Pagination, {
   /** the id the request named, or the model that priced it */
   model: z.optional(z.string().check(z.maxLength(200))),
   status: z.optional(z.enum(["completed", "error", "aborted"])),
+  /** the rows of one run (`x-spendgate-run`) */
+  run_id: z.optional(z.string().check(z.maxLength(128))),
   /** rows created at or after this instant (ISO date or date-time) */
   start: z.optional(Instant),
   /** rows created before this instant */

@@ -39,7 +39,17 @@ export async function columnsFrom(env: Bindings, body: UpdateSpendKeyBody): Prom
     cols.requestLimitCount = body.request_limit?.count ?? null;
     cols.requestLimitCycle = body.request_limit?.cycle ?? null;
   }
+  if (body.token_limit !== undefined) {
+    cols.tokenLimitCount = body.token_limit?.count ?? null;
+    cols.tokenLimitCycle = body.token_limit?.cycle ?? null;
+  }
+  if (body.tokens_per_minute !== undefined) cols.tokensPerMinute = body.tokens_per_minute;
   if (body.clamp_output !== undefined) cols.clampOutput = body.clamp_output;
+  if (body.run_limit !== undefined) {
+    // `{ spend: null, requests: null }` is no run limit at all, as `null` is.
+    cols.runSpendLimitNanos = body.run_limit?.spend ? parseUsd(body.run_limit.spend) : null;
+    cols.runRequestLimit = body.run_limit?.requests ?? null;
+  }
   if (body.rate_limit !== undefined) {
     cols.rateLimitRpm = body.rate_limit?.rpm ?? null;
     cols.rateLimitBurst = body.rate_limit ? (body.rate_limit.burst ?? body.rate_limit.rpm) : null;

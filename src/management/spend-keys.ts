@@ -14,6 +14,7 @@ import { errorText, log } from "../lib/log.ts";
 import { ApiRouter } from "../lib/openapi.ts";
 import {
   CreateSpendKey,
+  RotateSpendKey,
   SpendKey,
   SpendKeyCreated,
   SpendKeyRevoked,
@@ -121,7 +122,12 @@ export const spendKeyRoutes = new ApiRouter()
         requestLimitCycle: null,
         rateLimitRpm: null,
         rateLimitBurst: null,
+        tokenLimitCount: null,
+        tokenLimitCycle: null,
+        tokensPerMinute: null,
         expiresAt: null,
+        previousKeyHash: null,
+        previousKeyExpiresAt: null,
         createdAt: now,
         updatedAt: now,
         configVersion: 1,
@@ -130,6 +136,8 @@ export const spendKeyRoutes = new ApiRouter()
         parentKeyId: null,
         delegationMaxDepth: null,
         delegationMaxChildren: null,
+        runSpendLimitNanos: null,
+        runRequestLimit: null,
         ...(await columnsFrom(c.env, body)),
         clampOutput: body.clamp_output ?? true,
       };
@@ -218,20 +226,25 @@ spendKeyRoutes
       tags,
       security,
       params: IdParam,
+      body: RotateSpendKey,
+      optionalBody: true,
       responses: {
         200: {
-          description: "Same id, limits and counters; a new `key`. The old key fails at once.",
+          description:
+            "Same id, limits and counters; a new `key`. The old key fails at once, or when `grace_period_seconds` " +
+            "(at most 86400) have passed: see `previous_secret_expires_at`.",
           schema: SpendKeyCreated,
         },
         ...ERRORS,
       },
     },
-    async (c, { params }) => {
+    async (c, { params, body }) => {
       const issued = issueKey("spend", params.id);
       const rotate = {
         kind: "rotate" as const,
         keyHash: await hashSecret(issued.key),
         keyPreview: keyPreview(issued.key),
+        graceMs: (body.grace_period_seconds ?? 0) * 1000,
       };
       const managed = await change(c.env, c.get("walletId"), params.id, rotate);
       return c.json({ ...serializeSpendKey(managed.record, managed.snapshot), key: issued.key });

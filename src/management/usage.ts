@@ -40,7 +40,7 @@ const UsageQuery = z.object({
   metadata_filters: z.optional(MetadataFilters),
   spend_key_id: z.optional(z.string().check(z.maxLength(100))),
   model: z.optional(z.string().check(z.maxLength(200))),
-  group_by: z.optional(z.enum(["model", "spend_key"])),
+  group_by: z.optional(z.enum(["model", "spend_key", "run"])),
 });
 
 const Totals = {
@@ -59,6 +59,8 @@ export const Usage = named(
         end: z.string(),
         model: z.optional(z.string()),
         spend_key_id: z.optional(z.string()),
+        /** with `group_by=run`: the run the requests named (`x-spendgate-run`) */
+        run: z.optional(z.string()),
         ...Totals,
       }),
     ),
@@ -83,10 +85,11 @@ const TOKENS = "input_tokens + cache_read_tokens + cache_write_tokens + media_in
  * Whole UTC days come from the rollups (`usage_daily`, exact and kept for ever); the raw ledger answers only what
  * rollups cannot: the partial days at either end of the range, and every day when filtering by metadata. Raw rows
  * are complete only from the retention window's start, so such a question about earlier times is a 400 that
- * names the window. Both reads go in one round trip.
+ * names the window. Both reads go in one round trip. Rollups carry no run, so `group_by=run` reads raw rows
+ * throughout (only the rows that named a run) and, like metadata filters, answers only inside the window.
  */
 async function usageRows(db: D1Database, walletId: string, query: Query, from: number, to: number): Promise<Row[]> {
-  const group = query.group_by === "model" ? "model" : query.group_by === "spend_key" ? "spend_key_id" : "''";
+  const group = { model: "model", spend_key: "spend_key_id", run: "run_id", none: "''" }[query.group_by ?? "none"];
   const filters: string[] = [];
   const values: (string | number)[] = [];
   for (const [column, value] of [
@@ -97,11 +100,13 @@ async function usageRows(db: D1Database, walletId: string, query: Query, from: n
     filters.push(`${column} = ?`);
     values.push(value);
   }
+  if (query.group_by === "run") filters.push("run_id IS NOT NULL");
   const byMetadata = (query.metadata_filters ?? []).length > 0;
-  // Whole days inside the range, [firstDay, endDay); none when metadata filters need raw rows throughout.
-  const firstDay = byMetadata ? 0 : Math.ceil(from / DAY_MS);
-  const endDay = byMetadata ? 0 : Math.max(firstDay, Math.floor(to / DAY_MS));
-  const raw: [number, number][] = byMetadata
+  const rawOnly = byMetadata || query.group_by === "run";
+  // Whole days inside the range, [firstDay, endDay); none when metadata filters or runs need raw rows throughout.
+  const firstDay = rawOnly ? 0 : Math.ceil(from / DAY_MS);
+  const endDay = rawOnly ? 0 : Math.max(firstDay, Math.floor(to / DAY_MS));
+  const raw: [number, number][] = rawOnly
     ? [[from, to]]
     : [
         [from, Math.min(to, firstDay * DAY_MS)],
@@ -111,8 +116,9 @@ async function usageRows(db: D1Database, walletId: string, query: Query, from: n
   const rawFrom = spans.length ? await rawRowsFrom(db) : 0;
   if (spans.some(([a]) => a < rawFrom)) {
     const since = iso(rawFrom);
-    const why = byMetadata
-      ? `metadata_filters need the raw ledger, which is kept from ${since}; start at or after it`
+    const why = rawOnly
+      ? `${byMetadata ? "metadata_filters need" : "group_by=run needs"} the raw ledger, which is kept from ${since}; ` +
+        "start at or after it"
       : `before ${since} usage is kept per UTC day: start and end must fall on midnight UTC there`;
     throw new ApiError("invalid_request", `start: ${why} (older rows are in the R2 archive).`, { param: "start" });
   }
@@ -196,6 +202,7 @@ export const usageRoutes = new ApiRouter().route(
       end: iso(Math.min(to, (day + 1) * DAY_MS)),
       ...(query.group_by === "model" && r?.grp ? { model: r.grp } : {}),
       ...(query.group_by === "spend_key" && r?.grp ? { spend_key_id: r.grp } : {}),
+      ...(query.group_by === "run" && r?.grp ? { run: r.grp } : {}),
       total_requests: r?.n ?? 0,
       total_usage_tokens: r?.tokens ?? 0,
       total_cost: money(r?.cost ?? 0),

@@ -38,7 +38,7 @@ async function anthropicError(res: Response, status: number, type: string) {
   return body;
 }
 
-describe("401: missing, malformed, unknown, revoked, rotated-out or expired key", () => {
+describe("401: missing, malformed, unknown, rotated-out, revoked or expired key", () => {
   it("answers every bad key with the same body apart from the request id, in the route's dialect", async () => {
     const { wallet, id, key } = await setupKey();
     const unknown = key.replace(/^sk-sg-.{16}/, "sk-sg-AAAAAAAAAAAAAAAA");
@@ -55,9 +55,19 @@ describe("401: missing, malformed, unknown, revoked, rotated-out or expired key"
       strip(await openaiError(await chat(issueKey("spend").key), 401, "invalid_request_error", "invalid_api_key")),
     );
     expect(unknown).not.toBe(key);
-    await mgmt(wallet.key, "DELETE", `/spend_keys/${id}`);
+    // A rotated-out secret reads like any bad key.
+    const rotated = await json(await mgmt(wallet.key, "POST", `/spend_keys/${id}/rotate`), 200);
     bodies.push(strip(await openaiError(await chat(key), 401, "invalid_request_error", "invalid_api_key")));
     expect(new Set(bodies).size).toBe(1);
+    // Only the holder of the right secret learns that the key was revoked.
+    await mgmt(wallet.key, "DELETE", `/spend_keys/${id}`);
+    const revoked = await chat(rotated.key);
+    expect(revoked.headers.get("x-spendgate-limit")).toBe("revoked");
+    expect(revoked.headers.get("x-should-retry")).toBe("false");
+    await openaiError(revoked, 401, "invalid_request_error", "key_revoked");
+    const anyone = await chat(key);
+    expect(anyone.headers.get("x-spendgate-limit")).toBe("key");
+    await openaiError(anyone, 401, "invalid_request_error", "invalid_api_key");
 
     const res = await messages("garbage");
     await anthropicError(res, 401, "authentication_error");
@@ -110,7 +120,10 @@ describe("401: missing, malformed, unknown, revoked, rotated-out or expired key"
     await runInDurableObject(keyGuard(env, id), (guard: KeyGuard) => {
       guard.now = () => Date.now() + 3_600_001;
     });
-    await openaiError(await chat(key), 401, "invalid_request_error", "invalid_api_key");
+    const res = await chat(key);
+    expect(res.headers.get("x-spendgate-limit")).toBe("expiry");
+    const body = await openaiError(res, 401, "invalid_request_error", "key_expired");
+    expect(body.error.message).toMatch(/^This spend key expired at \d{4}-/);
   });
 });
 
@@ -299,7 +312,7 @@ describe("400, 413, 503, 502/504 and upstream errors", () => {
     expect(((await res.json()) as any).error.message).toBe("fake provider: input nested too deeply");
     const state = await settled(id);
     expect(state.counters.currentSpendNanos).toBe(0);
-    expect(state.held).toEqual({ count: 0, nanos: 0 });
+    expect(state.held).toEqual({ count: 0, nanos: 0, tokens: 0 });
     expect(state.ledger.map((r) => [r.status, r.httpStatus, r.costNanos])).toEqual([["error", 400, 0]]);
   });
 

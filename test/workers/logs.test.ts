@@ -147,7 +147,7 @@ describe("a refusal: one request.refused line naming the limit", () => {
       model: "gpt-4o-mini",
       provider: "openai",
       status: 401,
-      code: "invalid_api_key",
+      code: "key_revoked",
       limit: "revoked",
     });
 

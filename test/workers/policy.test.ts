@@ -17,7 +17,10 @@ const config = (over: Partial<KeyConfig> = {}): KeyConfig => ({
   spendLimit: null,
   requestLimit: null,
   rateLimit: null,
+  tokenLimit: null,
+  tokensPerMinute: null,
   expiresAt: null,
+  previousSecret: null,
   revoked: false,
   version: 1,
   alertThresholds: [0.5, 0.8, 0.95],
@@ -38,7 +41,7 @@ const input = (over: Partial<AdmitInput> = {}): AdmitInput => ({
   holdTtlMs: 60_000,
   ...over,
 });
-const none = { count: 0, nanos: 0 };
+const none = { count: 0, nanos: 0, tokens: 0 };
 const code = (d: ReturnType<typeof decide>) => (d.ok ? "ok" : d.refusal.code);
 
 describe("decide: the refusal order", () => {
@@ -53,8 +56,8 @@ describe("decide: the refusal order", () => {
     expect(code(decide(all, freshCounters(), none, input({ secretHash: "b".repeat(64) }), NOW))).toBe(
       "invalid_api_key",
     );
-    expect(code(decide({ ...all, revoked: true }, freshCounters(), none, input(), NOW))).toBe("invalid_api_key");
-    expect(code(decide({ ...all, expiresAt: NOW }, freshCounters(), none, input(), NOW))).toBe("invalid_api_key");
+    expect(code(decide({ ...all, revoked: true }, freshCounters(), none, input(), NOW))).toBe("key_revoked");
+    expect(code(decide({ ...all, expiresAt: NOW }, freshCounters(), none, input(), NOW))).toBe("key_expired");
     expect(code(decide(all, freshCounters(), none, input(), NOW))).toBe("key_paused");
     const active = { ...all, status: "active" as const };
     expect(code(decide(active, freshCounters(), none, input({ routeShape: "anthropic" }), NOW))).toBe(
@@ -63,7 +66,7 @@ describe("decide: the refusal order", () => {
     expect(code(decide(active, freshCounters(), none, input({ target: null }), NOW))).toBe("model_not_found");
     expect(code(decide(active, freshCounters(), none, input(), NOW))).toBe("model_not_allowed");
     const open = { ...active, allowedModels: null };
-    expect(code(decide(open, freshCounters(), { count: 10, nanos: 0 }, input(), NOW))).toBe(
+    expect(code(decide(open, freshCounters(), { count: 10, nanos: 0, tokens: 0 }, input(), NOW))).toBe(
       "too_many_concurrent_requests",
     );
     const used = { ...roll(open, freshCounters(), NOW), currentRequests: 1 };
