@@ -1,8 +1,8 @@
 import { allowsModel } from "../catalog/scope.ts";
 import type { KeyFields, KeyRecord } from "../keys/record.ts";
 import type { ErrorCode, RefusalLimit } from "../lib/errors.ts";
-import { hashesEqual } from "../lib/keys.ts";
 import { formatUsd } from "../lib/money.ts";
+import { secretMatches } from "./policy.ts";
 import type { KeyConfig } from "./types.ts";
 
 /**
@@ -107,7 +107,8 @@ export interface Stop {
  * without the right secret learns nothing here: admission answers it as any bad key.
  */
 export function stoppedByAncestor(cfg: KeyConfig | null, f: Family, secretHash: string, now: number): Stop | null {
-  if (!cfg || !f.chain.length || !hashesEqual(cfg.secretHash, secretHash)) return null;
+  // The secret as admission reads it: a rotated-out one still in its grace period counts.
+  if (!cfg || !f.chain.length || !secretMatches(cfg, secretHash, now)) return null;
   const find = (test: (a: AncestorState) => boolean) => f.chain.find((id) => f.ancestors[id] && test(f.ancestors[id]));
   const revoked = f.revokedBy ?? find((a) => a.revoked);
   if (revoked) {

@@ -38,7 +38,7 @@ export type Decision =
 /**
  * The key's current secret, or the one a rotation replaced while its grace period lasts (pause and revoke end it).
  */
-function secretMatches(cfg: KeyConfig, secretHash: string, now: number): boolean {
+export function secretMatches(cfg: KeyConfig, secretHash: string, now: number): boolean {
   if (hashesEqual(cfg.secretHash, secretHash)) return true;
   const grace = cfg.previousSecret;
   return grace !== null && now < grace.until && hashesEqual(grace.hash, secretHash);

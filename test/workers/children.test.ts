@@ -225,6 +225,16 @@ describe("child keys: a key's state reaches its whole subtree", () => {
     expect((await chat(g.key, { max_tokens: 10 })).status).toBe(200);
   });
 
+  it("an ancestor's pause stops a child's replaced secret still in its rotation grace period too", async () => {
+    const p = await root();
+    const c = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.005" } }), 201);
+    const rotate = { grace_period_seconds: 600 };
+    await json(await mgmt(p.wallet.key, "POST", `/spend_keys/${c.spend_key_id}/rotate`, rotate), 200);
+    expect((await chat(c.key, { max_tokens: 10 })).status).toBe(200);
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, { status: "paused" }), 200);
+    expect((await json(await chat(c.key, { max_tokens: 10 }), 403)).error.message).toContain(`ancestor key ${p.id}`);
+  });
+
   it("an earlier expiry of the root expires its subtree; revoking the root revokes it", async () => {
     const p = await root();
     const c = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.005" } }), 201);
