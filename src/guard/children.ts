@@ -207,7 +207,8 @@ export function childFields(
   if (depth > MAX_DEPTH) return doesNotFit(`A child key here would be ${depth} levels below its root (at most 3).`);
   const live = Object.keys(f.live).length;
   if (live >= parent.delegationMaxChildren) {
-    return doesNotFit(`This spend key already has ${live} live child keys (its delegation allows at most ${live}).`);
+    const most = parent.delegationMaxChildren;
+    return doesNotFit(`This spend key already has ${live} live child keys (its delegation allows at most ${most}).`);
   }
   if (b.requestShape !== undefined && b.requestShape !== parent.requestShape) {
     return looser("request_shape", `must be the parent's ('${parent.requestShape}').`);
