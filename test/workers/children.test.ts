@@ -5,7 +5,7 @@ import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
 import type { KeyRecord } from "../../src/keys/record.ts";
 import { hashSecret, issueKey } from "../../src/lib/keys.ts";
-import { call, chat, createSpendKey, createWallet, json, mgmt, settled } from "./helpers.ts";
+import { booked, call, chat, createSpendKey, createWallet, json, mgmt, settled } from "./helpers.ts";
 
 /** `POST /v1/key/children` as an orchestrator agent calls it: with its own spend key. */
 function mint(parentKey: string, body: Record<string, unknown>) {
@@ -512,6 +512,7 @@ describe("child keys through the @lavapayments/nodejs SDK", () => {
     const { Lava } = await import("@lavapayments/nodejs");
     const p = await root();
     const child = await json(await mint(p.key, { name: "sub", spend_limit: { amount: "0.004" } }), 201);
+    await booked(p.id);
     // The SDK calls the global fetch: route it to the Worker, as a client over HTTP would reach it.
     const realFetch = globalThis.fetch;
     globalThis.fetch = ((input: RequestInfo | URL, init?: RequestInit) =>
@@ -526,7 +527,12 @@ describe("child keys through the @lavapayments/nodejs SDK", () => {
         spend_limit: { amount: "0.004", cycle: "daily" },
       });
       const parent = list.data.find((k) => k.spend_key_id === p.id) as unknown as Record<string, unknown>;
-      expect(parent).toMatchObject({ parent_key_id: null, delegation: { max_depth: 3, max_children: 5 } });
+      // lists read D1, where the parent's carved_spend arrives with its bookkeeping
+      expect(parent).toMatchObject({
+        parent_key_id: null,
+        delegation: { max_depth: 3, max_children: 5 },
+        carved_spend: "0.004",
+      });
       const got = (await lava.spendKeys.retrieve(child.spend_key_id)) as unknown as Record<string, unknown>;
       expect(got).toMatchObject({ parent_key_id: p.id, carved_spend: "0.00" });
       const updated = (await lava.spendKeys.update(child.spend_key_id, {
