@@ -141,6 +141,28 @@ const CASES: Record<string, { expect: Expect; refused: (d: Dialect) => Promise<R
       return send(d, key, RUN);
     },
   },
+  carve: {
+    expect: {
+      code: "carve_exceeded",
+      limit: "carve",
+      status: { openai: 429, anthropic: 402 },
+      anthropicType: "billing_error",
+      retryAfter: true,
+    },
+    // A child key minted by its parent with a carve too small for one request.
+    refused: async (d) => {
+      const parent = await setupKey({
+        ...shape(d),
+        spend_limit: { amount: "1.00", cycle: "daily" },
+        delegation: { max_depth: 1, max_children: 1 },
+      });
+      const minted = await call("POST", "/v1/key/children", {
+        headers: { authorization: `Bearer ${parent.key}` },
+        body: { name: "sub-agent", spend_limit: { amount: "0.000001", cycle: "daily" } },
+      });
+      return send(d, (await json(minted, 201)).key);
+    },
+  },
   // `runs` (too_many_runs) needs 1,000 live runs first: runs.test.ts asserts it in both dialects.
   paused: {
     expect: {
