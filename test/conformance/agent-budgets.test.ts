@@ -24,7 +24,9 @@ async function mintChild(parentKey: string, body: Record<string, unknown>) {
 }
 
 async function keyView(key: string, run?: string) {
-  const res = await fetch(`${base()}/v1/key${run ? `?run=${run}` : ""}`, { headers: { authorization: `Bearer ${key}` } });
+  const res = await fetch(`${base()}/v1/key${run ? `?run=${run}` : ""}`, {
+    headers: { authorization: `Bearer ${key}` },
+  });
   return (await res.json()) as Record<string, any>;
 }
 
