@@ -45,10 +45,16 @@ export const LedgerTable: FC<{ rows: LedgerWire[]; keyNames?: Map<string, string
               </td>
               {keyNames && (
                 <td data-label="Key">
-                  <a href={`/keys/${r.spend_key_id}`}>{keyNames.get(r.spend_key_id) ?? r.spend_key_id}</a>
+                  <a
+                    class="name"
+                    href={`/keys/${r.spend_key_id}`}
+                    title={keyNames.get(r.spend_key_id) ?? r.spend_key_id}
+                  >
+                    {keyNames.get(r.spend_key_id) ?? r.spend_key_id}
+                  </a>
                 </td>
               )}
-              <td data-label="Model">
+              <td data-label="Model" class="wrap">
                 {r.model}
                 {r.priced_model !== r.model && <span class="small muted"> ({r.priced_model})</span>}
               </td>
