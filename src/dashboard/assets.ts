@@ -29,7 +29,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 .status.active, .status.completed { color: var(--ok); } .status.paused, .status.aborted { color: var(--warn); }
 .status.revoked, .status.error, .status.dead { color: var(--bad); }
 [hidden] { display: none !important; }
-.wrap, h1, td, dd, .notice, .alert, .flash { overflow-wrap: anywhere; }
+main, .wrap, td, dd { overflow-wrap: anywhere; }
 a.name { display: inline-block; max-width: 32ch; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
   vertical-align: bottom; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%);
@@ -53,10 +53,11 @@ dl.settings dt { color: var(--muted); font-weight: 600; } dl.settings dd { margi
 .picker .choices { display: grid; gap: 2px; max-height: 20em; overflow-y: auto; padding: 2px; }
 .picker .choices label { flex-wrap: wrap; column-gap: 8px; }
 .row > label, .row > * { min-width: 0; max-width: 100%; }
+select { min-width: 0; }
 form.stack { display: grid; gap: 12px; max-width: 640px; }
 fieldset { border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; display: grid; gap: 10px; }
 legend { font-weight: 600; padding: 0 4px; }
-label { display: grid; gap: 3px; font-weight: 600; font-size: 0.92rem; }
+label { display: grid; grid-template-columns: minmax(0, 1fr); gap: 3px; font-weight: 600; font-size: 0.92rem; }
 label.inline { display: flex; align-items: center; gap: 6px; font-weight: 400; }
 input, select { font: inherit; padding: 6px 8px; border: 1px solid #8c959f; border-radius: 6px; background: #fff;
   color: var(--fg); max-width: 100%; }
