@@ -172,7 +172,8 @@ export function budgetState(k: ListedKey, maxCost: string | null, smallest: Smal
     return {
       badge: "Cannot afford another request",
       detail:
-        `$${maxCost} is left for the next request; ${MIN_CLAMPED_OUTPUT_TOKENS.toLocaleString("en-US")} output tokens ` +
+        `$${maxCost} is left for the next request; ` +
+        `${MIN_CLAMPED_OUTPUT_TOKENS.toLocaleString("en-US")} output tokens ` +
         `of ${smallest.model}, the cheapest model it may call, cost $${formatUsd(smallest.nanos)}. ` +
         `Only a request asking for fewer output tokens (max_tokens) still fits.`,
     };

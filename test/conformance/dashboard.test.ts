@@ -350,7 +350,7 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
       await shoot(page, "key-cannot-afford");
     });
 
-    it("a 200-character name leaves every page within the viewport, desktop and phone, whole in its title", async () => {
+    it("a 200-character name keeps every page within the viewport, phone and desktop, whole in a title", async () => {
       const name = "x".repeat(190) + "-long-name";
       const k = await management("POST", "/spend_keys", { name });
       const client = new OpenAI({ baseURL: `${gatewayUrl()}/v1`, apiKey: k.key, maxRetries: 0 });
