@@ -54,6 +54,7 @@ dl.settings dt { color: var(--muted); font-weight: 600; } dl.settings dd { margi
 .picker .choices label { flex-wrap: wrap; column-gap: 8px; }
 .row > label, .row > * { min-width: 0; max-width: 100%; }
 select { min-width: 0; }
+[data-filter-status]:empty { margin: 0; }
 form.stack { display: grid; gap: 12px; max-width: 640px; }
 fieldset { border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; display: grid; gap: 10px; }
 legend { font-weight: 600; padding: 0 4px; }
@@ -93,7 +94,7 @@ svg.chart .axis { stroke: var(--line); }
   table.responsive thead { display: none; }
   table.responsive tr { display: block; border: 1px solid var(--line); border-radius: 8px; margin-bottom: 10px; }
   table.responsive td { display: flex; justify-content: space-between; gap: 12px; border: none; padding: 4px 10px; }
-  table.responsive td::before { content: attr(data-label); color: var(--muted); font-weight: 600; }
+  table.responsive td::before { content: attr(data-label); color: var(--muted); font-weight: 600; flex: none; }
   table.responsive td.num { text-align: right; }
   table.responsive td > * { min-width: 0; }
   a.name { max-width: 60vw; }
