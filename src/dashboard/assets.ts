@@ -29,7 +29,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 .status.active, .status.completed { color: var(--ok); } .status.paused, .status.aborted { color: var(--warn); }
 .status.revoked, .status.error, .status.dead { color: var(--bad); }
 [hidden] { display: none !important; }
-main, .wrap, td, dd { overflow-wrap: anywhere; }
+main, .wrap, dd { overflow-wrap: anywhere; }
+td { overflow-wrap: break-word; } td.wrap { overflow-wrap: anywhere; } .nowrap { white-space: nowrap; }
 a.name { display: inline-block; max-width: 32ch; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
   vertical-align: bottom; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%);
@@ -37,10 +38,10 @@ a.name { display: inline-block; max-width: 32ch; overflow: hidden; text-overflow
 .status.enabled { color: var(--ok); } .status.disabled { color: var(--warn); }
 .badges { display: inline-flex; flex-wrap: wrap; gap: 4px; }
 .spend { display: inline; }
-.bar { display: inline-block; width: 120px; height: 12px; border: 1px solid #8c959f; border-radius: 6px;
+.spend-bar { display: inline-block; width: 120px; height: 12px; border: 1px solid #8c959f; border-radius: 6px;
   background: var(--soft); vertical-align: middle; overflow: hidden; }
-.bar .fill { display: block; height: 100%; background: var(--ok); }
-.bar .fill.warn { background: var(--warn); } .bar .fill.bad { background: var(--bad); }
+.spend-bar .fill { display: block; height: 100%; background: var(--ok); }
+.spend-bar .fill.warn { background: var(--warn); } .spend-bar .fill.bad { background: var(--bad); }
 ${Array.from({ length: 101 }, (_, i) => `.w${i}{width:${i}%}`).join("")}
 .flash { border: 1px solid var(--ok); background: #effaf1; color: #0f5223; padding: 10px 14px; border-radius: 6px; }
 .alert ul { margin: 4px 0 0; padding-left: 20px; } .alert p { margin: 0; }
@@ -96,6 +97,7 @@ svg.chart .axis { stroke: var(--line); }
   table.responsive td { display: flex; justify-content: space-between; gap: 12px; border: none; padding: 4px 10px; }
   table.responsive td::before { content: attr(data-label); color: var(--muted); font-weight: 600; flex: none; }
   table.responsive td.num { text-align: right; }
+  table.responsive td { overflow-wrap: anywhere; }
   table.responsive td > * { min-width: 0; }
   a.name { max-width: 60vw; }
   dl.settings { grid-template-columns: 1fr; } dl.settings dd { margin-bottom: 6px; }

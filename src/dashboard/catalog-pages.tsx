@@ -70,7 +70,7 @@ export const Models: FC<{
         <tbody>
           {p.rows.map((m) => (
             <tr>
-              <td data-label="Model" class="wrap">
+              <td data-label="Model">
                 <code>{m.id}</code>
               </td>
               <td data-label="Provider">{m.provider}</td>
@@ -278,9 +278,7 @@ export const WebhookDeliveries: FC<{
                 <td data-label="Time" class="small">
                   {d.created_at.replace("T", " ").slice(0, 19)}
                 </td>
-                <td data-label="Event" class="wrap">
-                  {d.event_type}
-                </td>
+                <td data-label="Event">{d.event_type}</td>
                 <td data-label="Status">
                   <Status value={d.status} />
                 </td>

@@ -38,7 +38,7 @@ export const SpendMeter: FC<{ k: ListedKey; state?: BudgetState | null }> = ({ k
         value={Number(k.current_spend)}
         aria-label={`Spend: $${k.current_spend} of $${k.spend_limit.amount} (${text})`}
       />
-      <span class="bar" aria-hidden="true">
+      <span class="spend-bar" aria-hidden="true">
         <span class={`fill w${width} ${level}`} />
       </span>{" "}
       <span class="pct">{text}</span> · <Usd amount={k.current_spend} /> of <Usd amount={k.spend_limit.amount} />{" "}
@@ -124,7 +124,7 @@ export const KeyList: FC<{
               <td data-label="Name" class="cell-name">
                 <Name k={k} />
               </td>
-              <td data-label="Key">
+              <td data-label="Key" class="nowrap">
                 <code>{k.key_preview}</code>
               </td>
               <td data-label="Status">

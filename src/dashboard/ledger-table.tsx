@@ -54,7 +54,7 @@ export const LedgerTable: FC<{ rows: LedgerWire[]; keyNames?: Map<string, string
                   </a>
                 </td>
               )}
-              <td data-label="Model" class="wrap">
+              <td data-label="Model">
                 {r.model}
                 {r.priced_model !== r.model && <span class="small muted"> ({r.priced_model})</span>}
               </td>
