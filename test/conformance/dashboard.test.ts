@@ -190,13 +190,15 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
     step("the ledger lists every request, and usage draws its chart", async () => {
       await page.getByRole("link", { name: "Requests", exact: true }).click();
       // Five requests so far: three, one after resuming, one with the rotated key.
-      await until(page, /completed[\s\S]*completed[\s\S]*completed[\s\S]*completed[\s\S]*completed/);
+      await until(page, /(completed[\s\S]*){6}/); // the status filter's option, and the five rows
       await shoot(page, "requests");
       await page.getByRole("link", { name: "Usage", exact: true }).click();
+      await page.waitForURL(/\/usage$/);
       expect(await page.locator("svg.chart").count()).toBe(1);
       expect(await page.locator("main").innerText()).toContain("gpt-4o-mini");
       await shoot(page, "usage");
       await page.getByRole("link", { name: "Models", exact: true }).click();
+      await page.waitForURL(/\/models$/);
       await shoot(page, "models");
     });
 
