@@ -27,7 +27,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 .muted { color: var(--muted); } .small { font-size: 0.85rem; }
 .status { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 0.8rem; border: 1px solid; }
 .status.active, .status.completed { color: var(--ok); } .status.paused, .status.aborted { color: var(--warn); }
-.status.revoked, .status.error, .status.dead { color: var(--bad); }
+.status.revoked, .status.error, .status.dead, .status.budget { color: var(--bad); }
 [hidden] { display: none !important; }
 main, .wrap, dd { overflow-wrap: anywhere; }
 td { overflow-wrap: break-word; } td.wrap { overflow-wrap: anywhere; } .nowrap { white-space: nowrap; }

@@ -151,13 +151,32 @@ export function smallestRequest(catalog: Catalog, memo: Map<string, Smallest | n
   };
 }
 
-/** What a key's budget allows now: nothing (exhausted), less than a default-sized request, or enough. */
+/** Why a live key's next request would be refused whatever it asks, if it would: the most decisive reason. */
 export interface BudgetState {
-  badge: "Budget exhausted" | "Cannot afford another request";
+  badge: "Expired" | "Budget exhausted" | "Request limit reached" | "Cannot afford another request";
   detail: string;
 }
 
 export function budgetState(k: ListedKey, maxCost: string | null, smallest: Smallest | null): BudgetState | null {
+  if (k.expires_at && Date.parse(k.expires_at) <= Date.now()) {
+    return {
+      badge: "Expired",
+      detail: "Every request is refused: the key expired. Set a later expiry to use it again.",
+    };
+  }
+  const spent = spendState(k, maxCost, smallest);
+  if (spent?.badge === "Budget exhausted") return spent;
+  if (k.request_limit && k.current_requests >= k.request_limit.count) {
+    const until = k.request_limit.cycle === "total" ? "until the limit is raised" : "until the cycle resets";
+    return {
+      badge: "Request limit reached",
+      detail: `Cannot make another request: ${k.request_limit.count} of ${k.request_limit.count} used, ${until}.`,
+    };
+  }
+  return spent;
+}
+
+function spendState(k: ListedKey, maxCost: string | null, smallest: Smallest | null): BudgetState | null {
   if (!k.spend_limit || maxCost === null) return null;
   const left = parseUsd(maxCost) ?? 0;
   const until =

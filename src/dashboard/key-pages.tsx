@@ -28,7 +28,8 @@ export const SpendMeter: FC<{ k: ListedKey; state?: BudgetState | null }> = ({ k
     );
   }
   const { text, width } = percentOf(k.current_spend, k.spend_limit.amount);
-  const level = state ? "bad" : width >= 80 ? "warn" : "ok";
+  const spendBound = state?.badge === "Budget exhausted" || state?.badge === "Cannot afford another request";
+  const level = spendBound ? "bad" : width >= 80 ? "warn" : "ok";
   return (
     <span class="spend">
       <meter
@@ -53,7 +54,7 @@ export const SpendMeter: FC<{ k: ListedKey; state?: BudgetState | null }> = ({ k
 /** The budget's state as a badge, its reason in the title and, where there is room, in words. */
 export const BudgetBadge: FC<{ state: BudgetState | null | undefined }> = ({ state }) =>
   state ? (
-    <span class="status revoked budget" title={state.detail}>
+    <span class="status budget" title={state.detail}>
       {state.badge}
     </span>
   ) : null;

@@ -241,6 +241,29 @@ describe("dashboard forms", () => {
     expect(created.headers.get("set-cookie")).not.toContain(key);
   });
 
+  it("a rotation redirects too; its flash means nothing to another session, and is read once", async () => {
+    const wallet = await createWallet();
+    const k = await createSpendKey(wallet.key, { name: "rotating" });
+    const b = await browser(wallet.key);
+    const rotated = await b.post(`/keys/${k.spend_key_id}/rotate`, {});
+    expect(rotated.status).toBe(303);
+    const location = rotated.headers.get("location")!;
+    const set = rotated.headers.getSetCookie().find((c) => c.startsWith("sg_flash="))!;
+    expect(set).toMatch(/HttpOnly/i);
+    expect(set).toMatch(/SameSite=Strict/i);
+    const flash = set.split(";")[0]!;
+    // Another signed-in session of the same wallet, handed the flash cookie: no secret.
+    const other = await signIn(wallet.key);
+    const stolen = await (await page(location, `${other.cookie}; ${flash}`)).text();
+    expect(stolen).not.toMatch(/<code id="new-key">/);
+    // The session it belongs to sees the new key once.
+    const shown = await (await b.get(location)).text();
+    const secret = /<code id="new-key">([^<]+)<\/code>/.exec(shown)![1]!;
+    expect(shown).toContain("The key was rotated");
+    expect((await chat(secret)).status).toBe(200);
+    expect(await (await b.get(location)).text()).not.toContain(secret);
+  });
+
   it("after an error keeps every value, says what is wrong in its words, flags and focuses it", async () => {
     const wallet = await createWallet();
     const b = await browser(wallet.key);
@@ -408,6 +431,13 @@ describe("dashboard key states", () => {
     expect(exhausted).toContain("Cannot afford another request");
     expect(exhausted).toContain("&gt;100 %");
     expect(await (await b.get("/keys")).text()).toContain("Budget exhausted");
+    // A request limit used up refuses every request just the same.
+    const counted = await createSpendKey(wallet.key, { name: "counted", request_limit: { count: 1, cycle: "total" } });
+    expect((await chat(counted.key)).status).toBe(200);
+    await booked(counted.spend_key_id);
+    const limited = await (await b.get(`/keys/${counted.spend_key_id}`)).text();
+    expect(limited).toContain("Request limit reached");
+    expect(limited).toContain("Cannot make another request: 1 of 1 used");
   });
 
   it("a tiny spend reads <1 % with a visible bar; the key page shows every setting", async () => {
