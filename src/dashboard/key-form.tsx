@@ -302,6 +302,7 @@ export const KeyForm: FC<{
                 type="checkbox"
                 name="allowed_providers"
                 value={p}
+                id={i === 0 ? "f-allowed_providers" : undefined}
                 checked={v.providers.includes(p)}
                 aria-invalid={errors.allowed_providers ? "true" : undefined}
                 autofocus={first === "allowed_providers" && i === 0 ? true : undefined}

@@ -297,10 +297,10 @@ describe("dashboard forms", () => {
       expect(attrs(html, name!)[0], name).toContain(`value="${value}"`);
     }
     for (const model of ["gpt-4o-mini", "claude-haiku-4-5"]) {
-      expect(html).toMatch(new RegExp(`name="allowed_models" value="${model}" checked`));
+      expect(html).toMatch(new RegExp(`name="allowed_models" value="${model}"[^>]*checked`));
     }
-    expect(html).toMatch(/name="allowed_providers" value="openai" checked/);
-    expect(html).toMatch(/name="allowed_providers" value="anthropic" checked/);
+    expect(html).toMatch(/name="allowed_providers" value="openai"[^>]*checked/);
+    expect(html).toMatch(/name="allowed_providers" value="anthropic"[^>]*checked/);
     expect(html).toMatch(/<option value="weekly" selected/);
     expect(html).toMatch(/<option value="daily" selected/);
     expect(attrs(html, "clamp_output")[0]).not.toContain("checked");
@@ -342,6 +342,9 @@ describe("dashboard forms", () => {
       expect(res.status, JSON.stringify(fields)).toBe(400);
       const html = await res.text();
       expect(html, JSON.stringify(fields)).toMatch(new RegExp(`id="${field}-error">[^<]*${message.source}`));
+      // The summary's link leads to the field, which has the focus.
+      expect(html).toContain(`<a href="#f-${field}">`);
+      expect(html).toMatch(new RegExp(`<[^>]*id="f-${field}"[^>]*>`));
     }
     expect((await json(await mgmt(wallet.key, "GET", "/spend_keys"), 200)).data).toHaveLength(0);
   });
