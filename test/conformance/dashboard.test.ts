@@ -283,36 +283,41 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
       await context?.close();
     });
 
-    it("a form error keeps every value and puts the focus on the first wrong field", async () => {
-      await page.goto(`${gatewayUrl()}/keys/new`);
-      await page.getByLabel("Name").fill("keeps values");
-      await page.getByRole("checkbox", { name: "openai", exact: true }).check();
-      await page.getByLabel("Find a model").fill("gpt-4o-mini");
-      await page
-        .getByRole("checkbox", { name: /^gpt-4o-mini\b/ })
-        .first()
-        .check();
-      await page.getByLabel("Spend limit (USD)").fill("five");
-      await page.getByLabel("Spend cycle").selectOption("weekly");
-      await page.getByLabel("Requests per minute").fill("30");
-      await page.getByLabel("Burst").fill("45");
-      await page.getByLabel("Webhook alerts at").fill("40, 120");
-      await page.getByRole("button", { name: "Create key" }).click();
-      await page.waitForLoadState();
-      expect(await page.evaluate(() => (document.activeElement as HTMLInputElement).name)).toBe("spend_amount");
-      expect(await page.getByLabel("Name").inputValue()).toBe("keeps values");
-      expect(await page.getByLabel("Spend limit (USD)").inputValue()).toBe("five");
-      expect(await page.getByLabel("Spend cycle").inputValue()).toBe("weekly");
-      expect(await page.getByLabel("Requests per minute").inputValue()).toBe("30");
-      expect(await page.getByLabel("Burst").inputValue()).toBe("45");
-      expect(await page.getByLabel("Webhook alerts at").inputValue()).toBe("40, 120");
-      expect(await page.getByRole("checkbox", { name: "openai", exact: true }).isChecked()).toBe(true);
-      expect(await page.locator('input[name="allowed_models"][value="gpt-4o-mini"]').isChecked()).toBe(true);
-      const spend = page.getByLabel("Spend limit (USD)");
-      expect(await spend.getAttribute("aria-invalid")).toBe("true");
-      const described = (await spend.getAttribute("aria-describedby"))!;
-      expect(await page.locator(`#${described}`).innerText()).toContain("Spend limit must be a positive dollar amount");
-      expect(await page.locator("main").innerText()).toContain("Alert thresholds are percents between 1 and 100");
+    it("a form error keeps every value and focuses the first wrong field, on a phone and a desktop", async () => {
+      for (const viewport of [PHONE, DESKTOP]) {
+        await page.setViewportSize(viewport);
+        await page.goto(`${gatewayUrl()}/keys/new`);
+        await page.getByLabel("Name").fill("keeps values");
+        await page.getByRole("checkbox", { name: "openai", exact: true }).check();
+        await page.getByLabel("Find a model").fill("gpt-4o-mini");
+        await page
+          .getByRole("checkbox", { name: /^gpt-4o-mini\b/ })
+          .first()
+          .check();
+        await page.getByLabel("Spend limit (USD)").fill("five");
+        await page.getByLabel("Spend cycle").selectOption("weekly");
+        await page.getByLabel("Requests per minute").fill("30");
+        await page.getByLabel("Burst").fill("45");
+        await page.getByLabel("Webhook alerts at").fill("40, 120");
+        await page.getByRole("button", { name: "Create key" }).click();
+        await page.waitForLoadState();
+        expect(await page.evaluate(() => (document.activeElement as HTMLInputElement).name)).toBe("spend_amount");
+        expect(await page.getByLabel("Name").inputValue()).toBe("keeps values");
+        expect(await page.getByLabel("Spend limit (USD)").inputValue()).toBe("five");
+        expect(await page.getByLabel("Spend cycle").inputValue()).toBe("weekly");
+        expect(await page.getByLabel("Requests per minute").inputValue()).toBe("30");
+        expect(await page.getByLabel("Burst").inputValue()).toBe("45");
+        expect(await page.getByLabel("Webhook alerts at").inputValue()).toBe("40, 120");
+        expect(await page.getByRole("checkbox", { name: "openai", exact: true }).isChecked()).toBe(true);
+        expect(await page.locator('input[name="allowed_models"][value="gpt-4o-mini"]').isChecked()).toBe(true);
+        const spend = page.getByLabel("Spend limit (USD)");
+        expect(await spend.getAttribute("aria-invalid")).toBe("true");
+        const described = (await spend.getAttribute("aria-describedby"))!;
+        expect(await page.locator(`#${described}`).innerText()).toContain(
+          "Spend limit must be a positive dollar amount",
+        );
+        expect(await page.locator("main").innerText()).toContain("Alert thresholds are percents between 1 and 100");
+      }
       await shoot(page, "create-key-error");
     });
 
