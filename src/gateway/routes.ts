@@ -78,8 +78,12 @@ function limitBody(config: GatewayConfig): MiddlewareHandler {
       if (!body) return next();
       const declared = c.req.header("content-length");
       if (declared !== undefined && Number(declared) <= maxSize) return next();
-      // No length, or too long a one: read up to the limit here, and keep the bytes for the routes.
       const reader = body.getReader();
+      if (declared !== undefined) {
+        await drain(reader);
+        throw tooLarge();
+      }
+      // No length: read up to the limit here, and keep the bytes for the routes.
       const chunks: Uint8Array[] = [];
       let size = 0;
       for (;;) {

@@ -9,12 +9,16 @@ import { gatewayUrl, newSpendKey } from "./helpers.ts";
  */
 const LIMIT = 32 * 1024 * 1024;
 
-/** Sends `total` bytes chunked, as a streaming client does; answers the status and body, or the socket's error. */
-function sendChunked(path: string, headers: Record<string, string>, total: number) {
+/** Sends `total` bytes, chunked as a streaming client does (or with their length declared); what came back. */
+function sendChunked(path: string, headers: Record<string, string>, total: number, declared = false) {
   return new Promise<{ status?: number; body?: string; error?: string }>((resolve) => {
     const req = request(new URL(path, gatewayUrl()), {
       method: "POST",
-      headers: { ...headers, "content-type": "application/json", "transfer-encoding": "chunked" },
+      headers: {
+        ...headers,
+        "content-type": "application/json",
+        ...(declared ? { "content-length": String(total) } : { "transfer-encoding": "chunked" }),
+      },
     });
     // Everything that happened, once the exchange is over: an error while sending counts even after an answer.
     const got: { status?: number; body?: string; error?: string } = {};
@@ -33,8 +37,9 @@ function sendChunked(path: string, headers: Record<string, string>, total: numbe
     let sent = 0;
     const pump = () => {
       while (sent < total) {
-        sent += chunk.length;
-        if (!req.write(chunk)) return void req.once("drain", pump);
+        const piece = chunk.subarray(0, Math.min(chunk.length, total - sent));
+        sent += piece.length;
+        if (!req.write(piece)) return void req.once("drain", pump);
       }
       req.end();
     };
@@ -63,5 +68,14 @@ describe("a chunked body over the limit, over HTTP", () => {
     expect(anthropic.error).toBeUndefined();
     expect(anthropic.status).toBe(413);
     expect(JSON.parse(anthropic.body!)).toMatchObject({ type: "error", error: { type: "request_too_large" } });
+  });
+
+  it("a declared content-length over the limit gets its 413 too", { timeout: 60_000 }, async () => {
+    const { key } = await newSpendKey();
+    const auth = { authorization: `Bearer ${key}` };
+    const got = await sendChunked("/v1/chat/completions", auth, LIMIT + 24 * 1024 * 1024, true);
+    expect(got.error).toBeUndefined();
+    expect(got.status).toBe(413);
+    expect(JSON.parse(got.body!)).toMatchObject({ error: { code: "request_too_large" } });
   });
 });
