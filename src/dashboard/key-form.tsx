@@ -327,7 +327,7 @@ export const KeyForm: FC<{
         </label>
         <p class="hint" data-filter-status="model-groups" aria-live="polite" />
         <div id="model-groups">
-          {byProvider.map(([p, list], g) => {
+          {byProvider.map(([p, list]) => {
             const picked = list.filter((m) => chosen.has(m.id)).length;
             return (
               <details open={picked > 0 ? true : undefined} data-group>
@@ -336,15 +336,9 @@ export const KeyForm: FC<{
                   <span class="hint">{picked ? `${picked} chosen of ${list.length}` : `${list.length} models`}</span>
                 </summary>
                 <div class="choices">
-                  {list.map((m, i) => (
+                  {list.map((m) => (
                     <label class="inline" data-model={m.id.toLowerCase()}>
-                      <input
-                        type="checkbox"
-                        name="allowed_models"
-                        value={m.id}
-                        checked={chosen.has(m.id)}
-                        autofocus={first === "allowed_models" && g === 0 && i === 0 && !extra ? true : undefined}
-                      />
+                      <input type="checkbox" name="allowed_models" value={m.id} checked={chosen.has(m.id)} />
                       <code class="wrap">{m.id}</code>
                       {m.price && <span class="hint">{m.price}</span>}
                     </label>
@@ -362,7 +356,7 @@ export const KeyForm: FC<{
             id="f-allowed_models"
             aria-invalid={errors.allowed_models ? "true" : undefined}
             aria-describedby={errors.allowed_models ? "allowed_models-error" : undefined}
-            autofocus={first === "allowed_models" && extra ? true : undefined}
+            autofocus={first === "allowed_models" ? true : undefined}
           />
         </label>
         <FieldError errors={errors} field="allowed_models" />
