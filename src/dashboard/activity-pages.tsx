@@ -39,7 +39,7 @@ export const SignIn: FC<{ error?: string | undefined; locked?: boolean }> = (p) 
 
 export const Requests: FC<{
   rows: LedgerWire[];
-  keys: { id: string; name: string }[];
+  keys: { id: string; name: string; revoked: boolean }[];
   filters: RequestFilters;
   next?: string | undefined;
   error?: string | undefined;
@@ -52,7 +52,8 @@ export const Requests: FC<{
           <option value="">any</option>
           {p.keys.map((k) => (
             <option value={k.id} selected={p.filters.spend_key_id === k.id}>
-              {k.name}
+              {k.name.length > 60 ? `${k.name.slice(0, 60)}…` : k.name}
+              {k.revoked ? " (revoked)" : ""}
             </option>
           ))}
         </select>

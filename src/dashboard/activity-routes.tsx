@@ -3,7 +3,7 @@ import { formatUsd, parseUsd } from "../lib/money.ts";
 import { type RequestFilters, Requests, Usage, type UsageWire } from "./activity-pages.tsx";
 import { api } from "./api.ts";
 import type { DashboardEnv } from "./env.ts";
-import type { KeyWire } from "./key-form.tsx";
+import { keyNames } from "./key-data.ts";
 import type { LedgerWire } from "./ledger-table.tsx";
 import { page } from "./page.tsx";
 
@@ -25,11 +25,11 @@ activityRoutes.get("/requests", async (c) => {
   }
   const cursor = c.req.query("cursor");
   if (cursor) q.set("cursor", cursor);
-  const [rows, keys] = await Promise.all([
+  // Every key's name, revoked keys' too: their requests stay in the ledger.
+  const [rows, names] = await Promise.all([
     api<{ data: LedgerWire[]; next_cursor?: string }>(c, wallet, "GET", `/requests?${q}`),
-    api<{ data: KeyWire[] }>(c, wallet, "GET", "/spend_keys?limit=100"),
+    keyNames(c),
   ]);
-  const names = (keys.body.data ?? []).map((k) => ({ id: k.spend_key_id, name: k.name }));
   const body = (
     <Requests
       rows={rows.ok ? rows.body.data : []}

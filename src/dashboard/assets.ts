@@ -27,12 +27,39 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 .muted { color: var(--muted); } .small { font-size: 0.85rem; }
 .status { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 0.8rem; border: 1px solid; }
 .status.active, .status.completed { color: var(--ok); } .status.paused, .status.aborted { color: var(--warn); }
-.status.revoked, .status.error, .status.dead { color: var(--bad); }
-meter { width: 140px; height: 12px; vertical-align: middle; }
+.status.revoked, .status.error, .status.dead, .status.budget { color: var(--bad); }
+[hidden] { display: none !important; }
+main, .wrap, dd { overflow-wrap: anywhere; }
+td { overflow-wrap: break-word; } td.wrap { overflow-wrap: anywhere; } .nowrap { white-space: nowrap; }
+a.name { display: inline-block; max-width: 32ch; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+  vertical-align: bottom; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%);
+  white-space: nowrap; }
+.status.enabled { color: var(--ok); } .status.disabled { color: var(--warn); }
+.badges { display: inline-flex; flex-wrap: wrap; gap: 4px; }
+.spend { display: inline; }
+.spend-bar { display: inline-block; width: 120px; height: 12px; border: 1px solid #8c959f; border-radius: 6px;
+  background: var(--soft); vertical-align: middle; overflow: hidden; }
+.spend-bar .fill { display: block; height: 100%; background: var(--ok); }
+.spend-bar .fill.warn { background: var(--warn); } .spend-bar .fill.bad { background: var(--bad); }
+${Array.from({ length: 101 }, (_, i) => `.w${i}{width:${i}%}`).join("")}
+.flash { border: 1px solid var(--ok); background: #effaf1; color: #0f5223; padding: 10px 14px; border-radius: 6px; }
+.alert ul { margin: 4px 0 0; padding-left: 20px; } .alert p { margin: 0; }
+.alert a { color: var(--bad); }
+[aria-invalid="true"] { border-color: var(--bad); outline: 1px solid var(--bad); }
+dl.settings { display: grid; grid-template-columns: max-content 1fr; gap: 4px 14px; margin: 0; }
+dl.settings dt { color: var(--muted); font-weight: 600; } dl.settings dd { margin: 0; min-width: 0; }
+.picker details { border: 1px solid var(--line); border-radius: 6px; padding: 4px 10px; margin: 4px 0; }
+.picker summary { cursor: pointer; font-weight: 600; padding: 4px 0; }
+.picker .choices { display: grid; gap: 2px; max-height: 20em; overflow-y: auto; padding: 2px; }
+.picker .choices label { flex-wrap: wrap; column-gap: 8px; }
+.row > label, .row > * { min-width: 0; max-width: 100%; }
+select { min-width: 0; }
+[data-filter-status]:empty { margin: 0; }
 form.stack { display: grid; gap: 12px; max-width: 640px; }
 fieldset { border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; display: grid; gap: 10px; }
 legend { font-weight: 600; padding: 0 4px; }
-label { display: grid; gap: 3px; font-weight: 600; font-size: 0.92rem; }
+label { display: grid; grid-template-columns: minmax(0, 1fr); gap: 3px; font-weight: 600; font-size: 0.92rem; }
 label.inline { display: flex; align-items: center; gap: 6px; font-weight: 400; }
 input, select { font: inherit; padding: 6px 8px; border: 1px solid #8c959f; border-radius: 6px; background: #fff;
   color: var(--fg); max-width: 100%; }
@@ -68,12 +95,19 @@ svg.chart .axis { stroke: var(--line); }
   table.responsive thead { display: none; }
   table.responsive tr { display: block; border: 1px solid var(--line); border-radius: 8px; margin-bottom: 10px; }
   table.responsive td { display: flex; justify-content: space-between; gap: 12px; border: none; padding: 4px 10px; }
-  table.responsive td::before { content: attr(data-label); color: var(--muted); font-weight: 600; }
+  table.responsive td::before { content: attr(data-label); color: var(--muted); font-weight: 600; flex: none; }
   table.responsive td.num { text-align: right; }
+  table.responsive td { overflow-wrap: anywhere; }
+  table.responsive td > * { min-width: 0; }
+  a.name { max-width: 60vw; }
+  dl.settings { grid-template-columns: 1fr; } dl.settings dd { margin-bottom: 6px; }
 }
 `;
 
-/** Progressive enhancement only: every page works without it. Copy buttons, and a confirm before danger. */
+/**
+ * Progressive enhancement only: every page works without it. Copy buttons, and the model picker's filter box
+ * (without script the picker is plain checkboxes in a <details> per provider).
+ */
 export const JS = `
 document.addEventListener("click", async (e) => {
   const b = e.target.closest("[data-copy]");
@@ -83,4 +117,31 @@ document.addEventListener("click", async (e) => {
   catch { b.textContent = "Select and copy it"; }
 });
 for (const b of document.querySelectorAll("[data-copy]")) b.hidden = false;
+for (const input of document.querySelectorAll("[data-model-filter]")) {
+  const groups = document.getElementById(input.dataset.modelFilter);
+  const status = document.querySelector('[data-filter-status="' + input.dataset.modelFilter + '"]');
+  const before = new Map();
+  input.closest("label").hidden = false;
+  input.addEventListener("keydown", (e) => { if (e.key === "Enter") e.preventDefault(); });
+  input.addEventListener("input", () => {
+    const q = input.value.trim().toLowerCase();
+    let shown = 0;
+    for (const d of groups.querySelectorAll("details[data-group]")) {
+      let n = 0;
+      for (const l of d.querySelectorAll("[data-model]")) {
+        const hit = !q || l.dataset.model.includes(q);
+        l.hidden = !hit;
+        if (hit) n++;
+      }
+      d.hidden = n === 0;
+      if (q) {
+        if (!before.has(d)) before.set(d, d.open);
+        d.open = n > 0 && n <= 40 ? true : before.get(d);
+      } else if (before.has(d)) d.open = before.get(d);
+      shown += n;
+    }
+    if (!q) before.clear();
+    status.textContent = q ? shown + (shown === 1 ? " model matches" : " models match") : "";
+  });
+}
 `;

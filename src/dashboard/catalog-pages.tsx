@@ -1,7 +1,7 @@
 import type { FC } from "hono/jsx";
 import { formatUsd } from "../lib/money.ts";
 import { EVENT_TYPES } from "../webhooks/events.ts";
-import { Choice, FieldError, FormError, Pager, PostForm, ShownOnce, Status } from "./layout.tsx";
+import { Choice, ErrorSummary, type Errors, FieldError, Pager, PostForm, ShownOnce, Status } from "./layout.tsx";
 
 export interface ModelRow {
   id: string;
@@ -11,8 +11,8 @@ export interface ModelRow {
   cacheRead: string | null;
   other: string[];
   contextWindow: number | null;
-  /** the names of the keys that may call it, or null: every key */
-  keys: string[] | null;
+  /** how many of the wallet's keys may call it */
+  keys: number;
 }
 
 /** Prices per picture (DALL·E) by `quality|size`, `*` for any quality: the "Other prices" of a model without rates. */
@@ -27,6 +27,9 @@ export const Models: FC<{
   q: string;
   provider: string;
   providers: readonly string[];
+  keys: { id: string; name: string }[];
+  keyId: string;
+  totalKeys: number;
   next?: string | undefined;
 }> = (p) => (
   <>
@@ -37,6 +40,17 @@ export const Models: FC<{
         <input name="q" value={p.q} />
       </label>
       <Choice label="Provider" name="provider" value={p.provider} options={p.providers} />
+      <label>
+        Models a key may call
+        <select name="key">
+          <option value="">any key</option>
+          {p.keys.map((k) => (
+            <option value={k.id} selected={p.keyId === k.id}>
+              {k.name.length > 60 ? `${k.name.slice(0, 60)}…` : k.name}
+            </option>
+          ))}
+        </select>
+      </label>
       <button type="submit">Filter</button>
     </form>
     <div class="scroll">
@@ -50,7 +64,7 @@ export const Models: FC<{
             <th class="num">Output</th>
             <th>Other prices</th>
             <th class="num">Context</th>
-            <th>Keys that may use it</th>
+            <th class="num">Keys that may call it</th>
           </tr>
         </thead>
         <tbody>
@@ -75,15 +89,20 @@ export const Models: FC<{
               <td data-label="Context" class="num">
                 {m.contextWindow?.toLocaleString("en-US") ?? "—"}
               </td>
-              <td data-label="Keys" class="small">
-                {m.keys === null ? "all keys" : m.keys.length ? m.keys.join(", ") : "none"}
+              <td data-label="Keys" class="num">
+                {p.totalKeys === 0
+                  ? "—"
+                  : m.keys === p.totalKeys
+                    ? `all ${p.totalKeys}`
+                    : `${m.keys} of ${p.totalKeys}`}
               </td>
             </tr>
           ))}
         </tbody>
       </table>
     </div>
-    <Pager next={p.next} base="/models" query={{ q: p.q, provider: p.provider }} />
+    {p.rows.length === 0 && <p class="muted">No models match.</p>}
+    <Pager next={p.next} base="/models" query={{ q: p.q, provider: p.provider, key: p.keyId }} />
   </>
 );
 
@@ -96,85 +115,104 @@ export interface WebhookWire {
   created_at: string;
 }
 
+/** The webhook form as typed. */
+export interface WebhookValues {
+  name: string;
+  url: string;
+  events: string[];
+}
+
+const HOOK_FIELDS = ["name", "url", "events"] as const;
+
+const hookField = (f: (typeof HOOK_FIELDS)[number], errors: Errors, first: string | undefined) => ({
+  id: `f-${f}`,
+  "aria-invalid": errors[f] ? "true" : undefined,
+  "aria-describedby": errors[f] ? `${f}-error` : undefined,
+  autofocus: first === f ? true : undefined,
+});
+
 export const Webhooks: FC<{
   hooks: WebhookWire[];
   csrf: string;
-  error?: { message: string; param: string | null } | undefined;
-  created?: { hook: WebhookWire; secret: string } | undefined;
-}> = (p) => (
-  <>
-    {p.created && (
-      <>
-        <p>
-          <a href={`/webhooks/${p.created.hook.webhook_id}`}>{p.created.hook.name}</a> was created. Verify deliveries
-          with this signing secret (Standard Webhooks):
-        </p>
-        <ShownOnce id="webhook-secret" value={p.created.secret} what="signing secret" />
-      </>
-    )}
-    <div class="scroll">
-      <table class="responsive">
-        <thead>
-          <tr>
-            <th>Name</th>
-            <th>URL</th>
-            <th>Events</th>
-            <th>Status</th>
-          </tr>
-        </thead>
-        <tbody>
-          {p.hooks.map((h) => (
+  values?: WebhookValues;
+  errors?: Errors;
+}> = ({ hooks, csrf, values = { name: "", url: "", events: [] }, errors = {} }) => {
+  const first = HOOK_FIELDS.find((f) => errors[f]);
+  return (
+    <>
+      <div class="scroll">
+        <table class="responsive">
+          <thead>
             <tr>
-              <td data-label="Name">
-                <a href={`/webhooks/${h.webhook_id}`}>{h.name}</a>
-              </td>
-              <td data-label="URL" class="small">
-                {h.url}
-              </td>
-              <td data-label="Events" class="small">
-                {h.events?.join(", ") ?? "all events"}
-              </td>
-              <td data-label="Status">
-                <Status value={h.enabled ? "active" : "paused"} />
-              </td>
+              <th>Name</th>
+              <th>URL</th>
+              <th>Events</th>
+              <th>Status</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
-    {p.hooks.length === 0 && <p class="muted">No webhooks yet.</p>}
-    <h2>Add a webhook</h2>
-    <PostForm action="/webhooks" csrf={p.csrf} class="stack">
-      <FormError error={p.error} fields={["name", "url", "events"]} />
-      <label>
-        Name
-        <input name="name" required maxlength={200} />
-        <FieldError error={p.error} field="name" />
-      </label>
-      <label>
-        URL <span class="hint">https only in production</span>
-        <input name="url" type="url" required />
-        <FieldError error={p.error} field="url" />
-      </label>
-      <fieldset>
-        <legend>Events</legend>
-        <span class="hint">Nothing chosen: every event.</span>
-        {EVENT_TYPES.map((e) => (
-          <label class="inline">
-            <input type="checkbox" name="events" value={e} />
-            {e}
-          </label>
-        ))}
-        <FieldError error={p.error} field="events" />
-      </fieldset>
-      <div class="actions">
-        <button class="primary" type="submit">
-          Add webhook
-        </button>
+          </thead>
+          <tbody>
+            {hooks.map((h) => (
+              <tr>
+                <td data-label="Name" class="cell-name">
+                  <a class="name" href={`/webhooks/${h.webhook_id}`} title={h.name}>
+                    {h.name}
+                  </a>
+                </td>
+                <td data-label="URL" class="small wrap">
+                  {h.url}
+                </td>
+                <td data-label="Events" class="small wrap">
+                  {h.events?.join(", ") ?? "all events"}
+                </td>
+                <td data-label="Status">
+                  <Status value={h.enabled ? "enabled" : "disabled"} />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       </div>
-    </PostForm>
-  </>
-);
+      {hooks.length === 0 && <p class="muted">No webhooks yet.</p>}
+      <h2>Add a webhook</h2>
+      <PostForm action="/webhooks" csrf={csrf} class="stack" novalidate>
+        <ErrorSummary errors={errors} order={HOOK_FIELDS} />
+        <label>
+          Name
+          <input name="name" required maxlength={200} value={values.name} {...hookField("name", errors, first)} />
+          <FieldError errors={errors} field="name" />
+        </label>
+        <label>
+          URL <span class="hint">https only in production</span>
+          <input name="url" type="url" required value={values.url} {...hookField("url", errors, first)} />
+          <FieldError errors={errors} field="url" />
+        </label>
+        <fieldset aria-describedby={errors.events ? "events-error" : undefined}>
+          <legend>Events</legend>
+          <span class="hint">Nothing chosen: every event.</span>
+          {EVENT_TYPES.map((e, i) => (
+            <label class="inline">
+              <input
+                type="checkbox"
+                name="events"
+                value={e}
+                checked={values.events.includes(e)}
+                id={i === 0 ? "f-events" : undefined}
+                autofocus={first === "events" && i === 0 ? true : undefined}
+              />
+              {e}
+            </label>
+          ))}
+          <FieldError errors={errors} field="events" />
+        </fieldset>
+        <div class="actions">
+          <button class="primary" type="submit">
+            Add webhook
+          </button>
+        </div>
+      </PostForm>
+    </>
+  );
+};
 
 export interface DeliveryWire {
   delivery_id: string;
@@ -187,49 +225,106 @@ export interface DeliveryWire {
   created_at: string;
 }
 
-export const WebhookDeliveries: FC<{ hook: WebhookWire; rows: DeliveryWire[]; next?: string | undefined }> = (p) => (
-  <>
-    <p class="small">
-      {p.hook.url} · {p.hook.events?.join(", ") ?? "all events"}
-    </p>
-    <h2>Deliveries</h2>
-    <div class="scroll">
-      <table class="responsive">
-        <thead>
-          <tr>
-            <th>Time (UTC)</th>
-            <th>Event</th>
-            <th>Status</th>
-            <th class="num">Attempts</th>
-            <th class="num">Last response</th>
-            <th>Next retry</th>
-          </tr>
-        </thead>
-        <tbody>
-          {p.rows.map((d) => (
+export const WebhookDeliveries: FC<{
+  hook: WebhookWire;
+  rows: DeliveryWire[];
+  csrf: string;
+  secret?: string | undefined;
+  next?: string | undefined;
+}> = (p) => {
+  const base = `/webhooks/${p.hook.webhook_id}`;
+  return (
+    <>
+      {p.secret && (
+        <>
+          <p>Verify its deliveries with this signing secret (Standard Webhooks):</p>
+          <ShownOnce id="webhook-secret" value={p.secret} what="signing secret" encrypted />
+        </>
+      )}
+      <p class="small wrap">
+        <Status value={p.hook.enabled ? "enabled" : "disabled"} /> {p.hook.url} ·{" "}
+        {p.hook.events?.join(", ") ?? "all events"}
+      </p>
+      <div class="actions">
+        <PostForm action={`${base}/${p.hook.enabled ? "disable" : "enable"}`} csrf={p.csrf}>
+          <button type="submit">{p.hook.enabled ? "Disable" : "Enable"}</button>
+        </PostForm>
+        <a class="button danger" href={`${base}/delete`}>
+          Delete…
+        </a>
+      </div>
+      {!p.hook.enabled && (
+        <p class="muted small">Disabled: no new deliveries are made to it until it is enabled again.</p>
+      )}
+      <h2>Deliveries</h2>
+      <div class="scroll">
+        <table class="responsive">
+          <thead>
             <tr>
-              <td data-label="Time" class="small">
-                {d.created_at.replace("T", " ").slice(0, 19)}
-              </td>
-              <td data-label="Event">{d.event_type}</td>
-              <td data-label="Status">
-                <Status value={d.status} />
-              </td>
-              <td data-label="Attempts" class="num">
-                {d.attempts}
-              </td>
-              <td data-label="Last response" class="num" title={d.last_error ?? undefined}>
-                {d.last_response_code ?? "—"}
-              </td>
-              <td data-label="Next retry" class="small">
-                {d.next_retry_at ?? "—"}
-              </td>
+              <th>Time (UTC)</th>
+              <th>Event</th>
+              <th>Status</th>
+              <th class="num">Attempts</th>
+              <th class="num">Last response</th>
+              <th>Next retry</th>
+              <th>
+                <span class="visually-hidden">Action</span>
+              </th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {p.rows.map((d) => (
+              <tr>
+                <td data-label="Time" class="small">
+                  {d.created_at.replace("T", " ").slice(0, 19)}
+                </td>
+                <td data-label="Event">{d.event_type}</td>
+                <td data-label="Status">
+                  <Status value={d.status} />
+                </td>
+                <td data-label="Attempts" class="num">
+                  {d.attempts}
+                </td>
+                <td data-label="Last response" class="num" title={d.last_error ?? undefined}>
+                  {d.last_response_code ?? "—"}
+                </td>
+                <td data-label="Next retry" class="small">
+                  {d.next_retry_at ?? "—"}
+                </td>
+                <td data-label="Action">
+                  <PostForm action={`${base}/deliveries/${d.delivery_id}/redeliver`} csrf={p.csrf}>
+                    <button type="submit" aria-label={`Redeliver the ${d.event_type} of ${d.created_at.slice(0, 19)}`}>
+                      Redeliver
+                    </button>
+                  </PostForm>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {p.rows.length === 0 && <p class="muted">No deliveries yet.</p>}
+      <Pager next={p.next} base={base} query={{}} />
+    </>
+  );
+};
+
+/** Delete asks first, on a page of its own (no script needed). */
+export const ConfirmDeleteWebhook: FC<{ hook: WebhookWire; csrf: string }> = ({ hook, csrf }) => (
+  <>
+    <p>
+      Deleting <strong class="wrap">{hook.name}</strong> stops every delivery to <span class="wrap">{hook.url}</span>,
+      for good. To pause deliveries instead, disable it.
+    </p>
+    <div class="actions">
+      <PostForm action={`/webhooks/${hook.webhook_id}/delete`} csrf={csrf}>
+        <button class="danger" type="submit">
+          Delete the webhook
+        </button>
+      </PostForm>
+      <a class="button" href={`/webhooks/${hook.webhook_id}`}>
+        Cancel
+      </a>
     </div>
-    {p.rows.length === 0 && <p class="muted">No deliveries yet.</p>}
-    <Pager next={p.next} base={`/webhooks/${p.hook.webhook_id}`} query={{}} />
   </>
 );

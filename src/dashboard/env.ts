@@ -13,5 +13,14 @@ export interface DashboardEnv {
   Variables: BaseVariables & {
     session: Session;
     form: Record<string, string | File | (string | File)[]>;
+    /** what the previous POST left for this page (flash.ts), read once */
+    flash: Flash | null;
   };
+}
+
+/** What one page tells the next over a redirect (flash.ts): a confirmation, and a secret to show once. */
+export interface Flash {
+  notice?: string;
+  /** a secret shown once: a new or rotated spend key, or a webhook's signing secret */
+  secret?: { kind: "key" | "rotated" | "webhook"; id: string; value: string };
 }

@@ -1,11 +1,18 @@
 import type { FC } from "hono/jsx";
 import type { SpendKeyView } from "../keys/view.ts";
+import { parseUsd } from "../lib/money.ts";
 import { PROVIDER_IDS } from "../providers/registry.ts";
-import { FieldError, FormError, PostForm } from "./layout.tsx";
+import { ErrorSummary, FieldError, PostForm } from "./layout.tsx";
 
-/** A spend key as the management API answers it (the fields the dashboard shows). */
 /** A spend key as the management API answers it (the keys module's one view). */
 export type KeyWire = SpendKeyView;
+
+/** A model the picker offers: an id a client can send, its provider and a short price. */
+export interface PickerModel {
+  id: string;
+  provider: string;
+  price: string;
+}
 
 type Form = Record<string, string | File | (string | File)[]>;
 const one = (f: Form, k: string) => {
@@ -16,169 +23,401 @@ const many = (f: Form, k: string) => {
   const v = f[k];
   return (Array.isArray(v) ? v : v === undefined ? [] : [v]).filter((x): x is string => typeof x === "string");
 };
-/** Whole numbers as numbers; anything else as typed, so the API's 400 names the field. */
-const whole = (s: string) => (/^\d+$/.test(s) ? Number(s) : s);
 
-/** The management API body a create or edit form describes (empty limits clear them on edit). */
-export function keyBody(f: Form, creating: boolean): Record<string, unknown> {
-  const body: Record<string, unknown> = { name: one(f, "name") };
-  if (creating) body.request_shape = one(f, "request_shape") || "openai";
-  const providers = many(f, "allowed_providers");
-  const models = many(f, "allowed_models").concat(
-    one(f, "extra_models")
-      .split(/[\s,]+/)
-      .filter(Boolean),
-  );
-  body.allowed_providers = providers.length ? providers : null;
-  body.allowed_models = models.length ? models : null;
-  const amount = one(f, "spend_amount");
-  body.spend_limit = amount ? { amount, cycle: one(f, "spend_cycle") } : null;
-  const count = one(f, "request_count");
-  body.request_limit = count ? { count: whole(count), cycle: one(f, "request_cycle") } : null;
-  const rpm = one(f, "rpm");
-  const burst = one(f, "burst");
-  body.rate_limit = rpm ? { rpm: whole(rpm), ...(burst ? { burst: whole(burst) } : {}) } : null;
-  const expires = one(f, "expires_at");
-  // The form's date-time is UTC (it says so); the API wants an ISO instant.
-  body.expires_at = expires ? (/^\d{4}-\d\d-\d\dT\d\d:\d\d$/.test(expires) ? `${expires}:00Z` : expires) : null;
-  body.clamp_output = one(f, "clamp_output") === "on";
-  // Percentages of the spend limit, as typed; the API checks them (and names the field when they are wrong).
-  const alerts = one(f, "alert_thresholds");
-  body.alert_thresholds = alerts
-    ? alerts.split(/[\s,]+/).map((a) => (/^\d+(\.\d+)?$/.test(a) ? Number(a) / 100 : a))
-    : null;
-  if (creating) for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
-  return body;
+/** The form as typed: what a page shows again after an error, so nothing typed is lost. */
+export interface KeyValues {
+  name: string;
+  request_shape: string;
+  providers: string[];
+  models: string[];
+  extra_models: string;
+  spend_amount: string;
+  spend_cycle: string;
+  request_count: string;
+  request_cycle: string;
+  rpm: string;
+  burst: string;
+  expires_at: string;
+  alert_thresholds: string;
+  clamp_output: boolean;
 }
 
+const percents = (t: number[]) => t.map((x) => Math.round(x * 1000) / 10).join(", ");
+
+/** A key's settings as the form shows them (or a new key's defaults). */
+export function valuesOf(k?: KeyWire): KeyValues {
+  return {
+    name: k?.name ?? "",
+    request_shape: k?.request_shape ?? "openai",
+    providers: k?.allowed_providers ?? [],
+    models: k?.allowed_models ?? [],
+    extra_models: "",
+    spend_amount: k?.spend_limit?.amount ?? "",
+    spend_cycle: k?.spend_limit?.cycle ?? "daily",
+    request_count: k?.request_limit ? String(k.request_limit.count) : "",
+    request_cycle: k?.request_limit?.cycle ?? "daily",
+    rpm: k?.rate_limit ? String(k.rate_limit.rpm) : "",
+    burst: k?.rate_limit ? String(k.rate_limit.burst) : "",
+    expires_at: k?.expires_at?.slice(0, 16) ?? "",
+    alert_thresholds: percents(k?.alert_thresholds ?? [0.5, 0.8, 0.95]),
+    clamp_output: k ? k.clamp_output : true,
+  };
+}
+
+/** The values a submitted form holds (an edit keeps its key's request shape: the form cannot change it). */
+export function valuesFrom(f: Form, shape?: string): KeyValues {
+  return {
+    name: one(f, "name"),
+    request_shape: shape ?? one(f, "request_shape"),
+    providers: many(f, "allowed_providers"),
+    models: many(f, "allowed_models"),
+    extra_models: one(f, "extra_models"),
+    spend_amount: one(f, "spend_amount"),
+    spend_cycle: one(f, "spend_cycle"),
+    request_count: one(f, "request_count"),
+    request_cycle: one(f, "request_cycle"),
+    rpm: one(f, "rpm"),
+    burst: one(f, "burst"),
+    expires_at: one(f, "expires_at"),
+    alert_thresholds: one(f, "alert_thresholds"),
+    clamp_output: one(f, "clamp_output") === "on",
+  };
+}
+
+/** The fields of the form that can be wrong, in the order they appear (the first wrong one gets the focus). */
+export const KEY_FIELDS = [
+  "name",
+  "request_shape",
+  "allowed_providers",
+  "allowed_models",
+  "spend_amount",
+  "request_count",
+  "rpm",
+  "burst",
+  "expires_at",
+  "alert_thresholds",
+] as const;
+export type KeyField = (typeof KEY_FIELDS)[number];
+export type FieldErrors = Partial<Record<KeyField | "form", string>>;
+
+/** Each field's message in the form's own words and units, for whatever the API says is wrong with it. */
+const SAY: Record<KeyField, string> = {
+  name: "Give the key a name of 1 to 200 characters.",
+  request_shape: "Choose the OpenAI or the Anthropic request shape.",
+  allowed_providers: "Choose providers from the list.",
+  allowed_models: "Choose models from the list, or name models the gateway knows (see Models).",
+  spend_amount:
+    "Spend limit must be a positive dollar amount, e.g. 5 or 0.25 (at most 9 decimals and $999,999), " +
+    "or empty for none.",
+  request_count: "Request limit must be a whole number of requests from 1 to 1,000,000,000, or empty for none.",
+  rpm: "Requests per minute must be a whole number from 1 to 1,000,000, or empty for no rate limit.",
+  burst: "Burst must be a whole number of requests from 1 to 1,000,000, or empty for the same as requests per minute.",
+  expires_at: "Expiry must be a date and time in the future (UTC), or empty for never.",
+  alert_thresholds: "Alert thresholds are percents between 1 and 100, at most five, e.g. 50, 80, 95.",
+};
 const CYCLES = ["daily", "weekly", "monthly", "total"];
-const FIELDS = ["name", "request_shape", "allowed_providers", "allowed_models", "spend_limit", "request_limit"];
-/** The fields shown with their own error; an error naming any other (or none) is shown above the form. */
-const ALL_FIELDS = [...FIELDS, "rate_limit", "expires_at", "alert_thresholds"];
+const CYCLE_WORDS: Record<string, string> = { daily: "day", weekly: "week", monthly: "month", total: "in total" };
 
-type ApiError = { message: string; param: string | null } | undefined;
+/** The API field an error names, as the form field that shows it. */
+export function fieldOf(param: string | null): KeyField | "form" {
+  const top = param?.split(".")[0] ?? "";
+  if (top === "spend_limit") return "spend_amount";
+  if (top === "request_limit") return "request_count";
+  if (top === "rate_limit") return param?.endsWith(".burst") ? "burst" : "rpm";
+  return (KEY_FIELDS as readonly string[]).includes(top) ? (top as KeyField) : "form";
+}
 
-const CycleSelect: FC<{ name: string; value?: string | undefined; label: string }> = (p) => (
+/** An API refusal of the form, as a message next to the field it concerns (never the API's own field path). */
+export function apiErrors(error: { message: string; param: string | null } | undefined): FieldErrors {
+  if (!error) return {};
+  const field = fieldOf(error.param);
+  if (field === "form") return { form: error.message };
+  // "allowed_models: 'x' is not a model in the catalog" names the model: keep that part.
+  const model = field === "allowed_models" ? /'([^']+)' is not a model/.exec(error.message)?.[1] : undefined;
+  return { [field]: model ? `“${model}” is not a model the gateway knows; see the Models page.` : SAY[field] };
+}
+
+const WHOLE = /^\d+$/;
+const within = (s: string, max: number) => WHOLE.test(s) && Number(s) >= 1 && Number(s) <= max;
+
+/**
+ * Checks the form in its own terms before anything is sent (what the API would refuse, and the settings that
+ * contradict each other), and builds the management API body. `models` is the catalog the picker offers.
+ */
+export function checkKeyForm(
+  v: KeyValues,
+  creating: boolean,
+  catalog: { known: (id: string) => boolean; providerOf: (id: string) => string | undefined },
+): { errors: FieldErrors; body: Record<string, unknown> } {
+  const e: FieldErrors = {};
+  if (!v.name || v.name.length > 200) e.name = SAY.name;
+  if (v.request_shape !== "openai" && v.request_shape !== "anthropic") e.request_shape = SAY.request_shape;
+  const providers = v.providers;
+  if (providers.some((p) => !(PROVIDER_IDS as string[]).includes(p))) e.allowed_providers = SAY.allowed_providers;
+  else if (v.request_shape === "anthropic" && providers.length && !providers.includes("anthropic")) {
+    e.allowed_providers =
+      "An Anthropic-shaped key is served only by anthropic: add anthropic, or make the key OpenAI-shaped.";
+  }
+  const extra = v.extra_models.split(/[\s,]+/).filter(Boolean);
+  const models = [...new Set([...v.models, ...extra])];
+  const unknown = models.find((m) => !catalog.known(m));
+  if (unknown !== undefined) {
+    e.allowed_models = `“${unknown.slice(0, 200)}” is not a model the gateway knows; see the Models page.`;
+  } else if (providers.length) {
+    const outside = models.find((m) => !providers.includes(catalog.providerOf(m) ?? ""));
+    if (outside) {
+      e.allowed_models =
+        `${outside} is a ${catalog.providerOf(outside)} model, but the key is limited to ` +
+        `${providers.join(", ")}: add that provider or remove the model.`;
+    }
+  }
+  if (!e.allowed_models && v.request_shape === "anthropic" && models.length) {
+    if (!models.some((m) => catalog.providerOf(m) === "anthropic")) {
+      e.allowed_models = "An Anthropic-shaped key can call only Anthropic models: choose at least one.";
+    }
+  }
+  const amount = v.spend_amount.replace(/^\$/, "");
+  if (amount && !((parseUsd(amount) ?? 0) > 0)) e.spend_amount = SAY.spend_amount;
+  if (v.request_count && !within(v.request_count, 1_000_000_000)) e.request_count = SAY.request_count;
+  if (v.rpm && !within(v.rpm, 1_000_000)) e.rpm = SAY.rpm;
+  if (v.burst) {
+    if (!within(v.burst, 1_000_000)) e.burst = SAY.burst;
+    else if (!v.rpm) e.burst = "A burst needs a requests-per-minute limit: set one, or leave burst empty.";
+  }
+  let expires: string | null = null;
+  if (v.expires_at) {
+    const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d$/.test(v.expires_at) ? `${v.expires_at}:00Z` : v.expires_at;
+    const at = Date.parse(iso);
+    if (Number.isNaN(at) || !/Z$|[+-]\d\d:\d\d$/.test(iso)) e.expires_at = SAY.expires_at;
+    else if (at <= Date.now()) e.expires_at = "Expiry must be in the future: this date and time (UTC) has passed.";
+    else expires = new Date(at).toISOString();
+  }
+  let thresholds: number[] | null = null;
+  if (v.alert_thresholds) {
+    const parts = v.alert_thresholds.split(/[\s,;]+/).filter(Boolean);
+    const nums = parts.map((p) => Number(p.replace(/%$/, "")));
+    if (nums.some((n) => !Number.isFinite(n) || n < 1 || n > 100) || new Set(nums).size > 5) {
+      e.alert_thresholds = SAY.alert_thresholds;
+    } else {
+      thresholds = [...new Set(nums)].sort((a, b) => a - b).map((n) => Math.round(n * 10) / 1000);
+    }
+  }
+  const cycle = (c: string) => (CYCLES.includes(c) ? c : "monthly");
+  const body: Record<string, unknown> = {
+    name: v.name,
+    ...(creating ? { request_shape: v.request_shape } : {}),
+    allowed_providers: providers.length ? providers : null,
+    allowed_models: models.length ? models : null,
+    spend_limit: amount ? { amount, cycle: cycle(v.spend_cycle) } : null,
+    request_limit: v.request_count ? { count: Number(v.request_count), cycle: cycle(v.request_cycle) } : null,
+    rate_limit: v.rpm ? { rpm: Number(v.rpm), ...(v.burst ? { burst: Number(v.burst) } : {}) } : null,
+    expires_at: expires,
+    clamp_output: v.clamp_output,
+    alert_thresholds: thresholds,
+  };
+  if (creating) for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
+  return { errors: e, body };
+}
+
+const CycleSelect: FC<{ name: string; value: string; label: string }> = (p) => (
   <label>
     {p.label}
     <select name={p.name}>
       {CYCLES.map((c) => (
         <option value={c} selected={p.value === c}>
-          {c}
+          {c === "total" ? "in total" : `per ${CYCLE_WORDS[c]}`}
         </option>
       ))}
     </select>
   </label>
 );
 
-/** Every option of the API, for a new key or an existing one; errors appear next to the field they name. */
+/** The attributes of a field that may be wrong: flagged, described by its message, focused when first. */
+function invalid(errors: FieldErrors, field: KeyField, first: KeyField | undefined, hint?: string) {
+  const wrong = errors[field] !== undefined;
+  const described = [hint, wrong ? `${field}-error` : undefined].filter(Boolean).join(" ");
+  return {
+    id: `f-${field}`,
+    "aria-invalid": wrong ? "true" : undefined,
+    "aria-describedby": described || undefined,
+    autofocus: first === field ? true : undefined,
+  };
+}
+
+/**
+ * Every option of the API, for a new key or an existing one. After an error every value comes back as typed,
+ * each message sits next to its field (and in a summary on top), and the first wrong field has the focus.
+ */
 export const KeyForm: FC<{
   csrf: string;
   action: string;
   k?: KeyWire | undefined;
-  models: { id: string; provider: string }[];
-  error?: ApiError;
-}> = ({ csrf, action, k: key, models, error }) => {
-  const providers = key?.allowed_providers ?? [];
-  const chosen = new Set(key?.allowed_models ?? []);
+  values: KeyValues;
+  models: PickerModel[];
+  errors?: FieldErrors;
+}> = ({ csrf, action, k: key, values: v, models, errors = {} }) => {
+  const chosen = new Set(v.models);
   const known = new Set(models.map((m) => m.id));
-  const extra = [...chosen].filter((m) => !known.has(m)).join(", ");
-  const byProvider = PROVIDER_IDS.map((p) => [p, models.filter((m) => m.provider === p)] as const);
+  const extra = [...v.models.filter((m) => !known.has(m)), ...(v.extra_models ? [v.extra_models] : [])].join(", ");
+  const first = KEY_FIELDS.find((f) => errors[f] !== undefined);
+  const byProvider = PROVIDER_IDS.map((p) => [p, models.filter((m) => m.provider === p)] as const).filter(
+    ([, list]) => list.length > 0,
+  );
   return (
-    <PostForm action={action} csrf={csrf} class="stack">
-      <FormError error={error} fields={ALL_FIELDS} />
+    <PostForm action={action} csrf={csrf} class="stack" novalidate>
+      <ErrorSummary errors={errors} order={KEY_FIELDS} />
       <label>
         Name
-        <input name="name" required maxlength={200} value={key?.name ?? ""} aria-describedby="name-error" />
-        <FieldError error={error} field="name" />
+        <input name="name" required maxlength={200} value={v.name} {...invalid(errors, "name", first)} />
+        <FieldError errors={errors} field="name" />
       </label>
       {!key && (
         <label>
           Request shape
-          <span class="hint">Which SDK the key is for: OpenAI-compatible routes, or Anthropic's /v1/messages.</span>
-          <select name="request_shape" aria-describedby="request_shape-error">
-            <option value="openai">openai</option>
-            <option value="anthropic">anthropic</option>
+          <span class="hint" id="shape-hint">
+            Which SDK the key is for: OpenAI-compatible routes, or Anthropic's /v1/messages (served by anthropic only).
+          </span>
+          <select name="request_shape" {...invalid(errors, "request_shape", first, "shape-hint")}>
+            <option value="openai" selected={v.request_shape === "openai"}>
+              OpenAI-compatible
+            </option>
+            <option value="anthropic" selected={v.request_shape === "anthropic"}>
+              Anthropic
+            </option>
           </select>
-          <FieldError error={error} field="request_shape" />
+          <FieldError errors={errors} field="request_shape" />
         </label>
       )}
-      <fieldset>
-        <legend>Scope</legend>
-        <span class="hint">Nothing chosen: every provider and model.</span>
+      <fieldset
+        aria-describedby={errors.allowed_providers ? "allowed_providers-error providers-hint" : "providers-hint"}
+      >
+        <legend>Providers</legend>
+        <span class="hint" id="providers-hint">
+          Nothing chosen: every provider.
+        </span>
         <div class="row">
-          {PROVIDER_IDS.map((p) => (
+          {PROVIDER_IDS.map((p, i) => (
             <label class="inline">
-              <input type="checkbox" name="allowed_providers" value={p} checked={providers.includes(p)} />
+              <input
+                type="checkbox"
+                name="allowed_providers"
+                value={p}
+                id={i === 0 ? "f-allowed_providers" : undefined}
+                checked={v.providers.includes(p)}
+                aria-invalid={errors.allowed_providers ? "true" : undefined}
+                autofocus={first === "allowed_providers" && i === 0 ? true : undefined}
+              />
               {p}
             </label>
           ))}
         </div>
-        <FieldError error={error} field="allowed_providers" />
-        <label>
-          Models
-          <select name="allowed_models" multiple aria-describedby="allowed_models-error">
-            {byProvider.map(([p, list]) => (
-              <optgroup label={p}>
-                {list.map((m) => (
-                  <option value={m.id} selected={chosen.has(m.id)}>
-                    {m.id}
-                  </option>
-                ))}
-              </optgroup>
-            ))}
-          </select>
+        <FieldError errors={errors} field="allowed_providers" />
+      </fieldset>
+      <fieldset
+        class="picker"
+        aria-describedby={errors.allowed_models ? "allowed_models-error models-hint" : "models-hint"}
+      >
+        <legend>Models</legend>
+        <span class="hint" id="models-hint">
+          Nothing chosen: every model of the chosen providers. Open a provider to choose its models.
+        </span>
+        <label class="filter" hidden>
+          Find a model
+          <input type="search" data-model-filter="model-groups" autocomplete="off" placeholder="e.g. mini, haiku" />
         </label>
+        <p class="hint" data-filter-status="model-groups" aria-live="polite" />
+        <div id="model-groups">
+          {byProvider.map(([p, list]) => {
+            const picked = list.filter((m) => chosen.has(m.id)).length;
+            return (
+              <details open={picked > 0 ? true : undefined} data-group>
+                <summary>
+                  {p}{" "}
+                  <span class="hint">{picked ? `${picked} chosen of ${list.length}` : `${list.length} models`}</span>
+                </summary>
+                <div class="choices">
+                  {list.map((m) => (
+                    <label class="inline" data-model={m.id.toLowerCase()}>
+                      <input type="checkbox" name="allowed_models" value={m.id} checked={chosen.has(m.id)} />
+                      <code class="wrap">{m.id}</code>
+                      {m.price && <span class="hint">{m.price}</span>}
+                    </label>
+                  ))}
+                </div>
+              </details>
+            );
+          })}
+        </div>
         <label>
-          Other model ids <span class="hint">aliases or snapshots, comma-separated</span>
-          <input name="extra_models" value={extra} />
+          Other model ids <span class="hint">aliases, snapshots or fine-tunes, comma-separated</span>
+          <input
+            name="extra_models"
+            value={extra}
+            id="f-allowed_models"
+            aria-invalid={errors.allowed_models ? "true" : undefined}
+            aria-describedby={errors.allowed_models ? "allowed_models-error" : undefined}
+            autofocus={first === "allowed_models" ? true : undefined}
+          />
         </label>
-        <FieldError error={error} field="allowed_models" />
+        <FieldError errors={errors} field="allowed_models" />
       </fieldset>
       <fieldset>
         <legend>Limits</legend>
         <div class="row">
           <label>
             Spend limit (USD) <span class="hint">empty: none</span>
-            <input name="spend_amount" inputmode="decimal" value={key?.spend_limit?.amount ?? ""} />
+            <input
+              name="spend_amount"
+              inputmode="decimal"
+              value={v.spend_amount}
+              {...invalid(errors, "spend_amount", first)}
+            />
           </label>
-          <CycleSelect name="spend_cycle" label="per" value={key?.spend_limit?.cycle} />
+          <CycleSelect name="spend_cycle" label="Spend cycle" value={v.spend_cycle} />
         </div>
-        <FieldError error={error} field="spend_limit" />
+        <FieldError errors={errors} field="spend_amount" />
         <div class="row">
           <label>
             Request limit <span class="hint">empty: none</span>
-            <input name="request_count" inputmode="numeric" value={String(key?.request_limit?.count ?? "")} />
+            <input
+              name="request_count"
+              inputmode="numeric"
+              value={v.request_count}
+              {...invalid(errors, "request_count", first)}
+            />
           </label>
-          <CycleSelect name="request_cycle" label="per" value={key?.request_limit?.cycle} />
+          <CycleSelect name="request_cycle" label="Request cycle" value={v.request_cycle} />
         </div>
-        <FieldError error={error} field="request_limit" />
+        <FieldError errors={errors} field="request_count" />
         <div class="row">
           <label>
-            Requests per minute
-            <input name="rpm" inputmode="numeric" value={String(key?.rate_limit?.rpm ?? "")} />
+            Requests per minute <span class="hint">empty: no rate limit</span>
+            <input name="rpm" inputmode="numeric" value={v.rpm} {...invalid(errors, "rpm", first)} />
           </label>
           <label>
-            Burst <span class="hint">default: the rpm</span>
-            <input name="burst" inputmode="numeric" value={String(key?.rate_limit?.burst ?? "")} />
+            Burst <span class="hint">empty: the rpm</span>
+            <input name="burst" inputmode="numeric" value={v.burst} {...invalid(errors, "burst", first)} />
           </label>
         </div>
-        <FieldError error={error} field="rate_limit" />
+        <FieldError errors={errors} field="rpm" />
+        <FieldError errors={errors} field="burst" />
         <label>
           Expires at (UTC) <span class="hint">empty: never</span>
-          <input name="expires_at" type="datetime-local" value={key?.expires_at?.slice(0, 16) ?? ""} />
-        </label>
-        <FieldError error={error} field="expires_at" />
-        <label>
-          Webhook alerts at <span class="hint">% of the spend limit, e.g. 50, 80, 95 (the default)</span>
           <input
-            name="alert_thresholds"
-            value={(key?.alert_thresholds ?? [0.5, 0.8, 0.95]).map((t) => Math.round(t * 1000) / 10).join(", ")}
+            name="expires_at"
+            type="datetime-local"
+            value={v.expires_at}
+            {...invalid(errors, "expires_at", first)}
           />
         </label>
-        <FieldError error={error} field="alert_thresholds" />
+        <FieldError errors={errors} field="expires_at" />
+        <label>
+          Webhook alerts at <span class="hint">% of the spend limit, e.g. 50, 80, 95 (the default)</span>
+          <input name="alert_thresholds" value={v.alert_thresholds} {...invalid(errors, "alert_thresholds", first)} />
+        </label>
+        <FieldError errors={errors} field="alert_thresholds" />
         <label class="inline">
-          <input type="checkbox" name="clamp_output" checked={key ? key.clamp_output : true} />
+          <input type="checkbox" name="clamp_output" checked={v.clamp_output} />
           Lower a request's output limit to what the spend limit affords, rather than refuse it
         </label>
       </fieldset>

@@ -12,7 +12,7 @@ export const NAV = [
   ["/webhooks", "Webhooks"],
 ] as const;
 
-export const Page: FC<{ title: string; current?: string; csrf?: string; children?: Child }> = (p) => (
+export const Page: FC<{ title: string; current?: string; csrf?: string; notice?: string; children?: Child }> = (p) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
@@ -50,7 +50,8 @@ export const Page: FC<{ title: string; current?: string; csrf?: string; children
         )}
       </header>
       <main id="main">
-        <h1>{p.title}</h1>
+        <h1 class="wrap">{p.title}</h1>
+        <Notice text={p.notice} />
         {p.children}
       </main>
     </body>
@@ -58,8 +59,10 @@ export const Page: FC<{ title: string; current?: string; csrf?: string; children
 );
 
 /** A state-changing form: POST to our own origin with the session's CSRF token. */
-export const PostForm: FC<{ action: string; csrf: string; class?: string; children?: Child }> = (p) => (
-  <form method="post" action={p.action} class={p.class}>
+export const PostForm: FC<{ action: string; csrf: string; class?: string; novalidate?: boolean; children?: Child }> = (
+  p,
+) => (
+  <form method="post" action={p.action} class={p.class} novalidate={p.novalidate}>
     <input type="hidden" name="_csrf" value={p.csrf} />
     {p.children}
   </form>
@@ -70,30 +73,57 @@ export const Usd: FC<{ amount: string | null | undefined }> = ({ amount }) => (
   <>{amount === null || amount === undefined ? "—" : `$${amount}`}</>
 );
 
-/** An API error shown next to the field it names. */
-export const FieldError: FC<{ error?: { message: string; param: string | null } | undefined; field: string }> = (p) =>
-  p.error && p.error.param?.split(".")[0] === p.field ? (
-    <span class="field-error" id={`${p.field}-error`} role="alert">
-      {p.error.message}
+/** A form's messages by field (`form`: one no field owns), in the form's own words. */
+export type Errors = Partial<Record<string, string>>;
+
+/** A field's message, next to it; the field points at it with `aria-describedby`. */
+export const FieldError: FC<{ errors: Errors; field: string }> = (p) =>
+  p.errors[p.field] ? (
+    <span class="field-error" id={`${p.field}-error`}>
+      {p.errors[p.field]}
     </span>
   ) : null;
 
-/** An API error no field owns. */
-export const FormError: FC<{ error?: { message: string; param: string | null } | undefined; fields: string[] }> = (
-  p,
-) =>
-  p.error && !p.fields.includes(p.error.param?.split(".")[0] ?? "") ? (
-    <p class="alert" role="alert">
-      {p.error.message}
+/** Above a refused form: what is wrong, each linking to its field (`#f-<field>`), and any message no field owns. */
+export const ErrorSummary: FC<{ errors: Errors; order: readonly string[] }> = (p) => {
+  const fields = p.order.filter((f) => p.errors[f]);
+  if (!fields.length && !p.errors.form) return null;
+  return (
+    <div class="alert" role="alert">
+      {p.errors.form && <p>{p.errors.form}</p>}
+      {fields.length > 0 && (
+        <>
+          <p>{fields.length === 1 ? "One field needs" : `${fields.length} fields need`} a change; nothing was saved:</p>
+          <ul>
+            {fields.map((f) => (
+              <li>
+                <a href={`#f-${f}`}>{p.errors[f]}</a>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </div>
+  );
+};
+
+/** A confirmation of what the last action did (a flash carried over the redirect). */
+export const Notice: FC<{ text: string | undefined }> = (p) =>
+  p.text ? (
+    <p class="flash" role="status">
+      {p.text}
     </p>
   ) : null;
 
 /** A secret shown once, with a copy button (progressive enhancement) and the plain warning. */
-export const ShownOnce: FC<{ id: string; value: string; what: string }> = (p) => (
+export const ShownOnce: FC<{ id: string; value: string; what: string; encrypted?: boolean }> = (p) => (
   <div class="notice">
     <p>
-      <strong>Copy this {p.what} now.</strong> It is shown only once: Spendgate keeps only its hash and cannot show it
-      again.
+      <strong>Copy this {p.what} now.</strong> It is shown only once:{" "}
+      {p.encrypted
+        ? "Spendgate stores it encrypted, only to sign deliveries, and never shows it again (rotate it for a new one)."
+        : "Spendgate keeps only its hash and cannot show it again."}{" "}
+      Reloading this page will not show it.
     </p>
     <div class="secret">
       <code id={p.id}>{p.value}</code>

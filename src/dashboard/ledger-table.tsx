@@ -45,7 +45,13 @@ export const LedgerTable: FC<{ rows: LedgerWire[]; keyNames?: Map<string, string
               </td>
               {keyNames && (
                 <td data-label="Key">
-                  <a href={`/keys/${r.spend_key_id}`}>{keyNames.get(r.spend_key_id) ?? r.spend_key_id}</a>
+                  <a
+                    class="name"
+                    href={`/keys/${r.spend_key_id}`}
+                    title={keyNames.get(r.spend_key_id) ?? r.spend_key_id}
+                  >
+                    {keyNames.get(r.spend_key_id) ?? r.spend_key_id}
+                  </a>
                 </td>
               )}
               <td data-label="Model">

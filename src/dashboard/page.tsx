@@ -11,8 +11,14 @@ export const page = (
   status: 200 | 400 | 403 | 404 | 429 = 200,
 ) => {
   const s = c.get("session") as DashboardEnv["Variables"]["session"] | undefined;
+  const notice = (c.get("flash") as DashboardEnv["Variables"]["flash"] | undefined)?.notice;
   return c.html(
-    <Page title={title} current={`/${c.req.path.split("/")[1]}`} {...(s ? { csrf: s.csrf } : {})}>
+    <Page
+      title={title}
+      current={`/${c.req.path.split("/")[1]}`}
+      {...(s ? { csrf: s.csrf } : {})}
+      {...(notice ? { notice } : {})}
+    >
       {body}
     </Page>,
     status,

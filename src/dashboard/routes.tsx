@@ -8,11 +8,11 @@ import { PROVIDER_IDS } from "../providers/registry.ts";
 import { walletOf } from "../wallets/auth.ts";
 import { SignIn } from "./activity-pages.tsx";
 import { activityRoutes } from "./activity-routes.tsx";
-import { api } from "./api.ts";
 import { CSS, JS } from "./assets.ts";
 import { type ModelRow, Models, perPicture } from "./catalog-pages.tsx";
 import type { DashboardEnv } from "./env.ts";
-import type { KeyWire } from "./key-form.tsx";
+import { takeFlash } from "./flash.ts";
+import { type ListedKey, listKeys, sendable } from "./key-data.ts";
 import { keyRoutes } from "./key-routes.tsx";
 import { page } from "./page.tsx";
 import { currentSession, endSession, noteSigninFailure, signinLockout, startSession, trustedPost } from "./session.ts";
@@ -57,6 +57,8 @@ const signedIn = createMiddleware<DashboardEnv>(async (c, next) => {
       return page(c, "Refused", <p class="alert">This form did not come from this dashboard.</p>, 403);
     }
     c.set("form", form);
+  } else {
+    c.set("flash", await takeFlash(c));
   }
   await next();
 });
@@ -102,17 +104,35 @@ dashboard.route("/", webhookPages);
 const PAGE = 50;
 const LABELS: Record<string, string> = { mtok: "/1M", kcount: "/1k", hours: "/hour", mchars: "/1M chars", each: "" };
 
-/** The catalog with prices, and which of the wallet's keys may call each model. */
+/**
+ * The catalog with prices. Which keys may call a model is a count per row (a wallet may have hundreds of keys);
+ * choosing a key shows only the models it may call.
+ */
 dashboard.get("/models", async (c) => {
-  const session = c.get("session");
   const q = (c.req.query("q") ?? "").trim().toLowerCase();
   const provider = c.req.query("provider") ?? "";
+  const keyId = c.req.query("key") ?? "";
   const offset = Math.max(0, Number(c.req.query("cursor") ?? 0) || 0);
   const catalog = await getCatalog(controlD1(c.env));
-  const keys = (await api<{ data: KeyWire[] }>(c, session.walletId, "GET", "/spend_keys?limit=100")).body.data;
+  const keys: ListedKey[] = [];
+  for (let cursor: string | undefined, n = 0; n < 10; n++) {
+    const res = await listKeys(c, "", cursor);
+    keys.push(...res.data);
+    cursor = res.next_cursor;
+    if (!cursor) break;
+  }
+  const may = (k: ListedKey, id: string, p: string) =>
+    (!k.allowed_providers || k.allowed_providers.includes(p)) && allowsModel(k.allowed_models, id);
+  const chosen = keys.find((k) => k.spend_key_id === keyId);
   const all = catalog
     .models()
-    .filter(({ id, entry }) => (!provider || entry.provider === provider) && (!q || id.toLowerCase().includes(q)));
+    .filter(
+      ({ id, entry }) =>
+        sendable(id) &&
+        (!provider || entry.provider === provider) &&
+        (!q || id.toLowerCase().includes(q)) &&
+        (!chosen || may(chosen, id, entry.provider)),
+    );
   const rows: ModelRow[] = all.slice(offset, offset + PAGE).map(({ id, entry: m }) => {
     const wire = serializeModel(m);
     const prices = wire.prices ?? {};
@@ -123,10 +143,6 @@ dashboard.get("/models", async (c) => {
         const price = typeof v === "string" ? `$${v}` : `$${v.base} (tiers by input size)`;
         return `${k.replace(/_[a-z]+$/, "").replace(/_/g, " ")} ${price}${LABELS[unit] ?? ""}`;
       });
-    const allowed = keys.filter(
-      (k) => (!k.allowed_providers || k.allowed_providers.includes(m.provider)) && allowsModel(k.allowed_models, id),
-    );
-    const restricted = keys.some((k) => k.allowed_models || k.allowed_providers);
     return {
       id,
       provider: m.provider,
@@ -135,9 +151,22 @@ dashboard.get("/models", async (c) => {
       cacheRead: wire.cache_read_price,
       other: [...perPicture(m.perImage), ...other],
       contextWindow: m.contextWindow,
-      keys: restricted ? allowed.map((k) => k.name) : null,
+      keys: keys.filter((k) => may(k, id, m.provider)).length,
     };
   });
   const next = offset + PAGE < all.length ? String(offset + PAGE) : undefined;
-  return page(c, "Models", <Models rows={rows} q={q} provider={provider} providers={PROVIDER_IDS} next={next} />);
+  const options = keys.map((k) => ({ id: k.spend_key_id, name: k.name }));
+  const body = (
+    <Models
+      rows={rows}
+      q={q}
+      provider={provider}
+      providers={PROVIDER_IDS}
+      keys={options}
+      keyId={chosen ? keyId : ""}
+      totalKeys={keys.length}
+      next={next}
+    />
+  );
+  return page(c, "Models", body);
 });

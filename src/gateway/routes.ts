@@ -1,5 +1,4 @@
 import { Hono, type MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { type GatewayConfig, gatewayConfig } from "../config.ts";
 import type { AppEnv } from "../env.ts";
@@ -57,21 +56,74 @@ for (const route of ROUTES) {
   );
 }
 
-/** The body limit is configurable per deployment; it counts streamed (chunked) bodies too. */
+/**
+ * The body limit is configurable per deployment; it counts streamed (chunked) bodies too. A body over it is
+ * refused with 413 `request_too_large` in the route's dialect — but only once the client has finished sending
+ * (what is left is read and thrown away, up to DRAIN_BYTES more or DRAIN_MS): answering while a client is still
+ * writing makes the runtime close the connection, which the client sees as a reset (EPIPE/ECONNRESET) instead of
+ * the answer. A client that sends more than that still gets the reset.
+ */
+const DRAIN_BYTES = 64 * 1024 * 1024;
+const DRAIN_MS = 10_000;
+
 const limits = new WeakMap<GatewayConfig, MiddlewareHandler>();
 function limitBody(config: GatewayConfig): MiddlewareHandler {
   let limit = limits.get(config);
   if (!limit) {
     const maxSize = config.maxBodyBytes;
-    limit = bodyLimit({
-      maxSize,
-      onError: () => {
-        throw new ApiError("request_too_large", `The request body exceeds the gateway's limit of ${maxSize} bytes.`);
-      },
-    });
+    const tooLarge = () =>
+      new ApiError("request_too_large", `The request body exceeds the gateway's limit of ${maxSize} bytes.`);
+    limit = async (c, next) => {
+      const body = c.req.raw.body;
+      if (!body) return next();
+      const declared = c.req.header("content-length");
+      if (declared !== undefined && Number(declared) <= maxSize) return next();
+      const reader = body.getReader();
+      if (declared !== undefined) {
+        await drain(reader);
+        throw tooLarge();
+      }
+      // No length: read up to the limit here, and keep the bytes for the routes.
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        size += value.byteLength;
+        if (size > maxSize) {
+          await drain(reader);
+          throw tooLarge();
+        }
+        chunks.push(value);
+      }
+      const whole = new Uint8Array(size);
+      let at = 0;
+      for (const chunk of chunks) {
+        whole.set(chunk, at);
+        at += chunk.byteLength;
+      }
+      c.req.raw = new Request(c.req.raw, { body: whole });
+      return next();
+    };
     limits.set(config, limit);
   }
   return limit;
+}
+
+/** Reads and discards what the client still sends (bounded), so it is listening when the 413 comes. */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  const until = Date.now() + DRAIN_MS;
+  let left = DRAIN_BYTES;
+  try {
+    while (left > 0 && Date.now() < until) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      left -= value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // A client that went away: nothing to answer.
+  }
 }
 
 gatewayRoutes.route("/", keyRoutes);

@@ -114,12 +114,26 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
       await page.getByRole("checkbox", { name: "openai" }).check();
       await shoot(page, "create-key");
       await page.getByRole("button", { name: "Create key" }).click();
+      await page.waitForURL(/\/keys\/spk_\w+\/created$/);
       key = (await page.locator("#new-key").innerText()).trim();
       expect(key).toMatch(/^sk-/);
+      expect(page.url()).not.toContain(key);
       await expect(page.locator("main").innerText()).resolves.toContain("shown only once");
       await page.getByRole("button", { name: "Copy" }).click();
       expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(key);
       await shoot(page, "key-created");
+    });
+
+    step("a reload after creating shows no secret and creates nothing", async () => {
+      await page.reload();
+      expect(await page.locator("#new-key").count()).toBe(0);
+      const main = await page.locator("main").innerText();
+      expect(main).not.toContain(key);
+      expect(main).toContain("cannot be shown again");
+      const list = await fetch(`${gatewayUrl()}/v1/spend_keys`, {
+        headers: { authorization: `Bearer ${wallet.secret_key}` },
+      });
+      expect(((await list.json()) as { data: unknown[] }).data).toHaveLength(1);
     });
 
     step("the key works with the openai SDK, and its page shows the spend, requests and chart", async () => {
@@ -127,21 +141,25 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
       for (let i = 0; i < 3; i++) {
         await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hi" }] });
       }
+      await page.getByRole("link", { name: "Keys", exact: true }).click();
       await page.getByRole("link", { name: "research agent" }).click();
       await until(page, /gpt-4o-mini/);
       const main = await page.locator("main").innerText();
       expect(main).toMatch(/Requests\s+3/);
-      expect(main).toMatch(/\$0\.0000\d+ of \$2\.00 per day/);
+      expect(main, main).toMatch(/\$0\.0000\d+ of \$2\.00 per day/);
+      expect(main).toContain("<1 %");
       expect(await page.locator("svg.chart rect.bar").count()).toBeGreaterThan(0);
       await shoot(page, "key-detail");
     });
 
     step("edits a limit", async () => {
-      await page.getByRole("link", { name: "Edit limits" }).click();
+      await page.getByRole("link", { name: "Edit settings" }).click();
       await page.getByLabel("Spend limit (USD)").fill("3.5");
       await page.getByRole("button", { name: "Save changes" }).click();
       await page.waitForURL(/\/keys\/spk_[^/]+$/);
-      expect(await page.locator("main").innerText()).toContain("of $3.50 per day");
+      const main = await page.locator("main").innerText();
+      expect(main).toContain("of $3.50 per day");
+      expect(main).toContain("Saved the changes to research agent.");
     });
 
     step("pause and resume act on the very next request", async () => {
@@ -156,6 +174,7 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
     step("rotates (confirmed): the new key is shown once and works, the old one is refused", async () => {
       await page.getByRole("link", { name: "Rotate…" }).click();
       await page.getByRole("button", { name: "Rotate the key" }).click();
+      await page.waitForURL(/\/created$/);
       const rotated = (await page.locator("#new-key").innerText()).trim();
       expect(rotated).not.toBe(key);
       await expect(client.chat.completions.create({ model: "gpt-4o-mini", messages: [] })).rejects.toBeInstanceOf(
@@ -171,13 +190,15 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
     step("the ledger lists every request, and usage draws its chart", async () => {
       await page.getByRole("link", { name: "Requests", exact: true }).click();
       // Five requests so far: three, one after resuming, one with the rotated key.
-      await until(page, /completed[\s\S]*completed[\s\S]*completed[\s\S]*completed[\s\S]*completed/);
+      await until(page, /(completed[\s\S]*){6}/); // the status filter's option, and the five rows
       await shoot(page, "requests");
       await page.getByRole("link", { name: "Usage", exact: true }).click();
+      await page.waitForURL(/\/usage$/);
       expect(await page.locator("svg.chart").count()).toBe(1);
       expect(await page.locator("main").innerText()).toContain("gpt-4o-mini");
       await shoot(page, "usage");
       await page.getByRole("link", { name: "Models", exact: true }).click();
+      await page.waitForURL(/\/models$/);
       await shoot(page, "models");
     });
 
@@ -186,21 +207,36 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
       await page.getByLabel("Name").fill("alerts");
       await page.getByLabel("URL").fill("https://hooks.example.com/spendgate");
       await page.getByRole("button", { name: "Add webhook" }).click();
-      expect((await page.locator("#webhook-secret").innerText()).trim()).toMatch(/^whsec_/);
+      await page.waitForURL(/\/webhooks\/whk_\w+$/);
+      const secret = (await page.locator("#webhook-secret").innerText()).trim();
+      expect(secret).toMatch(/^whsec_/);
+      expect(await page.locator("main").innerText()).toContain("stores it encrypted");
+      await page.reload();
+      expect(await page.locator("main").innerText()).not.toContain(secret);
+      await page.getByRole("link", { name: "Webhooks", exact: true }).click();
       await shoot(page, "webhooks");
     });
 
-    step("revokes (confirmed): the key leaves the list and is refused", async () => {
+    step("revokes (confirmed): the key leaves the list, is refused, and stays findable as revoked", async () => {
       await page.getByRole("link", { name: "Keys", exact: true }).click();
       await shoot(page, "keys");
       await page.getByRole("link", { name: "research agent" }).click();
       await page.getByRole("link", { name: "Revoke…" }).click();
       await page.getByRole("button", { name: "Revoke the key" }).click();
       await page.waitForURL(/\/keys$/);
-      expect(await page.locator("main").innerText()).not.toContain("research agent");
+      expect(await page.locator("main .flash").innerText()).toContain("Revoked research agent");
+      expect(await page.locator("main table").innerText()).not.toContain("research agent");
       await expect(
         rotatedClient.chat.completions.create({ model: "gpt-4o-mini", messages: [] }),
       ).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+      await page.getByLabel("Status").selectOption("revoked");
+      await page.getByRole("button", { name: "Filter" }).click();
+      await page.getByRole("link", { name: "research agent" }).click();
+      const main = await page.locator("main").innerText();
+      expect(main).toContain("This key is revoked");
+      expect(await page.getByRole("link", { name: "Edit settings" }).count()).toBe(0);
+      await page.getByRole("link", { name: "Requests", exact: true }).click();
+      expect(await page.getByRole("link", { name: "research agent" }).count()).toBeGreaterThan(0);
     });
 
     step("signs out: the session is refused afterwards, even replayed by hand", async () => {
@@ -214,6 +250,156 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
       });
       expect(replay.status).toBe(303);
       expect(replay.headers.get("location")).toBe("/signin");
+    });
+  });
+
+  describe("forms, key states and layout, in a newcomer's first hour", IN_ORDER, () => {
+    let wallet: { secret_key: string };
+    let context: BrowserContext;
+    let page: Page;
+    const management = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${gatewayUrl()}/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${wallet.secret_key}`, "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return (await res.json()) as Record<string, any>;
+    };
+    /** Presses Tab until the focused element passes `test` (in the page), as a keyboard-only user would. */
+    async function tabTo(test: string) {
+      for (let i = 0; i < 400; i++) {
+        await page.keyboard.press("Tab");
+        if (await page.evaluate(`(${test})(document.activeElement)`)) return;
+      }
+      throw new Error(`Tab never reached ${test}`);
+    }
+
+    beforeAll(async () => {
+      wallet = await newWallet("dashboard first hour");
+      context = await browser.newContext({ viewport: DESKTOP });
+      page = await signIn(context, wallet.secret_key);
+    });
+    afterAll(async () => {
+      await context?.close();
+    });
+
+    it("a form error keeps every value and focuses the first wrong field, on a phone and a desktop", async () => {
+      for (const viewport of [PHONE, DESKTOP]) {
+        await page.setViewportSize(viewport);
+        await page.goto(`${gatewayUrl()}/keys/new`);
+        await page.getByLabel("Name").fill("keeps values");
+        await page.getByRole("checkbox", { name: "openai", exact: true }).check();
+        await page.getByLabel("Find a model").fill("gpt-4o-mini");
+        await page
+          .getByRole("checkbox", { name: /^gpt-4o-mini\b/ })
+          .first()
+          .check();
+        await page.getByLabel("Spend limit (USD)").fill("five");
+        await page.getByLabel("Spend cycle").selectOption("weekly");
+        await page.getByLabel("Requests per minute").fill("30");
+        await page.getByLabel("Burst").fill("45");
+        await page.getByLabel("Webhook alerts at").fill("40, 120");
+        await page.getByRole("button", { name: "Create key" }).click();
+        await page.waitForLoadState();
+        expect(await page.evaluate(() => (document.activeElement as HTMLInputElement).name)).toBe("spend_amount");
+        expect(await page.getByLabel("Name").inputValue()).toBe("keeps values");
+        expect(await page.getByLabel("Spend limit (USD)").inputValue()).toBe("five");
+        expect(await page.getByLabel("Spend cycle").inputValue()).toBe("weekly");
+        expect(await page.getByLabel("Requests per minute").inputValue()).toBe("30");
+        expect(await page.getByLabel("Burst").inputValue()).toBe("45");
+        expect(await page.getByLabel("Webhook alerts at").inputValue()).toBe("40, 120");
+        expect(await page.getByRole("checkbox", { name: "openai", exact: true }).isChecked()).toBe(true);
+        expect(await page.locator('input[name="allowed_models"][value="gpt-4o-mini"]').isChecked()).toBe(true);
+        const spend = page.getByLabel("Spend limit (USD)");
+        expect(await spend.getAttribute("aria-invalid")).toBe("true");
+        const described = (await spend.getAttribute("aria-describedby"))!;
+        expect(await page.locator(`#${described}`).innerText()).toContain(
+          "Spend limit must be a positive dollar amount",
+        );
+        expect(await page.locator("main").innerText()).toContain("Alert thresholds are percents between 1 and 100");
+      }
+      await shoot(page, "create-key-error");
+    });
+
+    it("creates a key with the keyboard alone, choosing its model in the picker", async () => {
+      await page.goto(`${gatewayUrl()}/keys/new`);
+      await tabTo("(el) => el?.name === 'name'");
+      await page.keyboard.type("keyboard only");
+      await tabTo("(el) => el?.dataset?.modelFilter !== undefined");
+      await page.keyboard.type("gpt-4o-mini");
+      await page.keyboard.press("Enter"); // refused: Enter in the filter never submits the form
+      await tabTo("(el) => el?.name === 'allowed_models' && el.value === 'gpt-4o-mini'");
+      await page.keyboard.press("Space");
+      await tabTo("(el) => el?.tagName === 'BUTTON' && el.textContent.trim() === 'Create key'");
+      await page.keyboard.press("Enter");
+      await page.waitForURL(/\/created$/);
+      expect((await page.locator("#new-key").innerText()).trim()).toMatch(/^sk-/);
+      const keys = (await management("GET", "/spend_keys")).data as { name: string; allowed_models: string[] }[];
+      expect(keys.find((k) => k.name === "keyboard only")?.allowed_models).toEqual(["gpt-4o-mini"]);
+    });
+
+    it("a key that cannot afford its next request says so, with the figure GET /v1/key gives", async () => {
+      const tight = await management("POST", "/spend_keys", {
+        name: "tight budget",
+        allowed_models: ["gpt-4o-mini"],
+        spend_limit: { amount: "0.0001", cycle: "daily" },
+      });
+      const live = (await (
+        await fetch(`${gatewayUrl()}/v1/key`, { headers: { authorization: `Bearer ${tight.key}` } })
+      ).json()) as { next_request: { max_cost: string } };
+      await page.goto(`${gatewayUrl()}/keys`);
+      const row = page.locator("tr", { hasText: "tight budget" });
+      expect(await row.innerText()).toContain("Cannot afford another request");
+      await row.getByRole("link", { name: "tight budget" }).click();
+      const main = await page.locator("main").innerText();
+      expect(main).toContain("Cannot afford another request");
+      expect(main).toContain(`$${live.next_request.max_cost}`);
+      await shoot(page, "key-cannot-afford");
+    });
+
+    it("a 200-character name keeps every page within the viewport, phone and desktop, whole in a title", async () => {
+      const name = "x".repeat(190) + "-long-name";
+      const k = await management("POST", "/spend_keys", { name });
+      const client = new OpenAI({ baseURL: `${gatewayUrl()}/v1`, apiKey: k.key, maxRetries: 0 });
+      await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hi" }] });
+      const hook = await management("POST", "/webhooks", { name, url: `https://hooks.example.com/${"p".repeat(150)}` });
+      await page.goto(`${gatewayUrl()}/requests`);
+      await until(page, /x{20}-long-name/);
+      expect(await page.locator(`a[title="${name}"]`).count()).toBeGreaterThan(0);
+      const paths = [
+        "/keys",
+        "/keys?status=all",
+        `/keys/${k.spend_key_id}`,
+        `/keys/${k.spend_key_id}/edit`,
+        `/keys/${k.spend_key_id}/revoke`,
+        "/keys/new",
+        "/requests",
+        "/usage",
+        "/models",
+        "/webhooks",
+        `/webhooks/${hook.webhook_id}`,
+        `/webhooks/${hook.webhook_id}/delete`,
+      ];
+      for (const viewport of [PHONE, DESKTOP]) {
+        await page.setViewportSize(viewport);
+        for (const path of paths) {
+          await page.goto(`${gatewayUrl()}${path}`);
+          const { scroll, inner, wide } = await page.evaluate(() => ({
+            scroll: document.documentElement.scrollWidth,
+            inner: window.innerWidth,
+            // What sticks out, to name in the failure.
+            wide: [...document.querySelectorAll("main *")]
+              .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+              .slice(0, 3)
+              .map((e) => `${e.tagName.toLowerCase()}.${e.className}`),
+          }));
+          expect(scroll, `${path} at ${viewport.width} px: ${wide.join(", ")}`).toBeLessThanOrEqual(inner);
+        }
+      }
+      await page.goto(`${gatewayUrl()}/keys`);
+      expect(await page.locator(`a.name[title="${name}"]`).count()).toBe(1);
+      await page.setViewportSize(PHONE);
+      await shoot(page, "keys-long-name");
     });
   });
 

@@ -246,7 +246,7 @@ describe("fine-tunes, families priced by a pattern, and operator overrides", () 
 
 describe("the dashboard's models page", () => {
   it("shows DALL·E's prices per picture, and which keys may use a model by the same rule", async () => {
-    const { wallet } = await setupKey({ name: "readme key", allowed_models: ["claude-sonnet-4-20250514"] });
+    const { wallet, id } = await setupKey({ name: "readme key", allowed_models: ["claude-sonnet-4-20250514"] });
     const signin = await call("POST", "/signin", {
       headers: { "content-type": "application/x-www-form-urlencoded", "sec-fetch-site": "same-origin" },
       body: new URLSearchParams({ secret_key: wallet.key }).toString(),
@@ -258,7 +258,10 @@ describe("the dashboard's models page", () => {
     expect(dalle).toContain("hd 1792x1024 $0.12 per picture");
     expect(await page("/models?q=dall-e-2")).toContain("256x256 $0.016 per picture");
     const sonnet = await page("/models?q=claude-sonnet-4-0");
-    expect(sonnet).toMatch(/<code>claude-sonnet-4-0<\/code>[\s\S]*readme key/);
+    // A count per model (not every key's name on every row), and a key's own models on choosing it.
+    expect(sonnet).toMatch(/<code>claude-sonnet-4-0<\/code>[\s\S]*all 1/);
+    expect(await page(`/models?key=${id}&q=claude-sonnet-4-0`)).toContain("<code>claude-sonnet-4-0</code>");
+    expect(await page(`/models?key=${id}&q=gpt-4o-mini`)).not.toContain("<code>gpt-4o-mini</code>");
     expect(await page("/models?q=ft%3A")).not.toContain("<code>ft:");
   });
 });
