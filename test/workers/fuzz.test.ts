@@ -120,7 +120,7 @@ describe("fuzzing the gateway", () => {
     );
   });
 
-  it("huge and chunked bodies: 413 without reading past the limit; wrong content types still clean", async () => {
+  it("huge and chunked bodies: 413 past the limit, never a count; wrong content types still clean", async () => {
     const { key, id } = await setupKey();
     const before = await keyGuard(env, id).snapshot();
     await fc.assert(
