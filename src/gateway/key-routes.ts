@@ -8,6 +8,7 @@ import type { AppEnv } from "../env.ts";
 import { keyGuard } from "../guard/stub.ts";
 import type { KeyConfig } from "../guard/types.ts";
 import { liveKeyView, runView } from "../keys/view.ts";
+import { RUN_ID } from "../lib/api-schemas.ts";
 import { spendKeyFrom } from "../lib/credentials.ts";
 import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashSecret, keyKindOf, parseKey } from "../lib/keys.ts";
@@ -15,7 +16,6 @@ import { validationError } from "../lib/openapi.ts";
 import { providerOf, type RouteKind, resolveUpstream } from "../providers/registry.ts";
 import { walletOf } from "../wallets/auth.ts";
 import { requestIdHeader } from "./headers.ts";
-import { RUN_ID } from "./request-body.ts";
 
 /** What a caller may learn about the gateway and about its own key: `GET /v1/models` and `GET /v1/key`. */
 export const keyRoutes = new Hono<AppEnv>();

@@ -1,3 +1,4 @@
+import { RUN_ID } from "../lib/api-schemas.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hasDuplicateKeys } from "./duplicate-keys.ts";
 
@@ -170,9 +171,6 @@ export function metadataFrom(headers: Headers): Record<string, string> {
     },
   );
 }
-
-/** A run id: 1–128 characters of letters, digits and `. _ : -` (safe in a header, a query and a log line). */
-export const RUN_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * The run a request names: the `x-spendgate-run` header, or the metadata key `run` (the header wins only when

@@ -3,6 +3,10 @@ import { named } from "./openapi.ts";
 
 /** Schema pieces every API family shares: names, pagination, instants, path ids, the error body and responses. */
 
+/** A run id: 1–128 characters of letters, digits and `. _ : -` (safe in a header, a query and a log line). */
+export const RUN_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export const RunId = z.string().check(z.regex(RUN_ID, "must be 1–128 characters of letters, digits and . _ : -"));
+
 export const Name = z.string().check(z.trim(), z.minLength(1), z.maxLength(200));
 
 /** Plain decimal digits only: `1e1`, `0x10`, ` 5` or `5.0` are refused, not coerced. */

@@ -1,6 +1,6 @@
 import * as z from "zod/mini";
 import type { SpendKeyView } from "../keys/view.ts";
-import { Instant, Name, Pagination, PathId } from "../lib/api-schemas.ts";
+import { Instant, Name, Pagination, PathId, RunId } from "../lib/api-schemas.ts";
 import { CYCLES } from "../lib/cycles.ts";
 import { parseUsd } from "../lib/money.ts";
 import { named } from "../lib/openapi.ts";
@@ -18,9 +18,14 @@ const UsdAmount = z.string().check(
   }, 'must be a positive USD decimal string with at most 9 decimals and at most 999999 dollars, e.g. "50.00"'),
 );
 
+/** The latest expiry a key may have: far enough for any use, and within what the platform's alarms can schedule. */
+const LATEST_EXPIRY = Date.UTC(2100, 0, 1);
 const FutureDate = z.iso
   .datetime({ offset: true })
-  .check(z.refine((s) => Date.parse(s) > Date.now(), "must be in the future"));
+  .check(
+    z.refine((s) => Date.parse(s) > Date.now(), "must be in the future"),
+    z.refine((s) => Date.parse(s) < LATEST_EXPIRY, "must be before 2100-01-01"),
+  );
 
 const PositiveInt = (max: number) => z.int().check(z.positive(), z.maximum(max));
 const SpendLimit = z.strictObject({ amount: UsdAmount, cycle: Cycle });
@@ -199,7 +204,7 @@ export const RequestsQuery = z.extend(Pagination, {
   model: z.optional(z.string().check(z.maxLength(200))),
   status: z.optional(z.enum(["completed", "error", "aborted"])),
   /** the rows of one run (`x-spendgate-run`) */
-  run_id: z.optional(z.string().check(z.maxLength(128))),
+  run_id: z.optional(RunId),
   /** rows created at or after this instant (ISO date or date-time) */
   start: z.optional(Instant),
   /** rows created before this instant */
