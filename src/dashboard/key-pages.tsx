@@ -347,8 +347,8 @@ const runLimitText = (r: KeyWire["run_limit"]) => {
 };
 
 /** A parent's live child keys: each one's carve (its spend limit) and what it spent of it this cycle. */
-const ChildTable: FC<{ children: KeyWire[] }> = ({ children }) =>
-  children.length === 0 ? (
+const ChildTable: FC<{ keys: KeyWire[] }> = ({ keys }) =>
+  keys.length === 0 ? (
     <p class="muted">No live child keys. Its agents mint them with POST /v1/key/children.</p>
   ) : (
     <div class="scroll">
@@ -362,7 +362,7 @@ const ChildTable: FC<{ children: KeyWire[] }> = ({ children }) =>
           </tr>
         </thead>
         <tbody>
-          {children.map((c) => (
+          {keys.map((c) => (
             <tr>
               <td data-label="Name" class="cell-name">
                 <a class="name" href={`/keys/${c.spend_key_id}`} title={c.name}>
@@ -463,10 +463,10 @@ export const KeyDetail: FC<{
   /** the key that minted this one */
   parent?: { id: string; name: string } | null;
   /** its live child keys */
-  children?: KeyWire[];
+  childKeys?: KeyWire[];
   /** its most recent runs, from the ledger */
   runs?: RunSummary[];
-}> = ({ k, csrf, days, total, recent, maxCost, state, parent = null, children = [], runs = [] }) => {
+}> = ({ k, csrf, days, total, recent, maxCost, state, parent = null, childKeys = [], runs = [] }) => {
   const revoked = k.status === "revoked";
   const carved = (parseUsd(k.carved_spend) ?? 0) > 0;
   const graceUntil =
@@ -639,10 +639,10 @@ export const KeyDetail: FC<{
           </a>
         </div>
       )}
-      {(children.length > 0 || (k.delegation && !revoked)) && (
+      {(childKeys.length > 0 || (k.delegation && !revoked)) && (
         <>
           <h2>Child keys</h2>
-          <ChildTable children={children} />
+          <ChildTable keys={childKeys} />
           <p>
             <a href={`/keys?parent=${k.spend_key_id}&status=all`}>
               This key's child keys in the key list, revoked too →

@@ -224,7 +224,7 @@ keyRoutes.get("/keys/:id", async (c) => {
       maxCost={maxCost}
       state={live ? budgetState(k, maxCost, smallest) : null}
       parent={family.parent}
-      children={family.children}
+      childKeys={family.children}
       runs={runs}
     />
   );
