@@ -517,7 +517,11 @@ export const KeyDetail: FC<{
             <div class="value">
               <Usd amount={maxCost} />
             </div>
-            <div class="small muted">what is left after spend and requests in flight</div>
+            <div class="small muted">
+              {carved
+                ? "what is left after spend, requests in flight and child keys' carves"
+                : "what is left after spend and requests in flight"}
+            </div>
           </div>
         )}
         {carved && (
