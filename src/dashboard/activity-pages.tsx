@@ -8,6 +8,7 @@ export interface RequestFilters {
   status?: string | undefined;
   start?: string | undefined;
   end?: string | undefined;
+  run_id?: string | undefined;
 }
 
 export const SignIn: FC<{ error?: string | undefined; locked?: boolean }> = (p) => (
@@ -39,7 +40,7 @@ export const SignIn: FC<{ error?: string | undefined; locked?: boolean }> = (p) 
 
 export const Requests: FC<{
   rows: LedgerWire[];
-  keys: { id: string; name: string; revoked: boolean }[];
+  keys: { id: string; name: string; revoked: boolean; parent: string | null }[];
   filters: RequestFilters;
   next?: string | undefined;
   error?: string | undefined;
@@ -64,6 +65,10 @@ export const Requests: FC<{
       </label>
       <Choice label="Status" name="status" value={p.filters.status ?? ""} options={["completed", "error", "aborted"]} />
       <label>
+        Run
+        <input name="run_id" value={p.filters.run_id ?? ""} />
+      </label>
+      <label>
         From
         <input type="date" name="start" value={p.filters.start ?? ""} />
       </label>
@@ -78,7 +83,11 @@ export const Requests: FC<{
         {p.error}
       </p>
     )}
-    <LedgerTable rows={p.rows} keyNames={new Map(p.keys.map((k) => [k.id, k.name]))} />
+    <LedgerTable
+      rows={p.rows}
+      keyNames={new Map(p.keys.map((k) => [k.id, k.name]))}
+      parents={new Map(p.keys.map((k) => [k.id, k.parent]))}
+    />
     <Pager next={p.next} base="/requests" query={{ ...p.filters }} />
   </>
 );

@@ -16,7 +16,7 @@ activityRoutes.get("/requests", async (c) => {
   const wallet = c.get("session").walletId;
   const filters: RequestFilters = {};
   const q = new URLSearchParams({ limit: "50" });
-  for (const k of ["spend_key_id", "model", "status", "start", "end"] as const) {
+  for (const k of ["spend_key_id", "model", "status", "start", "end", "run_id"] as const) {
     const v = c.req.query(k)?.trim();
     if (v) {
       filters[k] = v;

@@ -38,9 +38,11 @@ a.name { display: inline-block; max-width: 32ch; overflow: hidden; text-overflow
 .status.enabled { color: var(--ok); } .status.disabled { color: var(--warn); }
 .badges { display: inline-flex; flex-wrap: wrap; gap: 4px; }
 .spend { display: inline; }
-.spend-bar { display: inline-block; width: 120px; height: 12px; border: 1px solid #8c959f; border-radius: 6px;
+.spend-bar { display: inline-flex; width: 120px; height: 12px; border: 1px solid #8c959f; border-radius: 6px;
   background: var(--soft); vertical-align: middle; overflow: hidden; }
-.spend-bar .fill { display: block; height: 100%; background: var(--ok); }
+.spend-bar .fill { display: block; flex: none; height: 100%; background: var(--ok); }
+.spend-bar .fill.carved { background: repeating-linear-gradient(135deg, #57606a 0 3px, #8c959f 3px 6px); }
+.child-of { display: block; } tr.child.under td.cell-name { padding-left: 22px; }
 .spend-bar .fill.warn { background: var(--warn); } .spend-bar .fill.bad { background: var(--bad); }
 ${Array.from({ length: 101 }, (_, i) => `.w${i}{width:${i}%}`).join("")}
 .flash { border: 1px solid var(--ok); background: #effaf1; color: #0f5223; padding: 10px 14px; border-radius: 6px; }

@@ -30,11 +30,15 @@ const viewOf = (r: SpendKeyRow, now: number): ListedKey => {
   return r.revokedAt === null ? view : { ...view, status: "revoked" };
 };
 
-/** One page of the wallet's keys by status ("": active and paused, as the API lists them). */
-export async function listKeys(c: Context<DashboardEnv>, status: string, cursor: string | undefined) {
+/**
+ * One page of the wallet's keys by status ("": active and paused, as the API lists them), and optionally only the
+ * children of one key.
+ */
+export async function listKeys(c: Context<DashboardEnv>, status: string, cursor: string | undefined, parent = "") {
   const walletId = c.get("session").walletId;
   const t = spendKeys;
   const scope: (SQL | undefined)[] = [eq(t.walletId, walletId)];
+  if (parent) scope.push(eq(t.parentKeyId, parent));
   if (status === "revoked") scope.push(isNotNull(t.revokedAt));
   else if (status !== "all") scope.push(isNull(t.revokedAt));
   if (status === "active" || status === "paused") scope.push(eq(t.status, status));
@@ -60,16 +64,29 @@ export async function revokedKey(c: Context<DashboardEnv>, id: string): Promise<
   return row ? viewOf(row, Date.now()) : null;
 }
 
-/** Every key's name, revoked ones too, for the pages that show a key id (the ledger, usage). */
-export async function keyNames(c: Context<DashboardEnv>): Promise<{ id: string; name: string; revoked: boolean }[]> {
+/** A key's name, whether it is revoked, and the key that minted it (null: the wallet created it). */
+export interface KeyName {
+  id: string;
+  name: string;
+  revoked: boolean;
+  parent: string | null;
+}
+
+/** Every key's name, revoked ones too, for the pages that show a key id (the ledger, usage, the key list). */
+export async function keyNames(c: Context<DashboardEnv>): Promise<KeyName[]> {
   const walletId = c.get("session").walletId;
   const rows = await database(walletD1(c.env, walletId))
-    .select({ id: spendKeys.id, name: spendKeys.name, revokedAt: spendKeys.revokedAt })
+    .select({
+      id: spendKeys.id,
+      name: spendKeys.name,
+      revokedAt: spendKeys.revokedAt,
+      parentKeyId: spendKeys.parentKeyId,
+    })
     .from(spendKeys)
     .where(eq(spendKeys.walletId, walletId))
     .all();
   return rows
-    .map((r) => ({ id: r.id, name: r.name, revoked: r.revokedAt !== null }))
+    .map((r) => ({ id: r.id, name: r.name, revoked: r.revokedAt !== null, parent: r.parentKeyId ?? null }))
     .sort((a, b) => Number(a.revoked) - Number(b.revoked) || a.name.localeCompare(b.name));
 }
 
@@ -200,8 +217,52 @@ function spendState(k: ListedKey, maxCost: string | null, smallest: Smallest | n
   return null;
 }
 
-/** What the next request may cost at most as a list can know it (D1's counters, without requests in flight). */
+/**
+ * What the next request may cost at most as a list can know it (D1's counters, without requests in flight): the
+ * limit less the cycle's spend and what the key's children hold of it.
+ */
 export const listMaxCost = (k: ListedKey): string | null =>
   k.spend_limit
-    ? formatUsd(Math.max(0, (parseUsd(k.spend_limit.amount) ?? 0) - (parseUsd(k.current_spend) ?? 0)))
+    ? formatUsd(
+        Math.max(
+          0,
+          (parseUsd(k.spend_limit.amount) ?? 0) - (parseUsd(k.current_spend) ?? 0) - (parseUsd(k.carved_spend) ?? 0),
+        ),
+      )
     : null;
+
+/** One run of a key as its ledger rows add up: requests, tokens and exact spend, first and last request. */
+export interface RunSummary {
+  run: string;
+  requests: number;
+  tokens: number;
+  cost: string;
+  first: string;
+  last: string;
+}
+
+/**
+ * A key's most recent runs (by their last request), summed from the raw ledger rows that named them — the rows
+ * `GET /v1/requests?run_id=` lists and `GET /v1/usage?group_by=run` adds up, over the raw window D1 keeps.
+ */
+export async function recentRuns(c: Context<DashboardEnv>, keyId: string, limit = 10): Promise<RunSummary[]> {
+  const walletId = c.get("session").walletId;
+  const { results } = await walletD1(c.env, walletId)
+    .prepare(
+      `SELECT run_id AS run, count(*) AS n,
+        sum(input_tokens + cache_read_tokens + cache_write_tokens + media_input_tokens + output_tokens) AS tokens,
+        sum(cost_nanos) AS cost, min(created_at) AS first, max(created_at) AS last
+      FROM requests WHERE wallet_id = ? AND spend_key_id = ? AND run_id IS NOT NULL
+      GROUP BY run_id ORDER BY last DESC LIMIT ?`,
+    )
+    .bind(walletId, keyId, limit)
+    .all<{ run: string; n: number; tokens: number; cost: number; first: number; last: number }>();
+  return results.map((r) => ({
+    run: r.run,
+    requests: r.n,
+    tokens: r.tokens,
+    cost: formatUsd(r.cost),
+    first: new Date(r.first).toISOString(),
+    last: new Date(r.last).toISOString(),
+  }));
+}

@@ -1,6 +1,7 @@
 import type { FC } from "hono/jsx";
 import { MIN_CLAMPED_OUTPUT_TOKENS } from "../keys/record.ts";
-import type { BudgetState, ListedKey } from "./key-data.ts";
+import { formatUsd, parseUsd } from "../lib/money.ts";
+import type { BudgetState, ListedKey, RunSummary } from "./key-data.ts";
 import type { KeyWire } from "./key-form.tsx";
 import { DayChart, Pager, PostForm, per, ShownOnce, Status, Usd } from "./layout.tsx";
 import { LedgerTable, type LedgerWire } from "./ledger-table.tsx";
@@ -18,7 +19,10 @@ export function percentOf(current: string, limit: string): { text: string; width
   return { text, width: Math.min(100, Math.max(2, Math.round(pct))) };
 }
 
-/** Spend against its limit: a bar (role=meter) and the figures, exhausted in the colour of danger. */
+/**
+ * Spend against its limit: a bar (role=meter) and the figures, exhausted in the colour of danger. A parent's live
+ * children's carves take their share of the bar (hatched) and of the figures: what is left stays honest.
+ */
 export const SpendMeter: FC<{ k: ListedKey; state?: BudgetState | null }> = ({ k, state }) => {
   if (!k.spend_limit) {
     return (
@@ -27,25 +31,73 @@ export const SpendMeter: FC<{ k: ListedKey; state?: BudgetState | null }> = ({ k
       </span>
     );
   }
-  const { text, width } = percentOf(k.current_spend, k.spend_limit.amount);
+  const carved = parseUsd(k.carved_spend) ?? 0;
+  const used = formatUsd((parseUsd(k.current_spend) ?? 0) + carved);
+  const { text, width } = percentOf(used, k.spend_limit.amount);
+  const own = carved > 0 ? percentOf(k.current_spend, k.spend_limit.amount).width : width;
   const spendBound = state?.badge === "Budget exhausted" || state?.badge === "Cannot afford another request";
   const level = spendBound ? "bad" : width >= 80 ? "warn" : "ok";
+  const label =
+    `Spend: $${k.current_spend} of $${k.spend_limit.amount}` +
+    (carved > 0 ? `, and $${k.carved_spend} carved for child keys` : "") +
+    ` (${text})`;
   return (
     <span class="spend">
       <meter
         class="visually-hidden"
         min={0}
         max={Number(k.spend_limit.amount)}
-        value={Number(k.current_spend)}
-        aria-label={`Spend: $${k.current_spend} of $${k.spend_limit.amount} (${text})`}
+        value={Number(used)}
+        aria-label={label}
+      />
+      <span class="spend-bar" aria-hidden="true">
+        {own > 0 && <span class={`fill w${own} ${level}`} />}
+        {carved > 0 && <span class={`fill carved w${Math.max(0, width - own)}`} />}
+      </span>{" "}
+      <span class="pct">{text}</span> · <Usd amount={k.current_spend} /> of <Usd amount={k.spend_limit.amount} />{" "}
+      {per(k.spend_limit.cycle)}
+      {carved > 0 && (
+        <span class="small">
+          {" "}
+          · <Usd amount={k.carved_spend} /> carved for child keys
+        </span>
+      )}
+      {k.spend_resets_at && k.spend_limit.cycle !== "total" && (
+        <span class="small muted"> · resets {when(k.spend_resets_at)}</span>
+      )}
+    </span>
+  );
+};
+
+const count = (n: number) => n.toLocaleString("en-US");
+
+/** Tokens against the token limit, like spend's meter; without a limit, the count alone. */
+export const TokenMeter: FC<{ k: ListedKey }> = ({ k }) => {
+  if (!k.token_limit) {
+    return (
+      <span>
+        {count(k.current_tokens)} tokens <span class="muted">no limit</span>
+      </span>
+    );
+  }
+  const { text, width } = percentOf(String(k.current_tokens), String(k.token_limit.count));
+  const level = k.current_tokens >= k.token_limit.count ? "bad" : width >= 80 ? "warn" : "ok";
+  return (
+    <span class="spend">
+      <meter
+        class="visually-hidden"
+        min={0}
+        max={k.token_limit.count}
+        value={k.current_tokens}
+        aria-label={`Tokens: ${count(k.current_tokens)} of ${count(k.token_limit.count)} (${text})`}
       />
       <span class="spend-bar" aria-hidden="true">
         <span class={`fill w${width} ${level}`} />
       </span>{" "}
-      <span class="pct">{text}</span> · <Usd amount={k.current_spend} /> of <Usd amount={k.spend_limit.amount} />{" "}
-      {per(k.spend_limit.cycle)}
-      {k.spend_resets_at && k.spend_limit.cycle !== "total" && (
-        <span class="small muted"> · resets {when(k.spend_resets_at)}</span>
+      <span class="pct">{text}</span> · {count(k.current_tokens)} of {count(k.token_limit.count)}{" "}
+      {per(k.token_limit.cycle)}
+      {k.tokens_resets_at && k.token_limit.cycle !== "total" && (
+        <span class="small muted"> · resets {when(k.tokens_resets_at)}</span>
       )}
     </span>
   );
@@ -69,11 +121,26 @@ const Name: FC<{ k: ListedKey }> = ({ k }) => (
   </a>
 );
 
+/** A child key's note in lists: the key that minted it, linked. */
+const ChildOf: FC<{ k: ListedKey; names: Map<string, string> }> = ({ k, names }) =>
+  k.parent_key_id ? (
+    <span class="small muted child-of">
+      child of{" "}
+      <a href={`/keys/${k.parent_key_id}`} title={names.get(k.parent_key_id) ?? k.parent_key_id}>
+        {names.get(k.parent_key_id) ?? k.parent_key_id}
+      </a>
+    </span>
+  ) : null;
+
 export const KeyList: FC<{
   keys: ListedKey[];
   states: Map<string, BudgetState | null>;
   q: string;
   status: string;
+  /** only this key's children */
+  parent?: { id: string; name: string } | null;
+  /** key names by id, for the parents of child keys */
+  names?: Map<string, string>;
   next?: string | undefined;
 }> = (p) => (
   <>
@@ -103,8 +170,15 @@ export const KeyList: FC<{
           ))}
         </select>
       </label>
+      {p.parent && <input type="hidden" name="parent" value={p.parent.id} />}
       <button type="submit">Filter</button>
     </form>
+    {p.parent && (
+      <p class="notice">
+        Child keys of <a href={`/keys/${p.parent.id}`}>{p.parent.name}</a> only.{" "}
+        <a href={`/keys${p.status ? `?status=${p.status}` : ""}`}>Show every key</a>
+      </p>
+    )}
     <div class="scroll">
       <table class="responsive">
         <thead>
@@ -120,45 +194,56 @@ export const KeyList: FC<{
           </tr>
         </thead>
         <tbody>
-          {p.keys.map((k) => (
-            <tr>
-              <td data-label="Name" class="cell-name">
-                <Name k={k} />
-              </td>
-              <td data-label="Key" class="nowrap">
-                <code>{k.key_preview}</code>
-              </td>
-              <td data-label="Status">
-                <span class="badges">
-                  <Status value={k.status} />{" "}
-                  {k.status !== "revoked" && <BudgetBadge state={p.states.get(k.spend_key_id)} />}
-                </span>
-              </td>
-              <td data-label="Scope" class="small wrap">
-                {scope(k)}
-              </td>
-              <td data-label="Spend">
-                <SpendMeter k={k} state={p.states.get(k.spend_key_id)} />
-              </td>
-              <td data-label="Requests" class="num">
-                {k.current_requests}
-                {k.request_limit ? ` / ${k.request_limit.count} ${per(k.request_limit.cycle)}` : ""}
-              </td>
-              <td data-label="RPM" class="num">
-                {k.rate_limit ? `${k.rate_limit.rpm} (burst ${k.rate_limit.burst})` : "—"}
-              </td>
-              <td data-label="Last used" class="small">
-                {when(k.last_used_at)}
-              </td>
-            </tr>
-          ))}
+          {p.keys.map((k, i) => {
+            // Right under its parent (familyOrder puts it there when the parent is on the page): indented.
+            const under =
+              k.parent_key_id !== null && p.keys.slice(0, i).some((x) => x.spend_key_id === k.parent_key_id);
+            return (
+              <tr class={k.parent_key_id ? (under ? "child under" : "child") : undefined}>
+                <td data-label="Name" class="cell-name">
+                  {under && (
+                    <span aria-hidden="true" class="muted">
+                      ↳{" "}
+                    </span>
+                  )}
+                  <Name k={k} />
+                  <ChildOf k={k} names={p.names ?? new Map()} />
+                </td>
+                <td data-label="Key" class="nowrap">
+                  <code>{k.key_preview}</code>
+                </td>
+                <td data-label="Status">
+                  <span class="badges">
+                    <Status value={k.status} />{" "}
+                    {k.status !== "revoked" && <BudgetBadge state={p.states.get(k.spend_key_id)} />}
+                  </span>
+                </td>
+                <td data-label="Scope" class="small wrap">
+                  {scope(k)}
+                </td>
+                <td data-label="Spend">
+                  <SpendMeter k={k} state={p.states.get(k.spend_key_id)} />
+                </td>
+                <td data-label="Requests" class="num">
+                  {k.current_requests}
+                  {k.request_limit ? ` / ${k.request_limit.count} ${per(k.request_limit.cycle)}` : ""}
+                </td>
+                <td data-label="RPM" class="num">
+                  {k.rate_limit ? `${k.rate_limit.rpm} (burst ${k.rate_limit.burst})` : "—"}
+                </td>
+                <td data-label="Last used" class="small">
+                  {when(k.last_used_at)}
+                </td>
+              </tr>
+            );
+          })}
         </tbody>
       </table>
     </div>
     {p.keys.length === 0 && (
       <p class="muted">No keys match.{p.status === "" ? " Revoked keys are listed under Status: revoked." : ""}</p>
     )}
-    <Pager next={p.next} base="/keys" query={{ q: p.q, status: p.status }} />
+    <Pager next={p.next} base="/keys" query={{ q: p.q, status: p.status, parent: p.parent?.id }} />
   </>
 );
 
@@ -184,6 +269,8 @@ export const KeyCreated: FC<{
   rotated?: boolean;
   /** a model the key may call, for the snippets (null: none it may call) */
   model: string | null;
+  /** after a rotation with a grace period: when the replaced secret stops working */
+  previousUntil?: string | null;
 }> = (p) => {
   const v1 = `${p.origin}/v1`;
   const model = p.model ?? "MODEL";
@@ -221,7 +308,11 @@ export const KeyCreated: FC<{
   return (
     <>
       <p>
-        {p.rotated ? "The key was rotated: the old key no longer works. " : ""}
+        {p.rotated
+          ? p.previousUntil && Date.parse(p.previousUntil) > Date.now()
+            ? `The key was rotated: the old secret keeps working until ${when(p.previousUntil)}, then is refused. `
+            : "The key was rotated: the old key no longer works. "
+          : ""}
         <a href={`/keys/${p.k.spend_key_id}`}>{p.k.name}</a> is ready.
       </p>
       <ShownOnce id="new-key" value={p.secret} what="key" />
@@ -249,6 +340,115 @@ export const KeyCreated: FC<{
   );
 };
 
+const runLimitText = (r: KeyWire["run_limit"]) => {
+  if (!r || (r.spend === null && r.requests === null)) return "none: runs are only tagged on their requests";
+  const parts = [r.spend !== null ? `$${r.spend}` : null, r.requests !== null ? `${count(r.requests)} requests` : null];
+  return `each run at most ${parts.filter(Boolean).join(" and ")}, for the run's life`;
+};
+
+/** A parent's live child keys: each one's carve (its spend limit) and what it spent of it this cycle. */
+const ChildTable: FC<{ keys: KeyWire[] }> = ({ keys }) =>
+  keys.length === 0 ? (
+    <p class="muted">No live child keys. Its agents mint them with POST /v1/key/children.</p>
+  ) : (
+    <div class="scroll">
+      <table class="responsive">
+        <thead>
+          <tr>
+            <th>Name</th>
+            <th>Status</th>
+            <th class="num">Carve</th>
+            <th>Spent of it</th>
+          </tr>
+        </thead>
+        <tbody>
+          {keys.map((c) => (
+            <tr>
+              <td data-label="Name" class="cell-name">
+                <a class="name" href={`/keys/${c.spend_key_id}`} title={c.name}>
+                  {c.name}
+                </a>
+              </td>
+              <td data-label="Status">
+                <Status value={c.status} />
+              </td>
+              <td data-label="Carve" class="num">
+                {c.spend_limit ? (
+                  <>
+                    <Usd amount={c.spend_limit.amount} /> {per(c.spend_limit.cycle)}
+                  </>
+                ) : (
+                  "none"
+                )}
+              </td>
+              <td data-label="Spent of it">
+                <SpendMeter k={c} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+
+/** A key's recent runs as its ledger rows add up (the requests that named a run). */
+const RunTable: FC<{ runs: RunSummary[]; k: ListedKey }> = ({ runs, k }) =>
+  runs.length === 0 ? (
+    <p class="muted">
+      No runs yet: a request names its run with the <code>x-spendgate-run</code> header.
+    </p>
+  ) : (
+    <>
+      <p class="small muted">
+        The {runs.length === 1 ? "run" : `${runs.length} runs`} with the latest requests, summed from the ledger
+        {k.run_limit ? ` (each run's budget: ${runLimitText(k.run_limit).replace(/^each run /, "")})` : ""}.
+      </p>
+      <div class="scroll">
+        <table class="responsive">
+          <thead>
+            <tr>
+              <th>Run</th>
+              <th class="num">Requests</th>
+              <th class="num">Tokens</th>
+              <th class="num">Spend</th>
+              <th>Last request (UTC)</th>
+            </tr>
+          </thead>
+          <tbody>
+            {runs.map((r) => (
+              <tr>
+                <td data-label="Run" class="wrap">
+                  <a href={`/requests?spend_key_id=${k.spend_key_id}&run_id=${encodeURIComponent(r.run)}`}>
+                    <code>{r.run}</code>
+                  </a>
+                </td>
+                <td data-label="Requests" class="num">
+                  {count(r.requests)}
+                  {k.run_limit?.requests ? ` / ${count(k.run_limit.requests)}` : ""}
+                </td>
+                <td data-label="Tokens" class="num">
+                  {count(r.tokens)}
+                </td>
+                <td data-label="Spend" class="num">
+                  <Usd amount={r.cost} />
+                  {k.run_limit?.spend ? (
+                    <>
+                      {" "}
+                      / <Usd amount={k.run_limit.spend} />
+                    </>
+                  ) : null}
+                </td>
+                <td data-label="Last request" class="small">
+                  {r.last.replace("T", " ").slice(0, 19)}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+
 const pcts = (t: number[]) => t.map((x) => `${Math.round(x * 1000) / 10} %`).join(", ");
 
 export const KeyDetail: FC<{
@@ -260,8 +460,19 @@ export const KeyDetail: FC<{
   /** what the next request may cost at most (`GET /v1/key`'s next_request.max_cost); null: no spend limit */
   maxCost: string | null;
   state: BudgetState | null;
-}> = ({ k, csrf, days, total, recent, maxCost, state }) => {
+  /** the key that minted this one */
+  parent?: { id: string; name: string } | null;
+  /** its live child keys */
+  childKeys?: KeyWire[];
+  /** its most recent runs, from the ledger */
+  runs?: RunSummary[];
+}> = ({ k, csrf, days, total, recent, maxCost, state, parent = null, childKeys = [], runs = [] }) => {
   const revoked = k.status === "revoked";
+  const carved = (parseUsd(k.carved_spend) ?? 0) > 0;
+  const graceUntil =
+    k.previous_secret_expires_at && Date.parse(k.previous_secret_expires_at) > Date.now()
+      ? k.previous_secret_expires_at
+      : null;
   return (
     <>
       {revoked && (
@@ -273,6 +484,17 @@ export const KeyDetail: FC<{
       {state && (
         <p class="alert budget-state" role="status">
           <strong>{state.badge}.</strong> {state.detail}
+        </p>
+      )}
+      {!revoked && graceUntil && (
+        <p class="notice" role="status">
+          Rotated with a grace period: the previous secret keeps working until {when(graceUntil)}, then is refused.
+        </p>
+      )}
+      {parent && (
+        <p class="family">
+          Child key of <a href={`/keys/${parent.id}`}>{parent.name}</a>: its spend limit is its carve of that key's
+          budget, reserved while it lives.
         </p>
       )}
       <div class="cards">
@@ -295,7 +517,28 @@ export const KeyDetail: FC<{
             <div class="value">
               <Usd amount={maxCost} />
             </div>
-            <div class="small muted">what is left after spend and requests in flight</div>
+            <div class="small muted">
+              {carved
+                ? "what is left after spend, requests in flight and child keys' carves"
+                : "what is left after spend and requests in flight"}
+            </div>
+          </div>
+        )}
+        {carved && (
+          <div class="card">
+            <div class="muted small">Carved for child keys</div>
+            <div class="value">
+              <Usd amount={k.carved_spend} />
+            </div>
+            <div class="small muted">of this cycle, held by its child keys</div>
+          </div>
+        )}
+        {(k.token_limit || k.tokens_per_minute || k.current_tokens > 0) && (
+          <div class="card">
+            <div class="muted small">{k.token_limit ? "Tokens this cycle" : "Tokens"}</div>
+            <div class="value">{count(k.current_tokens)}</div>
+            <TokenMeter k={k} />
+            <div class="small muted">{count(k.total_tokens)} in total</div>
           </div>
         )}
         <div class="card">
@@ -324,13 +567,45 @@ export const KeyDetail: FC<{
         <dd class="wrap">{k.allowed_providers?.join(", ") ?? "every provider"}</dd>
         <dt>Models</dt>
         <dd class="wrap">{k.allowed_models?.join(", ") ?? "every model"}</dd>
+        {parent && (
+          <>
+            <dt>Parent key</dt>
+            <dd>
+              <a href={`/keys/${parent.id}`}>{parent.name}</a>
+            </dd>
+          </>
+        )}
         <dt>Spend limit</dt>
-        <dd>{k.spend_limit ? `$${k.spend_limit.amount} ${per(k.spend_limit.cycle)}` : "none"}</dd>
+        <dd>
+          {k.spend_limit ? `$${k.spend_limit.amount} ${per(k.spend_limit.cycle)}` : "none"}
+          {parent && k.spend_limit && (
+            <span class="small muted"> · its carve of {parent.name}'s budget: it cannot change</span>
+          )}
+          {carved && (
+            <span class="small muted">
+              {" "}
+              · <Usd amount={k.carved_spend} /> of it carved for child keys
+            </span>
+          )}
+        </dd>
         <dt>Request limit</dt>
         <dd>{k.request_limit ? `${k.request_limit.count} requests ${per(k.request_limit.cycle)}` : "none"}</dd>
+        <dt>Token limit</dt>
+        <dd>{k.token_limit ? `${count(k.token_limit.count)} tokens ${per(k.token_limit.cycle)}` : "none"}</dd>
+        <dt>Tokens per minute</dt>
+        <dd>{k.tokens_per_minute ? `${count(k.tokens_per_minute)} per UTC minute` : "none"}</dd>
         <dt>Rate limit</dt>
         <dd>
           {k.rate_limit ? `${k.rate_limit.rpm} requests per minute, bursts of up to ${k.rate_limit.burst}` : "none"}
+        </dd>
+        <dt>Run limit</dt>
+        <dd>{runLimitText(k.run_limit)}</dd>
+        <dt>Child keys</dt>
+        <dd>
+          {k.delegation
+            ? `may mint them, up to ${k.delegation.max_depth === 1 ? "1 level" : `${k.delegation.max_depth} levels`} ` +
+              `below, ${k.delegation.max_children} at once`
+            : "may not mint them"}
         </dd>
         <dt>Webhook alerts at</dt>
         <dd>
@@ -368,6 +643,19 @@ export const KeyDetail: FC<{
           </a>
         </div>
       )}
+      {(childKeys.length > 0 || (k.delegation && !revoked)) && (
+        <>
+          <h2>Child keys</h2>
+          <ChildTable keys={childKeys} />
+          <p>
+            <a href={`/keys?parent=${k.spend_key_id}&status=all`}>
+              This key's child keys in the key list, revoked too →
+            </a>
+          </p>
+        </>
+      )}
+      <h2>Runs</h2>
+      <RunTable runs={runs} k={k} />
       <h2>Spend per day</h2>
       <DayChart days={days} total={total} label={`Spend per day, last ${days.length} days`} />
       <h2>Recent requests</h2>
@@ -379,25 +667,87 @@ export const KeyDetail: FC<{
   );
 };
 
-/** Rotate and revoke ask first, on a page of their own (no script needed). */
-export const Confirm: FC<{ k: KeyWire; csrf: string; action: "rotate" | "revoke" }> = ({ k, csrf, action }) => (
+/** The rotate form's grace period as typed, and what is wrong with it. */
+export interface Grace {
+  amount: string;
+  unit: "minutes" | "hours";
+  error?: string;
+}
+
+/** Rotate and revoke ask first, on a page of their own (no script needed); rotate offers a grace period. */
+export const Confirm: FC<{ k: KeyWire; csrf: string; action: "rotate" | "revoke"; grace?: Grace }> = ({
+  k,
+  csrf,
+  action,
+  grace = { amount: "", unit: "minutes" },
+}) => (
   <>
     <p>
       {action === "rotate" ? "Rotating issues a new key for " : "Revoking permanently disables "}
       <strong>{k.name}</strong> (<code>{k.key_preview}</code>).{" "}
       {action === "rotate"
-        ? "The current key stops working at once; limits and spend stay."
+        ? "The current key stops working at once, or after the grace period you give it; limits and spend stay."
         : "Every request with it fails at once, and it cannot be brought back."}
     </p>
     <div class="actions">
-      <PostForm action={`/keys/${k.spend_key_id}/${action}`} csrf={csrf}>
-        <button class={action === "revoke" ? "danger" : "primary"} type="submit" autofocus={action === "rotate"}>
-          {action === "rotate" ? "Rotate the key" : "Revoke the key"}
-        </button>
+      <PostForm action={`/keys/${k.spend_key_id}/${action}`} csrf={csrf} class="stack" novalidate>
+        {action === "rotate" && (
+          <>
+            {grace.error && (
+              <div class="alert" role="alert">
+                <p>
+                  <a href="#f-grace">{grace.error}</a>
+                </p>
+              </div>
+            )}
+            <div class="row">
+              <label>
+                Grace period <span class="hint">empty: the old key stops at once; at most 24 hours</span>
+                <input
+                  name="grace_amount"
+                  id="f-grace"
+                  inputmode="numeric"
+                  value={grace.amount}
+                  aria-invalid={grace.error ? "true" : undefined}
+                  aria-describedby={grace.error ? "grace-error grace-hint" : "grace-hint"}
+                  autofocus={grace.error ? true : undefined}
+                />
+              </label>
+              <label>
+                Unit
+                <select name="grace_unit">
+                  <option value="minutes" selected={grace.unit === "minutes"}>
+                    minutes
+                  </option>
+                  <option value="hours" selected={grace.unit === "hours"}>
+                    hours
+                  </option>
+                </select>
+              </label>
+            </div>
+            <span class="hint" id="grace-hint">
+              During it both secrets work, so an agent mid-run can finish on the old one.
+            </span>
+            {grace.error && (
+              <span class="field-error" id="grace-error">
+                {grace.error}
+              </span>
+            )}
+          </>
+        )}
+        <div class="actions">
+          <button
+            class={action === "revoke" ? "danger" : "primary"}
+            type="submit"
+            autofocus={action === "rotate" && !grace.error}
+          >
+            {action === "rotate" ? "Rotate the key" : "Revoke the key"}
+          </button>
+          <a class="button" href={`/keys/${k.spend_key_id}`}>
+            Cancel
+          </a>
+        </div>
       </PostForm>
-      <a class="button" href={`/keys/${k.spend_key_id}`}>
-        Cancel
-      </a>
     </div>
   </>
 );

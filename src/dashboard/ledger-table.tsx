@@ -15,11 +15,24 @@ export interface LedgerWire {
   usage_known: boolean;
   stream: boolean;
   latency_ms: number;
+  /** the run the request named (`x-spendgate-run`), or null */
+  run_id?: string | null;
   created_at: string;
 }
 
-export const LedgerTable: FC<{ rows: LedgerWire[]; keyNames?: Map<string, string> }> = ({ rows, keyNames }) =>
-  rows.length === 0 ? (
+/**
+ * The ledger's rows. With `keyNames` a Key column names each row's key and, for a child key, the key that minted
+ * it (`parents`: a key's parent id; a key's parent never changes, so it is the row's parent key); a Run column
+ * appears when a row named a run.
+ */
+export const LedgerTable: FC<{
+  rows: LedgerWire[];
+  keyNames?: Map<string, string>;
+  parents?: Map<string, string | null>;
+}> = ({ rows, keyNames, parents }) => {
+  const runs = rows.some((r) => r.run_id);
+  const name = (id: string) => keyNames?.get(id) ?? id;
+  return rows.length === 0 ? (
     <p class="muted">No requests yet.</p>
   ) : (
     <div class="scroll">
@@ -28,6 +41,7 @@ export const LedgerTable: FC<{ rows: LedgerWire[]; keyNames?: Map<string, string
           <tr>
             <th>Time (UTC)</th>
             {keyNames && <th>Key</th>}
+            {runs && <th>Run</th>}
             <th>Model</th>
             <th>Status</th>
             <th class="num">Input</th>
@@ -45,13 +59,22 @@ export const LedgerTable: FC<{ rows: LedgerWire[]; keyNames?: Map<string, string
               </td>
               {keyNames && (
                 <td data-label="Key">
-                  <a
-                    class="name"
-                    href={`/keys/${r.spend_key_id}`}
-                    title={keyNames.get(r.spend_key_id) ?? r.spend_key_id}
-                  >
-                    {keyNames.get(r.spend_key_id) ?? r.spend_key_id}
+                  <a class="name" href={`/keys/${r.spend_key_id}`} title={name(r.spend_key_id)}>
+                    {name(r.spend_key_id)}
                   </a>
+                  {parents?.get(r.spend_key_id) && (
+                    <span class="small muted child-of">
+                      child of{" "}
+                      <a href={`/keys/${parents.get(r.spend_key_id)}`} title={name(parents.get(r.spend_key_id) ?? "")}>
+                        {name(parents.get(r.spend_key_id) ?? "")}
+                      </a>
+                    </span>
+                  )}
+                </td>
+              )}
+              {runs && (
+                <td data-label="Run" class="wrap small">
+                  {r.run_id ? <code>{r.run_id}</code> : <span class="muted">—</span>}
                 </td>
               )}
               <td data-label="Model">
@@ -83,3 +106,4 @@ export const LedgerTable: FC<{ rows: LedgerWire[]; keyNames?: Map<string, string
       </table>
     </div>
   );
+};

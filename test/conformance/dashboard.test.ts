@@ -403,6 +403,100 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
     });
   });
 
+  describe("budgets for agents: token limits, runs and child keys through the form", IN_ORDER, () => {
+    let wallet: { secret_key: string };
+    let context: BrowserContext;
+    let page: Page;
+
+    beforeAll(async () => {
+      wallet = await newWallet("dashboard agent budgets");
+      context = await browser.newContext({ viewport: DESKTOP });
+      page = await signIn(context, wallet.secret_key);
+    });
+    afterAll(async () => {
+      await context?.close();
+    });
+
+    /** Whether the page is wider than the screen, naming what sticks out. */
+    async function overflow() {
+      return page.evaluate(() => ({
+        scroll: document.documentElement.scrollWidth,
+        inner: window.innerWidth,
+        wide: [...document.querySelectorAll("main *")]
+          .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+          .slice(0, 3)
+          .map((e) => `${e.tagName.toLowerCase()}.${e.className}`),
+      }));
+    }
+
+    it("creates a key with token, run and delegation limits, sees them on its page, and its child's, on a phone and a desktop", async () => {
+      for (const [size, viewport] of [
+        ["phone", PHONE],
+        ["desktop", DESKTOP],
+      ] as const) {
+        await page.setViewportSize(viewport);
+        await page.goto(`${gatewayUrl()}/keys/new`);
+        await page.getByLabel("Name").fill(`orchestrator ${size}`);
+        await page.getByLabel("Spend limit (USD)").fill("1");
+        await page.getByLabel("Token limit").fill("50000");
+        await page.getByLabel("Token cycle").selectOption("weekly");
+        await page.getByLabel("Tokens per minute").fill("2000");
+        await page.getByLabel("Spend per run (USD)").fill("0.25");
+        await page.getByLabel("Requests per run").fill("10");
+        await page.getByLabel("May mint child keys").selectOption("2");
+        await page.getByLabel("Child keys at once").fill("5");
+        await page.getByRole("button", { name: "Create key" }).click();
+        await page.waitForURL(/\/keys\/spk_\w+\/created$/);
+        const secret = (await page.locator("#new-key").innerText()).trim();
+        await page.getByRole("link", { name: `orchestrator ${size}` }).click();
+        await page.waitForURL(/\/keys\/spk_\w+$/);
+        const parentUrl = page.url();
+        let main = await page.locator("main").innerText();
+        for (const text of [
+          "50,000 tokens per week",
+          "2,000 per UTC minute",
+          "each run at most $0.25 and 10 requests",
+          "may mint them, up to 2 levels below, 5 at once",
+          "Tokens this cycle",
+          "No live child keys",
+        ]) {
+          expect(main, `${size}: ${text}`).toContain(text);
+        }
+        // An agent holding the key mints a child; the parent's page lists it and counts its carve.
+        const minted = await fetch(`${gatewayUrl()}/v1/key/children`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${secret}`, "content-type": "application/json" },
+          body: JSON.stringify({ name: `sub-agent ${size}`, spend_limit: { amount: "0.25" } }),
+        });
+        expect(minted.status).toBe(201);
+        await page.reload();
+        main = await page.locator("main").innerText();
+        expect(main).toContain(`sub-agent ${size}`);
+        expect(main).toContain("$0.25 carved for child keys");
+        expect(main).toMatch(/Carved for child keys\s+\$0\.25/);
+        let o = await overflow();
+        expect(o.scroll, `parent at ${viewport.width} px: ${o.wide.join(", ")}`).toBeLessThanOrEqual(o.inner);
+        if (size === "desktop") await shoot(page, "key-parent");
+        await page.getByRole("link", { name: `sub-agent ${size}` }).click();
+        main = await page.locator("main").innerText();
+        expect(main).toContain(`Child key of orchestrator ${size}`);
+        expect(main).toContain(`its carve of orchestrator ${size}'s budget: it cannot change`);
+        o = await overflow();
+        expect(o.scroll, `child at ${viewport.width} px: ${o.wide.join(", ")}`).toBeLessThanOrEqual(o.inner);
+        // Its edit form shows the carve, not a field that would always be refused.
+        await page.getByRole("link", { name: "Edit settings" }).click();
+        expect(await page.locator('input[name="spend_amount"]').count()).toBe(0);
+        expect(await page.locator("main").innerText()).toContain("Spend limit (its carve)");
+        for (const path of ["/keys", new URL(parentUrl).pathname, `${new URL(parentUrl).pathname}/rotate`]) {
+          await page.goto(`${gatewayUrl()}${path}`);
+          o = await overflow();
+          expect(o.scroll, `${path} at ${viewport.width} px: ${o.wide.join(", ")}`).toBeLessThanOrEqual(o.inner);
+        }
+      }
+      await page.setViewportSize(DESKTOP);
+    });
+  });
+
   describe("what the browser enforces for a signed-in wallet", IN_ORDER, () => {
     let wallet: { secret_key: string };
     let context: BrowserContext;

@@ -578,3 +578,314 @@ describe("dashboard long names", () => {
     expect(await (await b.get(`/keys/${key.spend_key_id}`)).text()).toContain(name);
   });
 });
+
+describe("dashboard: token limits, runs, child keys and rotation grace", () => {
+  const NEW_FIELDS = {
+    token_count: "50000",
+    token_cycle: "weekly",
+    tpm: "2000",
+    run_spend: "0.25",
+    run_requests: "10",
+    delegation_depth: "2",
+    delegation_children: "5",
+  };
+
+  it("the form round-trips token, run and delegation settings; the key page shows each; an edit clears them", async () => {
+    const wallet = await createWallet();
+    const b = await browser(wallet.key);
+    const created = await b.post("/keys", {
+      name: "orchestrator",
+      request_shape: "openai",
+      spend_amount: "5",
+      spend_cycle: "daily",
+      alert_thresholds: "50, 80, 95",
+      clamp_output: "on",
+      ...NEW_FIELDS,
+    });
+    expect(created.status).toBe(303);
+    const list = await json(await mgmt(wallet.key, "GET", "/spend_keys"), 200);
+    const k = list.data[0];
+    expect(k).toMatchObject({
+      token_limit: { count: 50000, cycle: "weekly" },
+      tokens_per_minute: 2000,
+      run_limit: { spend: "0.25", requests: 10 },
+      delegation: { max_depth: 2, max_children: 5 },
+    });
+    // The edit form shows them as saved.
+    const edit = await (await b.get(`/keys/${k.spend_key_id}/edit`)).text();
+    for (const [name, value] of Object.entries(NEW_FIELDS)) {
+      if (name === "token_cycle" || name === "delegation_depth") continue;
+      expect(attrs(edit, name)[0], name).toContain(`value="${value}"`);
+    }
+    expect(edit).toMatch(/name="token_cycle"[\s\S]*?<option value="weekly" selected/);
+    expect(edit).toMatch(/name="delegation_depth"[\s\S]*?<option value="2" selected/);
+    // The key page says each in words.
+    const detail = await (await b.get(`/keys/${k.spend_key_id}`)).text();
+    for (const text of [
+      "50,000 tokens per week",
+      "2,000 per UTC minute",
+      "each run at most $0.25 and 10 requests, for the run&#39;s life",
+      "may mint them, up to 2 levels below, 5 at once",
+      "Tokens this cycle",
+      "0 of 50,000 per week",
+      "No live child keys",
+      "No runs yet",
+    ]) {
+      expect(detail, text).toContain(text);
+    }
+    expect(detail).toMatch(/aria-label="Tokens: 0 of 50,000 \(0 %\)"/);
+    // Cleared by an edit: empty fields, delegation off.
+    const saved = await b.post(`/keys/${k.spend_key_id}`, {
+      name: "orchestrator",
+      spend_amount: "5",
+      spend_cycle: "daily",
+      token_count: "",
+      tpm: "",
+      run_spend: "",
+      run_requests: "3",
+      delegation_depth: "",
+      delegation_children: "",
+    });
+    expect(saved.status).toBe(303);
+    expect(await json(await mgmt(wallet.key, "GET", `/spend_keys/${k.spend_key_id}`), 200)).toMatchObject({
+      token_limit: null,
+      tokens_per_minute: null,
+      run_limit: { spend: null, requests: 3 },
+      delegation: null,
+    });
+  });
+
+  it("after an error keeps the new fields as typed and says what is wrong in the form's words", async () => {
+    const wallet = await createWallet();
+    const b = await browser(wallet.key);
+    const typed = {
+      token_count: "lots",
+      token_cycle: "monthly",
+      tpm: "0",
+      run_spend: "-1",
+      run_requests: "2.5",
+      delegation_depth: "2",
+      delegation_children: "",
+    };
+    const res = await b.post("/keys", { name: "typed", request_shape: "openai", ...typed });
+    expect(res.status).toBe(400);
+    const html = await res.text();
+    for (const name of ["token_count", "tpm", "run_spend", "run_requests"] as const) {
+      expect(attrs(html, name)[0], name).toContain(`value="${typed[name]}"`);
+      expect(attrs(html, name)[0], name).toContain('aria-invalid="true"');
+      expect(attrs(html, name)[0], name).toContain(`${name}-error`);
+    }
+    expect(attrs(html, "token_count")[0]).toContain("autofocus");
+    expect(html.match(/autofocus/g)).toHaveLength(1);
+    expect(html).toMatch(/name="token_cycle"[\s\S]*?<option value="monthly" selected/);
+    expect(html).toMatch(/name="delegation_depth"[\s\S]*?<option value="2" selected/);
+    for (const [field, message] of [
+      ["token_count", "Token limit must be a whole number of tokens"],
+      ["tpm", "Tokens per minute must be a whole number"],
+      ["run_spend", "Spend per run must be a positive dollar amount"],
+      ["run_requests", "Requests per run must be a whole number"],
+      ["delegation_children", "Child keys at once must be a whole number from 1 to 20"],
+    ]) {
+      expect(html, field).toMatch(new RegExp(`id="${field}-error">${message}`));
+      expect(html, field).toContain(`<a href="#f-${field}">`);
+    }
+    expect(html).not.toMatch(/token_limit|run_limit|max_children|Invalid input/);
+    // Contradictions the form can know, with the reason.
+    const cases: [Record<string, string>, string, RegExp][] = [
+      [{ delegation_depth: "", delegation_children: "4" }, "delegation_children", /needs child keys allowed/],
+      [{ delegation_depth: "4", delegation_children: "4" }, "delegation_depth", /Off, or how many levels/],
+      [{ delegation_depth: "1", delegation_children: "21" }, "delegation_children", /from 1 to 20/],
+      [
+        { spend_amount: "1", spend_cycle: "total", run_spend: "2" },
+        "run_spend",
+        /above the key's spend limit in total \(\$1\) could never apply/,
+      ],
+      [
+        { request_count: "5", request_cycle: "total", run_requests: "6" },
+        "run_requests",
+        /above the key's request limit in total \(5\) could never apply/,
+      ],
+    ];
+    for (const [fields, field, message] of cases) {
+      const r = await b.post("/keys", { name: "contradiction", request_shape: "openai", ...fields });
+      expect(r.status, JSON.stringify(fields)).toBe(400);
+      const text = (await r.text()).replaceAll("&#39;", "'");
+      expect(text, JSON.stringify(fields)).toMatch(new RegExp(`id="${field}-error">[^<]*${message.source}`));
+    }
+    // A run budget above a daily limit is allowed: a run lives across the key's cycles.
+    const ok = await b.post("/keys", {
+      name: "run above daily",
+      request_shape: "openai",
+      spend_amount: "1",
+      spend_cycle: "daily",
+      run_spend: "3",
+    });
+    expect(ok.status).toBe(303);
+    expect((await json(await mgmt(wallet.key, "GET", "/spend_keys"), 200)).data).toHaveLength(1);
+  });
+
+  /** A parent with delegation, and a child it minted with a carve of $0.004 of its $0.01 a day. */
+  async function family() {
+    const wallet = await createWallet();
+    const parent = await createSpendKey(wallet.key, {
+      name: "planner",
+      spend_limit: { amount: "0.01", cycle: "daily" },
+      delegation: { max_depth: 3, max_children: 5 },
+    });
+    const res = await call("POST", "/v1/key/children", {
+      headers: { authorization: `Bearer ${parent.key}` },
+      body: { name: "researcher", spend_limit: { amount: "0.004" } },
+    });
+    const child = await json(res, 201);
+    return { wallet, parent, child, b: await browser(wallet.key) };
+  }
+
+  it("a child's page shows its parent and carve; a parent's lists its children and counts what they carve", async () => {
+    const { parent, child, b } = await family();
+    const childPage = await (await b.get(`/keys/${child.spend_key_id}`)).text();
+    expect(childPage).toContain(`Child key of <a href="/keys/${parent.spend_key_id}">planner</a>`);
+    expect(childPage).toContain("its spend limit is its carve of that key&#39;s");
+    expect(childPage).toContain("$0.004 per day");
+    expect(childPage).toContain("its carve of planner&#39;s budget: it cannot change");
+    const parentPage = await (await b.get(`/keys/${parent.spend_key_id}`)).text();
+    expect(parentPage).toContain(`<a class="name" href="/keys/${child.spend_key_id}" title="researcher">`);
+    expect(parentPage).toMatch(/data-label="Carve" class="num">\$0\.004 per day/);
+    expect(parentPage).toContain("Carved for child keys");
+    // The budget meter counts the carve: 40 % of the limit is taken, though nothing is spent.
+    expect(parentPage).toContain('aria-label="Spend: $0.00 of $0.01, and $0.004 carved for child keys (40 %)"');
+    expect(parentPage).toMatch(/class="fill carved w40"/);
+    expect(parentPage).toContain("$0.004 carved for child keys");
+    // GET /v1/key's figure, net of the carve.
+    const view = await json(await call("GET", "/v1/key", { headers: { authorization: `Bearer ${parent.key}` } }), 200);
+    expect(view.next_request.max_cost).toBe("0.006");
+    expect(parentPage).toMatch(/Next request may cost at most<\/div><div class="value">\$0\.006</);
+    // The key list: the child right under its parent, indented, and a filter by parent.
+    const keys = await (await b.get("/keys")).text();
+    const rowOf = (id: string) => keys.indexOf(`href="/keys/${id}" title=`);
+    expect(rowOf(child.spend_key_id)).toBeGreaterThan(rowOf(parent.spend_key_id));
+    expect(keys).toMatch(/<tr class="child under">/);
+    expect(keys).toContain(`child of <a href="/keys/${parent.spend_key_id}" title="planner">planner</a>`);
+    const only = await (await b.get(`/keys?parent=${parent.spend_key_id}`)).text();
+    expect(only).toContain("Child keys of");
+    expect(only).toContain(`href="/keys/${child.spend_key_id}" title="researcher"`);
+    expect(only).not.toContain(`class="name" href="/keys/${parent.spend_key_id}"`);
+  });
+
+  it("a child's edit shows its carve read-only; the API's 409s come back as the field's message", async () => {
+    const { wallet, parent, child, b } = await family();
+    const edit = await (await b.get(`/keys/${child.spend_key_id}/edit`)).text();
+    expect(attrs(edit, "spend_amount")).toHaveLength(0);
+    expect(edit).toContain("Spend limit (its carve)");
+    expect(edit).toContain("cannot change");
+    // Saving the child (its carve is not sent) works.
+    const saved = await b.post(`/keys/${child.spend_key_id}`, { name: "researcher 2", spend_amount: "9" });
+    expect(saved.status).toBe(303);
+    const after = await json(await mgmt(wallet.key, "GET", `/spend_keys/${child.spend_key_id}`), 200);
+    expect(after).toMatchObject({ name: "researcher 2", spend_limit: { amount: "0.004", cycle: "daily" } });
+    // A delegation past the parent's: the API's 409, in the form's words, values kept.
+    const deep = await b.post(`/keys/${child.spend_key_id}`, {
+      name: "researcher 2",
+      delegation_depth: "3",
+      delegation_children: "5",
+    });
+    expect(deep.status).toBe(400);
+    const deepHtml = (await deep.text()).replaceAll("&#39;", "'");
+    expect(deepHtml).toMatch(
+      /id="delegation_depth-error">This key's parent lets it delegate at most 2 levels and 5 child keys at once/,
+    );
+    expect(deepHtml).toMatch(/name="delegation_depth"[^>]*aria-invalid="true"/);
+    expect(deepHtml).not.toContain("conflict");
+    // The parent: its cycle cannot change, nor its limit go below the carves.
+    const edits: [Record<string, string>, RegExp][] = [
+      [{ spend_amount: "0.01", spend_cycle: "weekly" }, /The spend cycle cannot change.*while 1 child key lives/],
+      [{ spend_amount: "0.003", spend_cycle: "daily" }, /Spend limit cannot go below \$0\.004/],
+    ];
+    const parentEdit = await (await b.get(`/keys/${parent.spend_key_id}/edit`)).text();
+    expect(parentEdit).toContain("1 live child key holds $0.004 of this cycle");
+    for (const [fields, message] of edits) {
+      const res = await b.post(`/keys/${parent.spend_key_id}`, { name: "planner", ...fields });
+      expect(res.status).toBe(400);
+      const html = (await res.text()).replaceAll("&#39;", "'");
+      expect(html).toMatch(new RegExp(`id="spend_amount-error">${message.source}`));
+      expect(attrs(html, "spend_amount")[0]).toContain(`value="${fields.spend_amount}"`);
+    }
+    expect((await json(await mgmt(wallet.key, "GET", `/spend_keys/${parent.spend_key_id}`), 200)).spend_limit).toEqual({
+      amount: "0.01",
+      cycle: "daily",
+    });
+  });
+
+  it("lists a key's runs with their exact requests and spend; the ledger shows the run and the parent key", async () => {
+    const { parent, child, b } = await family();
+    for (const run of ["job-1", "job-1", "job-2"]) {
+      expect((await chat(child.key, { max_tokens: 20 }, { "x-spendgate-run": run })).status).toBe(200);
+    }
+    expect((await chat(child.key, { max_tokens: 20 })).status).toBe(200);
+    await booked(child.spend_key_id);
+    const html = await (await b.get(`/keys/${child.spend_key_id}`)).text();
+    const ledger = await (await b.get(`/requests?spend_key_id=${child.spend_key_id}`)).text();
+    expect(ledger).toContain("<th>Run</th>");
+    expect(ledger).toContain("<code>job-1</code>");
+    expect(ledger).toContain(`child of <a href="/keys/${parent.spend_key_id}" title="planner">planner</a>`);
+    const byRun = await (await b.get(`/requests?run_id=job-1`)).text();
+    expect(byRun.match(/<code>job-1<\/code>/g)).toHaveLength(2);
+    expect(byRun).not.toContain("<code>job-2</code>");
+    // Each run's figures are its ledger rows' exact sums.
+    for (const [run, n] of [
+      ["job-1", 2],
+      ["job-2", 1],
+    ] as const) {
+      const listed = await (await b.get(`/requests?run_id=${run}`)).text();
+      const costs = [...listed.matchAll(/data-label="Cost" class="num">\$([\d.]+)/g)].map((m) => Number(m[1]));
+      expect(costs).toHaveLength(n);
+      const total = costs.reduce((a, c) => a + Math.round(c * 1e9), 0);
+      const cell = new RegExp(
+        `<code>${run}</code></a></td><td data-label="Requests" class="num">${n}</td>` +
+          `<td data-label="Tokens" class="num">[\\d,]+</td><td data-label="Spend" class="num">\\$([\\d.]+)</td>`,
+      ).exec(html);
+      expect(cell, run).not.toBeNull();
+      expect(Math.round(Number(cell![1]) * 1e9)).toBe(total);
+    }
+    expect(html.indexOf("<code>job-2</code>")).toBeLessThan(html.indexOf("<code>job-1</code>"));
+  });
+
+  it("rotates with a grace period: the page says until when the old secret works, and it does", async () => {
+    const wallet = await createWallet();
+    const k = await createSpendKey(wallet.key, { name: "graceful" });
+    const b = await browser(wallet.key);
+    const ask = await (await b.get(`/keys/${k.spend_key_id}/rotate`)).text();
+    expect(attrs(ask, "grace_amount")).toHaveLength(1);
+    for (const [amount, unit, message] of [
+      ["soon", "minutes", "Grace period must be a whole number of minutes or hours"],
+      ["25", "hours", "Grace period can be at most 24 hours"],
+    ]) {
+      const bad = await b.post(`/keys/${k.spend_key_id}/rotate`, { grace_amount: amount!, grace_unit: unit! });
+      expect(bad.status).toBe(400);
+      const html = await bad.text();
+      expect(html).toMatch(new RegExp(`id="grace-error">${message}`));
+      expect(attrs(html, "grace_amount")[0]).toContain(`value="${amount}"`);
+      expect(attrs(html, "grace_amount")[0]).toContain('aria-invalid="true"');
+      expect(html).toMatch(new RegExp(`<option value="${unit}" selected`));
+    }
+    expect((await chat(k.key)).status).toBe(200); // nothing rotated yet
+    const rotated = await b.post(`/keys/${k.spend_key_id}/rotate`, { grace_amount: "2", grace_unit: "hours" });
+    expect(rotated.status).toBe(303);
+    const view = await json(await mgmt(wallet.key, "GET", `/spend_keys/${k.spend_key_id}`), 200);
+    const until = view.previous_secret_expires_at as string;
+    expect(Date.parse(until) - Date.now()).toBeGreaterThan(7_100_000);
+    const words = until.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, " UTC");
+    const shown = await (await b.get(rotated.headers.get("location")!)).text();
+    expect(shown).toContain(`the old secret keeps working until ${words}, then is refused`);
+    const secret = /<code id="new-key">([^<]+)<\/code>/.exec(shown)![1]!;
+    expect((await chat(secret)).status).toBe(200);
+    expect((await chat(k.key)).status).toBe(200); // the old one, within its grace
+    expect(await (await b.get(`/keys/${k.spend_key_id}`)).text()).toContain(
+      `the previous secret keeps working until ${words}`,
+    );
+    // Without a grace period the old secret stops at once, and the page says so.
+    const again = await b.post(`/keys/${k.spend_key_id}/rotate`, { grace_amount: "", grace_unit: "minutes" });
+    const plain = await (await b.get(again.headers.get("location")!)).text();
+    expect(plain).toContain("the old key no longer works");
+    expect((await chat(secret)).status).toBe(401);
+  });
+});
