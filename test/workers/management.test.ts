@@ -209,6 +209,7 @@ describe("spend keys", () => {
     ["zero rpm", { name: "a", rate_limit: { rpm: 0 } }, "rate_limit.rpm"],
     ["bad date", { name: "a", expires_at: "tomorrow" }, "expires_at"],
     ["past date", { name: "a", expires_at: "2001-01-01T00:00:00Z" }, "expires_at"],
+    ["an expiry past 2099", { name: "a", expires_at: "2200-01-01T00:00:00Z" }, "expires_at"],
     ["bad status", { name: "a", status: "frozen" }, "status"],
     ["bad shape", { name: "a", request_shape: "gemini" }, "request_shape"],
     ["unknown provider", { name: "a", allowed_providers: ["acme"] }, "allowed_providers.0"],

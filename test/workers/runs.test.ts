@@ -381,6 +381,10 @@ describe("runs: refusals in both dialects", () => {
     const q = await call("GET", "/v1/key?run=a%20b", { headers: { "x-api-key": an.key } });
     expect(q.status).toBe(400);
     expect(await json(q)).toMatchObject({ type: "error", error: { type: "invalid_request_error" } });
+    // The ledger's run filter takes the same format, and says so for any other.
+    const listed = await mgmt(oa.wallet.key, "GET", "/requests?run_id=a%20b");
+    expect(listed.status).toBe(400);
+    expect((await json(listed)).error.param).toBe("run_id");
   });
 });
 
