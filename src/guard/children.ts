@@ -203,13 +203,53 @@ export function childFields(
   if (parent.delegationMaxDepth === null || parent.delegationMaxChildren === null) {
     return refuse(403, "forbidden", "This spend key may not mint child keys: its delegation is null.");
   }
+  const placed = placeRefusal(f, parent.delegationMaxChildren);
+  if (placed) return placed;
+  const scopes = childScopes(parent, b);
+  if ("refusal" in scopes) return scopes;
+  const limits = childLimits(parent, parentCfg, b);
+  if ("refusal" in limits) return limits;
+  const cap = { maxDepth: parent.delegationMaxDepth - 1, maxChildren: parent.delegationMaxChildren };
+  const refused = delegationRefusal(b, cap) ?? carveRefusal(parentCfg, req, committedNanos);
+  if (refused) return refused;
+  const family: Family = { ...rootFamily(), chain: [parent.id, ...f.chain], cap };
+  const { rpm, burst, count, countCycle, tokens, tokenCycle } = limits;
+  const fields = {
+    ...b,
+    requestShape: parent.requestShape,
+    allowedModels: scopes.models ? [...new Set(scopes.models)] : null,
+    allowedProviders: scopes.providers,
+    rateLimitRpm: rpm,
+    rateLimitBurst: rpm === null ? null : (burst ?? rpm),
+    requestLimitCount: count,
+    requestLimitCycle: count === null ? null : countCycle,
+    expiresAt: limits.expiresAt,
+    tokenLimitCount: tokens,
+    tokenLimitCycle: tokens === null ? null : tokenCycle,
+    tokensPerMinute: limits.tpm,
+    runSpendLimitNanos: limits.runSpend,
+    runRequestLimit: limits.runRequests,
+    spendLimitNanos: req.carveNanos,
+    spendLimitCycle: req.carveNanos === null ? null : (parentCfg.spendLimit?.cycle ?? req.cycle),
+    delegationMaxDepth: b.delegationMaxDepth ?? null,
+    delegationMaxChildren: b.delegationMaxDepth == null ? null : (b.delegationMaxChildren ?? null),
+  };
+  return { ok: true, fields, family };
+}
+
+/** Where the child would stand: no deeper than MAX_DEPTH, and a place among the parent's live children. */
+function placeRefusal(f: Family, maxChildren: number) {
   const depth = f.chain.length + 1;
   if (depth > MAX_DEPTH) return doesNotFit(`A child key here would be ${depth} levels below its root (at most 3).`);
   const live = Object.keys(f.live).length;
-  if (live >= parent.delegationMaxChildren) {
-    const most = parent.delegationMaxChildren;
-    return doesNotFit(`This spend key already has ${live} live child keys (its delegation allows at most ${most}).`);
-  }
+  if (live < maxChildren) return null;
+  return doesNotFit(
+    `This spend key already has ${live} live child keys (its delegation allows at most ${maxChildren}).`,
+  );
+}
+
+/** The child's request shape is its parent's, its models and providers among the parent's: what it may call. */
+function childScopes(parent: KeyRecord, b: KeyFields) {
   if (b.requestShape !== undefined && b.requestShape !== parent.requestShape) {
     return looser("request_shape", `must be the parent's ('${parent.requestShape}').`);
   }
@@ -221,6 +261,14 @@ export function childFields(
   const providers = b.allowedProviders ?? parent.allowedProviders;
   const outsider = parent.allowedProviders ? providers?.find((p) => !parent.allowedProviders?.includes(p)) : undefined;
   if (outsider !== undefined) return looser("allowed_providers", `'${outsider}' is not among the parent's providers.`);
+  return { models, providers };
+}
+
+/**
+ * The child's rate, request, token and run limits and its expiry, each at most its parent's: what the child could
+ * otherwise do that its parent cannot. Token limits and run budgets are not carved (like the request limit).
+ */
+function childLimits(parent: KeyRecord, parentCfg: KeyConfig, b: KeyFields) {
   const rpm = b.rateLimitRpm ?? parent.rateLimitRpm;
   const burst = b.rateLimitRpm != null ? (b.rateLimitBurst ?? b.rateLimitRpm) : parent.rateLimitBurst;
   const pr = parentCfg.rateLimit;
@@ -233,7 +281,6 @@ export function childFields(
   if (rl && (count === null || count > rl.count || countCycle !== rl.cycle)) {
     return looser("request_limit", `at most the parent's ${rl.count} requests per ${rl.cycle} cycle, same cycle.`);
   }
-  // Token limits and run budgets are not carved (like the request limit): a child's are at most its parent's.
   const tokens = b.tokenLimitCount ?? parent.tokenLimitCount;
   const tokenCycle = b.tokenLimitCount != null ? b.tokenLimitCycle : parent.tokenLimitCycle;
   const tl = parentCfg.tokenLimit;
@@ -254,9 +301,11 @@ export function childFields(
   if (parent.expiresAt !== null && expiresAt !== null && expiresAt > parent.expiresAt) {
     return looser("expires_at", `at most the parent's expiry, ${new Date(parent.expiresAt).toISOString()}.`);
   }
-  const cap = { maxDepth: parent.delegationMaxDepth - 1, maxChildren: parent.delegationMaxChildren };
-  const d = delegationRefusal(b, cap);
-  if (d) return d;
+  return { rpm, burst, count, countCycle, tokens, tokenCycle, tpm, runSpend, runRequests, expiresAt };
+}
+
+/** The carve: of the parent's cycle, required when the parent has a spend limit, and within what it has left. */
+function carveRefusal(parentCfg: KeyConfig, req: MintRequest, committedNanos: number) {
   const spend = parentCfg.spendLimit;
   if (spend && req.cycle !== null && req.cycle !== spend.cycle) {
     return looser("spend_limit", `cycle must be the parent's ('${spend.cycle}'): a carve is of the parent's cycle.`);
@@ -274,28 +323,7 @@ export function childFields(
         `$${formatUsd(spend.nanos)} per ${spend.cycle} cycle is left after its spend, holds and children's carves.`,
     );
   }
-  const family: Family = { ...rootFamily(), chain: [parent.id, ...f.chain], cap };
-  const fields = {
-    ...b,
-    requestShape: parent.requestShape,
-    allowedModels: models ? [...new Set(models)] : null,
-    allowedProviders: providers,
-    rateLimitRpm: rpm,
-    rateLimitBurst: rpm === null ? null : (burst ?? rpm),
-    requestLimitCount: count,
-    requestLimitCycle: count === null ? null : countCycle,
-    expiresAt,
-    tokenLimitCount: tokens,
-    tokenLimitCycle: tokens === null ? null : tokenCycle,
-    tokensPerMinute: tpm,
-    runSpendLimitNanos: runSpend,
-    runRequestLimit: runRequests,
-    spendLimitNanos: req.carveNanos,
-    spendLimitCycle: req.carveNanos === null ? null : (spend?.cycle ?? req.cycle),
-    delegationMaxDepth: b.delegationMaxDepth ?? null,
-    delegationMaxChildren: b.delegationMaxDepth == null ? null : (b.delegationMaxChildren ?? null),
-  };
-  return { ok: true, fields, family };
+  return null;
 }
 
 /** A delegation beyond what the key's parent allows it (null cap: a root key, bounded by the schema alone). */

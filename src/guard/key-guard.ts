@@ -5,29 +5,19 @@ import { expiryDue, expiryReached, type GuardView, limitReached, managementEvent
 import type { BooksMessage, BooksReceipt } from "./books.ts";
 import {
   type AncestorState,
-  ancestorsForChildren,
-  applyReport,
-  carvedIn,
-  childFields,
-  effectiveExpiry,
-  ended,
   type Family,
   type FamilyRefusal,
   familyConflict,
-  MINT_TIMEOUT_MS,
   type MintRequest,
-  mergeAncestors,
   type Report,
-  reportOf,
-  rootFamily,
-  stoppedByAncestor,
 } from "./children.ts";
-import { charge, freshCounters, reachedThresholds, reconfigure, roll, snapshot } from "./counters.ts";
+import { charge, freshCounters, reachedThresholds, reconfigure, snapshot } from "./counters.ts";
+import { childRefusal, GuardFamily } from "./family.ts";
 import { GuardBooks, type KeyState, nextWake, RETRY_MS } from "./hand-over.ts";
 import { GuardTables, type HoldRow } from "./ledger.ts";
 import { countedTokens, heldRun, holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
 import { GuardOutbox } from "./outbox.ts";
-import { authentic, decide, type Refusal } from "./policy.ts";
+import { authentic, decide } from "./policy.ts";
 import { type AdmitRun, GuardRuns } from "./runs.ts";
 import type {
   AdmitInput,
@@ -50,7 +40,8 @@ const FLUSH_DELAY_MS = 1_000;
  * One per spend key: the authority for that key. Every admission, settlement and management change is one
  * RPC that runs to completion with no `await` between reading and writing its SQLite storage, so the platform
  * serialises them; each applies its writes in one `transactionSync` and only then updates the in-memory copy,
- * so a throw leaves nothing half done. The rules themselves are pure functions in policy.ts.
+ * so a throw leaves nothing half done. The rules themselves are pure functions in policy.ts; the child-key
+ * machinery is family.ts, the runs runs.ts, the bookkeeping hand-over hand-over.ts, each holding to the same rule.
  */
 export class KeyGuard extends DurableObject<Env> {
   private record: KeyRecord | null;
@@ -63,8 +54,8 @@ export class KeyGuard extends DurableObject<Env> {
   private readonly runs: GuardRuns;
   private alarmPending = false;
   private readonly books: GuardBooks;
-  /** its place among child keys: ancestors' state, children's carves and reports (children.ts) */
-  private family: Family;
+  /** its place among child keys: ancestors' state, children's carves and reports (family.ts) */
+  private readonly family: GuardFamily;
   /** The clock; tests swap it through runInDurableObject to cross cycle boundaries. */
   now: () => number = () => Date.now();
 
@@ -78,7 +69,20 @@ export class KeyGuard extends DurableObject<Env> {
     this.config = this.record ? configOf(this.record) : null;
     // Counters stored before a field existed (the token counters) take its fresh value.
     this.counters = { ...freshCounters(), ...ctx.storage.kv.get<Counters>("counters") };
-    this.family = ctx.storage.kv.get<Family>("family") ?? rootFamily();
+    this.family = new GuardFamily(ctx.storage, env, {
+      now: () => this.now(),
+      record: () => this.record,
+      config: () => this.config,
+      counters: () => this.counters,
+      held: () => this.held,
+      countersWritten: (counters) => {
+        this.counters = counters;
+      },
+      scheduleFlush: (now) => this.scheduleFlush(now),
+      revoke: (record, now) => {
+        this.commit(applyChange(record, { kind: "revoke" }, now), { kind: "revoke" }, record, now);
+      },
+    });
     this.books = new GuardBooks(ctx.storage, this.tables, this.outbox);
     // A key nobody configured (a forged id) gets no tables: refusing it writes nothing.
     if (this.config) {
@@ -96,15 +100,10 @@ export class KeyGuard extends DurableObject<Env> {
   create(record: KeyRecord, family?: Family): Managed | null {
     if (this.record || this.ctx.storage.kv.get("abandoned")) return null;
     const now = this.now();
-    if (family) {
-      // Ancestors' states pushed before the record existed (a pause racing the mint) are newer: they stay.
-      const merged = mergeAncestors(family, this.family.ancestors) ?? family;
-      this.ctx.storage.kv.put("family", merged);
-      this.family = merged;
-    }
+    if (family) this.family.adopt(family);
     const managed = this.commit(record, "create", null, now);
     if (!family) return managed;
-    this.followAncestors(now);
+    this.family.follow(now);
     return { record: this.record ?? managed.record, snapshot: this.snapshot() };
   }
 
@@ -127,15 +126,14 @@ export class KeyGuard extends DurableObject<Env> {
     const prev = this.owned(walletId);
     if (!prev) return null;
     if (change.kind === "update") {
-      const refused = familyConflict(prev, this.family, change.fields);
+      const refused = familyConflict(prev, this.family.current, change.fields);
       if (refused) return { refused };
     }
     const now = this.now();
     const managed = { ...this.commit(applyChange(prev, change, now), change, prev, now), previous: prev };
     const r = managed.record;
     if (r.status !== prev.status || r.revokedAt !== prev.revokedAt || r.expiresAt !== prev.expiresAt) {
-      if (Object.keys(this.family.live).length) this.writeFamily({ ...this.family, push: true }, now);
-      this.refreshReport(now);
+      this.family.keyChanged(now);
     }
     return managed;
   }
@@ -149,7 +147,7 @@ export class KeyGuard extends DurableObject<Env> {
   snapshot(): KeySnapshot {
     const now = this.now();
     const s = snapshot(this.config, this.counters, this.held, now);
-    const carved = this.carved(now);
+    const carved = this.family.carved(now);
     const remaining = s.remainingSpendNanos === null ? null : Math.max(0, s.remainingSpendNanos - carved);
     return { ...s, carvedNanos: carved, remainingSpendNanos: remaining };
   }
@@ -161,7 +159,7 @@ export class KeyGuard extends DurableObject<Env> {
   describe(secretHash: string, run?: string): Described {
     const now = this.now();
     if (!this.record || !authentic(this.config, secretHash, now)) return { ok: false };
-    const stop = stoppedByAncestor(this.config, this.family, secretHash, now);
+    const stop = this.family.stopped(secretHash, now);
     if (stop && stop.code !== "key_paused") return { ok: false };
     const config = { ...this.config, secretHash: "" };
     const described = { ok: true as const, record: { ...this.record, keyHash: "" }, config, snapshot: this.snapshot() };
@@ -212,14 +210,14 @@ export class KeyGuard extends DurableObject<Env> {
 
   admit(input: AdmitInput): AdmitResult {
     const now = this.now();
-    const stop = stoppedByAncestor(this.config, this.family, input.secretHash, now);
+    const stop = this.family.stopped(input.secretHash, now);
     if (stop && this.config) {
       const terminal = stop.code !== "key_paused";
       const shape = this.config.requestShape;
       return { ok: false, shape, walletId: this.config.walletId, ...stop, ...(terminal ? { terminal } : {}) };
     }
     // The children's carves count against the spend limit as holds that never settle within the cycle.
-    const held = { ...this.held, nanos: this.held.nanos + this.carved(now) };
+    const held = { ...this.held, nanos: this.held.nanos + this.family.carved(now) };
     const run = this.runOf(input, now);
     const decision = decide(this.config, this.counters, held, input, now, run);
     if (!decision.ok) {
@@ -261,7 +259,7 @@ export class KeyGuard extends DurableObject<Env> {
     const now = this.now();
     const costNanos = cfg ? this.closeHold(cfg, input.requestId, () => input, now) : null;
     if (costNanos !== null) this.scheduleFlush(now);
-    if (costNanos !== null) this.refreshReport(now);
+    if (costNanos !== null) this.family.refreshReport(now);
     // A replay (the request was settled before) changes nothing and answers the cost first charged.
     const charged = costNanos ?? (cfg ? (this.tables.settledCost(input.requestId) ?? 0) : 0);
     return { costNanos: charged, remainingNanos: this.snapshot().remainingSpendNanos, applied: costNanos !== null };
@@ -279,8 +277,8 @@ export class KeyGuard extends DurableObject<Env> {
     const now = this.now();
     for (const id of this.tables.expiredHoldIds(now)) this.closeHold(cfg, id, (h) => lapsedSettle(h, now), now);
     this.runs.dropEnded(now);
-    this.refreshReport(now);
-    const family = await Promise.all([this.checkMinting(now), this.propagate()]).then(
+    this.family.refreshReport(now);
+    const family = await Promise.all([this.family.checkMinting(now), this.family.propagate()]).then(
       () => null,
       () => now + RETRY_MS,
     );
@@ -294,8 +292,7 @@ export class KeyGuard extends DurableObject<Env> {
       this.record && expiryDue(this.record, this.counters),
       this.runs.nextEnd(),
       family,
-      this.ended(now) ? null : effectiveExpiry(cfg, this.family),
-      ...Object.values(this.family.minting ?? {}).map((at) => at + MINT_TIMEOUT_MS),
+      ...this.family.wakes(cfg, now),
     ];
     const at = nextWake(handed, owed, expiries, this.now());
     if (at === null) return;
@@ -312,7 +309,7 @@ export class KeyGuard extends DurableObject<Env> {
     return { keyId: cfg.spendKeyId, walletId: cfg.walletId, record: this.record, counters: this.counters };
   }
 
-  // ---- child keys (children.ts): carves reserved here atomically, ancestors' state pushed down, reports up ----
+  // ---- child keys: the RPCs parents, children and the Worker call on each other; the work is in family.ts ----
 
   /**
    * Reserves a child's carve in this key's cycle, if the key (authenticated by its secret) may mint it: the child's
@@ -320,32 +317,12 @@ export class KeyGuard extends DurableObject<Env> {
    * `limit − spend − holds − carves`. Answers the child's fields and family; the Worker then creates the child.
    */
   mintChild(secretHash: string, req: MintRequest) {
-    const now = this.now();
-    const cfg = this.config;
-    const record = this.record;
-    if (!cfg || !record || !authentic(cfg, secretHash, now)) return { ok: false as const, refusal: null };
-    const stop = stoppedByAncestor(cfg, this.family, secretHash, now);
-    if (stop) return { ok: false as const, refusal: { status: 403 as const, ...stop } };
-    if (cfg.status === "paused") {
-      const message = "This spend key is paused by its owner: it cannot mint child keys.";
-      return { ok: false as const, refusal: { status: 403 as const, code: "key_paused" as const, message } };
-    }
-    const c = roll(cfg, this.counters, now);
-    const committed = c.currentSpendNanos + this.held.nanos + this.carved(now);
-    const minted = childFields(record, cfg, this.family, req, committed);
-    if (!minted.ok) return minted;
-    const carve = cfg.spendLimit ? (req.carveNanos ?? 0) : 0;
-    const minting = { ...this.family.minting, [req.childId]: now };
-    this.writeFamily({ ...this.family, live: { ...this.family.live, [req.childId]: carve }, minting }, now);
-    const family = { ...minted.family, ancestors: ancestorsForChildren(record, this.family) };
-    return { ok: true as const, fields: minted.fields, family, walletId: record.walletId, parentId: record.id };
+    return this.family.mint(secretHash, req);
   }
 
   /** Gives back a reservation whose child was never created (its create failed). */
   cancelChild(childId: string): void {
-    const { [childId]: _, ...live } = this.family.live;
-    const { [childId]: __, ...minting } = this.family.minting ?? {};
-    this.writeFamily({ ...this.family, live, minting }, this.now());
+    this.family.cancel(childId);
   }
 
   /**
@@ -353,126 +330,31 @@ export class KeyGuard extends DurableObject<Env> {
    * this key too; then the state goes on to this key's own children, and this key's report (if it has ended) to
    * its parent — both awaited, so the caller's answer means the whole subtree has it.
    */
-  async ancestorsChanged(pushed: Record<string, AncestorState>): Promise<void> {
-    const now = this.now();
-    const merged = mergeAncestors(this.family, pushed, this.record !== null);
-    if (merged) {
-      this.writeFamily({ ...merged, push: merged.push || Object.keys(merged.live).length > 0 }, now);
-      // An ancestor's earlier expiry is this key's: the alarm then wakes for it (nextWake) and returns the carve.
-      if (this.config) this.scheduleFlush(now);
-    }
-    this.followAncestors(now);
-    await this.propagate();
-  }
-
-  /** A revoked ancestor revokes this key (final, as any revoke); an ended key's report is brought up to date. */
-  private followAncestors(now: number): void {
-    const record = this.record;
-    const revokedBy = this.family.chain.find((id) => this.family.ancestors[id]?.revoked);
-    if (record && revokedBy && record.revokedAt === null) {
-      this.writeFamily({ ...this.family, revokedBy, push: Object.keys(this.family.live).length > 0 }, now);
-      this.commit(applyChange(record, { kind: "revoke" }, now), { kind: "revoke" }, record, now);
-    }
-    this.refreshReport(now);
+  ancestorsChanged(pushed: Record<string, AncestorState>): Promise<void> {
+    return this.family.ancestorsChanged(pushed);
   }
 
   /** The Worker created the child this key reserved for: the reservation no longer waits to be checked. */
   childCreated(childId: string): void {
-    const minting = this.family.minting ?? {};
-    if (!(childId in minting)) return;
-    const { [childId]: _, ...rest } = minting;
-    this.writeFamily({ ...this.family, minting: rest }, this.now());
-  }
-
-  /** Reservations whose child was never created (the Worker was lost mid-mint) go back, from the alarm. */
-  private async checkMinting(now: number): Promise<void> {
-    for (const [id, at] of Object.entries(this.family.minting ?? {})) {
-      if (at + MINT_TIMEOUT_MS > now) continue;
-      const answer = await this.env.KEY_GUARD.getByName(id).sealIfUncreated();
-      if (answer === "sealed") this.cancelChild(id);
-      else this.childCreated(id);
-    }
+    this.family.created(childId);
   }
 
   /** A child's report (idempotent: a replay or an older one changes nothing). */
   childReport(childId: string, report: Report): void {
-    const now = this.now();
-    const next = applyReport(this.family, childId, report, this.period(now));
-    if (!next) return;
-    this.writeFamily(next, now);
-    this.refreshReport(now);
+    this.family.childReport(childId, report);
   }
 
   /**
    * Pushes what this key owes: its ancestors' state to its live children (each passes it on before answering),
    * then its report to its parent. Throws when one did not answer; the alarm tries again.
    */
-  async propagate(): Promise<void> {
-    if (this.family.push && this.record) {
-      const version = this.record.configVersion;
-      const state = ancestorsForChildren(this.record, this.family);
-      await Promise.all(
-        Object.keys(this.family.live).map((id) => this.env.KEY_GUARD.getByName(id).ancestorsChanged(state)),
-      );
-      // A change made while pushing goes again.
-      if (this.record.configVersion === version) this.writeFamily({ ...this.family, push: false }, this.now());
-    }
-    const report = this.family.report;
-    const parent = this.family.chain[0];
-    if (report && !report.acked && parent && this.record) {
-      const { acked, ...sent } = report;
-      await this.env.KEY_GUARD.getByName(parent).childReport(this.record.id, sent);
-      if (this.family.report?.seq === report.seq) {
-        this.writeFamily({ ...this.family, report: { ...report, acked: true } }, this.now());
-      }
-    }
+  propagate(): Promise<void> {
+    return this.family.propagate();
   }
 
   /** The key's family and what its children take of its cycle now (tests, and the management API's reads). */
   familyState(): Family & { carvedNanos: number } {
-    return { ...this.family, carvedNanos: this.carved(this.now()) };
-  }
-
-  /** The spend period of now (0 without a spend limit, or for `total`). */
-  private period(now: number): number {
-    return roll(this.config, this.counters, now).spendPeriodStart;
-  }
-
-  /** What the children take of this period (nothing without a spend limit: such a key reserves nothing). */
-  private carved(now: number): number {
-    return this.config?.spendLimit ? carvedIn(this.family, this.period(now)) : 0;
-  }
-
-  private ended(now: number): boolean {
-    return this.config !== null && ended(this.config, this.family, now);
-  }
-
-  /** Stores the family, and what the children take with the counters (D1's lists show it), in one transaction. */
-  private writeFamily(family: Family, now: number): void {
-    const carvedNanos = this.config?.spendLimit ? carvedIn(family, this.period(now)) : 0;
-    const counters =
-      carvedNanos === (this.counters.carvedNanos ?? 0)
-        ? this.counters
-        : { ...this.counters, carvedNanos, version: this.counters.version + 1 };
-    this.ctx.storage.transactionSync(() => {
-      this.ctx.storage.kv.put("family", family);
-      if (counters !== this.counters) this.ctx.storage.kv.put("counters", counters);
-    });
-    this.family = family;
-    if (counters !== this.counters) {
-      this.counters = counters;
-      if (this.config) this.scheduleFlush(now);
-    }
-  }
-
-  /** An ended child key's report to its parent, set again as its holds settle and its own children report. */
-  private refreshReport(now: number): void {
-    if (!this.config || !this.family.chain.length || !this.ended(now)) return;
-    const c = roll(this.config, this.counters, now);
-    const report = reportOf(this.family, this.period(now), c.currentSpendNanos, this.held);
-    if (report === this.family.report) return;
-    this.writeFamily({ ...this.family, report }, now);
-    this.scheduleFlush(now);
+    return this.family.state();
   }
 
   // ---- internals ----------------------------------------------------------------------------------
@@ -538,14 +420,4 @@ export class KeyGuard extends DurableObject<Env> {
     this.alarmPending = true;
     void this.ctx.storage.setAlarm(now + FLUSH_DELAY_MS);
   }
-}
-
-/** A child key's spend refusal names its carve: its spend limit is its share of its parent's cycle. */
-function childRefusal(r: Refusal, cfg: KeyConfig | null): Refusal {
-  if (r.code !== "spend_limit_exceeded" || !cfg?.parentKeyId) return r;
-  // A carve cannot be raised (the wallet's change is refused): say what can be done instead.
-  const own = r.message.replace("raise the limit", "its parent can mint a key with a larger carve");
-  const message = `${own} This child key's spend limit is its carve of its parent ${cfg.parentKeyId}'s cycle.`;
-  const details = r.details ? { ...r.details, limit: "carve" as const } : undefined;
-  return { ...r, code: "carve_exceeded", limit: "carve", message, ...(details ? { details } : {}) };
 }

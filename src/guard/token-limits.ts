@@ -56,51 +56,75 @@ export function decideTokens(
   const smallest = clamps
     ? worstTokens({ ...worst, outputTokens: Math.min(MIN_CLAMPED_OUTPUT_TOKENS, output) })
     : holdTokens;
-  const advice = clamps
-    ? `Even ${MIN_CLAMPED_OUTPUT_TOKENS} output tokens do not fit`
-    : "Lower max_tokens or raise the limit";
-
-  if (cfg.tokenLimit && room.cycle !== null && (c.currentTokens >= cfg.tokenLimit.count || holdTokens > room.cycle)) {
-    const { count, cycle } = cfg.tokenLimit;
-    const end = periodEnd(cycle, now);
-    const per = `per ${cycleWord(cycle)}`;
-    const message =
-      c.currentTokens >= count
-        ? `Token limit reached: ${c.currentTokens} of ${count} tokens ${per} used.`
-        : `This request's worst case (${holdTokens} tokens${why(target)}) does not fit the token limit: ` +
-          `${room.cycle} of ${count} tokens ${per} are left. ${clamps ? `${advice}: raise the limit.` : `${advice}.`}`;
-    return {
-      ok: false,
-      code: "token_limit_exceeded",
-      message,
-      details: { limit: "tokens", count, current: c.currentTokens, cycle, resets_at: iso(end) },
-      terminal: true,
-      ...(end === null ? {} : { retryAfterMs: end - now }),
-    };
-  }
-  const perMinute = cfg.tokensPerMinute;
-  if (perMinute && room.minute !== null && holdTokens > room.minute) {
-    const end = minuteOf(now) + MINUTE_MS;
-    const details: LimitDetails = {
-      limit: "token_rate",
-      count: perMinute,
-      current: c.minuteTokens,
-      resets_at: iso(end),
-    };
-    // A request no minute can hold is refused for good: waiting would not help.
-    if (smallest > perMinute) {
-      const message =
-        `This request's worst case (${smallest} tokens${why(target)}) is more than the key's ${perMinute} tokens ` +
-        `per minute. ${clamps ? `${advice}: raise the limit.` : `${advice}.`}`;
-      return { ok: false, code: "token_rate_limit_exceeded", message, details, terminal: true };
-    }
-    const seconds = Math.ceil((end - now) / 1000);
-    const message =
-      `Token rate limit reached: this request's worst case (${holdTokens} tokens) does not fit the ` +
-      `${room.minute} of ${perMinute} tokens left this minute. Retry after ${seconds}s.`;
-    return { ok: false, code: "token_rate_limit_exceeded", message, details, retryAfterMs: end - now };
-  }
+  const ask: TokenAsk = { cfg, c, target, holdTokens, smallest, clamps, now };
+  const refused = cycleRefusal(ask, room.cycle) ?? minuteRefusal(ask, room.minute);
+  if (refused) return refused;
   return { ok: true, holdTokens, ...(clampedOutputTokens === undefined ? {} : { clampedOutputTokens }) };
+}
+
+/** What the two refusals read: the key, its counters, the request's token hold (after any clamp) and its least. */
+interface TokenAsk {
+  cfg: KeyConfig;
+  c: Counters;
+  target: NonNullable<AdmitInput["target"]>;
+  holdTokens: number;
+  smallest: number;
+  clamps: boolean;
+  now: number;
+}
+type TokenRefusal = Extract<TokenDecision, { ok: false }>;
+
+/** What a refusal advises: a clamping key already tried the least output, so only the limit can change. */
+const advice = (clamps: boolean) =>
+  clamps
+    ? `Even ${MIN_CLAMPED_OUTPUT_TOKENS} output tokens do not fit: raise the limit.`
+    : "Lower max_tokens or raise the limit.";
+
+/** The cycle's token limit: its tokens, every open hold and this request's never pass it. */
+function cycleRefusal({ cfg, c, target, holdTokens, clamps, now }: TokenAsk, room: number | null): TokenRefusal | null {
+  if (!cfg.tokenLimit || room === null || (c.currentTokens < cfg.tokenLimit.count && holdTokens <= room)) return null;
+  const { count, cycle } = cfg.tokenLimit;
+  const end = periodEnd(cycle, now);
+  const per = `per ${cycleWord(cycle)}`;
+  const message =
+    c.currentTokens >= count
+      ? `Token limit reached: ${c.currentTokens} of ${count} tokens ${per} used.`
+      : `This request's worst case (${holdTokens} tokens${why(target)}) does not fit the token limit: ` +
+        `${room} of ${count} tokens ${per} are left. ${advice(clamps)}`;
+  return {
+    ok: false,
+    code: "token_limit_exceeded",
+    message,
+    details: { limit: "tokens", count, current: c.currentTokens, cycle, resets_at: iso(end) },
+    terminal: true,
+    ...(end === null ? {} : { retryAfterMs: end - now }),
+  };
+}
+
+/** The UTC minute's token limit: retried next minute, unless no minute could ever hold the request. */
+function minuteRefusal(ask: TokenAsk, room: number | null): TokenRefusal | null {
+  const { cfg, c, target, holdTokens, smallest, clamps, now } = ask;
+  const perMinute = cfg.tokensPerMinute;
+  if (!perMinute || room === null || holdTokens <= room) return null;
+  const end = minuteOf(now) + MINUTE_MS;
+  const details: LimitDetails = {
+    limit: "token_rate",
+    count: perMinute,
+    current: c.minuteTokens,
+    resets_at: iso(end),
+  };
+  // A request no minute can hold is refused for good: waiting would not help.
+  if (smallest > perMinute) {
+    const message =
+      `This request's worst case (${smallest} tokens${why(target)}) is more than the key's ${perMinute} tokens ` +
+      `per minute. ${advice(clamps)}`;
+    return { ok: false, code: "token_rate_limit_exceeded", message, details, terminal: true };
+  }
+  const seconds = Math.ceil((end - now) / 1000);
+  const message =
+    `Token rate limit reached: this request's worst case (${holdTokens} tokens) does not fit the ` +
+    `${room} of ${perMinute} tokens left this minute. Retry after ${seconds}s.`;
+  return { ok: false, code: "token_rate_limit_exceeded", message, details, retryAfterMs: end - now };
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
