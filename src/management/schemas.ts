@@ -20,12 +20,10 @@ const UsdAmount = z.string().check(
 
 /** The latest expiry a key may have: far enough for any use, and within what the platform's alarms can schedule. */
 const LATEST_EXPIRY = Date.UTC(2100, 0, 1);
-const FutureDate = z.iso
-  .datetime({ offset: true })
-  .check(
-    z.refine((s) => Date.parse(s) > Date.now(), "must be in the future"),
-    z.refine((s) => Date.parse(s) < LATEST_EXPIRY, "must be before 2100-01-01"),
-  );
+const FutureDate = z.iso.datetime({ offset: true }).check(
+  z.refine((s) => Date.parse(s) > Date.now(), "must be in the future"),
+  z.refine((s) => Date.parse(s) < LATEST_EXPIRY, "must be before 2100-01-01"),
+);
 
 const PositiveInt = (max: number) => z.int().check(z.positive(), z.maximum(max));
 const SpendLimit = z.strictObject({ amount: UsdAmount, cycle: Cycle });
