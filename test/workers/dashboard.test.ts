@@ -740,7 +740,7 @@ describe("dashboard: token limits, runs, child keys and rotation grace", () => {
     return { wallet, parent, child, b: await browser(wallet.key) };
   }
 
-  it("a child's page shows its parent and carve; a parent's lists its children and counts what they carve", async () => {
+  it("a child's page shows its parent and carve; a parent's lists its children and their carves", async () => {
     const { parent, child, b } = await family();
     const childPage = await (await b.get(`/keys/${child.spend_key_id}`)).text();
     expect(childPage).toContain(`Child key of <a href="/keys/${parent.spend_key_id}">planner</a>`);
@@ -815,7 +815,7 @@ describe("dashboard: token limits, runs, child keys and rotation grace", () => {
     });
   });
 
-  it("lists a key's runs with their exact requests and spend; the ledger shows the run and the parent key", async () => {
+  it("lists a key's runs with exact requests and spend; the ledger shows the run and the parent key", async () => {
     const { parent, child, b } = await family();
     for (const run of ["job-1", "job-1", "job-2"]) {
       expect((await chat(child.key, { max_tokens: 20 }, { "x-spendgate-run": run })).status).toBe(200);
