@@ -590,7 +590,7 @@ describe("dashboard: token limits, runs, child keys and rotation grace", () => {
     delegation_children: "5",
   };
 
-  it("the form round-trips token, run and delegation settings; the key page shows each; an edit clears them", async () => {
+  it("the form round-trips token, run and delegation settings; the key page shows each; edits clear them", async () => {
     const wallet = await createWallet();
     const b = await browser(wallet.key);
     const created = await b.post("/keys", {
