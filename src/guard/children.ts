@@ -52,6 +52,8 @@ export interface Family {
   push: boolean;
   /** the ancestor whose revocation revoked this key */
   revokedBy: string | null;
+  /** when this child key's time ended (its expiry, or `ancestor`'s): it was revoked as of then, for good */
+  expiredAt?: { at: number; ancestor: string | null } | null;
   /** children reserved and not yet known to be created, by when (a Worker lost mid-mint: see `MINT_TIMEOUT_MS`) */
   minting?: Record<string, number>;
 }
@@ -90,6 +92,17 @@ export function effectiveExpiry(cfg: Pick<KeyConfig, "expiresAt">, f: Family): n
   return at;
 }
 
+/**
+ * When a child key's time ended, and whose expiry it was (null: its own), once its effective expiry has passed;
+ * null for a root key (its expiry may still move later) or one whose time has not ended.
+ */
+export function expiryEnded(cfg: KeyConfig, f: Family, now: number): { at: number; ancestor: string | null } | null {
+  const at = effectiveExpiry(cfg, f);
+  if (!f.chain.length || at === null || at > now) return null;
+  const ancestor = at === cfg.expiresAt ? null : (f.chain.find((id) => f.ancestors[id]?.expiresAt === at) ?? null);
+  return { at, ancestor };
+}
+
 /** A key that will never be admitted again: revoked (itself or with an ancestor), or expired (or an ancestor). */
 export function ended(cfg: KeyConfig, f: Family, now: number): boolean {
   const at = effectiveExpiry(cfg, f);
@@ -109,6 +122,11 @@ export interface Stop {
 export function stoppedByAncestor(cfg: KeyConfig | null, f: Family, secretHash: string, now: number): Stop | null {
   // The secret as admission reads it: a rotated-out one still in its grace period counts.
   if (!cfg || !f.chain.length || !secretMatches(cfg, secretHash, now)) return null;
+  if (f.expiredAt) {
+    const at = new Date(f.expiredAt.at).toISOString();
+    const whose = f.expiredAt.ancestor ? `'s ancestor key ${f.expiredAt.ancestor}` : "";
+    return { code: "key_expired", limit: "expiry", message: `This spend key${whose} expired at ${at}.` };
+  }
   const find = (test: (a: AncestorState) => boolean) => f.chain.find((id) => f.ancestors[id] && test(f.ancestors[id]));
   const revoked = f.revokedBy ?? find((a) => a.revoked);
   if (revoked) {

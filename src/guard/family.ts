@@ -7,6 +7,7 @@ import {
   childFields,
   effectiveExpiry,
   ended,
+  expiryEnded,
   type Family,
   MINT_TIMEOUT_MS,
   type MintRequest,
@@ -35,8 +36,8 @@ export interface FamilyHost {
   /** counters this module wrote to storage together with the family: the guard's memory takes them */
   countersWritten(counters: Counters): void;
   scheduleFlush(now: number): void;
-  /** the key's own revoke (a management commit), when an ancestor's revocation reaches it */
-  revoke(record: KeyRecord, now: number): void;
+  /** the key's own revoke (a management commit) as of `at`, when an ancestor's revocation or its end reaches it */
+  revoke(record: KeyRecord, now: number, at?: number): void;
 }
 
 /**
@@ -92,6 +93,7 @@ export class GuardFamily {
   /** KeyGuard.mintChild: the reservation of a child's carve, or why it is refused. */
   mint(secretHash: string, req: MintRequest) {
     const now = this.host.now();
+    this.expire(now);
     const cfg = this.host.config();
     const record = this.host.record();
     if (!cfg || !record || !authentic(cfg, secretHash, now)) return { ok: false as const, refusal: null };
@@ -122,6 +124,8 @@ export class GuardFamily {
   /** KeyGuard.ancestorsChanged: the pushed states merged, followed, and passed on down and up. */
   async ancestorsChanged(pushed: Record<string, AncestorState>): Promise<void> {
     const now = this.host.now();
+    // The state it had until now decides first: a key whose time ended stays ended whatever the push says.
+    this.expire(now);
     const merged = mergeAncestors(this.family, pushed, this.host.record() !== null);
     if (merged) {
       this.write({ ...merged, push: merged.push || Object.keys(merged.live).length > 0 }, now);
@@ -130,6 +134,22 @@ export class GuardFamily {
     }
     this.follow(now);
     await this.propagate();
+  }
+
+  /**
+   * A child key whose time has ended (its expiry or an ancestor's passed) is revoked as of that moment, for good:
+   * its carve goes back to its parent then, so no later change of an expiry may revive it. Every call that reads
+   * the key's state first brings this up to date (the alarm wakes at the effective expiry to do it).
+   */
+  expire(now: number): void {
+    const record = this.host.record();
+    const cfg = this.host.config();
+    if (!record || !cfg || record.revokedAt !== null) return;
+    const expiredAt = expiryEnded(cfg, this.family, now);
+    if (!expiredAt) return;
+    this.write({ ...this.family, expiredAt, push: Object.keys(this.family.live).length > 0 }, now);
+    this.host.revoke(record, now, expiredAt.at);
+    this.refreshReport(now);
   }
 
   /** A revoked ancestor revokes this key (final, as any revoke); an ended key's report is brought up to date. */

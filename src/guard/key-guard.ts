@@ -79,8 +79,9 @@ export class KeyGuard extends DurableObject<Env> {
         this.counters = counters;
       },
       scheduleFlush: (now) => this.scheduleFlush(now),
-      revoke: (record, now) => {
-        this.commit(applyChange(record, { kind: "revoke" }, now), { kind: "revoke" }, record, now);
+      revoke: (record, now, at = now) => {
+        const next = { ...applyChange(record, { kind: "revoke" }, now), revokedAt: at };
+        this.commit(next, { kind: "revoke" }, record, now);
       },
     });
     this.books = new GuardBooks(ctx.storage, this.tables, this.outbox);
@@ -123,6 +124,7 @@ export class KeyGuard extends DurableObject<Env> {
    * (pause, resume, revoke, expiry) is marked owed to them: `propagate` then pushes it.
    */
   manage(walletId: string, change: KeyChange): (Managed & { previous: KeyRecord }) | { refused: FamilyRefusal } | null {
+    this.family.expire(this.now());
     const prev = this.owned(walletId);
     if (!prev) return null;
     if (change.kind === "update") {
@@ -140,6 +142,7 @@ export class KeyGuard extends DurableObject<Env> {
 
   /** The record and exact counters, for `GET /v1/spend_keys/{id}`; null as for `manage`. */
   read(walletId: string): Managed | null {
+    this.family.expire(this.now());
     const record = this.owned(walletId);
     return record ? { record, snapshot: this.snapshot() } : null;
   }
@@ -158,6 +161,7 @@ export class KeyGuard extends DurableObject<Env> {
    */
   describe(secretHash: string, run?: string): Described {
     const now = this.now();
+    this.family.expire(now);
     if (!this.record || !authentic(this.config, secretHash, now)) return { ok: false };
     const stop = this.family.stopped(secretHash, now);
     if (stop && stop.code !== "key_paused") return { ok: false };
@@ -210,6 +214,7 @@ export class KeyGuard extends DurableObject<Env> {
 
   admit(input: AdmitInput): AdmitResult {
     const now = this.now();
+    this.family.expire(now);
     const stop = this.family.stopped(input.secretHash, now);
     if (stop && this.config) {
       const terminal = stop.code !== "key_paused";
@@ -275,6 +280,7 @@ export class KeyGuard extends DurableObject<Env> {
     const cfg = this.config;
     if (!cfg) return;
     const now = this.now();
+    this.family.expire(now);
     for (const id of this.tables.expiredHoldIds(now)) this.closeHold(cfg, id, (h) => lapsedSettle(h, now), now);
     this.runs.dropEnded(now);
     this.family.refreshReport(now);

@@ -550,3 +550,50 @@ describe("child keys through the @lavapayments/nodejs SDK", () => {
     }
   });
 });
+
+describe("child keys: a child whose time ends has ended for good", () => {
+  it("an expired child is revoked as of its expiry: extending it revives nothing, its carve stays back", async () => {
+    const { runDurableObjectAlarm, runInDurableObject } = await import("cloudflare:test");
+    const p = await root();
+    const expiresAt = Date.now() + 3_600_000;
+    const expires_at = new Date(expiresAt).toISOString();
+    const c = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.005" }, expires_at }), 201);
+    expect((await chat(c.key, { max_tokens: 50 })).status).toBe(200);
+    const spent = (await settled(c.spend_key_id)).counters.currentSpendNanos;
+    await runInDurableObject(keyGuard(env, c.spend_key_id), (g: KeyGuard) => {
+      g.now = () => expiresAt + 100_000;
+    });
+    await runDurableObjectAlarm(keyGuard(env, c.spend_key_id));
+    const later = new Date(expiresAt + 86_400_000).toISOString();
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${c.spend_key_id}`, { expires_at: later }), 404);
+    await json(await mgmt(p.wallet.key, "GET", `/spend_keys/${c.spend_key_id}`), 404);
+    const refused = await json(await chat(c.key, { max_tokens: 10 }), 401);
+    expect(refused.error.code).toBe("key_expired");
+    const record = (await keyGuard(env, c.spend_key_id).inspect()).record;
+    expect(record?.revokedAt).toBe(expiresAt);
+    const family = await keyGuard(env, p.id).familyState();
+    expect(family.live).toEqual({});
+    expect(family.carvedNanos).toBe(spent);
+  });
+
+  it("an ancestor's expiry passed, then cleared: its descendants stay ended (revoked), the root lives on", async () => {
+    const { runInDurableObject } = await import("cloudflare:test");
+    const p = await root();
+    const c = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.005" } }), 201);
+    const soon = Date.now() + 60_000;
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, { expires_at: new Date(soon).toISOString() }));
+    await runInDurableObject(keyGuard(env, c.spend_key_id), (g: KeyGuard) => {
+      g.now = () => soon + 60_000;
+    });
+    expect((await json(await chat(c.key, { max_tokens: 10 }), 401)).error.code).toBe("key_expired");
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, { expires_at: null }), 200);
+    expect((await chat(p.key, { max_tokens: 10 })).status).toBe(200);
+    const still = await json(await chat(c.key, { max_tokens: 10 }), 401);
+    expect(still.error.message).toContain(`ancestor key ${p.id}`);
+    await json(await mgmt(p.wallet.key, "GET", `/spend_keys/${c.spend_key_id}`), 404);
+    expect((await keyGuard(env, c.spend_key_id).inspect()).record?.revokedAt).toBe(soon);
+    const family = await keyGuard(env, p.id).familyState();
+    expect(family.live).toEqual({});
+    expect(family.carvedNanos).toBe(0);
+  });
+});
