@@ -597,3 +597,56 @@ describe("child keys: a child whose time ends has ended for good", () => {
     expect(family.carvedNanos).toBe(0);
   });
 });
+
+describe("child keys: a create that throws after committing", () => {
+  it("keeps the parent's reservation for the child that exists; a create that made nothing gives it back", async () => {
+    const { createChild } = await import("../../src/management/children.ts");
+    const p = await root();
+    const parent = keyGuard(env, p.id);
+    const issued = issueKey("spend");
+    const minted = await parent.mintChild(await hashSecret(p.key), {
+      childId: issued.id,
+      fields: {},
+      carveNanos: 2_000_000,
+      cycle: null,
+    });
+    if (!minted.ok) throw new Error("not minted");
+    const record: KeyRecord = {
+      ...(await parent.inspect()).record!,
+      ...minted.fields,
+      id: issued.id,
+      keyHash: await hashSecret(issued.key),
+      configVersion: 1,
+      parentKeyId: p.id,
+    };
+    const real = keyGuard(env, issued.id);
+    // The child's create commits, then its answer is lost on the way back.
+    const lost = {
+      create: async (r: KeyRecord, f: Parameters<typeof real.create>[1]) => {
+        await real.create(r, f);
+        throw new Error("connection lost");
+      },
+      read: (walletId: string) => real.read(walletId),
+      sealIfUncreated: () => real.sealIfUncreated(),
+    } as unknown as typeof real;
+    const created = await createChild(parent, lost, record, minted.family);
+    expect(created?.record.id).toBe(issued.id);
+    expect((await parent.familyState()).live).toEqual({ [issued.id]: 2_000_000 });
+    expect((await chat(issued.key, { max_tokens: 10 })).status).toBe(200);
+
+    const other = issueKey("spend");
+    const again = await parent.mintChild(await hashSecret(p.key), {
+      childId: other.id,
+      fields: {},
+      carveNanos: 1_000_000,
+      cycle: null,
+    });
+    if (!again.ok) throw new Error("not minted");
+    const failing = { ...lost, create: async () => Promise.reject(new Error("never reached")) } as typeof real;
+    const none = keyGuard(env, other.id);
+    const sealing = Object.assign(failing, { sealIfUncreated: () => none.sealIfUncreated() });
+    expect(await createChild(parent, sealing, { ...record, id: other.id }, again.family)).toBeNull();
+    expect((await parent.familyState()).live).toEqual({ [issued.id]: 2_000_000 });
+    expect(await none.create({ ...record, id: other.id }, again.family)).toBeNull();
+  });
+});
