@@ -1,4 +1,5 @@
 import type { KeyRecord } from "../keys/record.ts";
+import { hashesEqual } from "../lib/keys.ts";
 import {
   type AncestorState,
   ancestorsForChildren,
@@ -96,7 +97,10 @@ export class GuardFamily {
     this.expire(now);
     const cfg = this.host.config();
     const record = this.host.record();
-    if (!cfg || !record || !authentic(cfg, secretHash, now)) return { ok: false as const, refusal: null };
+    // Only the current secret mints: a rotated-out one's grace is for finishing work, not for making credentials.
+    if (!cfg || !record || !hashesEqual(cfg.secretHash, secretHash) || !authentic(cfg, secretHash, now)) {
+      return { ok: false as const, refusal: null };
+    }
     const stop = stoppedByAncestor(cfg, this.family, secretHash, now);
     if (stop) return { ok: false as const, refusal: { status: 403 as const, ...stop } };
     if (cfg.status === "paused") {

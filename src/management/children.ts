@@ -50,7 +50,9 @@ export const childKeyRoutes = new ApiRouter().route(
       cycle: spend_limit?.cycle ?? null,
     });
     if (!minted.ok) {
-      if (!minted.refusal) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
+      if (!minted.refusal) {
+        throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE, { headers: { "x-spendgate-limit": "key" } });
+      }
       const { code, message, status, param } = minted.refusal as typeof minted.refusal & { param?: string };
       // Which limit refused, as the gateway's refusals say it (a child that does not fit: "carve").
       const headers = code === "carve_exceeded" ? { "x-spendgate-limit": "carve" } : undefined;

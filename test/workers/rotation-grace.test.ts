@@ -93,3 +93,27 @@ describe("rotate with grace_period_seconds", () => {
     expect((await chat(rotated.key)).status).toBe(200);
   });
 });
+
+describe("rotation grace and child keys", () => {
+  it("a rotated-out secret in its grace period still calls, but cannot mint child keys", async () => {
+    const {
+      wallet,
+      id,
+      key: old,
+    } = await setupKey({
+      spend_limit: { amount: "1.00", cycle: "daily" },
+      delegation: { max_depth: 1, max_children: 5 },
+    });
+    const rotated = await rotate(wallet.key, id, { grace_period_seconds: 600 });
+    const mint = (key: string) =>
+      call("POST", "/v1/key/children", {
+        headers: { authorization: `Bearer ${key}` },
+        body: { name: "c", spend_limit: { amount: "0.1" } },
+      });
+    expect((await chat(old)).status).toBe(200);
+    const refused = await mint(old);
+    expect((await json(refused, 401)).error.code).toBe("invalid_api_key");
+    expect(refused.headers.get("x-spendgate-limit")).toBe("key");
+    await json(await mint(rotated.key), 201);
+  });
+});
