@@ -180,10 +180,12 @@ export function mergeAncestors(f: Family, pushed: Record<string, AncestorState>,
 
 /** A refusal of a mint or of a management change, with its HTTP status. */
 export interface FamilyRefusal {
-  status: 400 | 403 | 409;
+  status: 400 | 401 | 403 | 409;
   code: ErrorCode;
   message: string;
   param?: string;
+  /** what refused a mint (its `x-spendgate-limit`) */
+  limit?: RefusalLimit;
 }
 
 /** What a parent's KeyGuard is asked to mint: the body's fields as record columns, the carve apart. */
@@ -196,12 +198,21 @@ export interface MintRequest {
   cycle: string | null;
 }
 
-const refuse = (status: FamilyRefusal["status"], code: ErrorCode, message: string, param?: string) => ({
+const refuse = (
+  status: FamilyRefusal["status"],
+  code: ErrorCode,
+  limit: RefusalLimit,
+  message: string,
+  param?: string,
+) => ({
   ok: false as const,
-  refusal: { status, code, message, ...(param ? { param } : {}) },
+  refusal: { status, code, limit, message, ...(param ? { param } : {}) },
 });
-const looser = (param: string, message: string) => refuse(400, "invalid_request", `${param}: ${message}`, param);
-const doesNotFit = (message: string) => refuse(409, "carve_exceeded", message);
+/** A field looser than the parent's names the parent's bound; a carve and a delegation name their own. */
+const LOOSER_LIMIT: Record<string, RefusalLimit> = { spend_limit: "carve", delegation: "delegation" };
+const looser = (param: string, message: string) =>
+  refuse(400, "invalid_request", LOOSER_LIMIT[param] ?? "parent", `${param}: ${message}`, param);
+const doesNotFit = (message: string) => refuse(409, "carve_exceeded", "carve", message);
 
 /**
  * The child's fields, no looser than its parent's: what the body leaves out (or sets to null) it inherits; what it
@@ -219,7 +230,7 @@ export function childFields(
   | { ok: false; refusal: FamilyRefusal } {
   const b = req.fields;
   if (parent.delegationMaxDepth === null || parent.delegationMaxChildren === null) {
-    return refuse(403, "forbidden", "This spend key may not mint child keys: its delegation is null.");
+    return refuse(403, "forbidden", "delegation", "This spend key may not mint child keys: its delegation is null.");
   }
   const placed = placeRefusal(f, parent.delegationMaxChildren);
   if (placed) return placed;

@@ -10,6 +10,7 @@ import {
   ended,
   expiryEnded,
   type Family,
+  type FamilyRefusal,
   MINT_TIMEOUT_MS,
   type MintRequest,
   mergeAncestors,
@@ -20,7 +21,7 @@ import {
   stoppedByAncestor,
 } from "./children.ts";
 import { roll } from "./counters.ts";
-import { authentic, type Refusal } from "./policy.ts";
+import type { Refusal } from "./policy.ts";
 import type { Counters, HeldTotals, KeyConfig } from "./types.ts";
 
 /**
@@ -91,26 +92,36 @@ export class GuardFamily {
     ];
   }
 
-  /** KeyGuard.mintChild: the reservation of a child's carve, or why it is refused. */
+  /**
+   * KeyGuard.mintChild: the reservation of a child's carve, or why it is refused (with the parent's request shape,
+   * the dialect of the answer, once the caller has shown the key's current secret).
+   */
   mint(secretHash: string, req: MintRequest) {
     const now = this.host.now();
     this.expire(now);
     const cfg = this.host.config();
     const record = this.host.record();
     // Only the current secret mints: a rotated-out one's grace is for finishing work, not for making credentials.
-    if (!cfg || !record || !hashesEqual(cfg.secretHash, secretHash) || !authentic(cfg, secretHash, now)) {
-      return { ok: false as const, refusal: null };
-    }
+    if (!cfg || !record || !hashesEqual(cfg.secretHash, secretHash)) return { ok: false as const, refusal: null };
+    const refused = (refusal: FamilyRefusal) => ({ ok: false as const, refusal, shape: cfg.requestShape });
     const stop = stoppedByAncestor(cfg, this.family, secretHash, now);
-    if (stop) return { ok: false as const, refusal: { status: 403 as const, ...stop } };
+    if (stop) return refused({ status: stop.code === "key_paused" ? 403 : 401, ...stop });
+    if (cfg.revoked) {
+      const message = "This spend key has been revoked by its owner.";
+      return refused({ status: 401, code: "key_revoked", limit: "revoked", message });
+    }
+    if (cfg.expiresAt !== null && cfg.expiresAt <= now) {
+      const message = `This spend key expired at ${new Date(cfg.expiresAt).toISOString()}.`;
+      return refused({ status: 401, code: "key_expired", limit: "expiry", message });
+    }
     if (cfg.status === "paused") {
       const message = "This spend key is paused by its owner: it cannot mint child keys.";
-      return { ok: false as const, refusal: { status: 403 as const, code: "key_paused" as const, message } };
+      return refused({ status: 403, code: "key_paused", limit: "paused", message });
     }
     const c = roll(cfg, this.host.counters(), now);
     const committed = c.currentSpendNanos + this.host.held().nanos + this.carved(now);
     const minted = childFields(record, cfg, this.family, req, committed);
-    if (!minted.ok) return minted;
+    if (!minted.ok) return refused(minted.refusal);
     const carve = cfg.spendLimit ? (req.carveNanos ?? 0) : 0;
     const minting = { ...this.family.minting, [req.childId]: now };
     this.write({ ...this.family, live: { ...this.family.live, [req.childId]: carve }, minting }, now);

@@ -7,7 +7,7 @@ import { type KeyRecord, RECORD_SCHEMA } from "../keys/record.ts";
 import { serializeSpendKey } from "../keys/view.ts";
 import { ERRORS } from "../lib/api-schemas.ts";
 import { spendKeyFrom } from "../lib/credentials.ts";
-import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
+import { ApiError, INVALID_API_KEY_MESSAGE, refusalLimit } from "../lib/errors.ts";
 import { hashSecret, issueKey, keyPreview, parseKey } from "../lib/keys.ts";
 import { parseUsd } from "../lib/money.ts";
 import { ApiRouter } from "../lib/openapi.ts";
@@ -38,7 +38,8 @@ export const childKeyRoutes = new ApiRouter().route(
     const env: Bindings = c.env;
     const secret = spendKeyFrom(c.req.raw.headers);
     const parentId = secret ? parseKey("spend", secret) : null;
-    if (!secret || !parentId) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
+    const key = { headers: { "x-spendgate-limit": "key" } };
+    if (!secret || !parentId) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE, key);
     const { spend_limit, ...rest } = body;
     const fields = await columnsFrom(env, rest);
     const issued = issueKey("spend");
@@ -50,13 +51,12 @@ export const childKeyRoutes = new ApiRouter().route(
       cycle: spend_limit?.cycle ?? null,
     });
     if (!minted.ok) {
-      if (!minted.refusal) {
-        throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE, { headers: { "x-spendgate-limit": "key" } });
-      }
-      const { code, message, status, param } = minted.refusal as typeof minted.refusal & { param?: string };
-      // Which limit refused, as the gateway's refusals say it (a child that does not fit: "carve").
-      const headers = code === "carve_exceeded" ? { "x-spendgate-limit": "carve" } : undefined;
-      throw new ApiError(code, message, { status, ...(param ? { param } : {}), ...(headers ? { headers } : {}) });
+      if (!minted.refusal) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE, key);
+      // The caller holds the parent's secret: it is answered in the parent's dialect, naming what refused.
+      c.set("dialect", minted.shape);
+      const { code, message, status, param, limit } = minted.refusal;
+      const headers = { "x-spendgate-limit": limit ?? refusalLimit(code) };
+      throw new ApiError(code, message, { status, headers, ...(param ? { param } : {}) });
     }
     const now = Date.now();
     const record: KeyRecord = {

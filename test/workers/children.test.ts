@@ -650,3 +650,50 @@ describe("child keys: a create that throws after committing", () => {
     expect(await none.create({ ...record, id: other.id }, again.family)).toBeNull();
   });
 });
+
+describe("child keys: mint refusals", () => {
+  it("speak the parent's dialect, name the limit, and tell a revoked or expired parent so", async () => {
+    const a = await root({ request_shape: "anthropic", delegation: { max_depth: 1, max_children: 1 } });
+    const looser = await mint(a.key, { name: "c3", spend_limit: { amount: "0.001" }, request_shape: "openai" });
+    expect((await json(looser, 400)).type).toBe("error");
+    expect(looser.headers.get("x-spendgate-limit")).toBe("parent");
+    await json(await mint(a.key, { name: "c1", spend_limit: { amount: "0.001" } }), 201);
+    const full = await mint(a.key, { name: "c2", spend_limit: { amount: "0.001" } });
+    expect(full.headers.get("x-spendgate-limit")).toBe("carve");
+    expect(full.headers.get("request-id")).not.toBeNull();
+    expect((await json(full, 409)).error).toMatchObject({ type: "billing_error", code: "carve_exceeded" });
+    await json(await mgmt(a.wallet.key, "PATCH", `/spend_keys/${a.id}`, { status: "paused" }), 200);
+    const paused = await mint(a.key, { name: "c4", spend_limit: { amount: "0.001" } });
+    expect((await json(paused, 403)).error).toMatchObject({ type: "permission_error", code: "key_paused" });
+    expect(paused.headers.get("x-spendgate-limit")).toBe("paused");
+
+    const wallet = await createWallet();
+    const plain = await createSpendKey(wallet.key, { spend_limit: { amount: "1.00", cycle: "daily" } });
+    const none = await mint(plain.key, { name: "x", spend_limit: { amount: "0.1" } });
+    expect((await json(none, 403)).error.code).toBe("forbidden");
+    expect(none.headers.get("x-spendgate-limit")).toBe("delegation");
+
+    const r = await root();
+    const c = await json(await mint(r.key, { name: "c", delegation: { max_depth: 1, max_children: 1 } }), 400);
+    expect(c.error.param).toBe("spend_limit");
+    const child = await json(
+      await mint(r.key, { name: "c", spend_limit: { amount: "0.005" }, delegation: { max_depth: 1, max_children: 1 } }),
+      201,
+    );
+    await json(await mgmt(r.wallet.key, "DELETE", `/spend_keys/${r.id}`), 200);
+    for (const [key, message] of [
+      [r.key, /revoked by its owner/],
+      [child.key, new RegExp(`ancestor key ${r.id}`)],
+    ] as const) {
+      const revoked = await mint(key, { name: "g", spend_limit: { amount: "0.001" } });
+      expect((await json(revoked, 401)).error).toMatchObject({
+        code: "key_revoked",
+        message: expect.stringMatching(message),
+      });
+      expect(revoked.headers.get("x-spendgate-limit")).toBe("revoked");
+    }
+    const wrong = await mint(`${r.key.slice(0, -4)}AAAA`, { name: "g", spend_limit: { amount: "0.001" } });
+    expect((await json(wrong, 401)).error.code).toBe("invalid_api_key");
+    expect(wrong.headers.get("x-spendgate-limit")).toBe("key");
+  });
+});
