@@ -40,6 +40,8 @@ export interface FamilyHost {
   scheduleFlush(now: number): void;
   /** the key's own revoke (a management commit) as of `at`, when an ancestor's revocation or its end reaches it */
   revoke(record: KeyRecord, now: number, at?: number): void;
+  /** ends the key's rotation grace (a management commit), when an ancestor's pause reaches it */
+  endGrace(record: KeyRecord, now: number): void;
 }
 
 /**
@@ -147,6 +149,11 @@ export class GuardFamily {
       // An ancestor's earlier expiry is this key's: the alarm then wakes for it (nextWake) and returns the carve.
       if (this.host.config()) this.host.scheduleFlush(now);
     }
+    // An ancestor's pause ends a rotation's grace as the key's own pause does.
+    const record = this.host.record();
+    if (record?.previousKeyHash && record.revokedAt === null && this.pausedByAncestor()) {
+      this.host.endGrace(record, now);
+    }
     this.follow(now);
     await this.propagate();
   }
@@ -165,6 +172,11 @@ export class GuardFamily {
     this.write({ ...this.family, expiredAt, push: Object.keys(this.family.live).length > 0 }, now);
     this.host.revoke(record, now, expiredAt.at);
     this.refreshReport(now);
+  }
+
+  /** An ancestor of this key is paused (as last pushed). */
+  pausedByAncestor(): boolean {
+    return this.family.chain.some((id) => this.family.ancestors[id]?.paused);
   }
 
   /** A revoked ancestor revokes this key (final, as any revoke); an ended key's report is brought up to date. */

@@ -79,6 +79,11 @@ export class KeyGuard extends DurableObject<Env> {
         this.counters = counters;
       },
       scheduleFlush: (now) => this.scheduleFlush(now),
+      endGrace: (record, now) => {
+        const change: KeyChange = { kind: "update", fields: {} };
+        const next = { ...applyChange(record, change, now), previousKeyHash: null, previousKeyExpiresAt: null };
+        this.commit(next, change, record, now);
+      },
       revoke: (record, now, at = now) => {
         const next = { ...applyChange(record, { kind: "revoke" }, now), revokedAt: at };
         this.commit(next, { kind: "revoke" }, record, now);
@@ -131,6 +136,8 @@ export class KeyGuard extends DurableObject<Env> {
       const refused = familyConflict(prev, this.family.current, change.fields);
       if (refused) return { refused };
     }
+    // Under a paused ancestor a rotation gives no grace, as under the key's own pause (record.ts › applyChange).
+    if (change.kind === "rotate" && this.family.pausedByAncestor()) change = { ...change, graceMs: 0 };
     const now = this.now();
     const managed = { ...this.commit(applyChange(prev, change, now), change, prev, now), previous: prev };
     const r = managed.record;

@@ -229,10 +229,13 @@ describe("child keys: a key's state reaches its whole subtree", () => {
     const p = await root();
     const c = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.005" } }), 201);
     const rotate = { grace_period_seconds: 600 };
-    await json(await mgmt(p.wallet.key, "POST", `/spend_keys/${c.spend_key_id}/rotate`, rotate), 200);
+    const rotated = await json(await mgmt(p.wallet.key, "POST", `/spend_keys/${c.spend_key_id}/rotate`, rotate), 200);
     expect((await chat(c.key, { max_tokens: 10 })).status).toBe(200);
     await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, { status: "paused" }), 200);
-    expect((await json(await chat(c.key, { max_tokens: 10 }), 403)).error.message).toContain(`ancestor key ${p.id}`);
+    // The pause ends the grace (as the child's own would): the replaced secret is no longer the key's at all.
+    expect((await json(await chat(c.key, { max_tokens: 10 }), 401)).error.code).toBe("invalid_api_key");
+    const current = await json(await chat(rotated.key, { max_tokens: 10 }), 403);
+    expect(current.error.message).toContain(`ancestor key ${p.id}`);
   });
 
   it("an earlier expiry of the root expires its subtree; revoking the root revokes it", async () => {
