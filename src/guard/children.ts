@@ -13,7 +13,7 @@ import type { KeyConfig } from "./types.ts";
 
 /** A key is at most this many levels below a root key the wallet made. */
 export const MAX_DEPTH = 3;
-/** The most live direct children a delegation may allow. */
+/** The most direct children a delegation may allow a cycle (live, and ended in the cycle: placeRefusal). */
 export const MAX_CHILDREN = 20;
 
 /** An ancestor's effective state, as the ancestor last pushed it (its `configVersion` orders the pushes). */
@@ -225,6 +225,7 @@ export function childFields(
   f: Family,
   req: MintRequest,
   committedNanos: number,
+  period: number,
 ):
   | { ok: true; fields: KeyFields & { spendLimitNanos: number | null; spendLimitCycle: string | null }; family: Family }
   | { ok: false; refusal: FamilyRefusal } {
@@ -232,7 +233,7 @@ export function childFields(
   if (parent.delegationMaxDepth === null || parent.delegationMaxChildren === null) {
     return refuse(403, "forbidden", "delegation", "This spend key may not mint child keys: its delegation is null.");
   }
-  const placed = placeRefusal(f, parent.delegationMaxChildren);
+  const placed = placeRefusal(f, parent.delegationMaxChildren, period);
   if (placed) return placed;
   const scopes = childScopes(parent, b);
   if ("refusal" in scopes) return scopes;
@@ -266,14 +267,21 @@ export function childFields(
   return { ok: true, fields, family };
 }
 
-/** Where the child would stand: no deeper than MAX_DEPTH, and a place among the parent's live children. */
-function placeRefusal(f: Family, maxChildren: number) {
+/**
+ * Where the child would stand: no deeper than MAX_DEPTH, and a place among the children minted in the parent's
+ * current spend period — live ones and those ended in it (their reports are kept for the period). So an agent
+ * minting short-lived children mints at most `maxChildren` a cycle, and the reports the parent keeps stay bounded
+ * (one period's, and for `total` or no spend limit — one period for ever — at most `maxChildren` in all).
+ */
+function placeRefusal(f: Family, maxChildren: number, period: number) {
   const depth = f.chain.length + 1;
   if (depth > MAX_DEPTH) return doesNotFit(`A child key here would be ${depth} levels below its root (at most 3).`);
   const live = Object.keys(f.live).length;
-  if (live < maxChildren) return null;
+  const ended = Object.entries(f.returned).filter(([id, r]) => r.period === period && !(id in f.live)).length;
+  if (live + ended < maxChildren) return null;
   return doesNotFit(
-    `This spend key already has ${live} live child keys (its delegation allows at most ${maxChildren}).`,
+    `This spend key has ${live} live child keys and ${ended} ended this cycle: ${live + ended} child keys this ` +
+      `cycle (its delegation allows at most ${maxChildren} a cycle; the place of an ended one frees with the next).`,
   );
 }
 

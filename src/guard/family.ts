@@ -122,7 +122,7 @@ export class GuardFamily {
     }
     const c = roll(cfg, this.host.counters(), now);
     const committed = c.currentSpendNanos + this.host.held().nanos + this.carved(now);
-    const minted = childFields(record, cfg, this.family, req, committed);
+    const minted = childFields(record, cfg, this.family, req, committed, c.spendPeriodStart);
     if (!minted.ok) return refused(minted.refusal);
     const carve = cfg.spendLimit ? (req.carveNanos ?? 0) : 0;
     const minting = { ...this.family.minting, [req.childId]: now };

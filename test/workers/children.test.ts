@@ -115,7 +115,7 @@ describe("child keys: what does not fit is refused, and nothing is minted", () =
     expect(Object.keys((await keyGuard(env, p.id).familyState()).live)).toHaveLength(1);
   });
 
-  it("delegation bounds: null may not mint, max_children live children, depth at most 3 below a root", async () => {
+  it("delegation bounds: null may not mint, max_children minted a cycle, depth at most 3 below a root", async () => {
     const wallet = await createWallet();
     const plain = await createSpendKey(wallet.key, { spend_limit: { amount: "1.00", cycle: "daily" } });
     expect((await json(await mint(plain.key, { name: "x", spend_limit: { amount: "0.1" } }), 403)).error.code).toBe(
@@ -140,8 +140,14 @@ describe("child keys: what does not fit is refused, and nothing is minted", () =
     expect((await json(await mint(g.key, { name: "big", spend_limit: { amount: "0.05" } }), 409)).error.code).toBe(
       "carve_exceeded",
     );
-    // revoking a child frees its place among the live children
+    // a child ended this cycle still counts: its place frees with the parent's next cycle
     await json(await mgmt(p.wallet.key, "DELETE", `/spend_keys/${c1.spend_key_id}`), 200);
+    const again = await json(await mint(p.key, { name: "c3", spend_limit: { amount: "0.1" } }), 409);
+    expect(again.error.message).toMatch(/2 child keys this cycle/);
+    const { runInDurableObject } = await import("cloudflare:test");
+    await runInDurableObject(keyGuard(env, p.id), (g: KeyGuard) => {
+      g.now = () => Date.now() + 86_400_000;
+    });
     await json(await mint(p.key, { name: "c3", spend_limit: { amount: "0.1" } }), 201);
   });
 
@@ -698,5 +704,30 @@ describe("child keys: mint refusals", () => {
     const wrong = await mint(`${r.key.slice(0, -4)}AAAA`, { name: "g", spend_limit: { amount: "0.001" } });
     expect((await json(wrong, 401)).error.code).toBe("invalid_api_key");
     expect(wrong.headers.get("x-spendgate-limit")).toBe("key");
+  });
+});
+
+describe("child keys: max_children bounds the children minted in a cycle, not only the live ones", () => {
+  it("short-lived children cannot be minted without end: ended ones count until the cycle ends", async () => {
+    const { runDurableObjectAlarm, runInDurableObject } = await import("cloudflare:test");
+    const p = await root({ delegation: { max_depth: 1, max_children: 3 } });
+    const expiresAt = Date.now() + 1_000;
+    const minted: string[] = [];
+    for (const name of ["a", "b", "c"]) {
+      const body = { name, spend_limit: { amount: "0.000000001" }, expires_at: new Date(expiresAt).toISOString() };
+      minted.push((await json(await mint(p.key, body), 201)).spend_key_id);
+    }
+    for (const id of minted) {
+      await runInDurableObject(keyGuard(env, id), (g: KeyGuard) => {
+        g.now = () => expiresAt + 1;
+      });
+      await runDurableObjectAlarm(keyGuard(env, id));
+    }
+    const family = await keyGuard(env, p.id).familyState();
+    expect(family.live).toEqual({});
+    expect(Object.keys(family.returned)).toHaveLength(3);
+    const refused = await mint(p.key, { name: "d", spend_limit: { amount: "0.000000001" } });
+    expect((await json(refused, 409)).error.code).toBe("carve_exceeded");
+    expect(Object.keys((await keyGuard(env, p.id).familyState()).returned)).toHaveLength(3);
   });
 });
