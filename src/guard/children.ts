@@ -22,6 +22,8 @@ export interface AncestorState {
   paused: boolean;
   revoked: boolean;
   expiresAt: number | null;
+  /** its delegation (null: it may not delegate), which bounds every descendant's; absent in states pushed before */
+  delegation?: { maxDepth: number; maxChildren: number } | null;
 }
 
 /**
@@ -158,6 +160,10 @@ export function ancestorsForChildren(record: KeyRecord, f: Family): Record<strin
     paused: record.status === "paused",
     revoked: record.revokedAt !== null,
     expiresAt: record.expiresAt,
+    delegation:
+      record.delegationMaxDepth === null || record.delegationMaxChildren === null
+        ? null
+        : { maxDepth: record.delegationMaxDepth, maxChildren: record.delegationMaxChildren },
   };
   return { ...f.ancestors, [record.id]: own };
 }
@@ -233,13 +239,15 @@ export function childFields(
   if (parent.delegationMaxDepth === null || parent.delegationMaxChildren === null) {
     return refuse(403, "forbidden", "delegation", "This spend key may not mint child keys: its delegation is null.");
   }
-  const placed = placeRefusal(f, parent.delegationMaxChildren, period);
+  const reach = delegationReach(parent.delegationMaxDepth, parent.delegationMaxChildren, f);
+  if ("refusal" in reach) return reach;
+  const placed = placeRefusal(f, reach.maxChildren, period);
   if (placed) return placed;
   const scopes = childScopes(parent, b);
   if ("refusal" in scopes) return scopes;
   const limits = childLimits(parent, parentCfg, b);
   if ("refusal" in limits) return limits;
-  const cap = { maxDepth: parent.delegationMaxDepth - 1, maxChildren: parent.delegationMaxChildren };
+  const cap = { maxDepth: reach.maxDepth - 1, maxChildren: reach.maxChildren };
   const refused = delegationRefusal(b, cap) ?? carveRefusal(parentCfg, req, committedNanos);
   if (refused) return refused;
   const family: Family = { ...rootFamily(), chain: [parent.id, ...f.chain], cap };
@@ -265,6 +273,29 @@ export function childFields(
     delegationMaxChildren: b.delegationMaxDepth == null ? null : (b.delegationMaxChildren ?? null),
   };
   return { ok: true, fields, family };
+}
+
+/**
+ * The key's delegation as its ancestors' (as last pushed) still allow it: an ancestor `i` levels up (its parent
+ * is 1) lets it reach `max_depth − i` levels below it, and no more than its `max_children` a cycle. So a delegation
+ * made null or smaller reaches every descendant, not only the children minted after it.
+ */
+function delegationReach(maxDepth: number, maxChildren: number, f: Family) {
+  let reach = { maxDepth, maxChildren };
+  for (const [i, id] of f.chain.entries()) {
+    const d = f.ancestors[id]?.delegation;
+    if (d === undefined) continue;
+    if (d === null || d.maxDepth - (i + 1) < 1) {
+      const why = d === null ? "is null" : `reaches ${d.maxDepth} levels below it`;
+      const message = `This spend key may not mint child keys: its ancestor key ${id}'s delegation ${why}.`;
+      return refuse(403, "forbidden", "delegation", message);
+    }
+    reach = {
+      maxDepth: Math.min(reach.maxDepth, d.maxDepth - (i + 1)),
+      maxChildren: Math.min(reach.maxChildren, d.maxChildren),
+    };
+  }
+  return reach;
 }
 
 /**

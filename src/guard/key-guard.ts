@@ -126,7 +126,7 @@ export class KeyGuard extends DurableObject<Env> {
   /**
    * Applies one change; null when the key is unknown here, another wallet's, or revoked (revoked is final); a
    * refusal when the key's family forbids it (children.ts › familyConflict). A change its descendants must learn
-   * (pause, resume, revoke, expiry) is marked owed to them: `propagate` then pushes it.
+   * (pause, resume, revoke, expiry, delegation) is marked owed to them: `propagate` then pushes it.
    */
   manage(walletId: string, change: KeyChange): (Managed & { previous: KeyRecord }) | { refused: FamilyRefusal } | null {
     this.family.expire(this.now());
@@ -141,7 +141,9 @@ export class KeyGuard extends DurableObject<Env> {
     const now = this.now();
     const managed = { ...this.commit(applyChange(prev, change, now), change, prev, now), previous: prev };
     const r = managed.record;
-    if (r.status !== prev.status || r.revokedAt !== prev.revokedAt || r.expiresAt !== prev.expiresAt) {
+    const delegation =
+      r.delegationMaxDepth !== prev.delegationMaxDepth || r.delegationMaxChildren !== prev.delegationMaxChildren;
+    if (r.status !== prev.status || r.revokedAt !== prev.revokedAt || r.expiresAt !== prev.expiresAt || delegation) {
       this.family.keyChanged(now);
     }
     return managed;

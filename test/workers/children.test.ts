@@ -731,3 +731,25 @@ describe("child keys: max_children bounds the children minted in a cycle, not on
     expect(Object.keys((await keyGuard(env, p.id).familyState()).returned)).toHaveLength(3);
   });
 });
+
+describe("child keys: a tightened delegation reaches the whole subtree", () => {
+  it("an ancestor's delegation made null or smaller bounds what its descendants may still mint", async () => {
+    const p = await root({ spend_limit: { amount: "1.00", cycle: "daily" } });
+    const deep = { delegation: { max_depth: 2, max_children: 5 } };
+    const c = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.5" }, ...deep }), 201);
+    const small = { delegation: { max_depth: 3, max_children: 1 } };
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, small), 200);
+    await json(await mint(c.key, { name: "g1", spend_limit: { amount: "0.01" } }), 201);
+    const second = await json(await mint(c.key, { name: "g2", spend_limit: { amount: "0.01" } }), 409);
+    expect(second.error.message).toMatch(/at most 1/);
+    const shallow = { delegation: { max_depth: 1, max_children: 5 } };
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, shallow), 200);
+    const tooDeep = await mint(c.key, { name: "g3", spend_limit: { amount: "0.01" } });
+    expect((await json(tooDeep, 403)).error.message).toContain(`ancestor key ${p.id}`);
+    expect(tooDeep.headers.get("x-spendgate-limit")).toBe("delegation");
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, { delegation: null }), 200);
+    expect((await json(await mint(c.key, { name: "g4", spend_limit: { amount: "0.01" } }), 403)).error.code).toBe(
+      "forbidden",
+    );
+  });
+});
