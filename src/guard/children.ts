@@ -418,8 +418,8 @@ export function familyConflict(record: KeyRecord, f: Family, fields: KeyFields):
   const changes = (k: "spendLimitNanos" | "spendLimitCycle") => fields[k] !== undefined && fields[k] !== record[k];
   if (record.parentKeyId && (changes("spendLimitNanos") || changes("spendLimitCycle"))) {
     return conflict(
-      "A child key's spend limit is its carve of its parent's cycle, reserved when it was minted: it cannot " +
-        "change. Revoke it and mint another.",
+      "A child key's spend limit was fixed when it was minted (under a parent with a spend limit, its carve of its " +
+        "parent's cycle): it cannot change. Revoke it and mint another.",
       "spend_limit",
     );
   }

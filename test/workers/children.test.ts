@@ -753,3 +753,21 @@ describe("child keys: a tightened delegation reaches the whole subtree", () => {
     );
   });
 });
+
+describe("child keys: spend refusals name the output the request asked", () => {
+  it("a request for 100 output tokens is not told that even 1024 do not fit (carve and run spend)", async () => {
+    const p = await root();
+    const tiny = { amount: "0.000000001" };
+    const c = await json(await mint(p.key, { name: "c", spend_limit: tiny }), 201);
+    const carve = await json(await chat(c.key, { max_tokens: 100 }), 429);
+    expect(carve.error.code).toBe("carve_exceeded");
+    expect(carve.error.message).toContain("Even 100 output tokens do not fit");
+    const r = await json(
+      await mint(p.key, { name: "r", spend_limit: { amount: "0.005" }, run_limit: { spend: "0.000000001" } }),
+      201,
+    );
+    const run = await json(await chat(r.key, { max_tokens: 100 }, { "x-spendgate-run": "task-1" }), 429);
+    expect(run.error.code).toBe("run_spend_limit_exceeded");
+    expect(run.error.message).toContain("Even 100 output tokens do not fit");
+  });
+});
