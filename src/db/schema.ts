@@ -80,7 +80,7 @@ export const spendKeys = sqliteTable(
     revokedAt: integer("revoked_at"),
     // A child key (minted by its parent with POST /v1/key/children): its parent's id; null for a root key.
     parentKeyId: text("parent_key_id"),
-    // What the key may delegate: levels of children below it (1..3) and live direct children (1..20); null: none.
+    // What the key may delegate: levels of children below it (1..3) and direct children a cycle (1..20); null: none.
     delegationMaxDepth: integer("delegation_max_depth"),
     delegationMaxChildren: integer("delegation_max_children"),
     // The hash of the secret a rotation replaced, accepted until previous_key_expires_at (the grace period).

@@ -13,7 +13,7 @@ import type { KeyConfig } from "./types.ts";
 
 /** A key is at most this many levels below a root key the wallet made. */
 export const MAX_DEPTH = 3;
-/** The most live direct children a delegation may allow. */
+/** The most direct children a delegation may allow a cycle (live, and ended in the cycle: placeRefusal). */
 export const MAX_CHILDREN = 20;
 
 /** An ancestor's effective state, as the ancestor last pushed it (its `configVersion` orders the pushes). */
@@ -22,6 +22,8 @@ export interface AncestorState {
   paused: boolean;
   revoked: boolean;
   expiresAt: number | null;
+  /** its delegation (null: it may not delegate), which bounds every descendant's; absent in states pushed before */
+  delegation?: { maxDepth: number; maxChildren: number } | null;
 }
 
 /**
@@ -52,6 +54,8 @@ export interface Family {
   push: boolean;
   /** the ancestor whose revocation revoked this key */
   revokedBy: string | null;
+  /** when this child key's time ended (its expiry, or `ancestor`'s): it was revoked as of then, for good */
+  expiredAt?: { at: number; ancestor: string | null } | null;
   /** children reserved and not yet known to be created, by when (a Worker lost mid-mint: see `MINT_TIMEOUT_MS`) */
   minting?: Record<string, number>;
 }
@@ -90,6 +94,17 @@ export function effectiveExpiry(cfg: Pick<KeyConfig, "expiresAt">, f: Family): n
   return at;
 }
 
+/**
+ * When a child key's time ended, and whose expiry it was (null: its own), once its effective expiry has passed;
+ * null for a root key (its expiry may still move later) or one whose time has not ended.
+ */
+export function expiryEnded(cfg: KeyConfig, f: Family, now: number): { at: number; ancestor: string | null } | null {
+  const at = effectiveExpiry(cfg, f);
+  if (!f.chain.length || at === null || at > now) return null;
+  const ancestor = at === cfg.expiresAt ? null : (f.chain.find((id) => f.ancestors[id]?.expiresAt === at) ?? null);
+  return { at, ancestor };
+}
+
 /** A key that will never be admitted again: revoked (itself or with an ancestor), or expired (or an ancestor). */
 export function ended(cfg: KeyConfig, f: Family, now: number): boolean {
   const at = effectiveExpiry(cfg, f);
@@ -109,6 +124,11 @@ export interface Stop {
 export function stoppedByAncestor(cfg: KeyConfig | null, f: Family, secretHash: string, now: number): Stop | null {
   // The secret as admission reads it: a rotated-out one still in its grace period counts.
   if (!cfg || !f.chain.length || !secretMatches(cfg, secretHash, now)) return null;
+  if (f.expiredAt) {
+    const at = new Date(f.expiredAt.at).toISOString();
+    const whose = f.expiredAt.ancestor ? `'s ancestor key ${f.expiredAt.ancestor}` : "";
+    return { code: "key_expired", limit: "expiry", message: `This spend key${whose} expired at ${at}.` };
+  }
   const find = (test: (a: AncestorState) => boolean) => f.chain.find((id) => f.ancestors[id] && test(f.ancestors[id]));
   const revoked = f.revokedBy ?? find((a) => a.revoked);
   if (revoked) {
@@ -140,6 +160,10 @@ export function ancestorsForChildren(record: KeyRecord, f: Family): Record<strin
     paused: record.status === "paused",
     revoked: record.revokedAt !== null,
     expiresAt: record.expiresAt,
+    delegation:
+      record.delegationMaxDepth === null || record.delegationMaxChildren === null
+        ? null
+        : { maxDepth: record.delegationMaxDepth, maxChildren: record.delegationMaxChildren },
   };
   return { ...f.ancestors, [record.id]: own };
 }
@@ -162,10 +186,12 @@ export function mergeAncestors(f: Family, pushed: Record<string, AncestorState>,
 
 /** A refusal of a mint or of a management change, with its HTTP status. */
 export interface FamilyRefusal {
-  status: 400 | 403 | 409;
+  status: 400 | 401 | 403 | 409;
   code: ErrorCode;
   message: string;
   param?: string;
+  /** what refused a mint (its `x-spendgate-limit`) */
+  limit?: RefusalLimit;
 }
 
 /** What a parent's KeyGuard is asked to mint: the body's fields as record columns, the carve apart. */
@@ -178,12 +204,21 @@ export interface MintRequest {
   cycle: string | null;
 }
 
-const refuse = (status: FamilyRefusal["status"], code: ErrorCode, message: string, param?: string) => ({
+const refuse = (
+  status: FamilyRefusal["status"],
+  code: ErrorCode,
+  limit: RefusalLimit,
+  message: string,
+  param?: string,
+) => ({
   ok: false as const,
-  refusal: { status, code, message, ...(param ? { param } : {}) },
+  refusal: { status, code, limit, message, ...(param ? { param } : {}) },
 });
-const looser = (param: string, message: string) => refuse(400, "invalid_request", `${param}: ${message}`, param);
-const doesNotFit = (message: string) => refuse(409, "carve_exceeded", message);
+/** A field looser than the parent's names the parent's bound; a carve and a delegation name their own. */
+const LOOSER_LIMIT: Record<string, RefusalLimit> = { spend_limit: "carve", delegation: "delegation" };
+const looser = (param: string, message: string) =>
+  refuse(400, "invalid_request", LOOSER_LIMIT[param] ?? "parent", `${param}: ${message}`, param);
+const doesNotFit = (message: string) => refuse(409, "carve_exceeded", "carve", message);
 
 /**
  * The child's fields, no looser than its parent's: what the body leaves out (or sets to null) it inherits; what it
@@ -196,20 +231,23 @@ export function childFields(
   f: Family,
   req: MintRequest,
   committedNanos: number,
+  period: number,
 ):
   | { ok: true; fields: KeyFields & { spendLimitNanos: number | null; spendLimitCycle: string | null }; family: Family }
   | { ok: false; refusal: FamilyRefusal } {
   const b = req.fields;
   if (parent.delegationMaxDepth === null || parent.delegationMaxChildren === null) {
-    return refuse(403, "forbidden", "This spend key may not mint child keys: its delegation is null.");
+    return refuse(403, "forbidden", "delegation", "This spend key may not mint child keys: its delegation is null.");
   }
-  const placed = placeRefusal(f, parent.delegationMaxChildren);
+  const reach = delegationReach(parent.delegationMaxDepth, parent.delegationMaxChildren, f);
+  if ("refusal" in reach) return reach;
+  const placed = placeRefusal(f, reach.maxChildren, period);
   if (placed) return placed;
   const scopes = childScopes(parent, b);
   if ("refusal" in scopes) return scopes;
   const limits = childLimits(parent, parentCfg, b);
   if ("refusal" in limits) return limits;
-  const cap = { maxDepth: parent.delegationMaxDepth - 1, maxChildren: parent.delegationMaxChildren };
+  const cap = { maxDepth: reach.maxDepth - 1, maxChildren: reach.maxChildren };
   const refused = delegationRefusal(b, cap) ?? carveRefusal(parentCfg, req, committedNanos);
   if (refused) return refused;
   const family: Family = { ...rootFamily(), chain: [parent.id, ...f.chain], cap };
@@ -237,14 +275,44 @@ export function childFields(
   return { ok: true, fields, family };
 }
 
-/** Where the child would stand: no deeper than MAX_DEPTH, and a place among the parent's live children. */
-function placeRefusal(f: Family, maxChildren: number) {
+/**
+ * The key's delegation as its ancestors' (as last pushed) still allow it: an ancestor `i` levels up (its parent
+ * is 1) lets it reach `max_depth − i` levels below it, and no more than its `max_children` a cycle. So a delegation
+ * made null or smaller reaches every descendant, not only the children minted after it.
+ */
+function delegationReach(maxDepth: number, maxChildren: number, f: Family) {
+  let reach = { maxDepth, maxChildren };
+  for (const [i, id] of f.chain.entries()) {
+    const d = f.ancestors[id]?.delegation;
+    if (d === undefined) continue;
+    if (d === null || d.maxDepth - (i + 1) < 1) {
+      const why = d === null ? "is null" : `reaches ${d.maxDepth} levels below it`;
+      const message = `This spend key may not mint child keys: its ancestor key ${id}'s delegation ${why}.`;
+      return refuse(403, "forbidden", "delegation", message);
+    }
+    reach = {
+      maxDepth: Math.min(reach.maxDepth, d.maxDepth - (i + 1)),
+      maxChildren: Math.min(reach.maxChildren, d.maxChildren),
+    };
+  }
+  return reach;
+}
+
+/**
+ * Where the child would stand: no deeper than MAX_DEPTH, and a place among the children minted in the parent's
+ * current spend period — live ones and those ended in it (their reports are kept for the period). So an agent
+ * minting short-lived children mints at most `maxChildren` a cycle, and the reports the parent keeps stay bounded
+ * (one period's, and for `total` or no spend limit — one period for ever — at most `maxChildren` in all).
+ */
+function placeRefusal(f: Family, maxChildren: number, period: number) {
   const depth = f.chain.length + 1;
   if (depth > MAX_DEPTH) return doesNotFit(`A child key here would be ${depth} levels below its root (at most 3).`);
   const live = Object.keys(f.live).length;
-  if (live < maxChildren) return null;
+  const ended = Object.entries(f.returned).filter(([id, r]) => r.period === period && !(id in f.live)).length;
+  if (live + ended < maxChildren) return null;
   return doesNotFit(
-    `This spend key already has ${live} live child keys (its delegation allows at most ${maxChildren}).`,
+    `This spend key has ${live} live child keys and ${ended} ended this cycle: ${live + ended} child keys this ` +
+      `cycle (its delegation allows at most ${maxChildren} a cycle; the place of an ended one frees with the next).`,
   );
 }
 
@@ -350,8 +418,8 @@ export function familyConflict(record: KeyRecord, f: Family, fields: KeyFields):
   const changes = (k: "spendLimitNanos" | "spendLimitCycle") => fields[k] !== undefined && fields[k] !== record[k];
   if (record.parentKeyId && (changes("spendLimitNanos") || changes("spendLimitCycle"))) {
     return conflict(
-      "A child key's spend limit is its carve of its parent's cycle, reserved when it was minted: it cannot " +
-        "change. Revoke it and mint another.",
+      "A child key's spend limit was fixed when it was minted (under a parent with a spend limit, its carve of its " +
+        "parent's cycle): it cannot change. Revoke it and mint another.",
       "spend_limit",
     );
   }

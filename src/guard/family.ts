@@ -1,4 +1,5 @@
 import type { KeyRecord } from "../keys/record.ts";
+import { hashesEqual } from "../lib/keys.ts";
 import {
   type AncestorState,
   ancestorsForChildren,
@@ -7,7 +8,9 @@ import {
   childFields,
   effectiveExpiry,
   ended,
+  expiryEnded,
   type Family,
+  type FamilyRefusal,
   MINT_TIMEOUT_MS,
   type MintRequest,
   mergeAncestors,
@@ -18,7 +21,7 @@ import {
   stoppedByAncestor,
 } from "./children.ts";
 import { roll } from "./counters.ts";
-import { authentic, type Refusal } from "./policy.ts";
+import type { Refusal } from "./policy.ts";
 import type { Counters, HeldTotals, KeyConfig } from "./types.ts";
 
 /**
@@ -35,8 +38,10 @@ export interface FamilyHost {
   /** counters this module wrote to storage together with the family: the guard's memory takes them */
   countersWritten(counters: Counters): void;
   scheduleFlush(now: number): void;
-  /** the key's own revoke (a management commit), when an ancestor's revocation reaches it */
-  revoke(record: KeyRecord, now: number): void;
+  /** the key's own revoke (a management commit) as of `at`, when an ancestor's revocation or its end reaches it */
+  revoke(record: KeyRecord, now: number, at?: number): void;
+  /** ends the key's rotation grace (a management commit), when an ancestor's pause reaches it */
+  endGrace(record: KeyRecord, now: number): void;
 }
 
 /**
@@ -89,22 +94,36 @@ export class GuardFamily {
     ];
   }
 
-  /** KeyGuard.mintChild: the reservation of a child's carve, or why it is refused. */
+  /**
+   * KeyGuard.mintChild: the reservation of a child's carve, or why it is refused (with the parent's request shape,
+   * the dialect of the answer, once the caller has shown the key's current secret).
+   */
   mint(secretHash: string, req: MintRequest) {
     const now = this.host.now();
+    this.expire(now);
     const cfg = this.host.config();
     const record = this.host.record();
-    if (!cfg || !record || !authentic(cfg, secretHash, now)) return { ok: false as const, refusal: null };
+    // Only the current secret mints: a rotated-out one's grace is for finishing work, not for making credentials.
+    if (!cfg || !record || !hashesEqual(cfg.secretHash, secretHash)) return { ok: false as const, refusal: null };
+    const refused = (refusal: FamilyRefusal) => ({ ok: false as const, refusal, shape: cfg.requestShape });
     const stop = stoppedByAncestor(cfg, this.family, secretHash, now);
-    if (stop) return { ok: false as const, refusal: { status: 403 as const, ...stop } };
+    if (stop) return refused({ status: stop.code === "key_paused" ? 403 : 401, ...stop });
+    if (cfg.revoked) {
+      const message = "This spend key has been revoked by its owner.";
+      return refused({ status: 401, code: "key_revoked", limit: "revoked", message });
+    }
+    if (cfg.expiresAt !== null && cfg.expiresAt <= now) {
+      const message = `This spend key expired at ${new Date(cfg.expiresAt).toISOString()}.`;
+      return refused({ status: 401, code: "key_expired", limit: "expiry", message });
+    }
     if (cfg.status === "paused") {
       const message = "This spend key is paused by its owner: it cannot mint child keys.";
-      return { ok: false as const, refusal: { status: 403 as const, code: "key_paused" as const, message } };
+      return refused({ status: 403, code: "key_paused", limit: "paused", message });
     }
     const c = roll(cfg, this.host.counters(), now);
     const committed = c.currentSpendNanos + this.host.held().nanos + this.carved(now);
-    const minted = childFields(record, cfg, this.family, req, committed);
-    if (!minted.ok) return minted;
+    const minted = childFields(record, cfg, this.family, req, committed, c.spendPeriodStart);
+    if (!minted.ok) return refused(minted.refusal);
     const carve = cfg.spendLimit ? (req.carveNanos ?? 0) : 0;
     const minting = { ...this.family.minting, [req.childId]: now };
     this.write({ ...this.family, live: { ...this.family.live, [req.childId]: carve }, minting }, now);
@@ -122,14 +141,42 @@ export class GuardFamily {
   /** KeyGuard.ancestorsChanged: the pushed states merged, followed, and passed on down and up. */
   async ancestorsChanged(pushed: Record<string, AncestorState>): Promise<void> {
     const now = this.host.now();
+    // The state it had until now decides first: a key whose time ended stays ended whatever the push says.
+    this.expire(now);
     const merged = mergeAncestors(this.family, pushed, this.host.record() !== null);
     if (merged) {
       this.write({ ...merged, push: merged.push || Object.keys(merged.live).length > 0 }, now);
       // An ancestor's earlier expiry is this key's: the alarm then wakes for it (nextWake) and returns the carve.
       if (this.host.config()) this.host.scheduleFlush(now);
     }
+    // An ancestor's pause ends a rotation's grace as the key's own pause does.
+    const record = this.host.record();
+    if (record?.previousKeyHash && record.revokedAt === null && this.pausedByAncestor()) {
+      this.host.endGrace(record, now);
+    }
     this.follow(now);
     await this.propagate();
+  }
+
+  /**
+   * A child key whose time has ended (its expiry or an ancestor's passed) is revoked as of that moment, for good:
+   * its carve goes back to its parent then, so no later change of an expiry may revive it. Every call that reads
+   * the key's state first brings this up to date (the alarm wakes at the effective expiry to do it).
+   */
+  expire(now: number): void {
+    const record = this.host.record();
+    const cfg = this.host.config();
+    if (!record || !cfg || record.revokedAt !== null) return;
+    const expiredAt = expiryEnded(cfg, this.family, now);
+    if (!expiredAt) return;
+    this.write({ ...this.family, expiredAt, push: Object.keys(this.family.live).length > 0 }, now);
+    this.host.revoke(record, now, expiredAt.at);
+    this.refreshReport(now);
+  }
+
+  /** An ancestor of this key is paused (as last pushed). */
+  pausedByAncestor(): boolean {
+    return this.family.chain.some((id) => this.family.ancestors[id]?.paused);
   }
 
   /** A revoked ancestor revokes this key (final, as any revoke); an ended key's report is brought up to date. */

@@ -79,8 +79,14 @@ export class KeyGuard extends DurableObject<Env> {
         this.counters = counters;
       },
       scheduleFlush: (now) => this.scheduleFlush(now),
-      revoke: (record, now) => {
-        this.commit(applyChange(record, { kind: "revoke" }, now), { kind: "revoke" }, record, now);
+      endGrace: (record, now) => {
+        const change: KeyChange = { kind: "update", fields: {} };
+        const next = { ...applyChange(record, change, now), previousKeyHash: null, previousKeyExpiresAt: null };
+        this.commit(next, change, record, now);
+      },
+      revoke: (record, now, at = now) => {
+        const next = { ...applyChange(record, { kind: "revoke" }, now), revokedAt: at };
+        this.commit(next, { kind: "revoke" }, record, now);
       },
     });
     this.books = new GuardBooks(ctx.storage, this.tables, this.outbox);
@@ -120,19 +126,24 @@ export class KeyGuard extends DurableObject<Env> {
   /**
    * Applies one change; null when the key is unknown here, another wallet's, or revoked (revoked is final); a
    * refusal when the key's family forbids it (children.ts › familyConflict). A change its descendants must learn
-   * (pause, resume, revoke, expiry) is marked owed to them: `propagate` then pushes it.
+   * (pause, resume, revoke, expiry, delegation) is marked owed to them: `propagate` then pushes it.
    */
   manage(walletId: string, change: KeyChange): (Managed & { previous: KeyRecord }) | { refused: FamilyRefusal } | null {
+    this.family.expire(this.now());
     const prev = this.owned(walletId);
     if (!prev) return null;
     if (change.kind === "update") {
       const refused = familyConflict(prev, this.family.current, change.fields);
       if (refused) return { refused };
     }
+    // Under a paused ancestor a rotation gives no grace, as under the key's own pause (record.ts › applyChange).
+    if (change.kind === "rotate" && this.family.pausedByAncestor()) change = { ...change, graceMs: 0 };
     const now = this.now();
     const managed = { ...this.commit(applyChange(prev, change, now), change, prev, now), previous: prev };
     const r = managed.record;
-    if (r.status !== prev.status || r.revokedAt !== prev.revokedAt || r.expiresAt !== prev.expiresAt) {
+    const delegation =
+      r.delegationMaxDepth !== prev.delegationMaxDepth || r.delegationMaxChildren !== prev.delegationMaxChildren;
+    if (r.status !== prev.status || r.revokedAt !== prev.revokedAt || r.expiresAt !== prev.expiresAt || delegation) {
       this.family.keyChanged(now);
     }
     return managed;
@@ -140,6 +151,7 @@ export class KeyGuard extends DurableObject<Env> {
 
   /** The record and exact counters, for `GET /v1/spend_keys/{id}`; null as for `manage`. */
   read(walletId: string): Managed | null {
+    this.family.expire(this.now());
     const record = this.owned(walletId);
     return record ? { record, snapshot: this.snapshot() } : null;
   }
@@ -158,6 +170,7 @@ export class KeyGuard extends DurableObject<Env> {
    */
   describe(secretHash: string, run?: string): Described {
     const now = this.now();
+    this.family.expire(now);
     if (!this.record || !authentic(this.config, secretHash, now)) return { ok: false };
     const stop = this.family.stopped(secretHash, now);
     if (stop && stop.code !== "key_paused") return { ok: false };
@@ -210,6 +223,7 @@ export class KeyGuard extends DurableObject<Env> {
 
   admit(input: AdmitInput): AdmitResult {
     const now = this.now();
+    this.family.expire(now);
     const stop = this.family.stopped(input.secretHash, now);
     if (stop && this.config) {
       const terminal = stop.code !== "key_paused";
@@ -275,6 +289,7 @@ export class KeyGuard extends DurableObject<Env> {
     const cfg = this.config;
     if (!cfg) return;
     const now = this.now();
+    this.family.expire(now);
     for (const id of this.tables.expiredHoldIds(now)) this.closeHold(cfg, id, (h) => lapsedSettle(h, now), now);
     this.runs.dropEnded(now);
     this.family.refreshReport(now);

@@ -265,6 +265,9 @@ function spendHold({ cfg, c, held, input, target, runSpend }: Ask): Hold {
   return hold;
 }
 
+/** The least output a clamp would grant this request: 1,024 tokens, or what it asked when that is less. */
+const leastOutput = (target: Target) => Math.min(MIN_CLAMPED_OUTPUT_TOKENS, target.worst.outputTokens);
+
 /** The key's spend limit: its spend, every open hold and this request's hold never pass it. */
 function spendRefusal({ cfg, c, held, input, target, now }: Ask, hold: Hold): Refusal | null {
   if (!input.metered || !cfg.spendLimit) return null;
@@ -276,10 +279,7 @@ function spendRefusal({ cfg, c, held, input, target, now }: Ask, hold: Hold): Re
   // with nothing in flight — or only the holds of the requests in flight do, which settle within seconds.
   const smallest =
     target.prices && target.clampable && cfg.clampOutput
-      ? worstCaseNanos(
-          { ...target.worst, outputTokens: Math.min(MIN_CLAMPED_OUTPUT_TOKENS, target.worst.outputTokens) },
-          target.prices,
-        )
+      ? worstCaseNanos({ ...target.worst, outputTokens: leastOutput(target) }, target.prices)
       : hold.nanos;
   const exhausted = c.currentSpendNanos >= nanos || c.currentSpendNanos + smallest > nanos;
   const reset = untilReset(cycle, now);
@@ -291,7 +291,7 @@ function spendRefusal({ cfg, c, held, input, target, now }: Ask, hold: Hold): Re
       : `This request's worst-case cost ($${formatUsd(hold.nanos)}${why}) does not fit the spend limit: ` +
         `$${formatUsd(Math.max(0, nanos - committed))} of $${formatUsd(nanos)} ${per} is left. ` +
         (target.clampable && cfg.clampOutput
-          ? `Even ${MIN_CLAMPED_OUTPUT_TOKENS} output tokens do not fit: raise the limit.`
+          ? `Even ${leastOutput(target)} output tokens do not fit: raise the limit.`
           : "Lower max_tokens or raise the limit.");
   return refusal(cfg, "spend_limit_exceeded", message, {
     details: {
@@ -319,7 +319,7 @@ function runSpendRefusal({ cfg, target, run, runSpend }: Ask, hold: Hold): Refus
       : `This request's worst-case cost ($${formatUsd(hold.nanos)}${why}) does not fit run '${run.state.id}': ` +
         `$${left} of ${of} is left. ` +
         (target.clampable && cfg.clampOutput
-          ? `Even ${MIN_CLAMPED_OUTPUT_TOKENS} output tokens do not fit.`
+          ? `Even ${leastOutput(target)} output tokens do not fit.`
           : "Lower max_tokens.");
   return refusal(cfg, "run_spend_limit_exceeded", message, {
     details: {

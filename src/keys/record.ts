@@ -218,12 +218,12 @@ export function applyChange(prev: KeyRecord, change: KeyChange, now: number): Ke
       return { ...prev, ...change.fields, ...(change.fields.status === "paused" ? noGrace : {}), ...stamp };
     case "rotate":
       // The replaced secret keeps working for the grace period; a secret replaced before it (a rotation during
-      // the grace) stops at once.
+      // the grace) stops at once. A paused key gives no grace: as a pause ends one, a resume finds none.
       return {
         ...prev,
         keyHash: change.keyHash,
         keyPreview: change.keyPreview,
-        ...(change.graceMs > 0
+        ...(change.graceMs > 0 && prev.status !== "paused"
           ? { previousKeyHash: prev.keyHash, previousKeyExpiresAt: now + change.graceMs }
           : noGrace),
         ...stamp,

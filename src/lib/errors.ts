@@ -102,6 +102,10 @@ export type RefusalLimit =
   | "run_spend"
   | "run_requests"
   | "runs"
+  /** minting: a child field looser than its parent's */
+  | "parent"
+  /** minting: a key whose delegation does not let it mint (null), or a child's delegation past its parent's */
+  | "delegation"
   /** a malformed request */
   | "body"
   /** a body over MAX_BODY_BYTES */

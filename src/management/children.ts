@@ -1,10 +1,13 @@
 import type { Bindings } from "../env.ts";
+import type { Family } from "../guard/children.ts";
+import type { KeyGuard } from "../guard/key-guard.ts";
 import { keyGuard } from "../guard/stub.ts";
+import type { Managed } from "../guard/types.ts";
 import { type KeyRecord, RECORD_SCHEMA } from "../keys/record.ts";
 import { serializeSpendKey } from "../keys/view.ts";
 import { ERRORS } from "../lib/api-schemas.ts";
 import { spendKeyFrom } from "../lib/credentials.ts";
-import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
+import { ApiError, INVALID_API_KEY_MESSAGE, refusalLimit } from "../lib/errors.ts";
 import { hashSecret, issueKey, keyPreview, parseKey } from "../lib/keys.ts";
 import { parseUsd } from "../lib/money.ts";
 import { ApiRouter } from "../lib/openapi.ts";
@@ -35,7 +38,8 @@ export const childKeyRoutes = new ApiRouter().route(
     const env: Bindings = c.env;
     const secret = spendKeyFrom(c.req.raw.headers);
     const parentId = secret ? parseKey("spend", secret) : null;
-    if (!secret || !parentId) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
+    const key = { headers: { "x-spendgate-limit": "key" } };
+    if (!secret || !parentId) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE, key);
     const { spend_limit, ...rest } = body;
     const fields = await columnsFrom(env, rest);
     const issued = issueKey("spend");
@@ -47,11 +51,12 @@ export const childKeyRoutes = new ApiRouter().route(
       cycle: spend_limit?.cycle ?? null,
     });
     if (!minted.ok) {
-      if (!minted.refusal) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE);
-      const { code, message, status, param } = minted.refusal as typeof minted.refusal & { param?: string };
-      // Which limit refused, as the gateway's refusals say it (a child that does not fit: "carve").
-      const headers = code === "carve_exceeded" ? { "x-spendgate-limit": "carve" } : undefined;
-      throw new ApiError(code, message, { status, ...(param ? { param } : {}), ...(headers ? { headers } : {}) });
+      if (!minted.refusal) throw new ApiError("invalid_api_key", INVALID_API_KEY_MESSAGE, key);
+      // The caller holds the parent's secret: it is answered in the parent's dialect, naming what refused.
+      c.set("dialect", minted.shape);
+      const { code, message, status, param, limit } = minted.refusal;
+      const headers = { "x-spendgate-limit": limit ?? refusalLimit(code) };
+      throw new ApiError(code, message, { status, headers, ...(param ? { param } : {}) });
     }
     const now = Date.now();
     const record: KeyRecord = {
@@ -88,17 +93,30 @@ export const childKeyRoutes = new ApiRouter().route(
       runRequestLimit: minted.fields.runRequestLimit ?? null,
       parentKeyId: minted.parentId,
     };
-    const created = await keyGuard(env, record.id)
-      .create(record, minted.family)
-      .catch(() => null);
-    if (!created) {
-      // Nothing was made: the parent's reservation goes back.
-      await parent.cancelChild(record.id);
-      throw new ApiError("conflict", "Could not create the child key; try again.");
-    }
+    const created = await createChild(parent, keyGuard(env, record.id), record, minted.family);
+    if (!created) throw new ApiError("conflict", "Could not create the child key; try again.");
     await copyToD1(env, created.record, true);
     // The reservation is settled; were this call lost, the parent's alarm would find the child created anyway.
     await parent.childCreated(record.id).catch(() => undefined);
     return c.json({ ...serializeSpendKey(created.record, created.snapshot, now), key: issued.key }, 201);
   },
 );
+
+/**
+ * The child's guard created with its family, or null when it was not. A create that failed or threw may still
+ * have committed (an answer lost on the way back): the child's guard is sealed first, and the parent's
+ * reservation goes back only when that sealed it (nothing was made); a child that exists is answered.
+ */
+export async function createChild(
+  parent: DurableObjectStub<KeyGuard>,
+  child: DurableObjectStub<KeyGuard>,
+  record: KeyRecord,
+  family: Family,
+): Promise<Managed | null> {
+  const created = await child.create(record, family).catch(() => null);
+  if (created) return created;
+  // Sealed first (as the parent's alarm does): a key that exists keeps its carve, and a late create then fails.
+  if ((await child.sealIfUncreated()) === "created") return child.read(record.walletId);
+  await parent.cancelChild(record.id);
+  return null;
+}

@@ -120,7 +120,7 @@ export const SpendKey = named(
     clamp_output: z.boolean(),
     /** the key that minted this one (POST /v1/key/children); null for a key the wallet created */
     parent_key_id: nullable(z.string()),
-    /** what the key may delegate: levels of children below it and live direct children; null: none */
+    /** what the key may delegate: levels of children below it and direct children a cycle; null: none */
     delegation: nullable(z.object({ max_depth: z.number(), max_children: z.number() })),
     /** what its children take of its spend cycle: live carves plus the spend of children ended this cycle */
     carved_spend: z.string(),

@@ -115,7 +115,7 @@ describe("child keys: what does not fit is refused, and nothing is minted", () =
     expect(Object.keys((await keyGuard(env, p.id).familyState()).live)).toHaveLength(1);
   });
 
-  it("delegation bounds: null may not mint, max_children live children, depth at most 3 below a root", async () => {
+  it("delegation bounds: null may not mint, max_children minted a cycle, depth at most 3 below a root", async () => {
     const wallet = await createWallet();
     const plain = await createSpendKey(wallet.key, { spend_limit: { amount: "1.00", cycle: "daily" } });
     expect((await json(await mint(plain.key, { name: "x", spend_limit: { amount: "0.1" } }), 403)).error.code).toBe(
@@ -140,8 +140,14 @@ describe("child keys: what does not fit is refused, and nothing is minted", () =
     expect((await json(await mint(g.key, { name: "big", spend_limit: { amount: "0.05" } }), 409)).error.code).toBe(
       "carve_exceeded",
     );
-    // revoking a child frees its place among the live children
+    // a child ended this cycle still counts: its place frees with the parent's next cycle
     await json(await mgmt(p.wallet.key, "DELETE", `/spend_keys/${c1.spend_key_id}`), 200);
+    const again = await json(await mint(p.key, { name: "c3", spend_limit: { amount: "0.1" } }), 409);
+    expect(again.error.message).toMatch(/2 child keys this cycle/);
+    const { runInDurableObject } = await import("cloudflare:test");
+    await runInDurableObject(keyGuard(env, p.id), (g: KeyGuard) => {
+      g.now = () => Date.now() + 86_400_000;
+    });
     await json(await mint(p.key, { name: "c3", spend_limit: { amount: "0.1" } }), 201);
   });
 
@@ -229,10 +235,13 @@ describe("child keys: a key's state reaches its whole subtree", () => {
     const p = await root();
     const c = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.005" } }), 201);
     const rotate = { grace_period_seconds: 600 };
-    await json(await mgmt(p.wallet.key, "POST", `/spend_keys/${c.spend_key_id}/rotate`, rotate), 200);
+    const rotated = await json(await mgmt(p.wallet.key, "POST", `/spend_keys/${c.spend_key_id}/rotate`, rotate), 200);
     expect((await chat(c.key, { max_tokens: 10 })).status).toBe(200);
     await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, { status: "paused" }), 200);
-    expect((await json(await chat(c.key, { max_tokens: 10 }), 403)).error.message).toContain(`ancestor key ${p.id}`);
+    // The pause ends the grace (as the child's own would): the replaced secret is no longer the key's at all.
+    expect((await json(await chat(c.key, { max_tokens: 10 }), 401)).error.code).toBe("invalid_api_key");
+    const current = await json(await chat(rotated.key, { max_tokens: 10 }), 403);
+    expect(current.error.message).toContain(`ancestor key ${p.id}`);
   });
 
   it("an earlier expiry of the root expires its subtree; revoking the root revokes it", async () => {
@@ -548,5 +557,217 @@ describe("child keys through the @lavapayments/nodejs SDK", () => {
     } finally {
       globalThis.fetch = realFetch;
     }
+  });
+});
+
+describe("child keys: a child whose time ends has ended for good", () => {
+  it("an expired child is revoked as of its expiry: extending it revives nothing, its carve stays back", async () => {
+    const { runDurableObjectAlarm, runInDurableObject } = await import("cloudflare:test");
+    const p = await root();
+    const expiresAt = Date.now() + 3_600_000;
+    const expires_at = new Date(expiresAt).toISOString();
+    const c = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.005" }, expires_at }), 201);
+    expect((await chat(c.key, { max_tokens: 50 })).status).toBe(200);
+    const spent = (await settled(c.spend_key_id)).counters.currentSpendNanos;
+    await runInDurableObject(keyGuard(env, c.spend_key_id), (g: KeyGuard) => {
+      g.now = () => expiresAt + 100_000;
+    });
+    await runDurableObjectAlarm(keyGuard(env, c.spend_key_id));
+    const later = new Date(expiresAt + 86_400_000).toISOString();
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${c.spend_key_id}`, { expires_at: later }), 404);
+    await json(await mgmt(p.wallet.key, "GET", `/spend_keys/${c.spend_key_id}`), 404);
+    const refused = await json(await chat(c.key, { max_tokens: 10 }), 401);
+    expect(refused.error.code).toBe("key_expired");
+    const record = (await keyGuard(env, c.spend_key_id).inspect()).record;
+    expect(record?.revokedAt).toBe(expiresAt);
+    const family = await keyGuard(env, p.id).familyState();
+    expect(family.live).toEqual({});
+    expect(family.carvedNanos).toBe(spent);
+  });
+
+  it("an ancestor's expiry passed, then cleared: its descendants stay ended (revoked), the root lives on", async () => {
+    const { runInDurableObject } = await import("cloudflare:test");
+    const p = await root();
+    const c = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.005" } }), 201);
+    const soon = Date.now() + 60_000;
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, { expires_at: new Date(soon).toISOString() }));
+    await runInDurableObject(keyGuard(env, c.spend_key_id), (g: KeyGuard) => {
+      g.now = () => soon + 60_000;
+    });
+    expect((await json(await chat(c.key, { max_tokens: 10 }), 401)).error.code).toBe("key_expired");
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, { expires_at: null }), 200);
+    expect((await chat(p.key, { max_tokens: 10 })).status).toBe(200);
+    const still = await json(await chat(c.key, { max_tokens: 10 }), 401);
+    expect(still.error.message).toContain(`ancestor key ${p.id}`);
+    await json(await mgmt(p.wallet.key, "GET", `/spend_keys/${c.spend_key_id}`), 404);
+    expect((await keyGuard(env, c.spend_key_id).inspect()).record?.revokedAt).toBe(soon);
+    const family = await keyGuard(env, p.id).familyState();
+    expect(family.live).toEqual({});
+    expect(family.carvedNanos).toBe(0);
+  });
+});
+
+describe("child keys: a create that throws after committing", () => {
+  it("keeps the parent's reservation for the child that exists; a create that made nothing gives it back", async () => {
+    const { createChild } = await import("../../src/management/children.ts");
+    const p = await root();
+    const parent = keyGuard(env, p.id);
+    const issued = issueKey("spend");
+    const minted = await parent.mintChild(await hashSecret(p.key), {
+      childId: issued.id,
+      fields: {},
+      carveNanos: 2_000_000,
+      cycle: null,
+    });
+    if (!minted.ok) throw new Error("not minted");
+    const record: KeyRecord = {
+      ...(await parent.inspect()).record!,
+      ...minted.fields,
+      id: issued.id,
+      keyHash: await hashSecret(issued.key),
+      configVersion: 1,
+      parentKeyId: p.id,
+    };
+    const real = keyGuard(env, issued.id);
+    // The child's create commits, then its answer is lost on the way back.
+    const lost = {
+      create: async (r: KeyRecord, f: Parameters<typeof real.create>[1]) => {
+        await real.create(r, f);
+        throw new Error("connection lost");
+      },
+      read: (walletId: string) => real.read(walletId),
+      sealIfUncreated: () => real.sealIfUncreated(),
+    } as unknown as typeof real;
+    const created = await createChild(parent, lost, record, minted.family);
+    expect(created?.record.id).toBe(issued.id);
+    expect((await parent.familyState()).live).toEqual({ [issued.id]: 2_000_000 });
+    expect((await chat(issued.key, { max_tokens: 10 })).status).toBe(200);
+
+    const other = issueKey("spend");
+    const again = await parent.mintChild(await hashSecret(p.key), {
+      childId: other.id,
+      fields: {},
+      carveNanos: 1_000_000,
+      cycle: null,
+    });
+    if (!again.ok) throw new Error("not minted");
+    const failing = { ...lost, create: async () => Promise.reject(new Error("never reached")) } as typeof real;
+    const none = keyGuard(env, other.id);
+    const sealing = Object.assign(failing, { sealIfUncreated: () => none.sealIfUncreated() });
+    expect(await createChild(parent, sealing, { ...record, id: other.id }, again.family)).toBeNull();
+    expect((await parent.familyState()).live).toEqual({ [issued.id]: 2_000_000 });
+    expect(await none.create({ ...record, id: other.id }, again.family)).toBeNull();
+  });
+});
+
+describe("child keys: mint refusals", () => {
+  it("speak the parent's dialect, name the limit, and tell a revoked or expired parent so", async () => {
+    const a = await root({ request_shape: "anthropic", delegation: { max_depth: 1, max_children: 1 } });
+    const looser = await mint(a.key, { name: "c3", spend_limit: { amount: "0.001" }, request_shape: "openai" });
+    expect((await json(looser, 400)).type).toBe("error");
+    expect(looser.headers.get("x-spendgate-limit")).toBe("parent");
+    await json(await mint(a.key, { name: "c1", spend_limit: { amount: "0.001" } }), 201);
+    const full = await mint(a.key, { name: "c2", spend_limit: { amount: "0.001" } });
+    expect(full.headers.get("x-spendgate-limit")).toBe("carve");
+    expect(full.headers.get("request-id")).not.toBeNull();
+    expect((await json(full, 409)).error).toMatchObject({ type: "billing_error", code: "carve_exceeded" });
+    await json(await mgmt(a.wallet.key, "PATCH", `/spend_keys/${a.id}`, { status: "paused" }), 200);
+    const paused = await mint(a.key, { name: "c4", spend_limit: { amount: "0.001" } });
+    expect((await json(paused, 403)).error).toMatchObject({ type: "permission_error", code: "key_paused" });
+    expect(paused.headers.get("x-spendgate-limit")).toBe("paused");
+
+    const wallet = await createWallet();
+    const plain = await createSpendKey(wallet.key, { spend_limit: { amount: "1.00", cycle: "daily" } });
+    const none = await mint(plain.key, { name: "x", spend_limit: { amount: "0.1" } });
+    expect((await json(none, 403)).error.code).toBe("forbidden");
+    expect(none.headers.get("x-spendgate-limit")).toBe("delegation");
+
+    const r = await root();
+    const c = await json(await mint(r.key, { name: "c", delegation: { max_depth: 1, max_children: 1 } }), 400);
+    expect(c.error.param).toBe("spend_limit");
+    const child = await json(
+      await mint(r.key, { name: "c", spend_limit: { amount: "0.005" }, delegation: { max_depth: 1, max_children: 1 } }),
+      201,
+    );
+    await json(await mgmt(r.wallet.key, "DELETE", `/spend_keys/${r.id}`), 200);
+    for (const [key, message] of [
+      [r.key, /revoked by its owner/],
+      [child.key, new RegExp(`ancestor key ${r.id}`)],
+    ] as const) {
+      const revoked = await mint(key, { name: "g", spend_limit: { amount: "0.001" } });
+      expect((await json(revoked, 401)).error).toMatchObject({
+        code: "key_revoked",
+        message: expect.stringMatching(message),
+      });
+      expect(revoked.headers.get("x-spendgate-limit")).toBe("revoked");
+    }
+    const wrong = await mint(`${r.key.slice(0, -4)}AAAA`, { name: "g", spend_limit: { amount: "0.001" } });
+    expect((await json(wrong, 401)).error.code).toBe("invalid_api_key");
+    expect(wrong.headers.get("x-spendgate-limit")).toBe("key");
+  });
+});
+
+describe("child keys: max_children bounds the children minted in a cycle, not only the live ones", () => {
+  it("short-lived children cannot be minted without end: ended ones count until the cycle ends", async () => {
+    const { runDurableObjectAlarm, runInDurableObject } = await import("cloudflare:test");
+    const p = await root({ delegation: { max_depth: 1, max_children: 3 } });
+    const expiresAt = Date.now() + 1_000;
+    const minted: string[] = [];
+    for (const name of ["a", "b", "c"]) {
+      const body = { name, spend_limit: { amount: "0.000000001" }, expires_at: new Date(expiresAt).toISOString() };
+      minted.push((await json(await mint(p.key, body), 201)).spend_key_id);
+    }
+    for (const id of minted) {
+      await runInDurableObject(keyGuard(env, id), (g: KeyGuard) => {
+        g.now = () => expiresAt + 1;
+      });
+      await runDurableObjectAlarm(keyGuard(env, id));
+    }
+    const family = await keyGuard(env, p.id).familyState();
+    expect(family.live).toEqual({});
+    expect(Object.keys(family.returned)).toHaveLength(3);
+    const refused = await mint(p.key, { name: "d", spend_limit: { amount: "0.000000001" } });
+    expect((await json(refused, 409)).error.code).toBe("carve_exceeded");
+    expect(Object.keys((await keyGuard(env, p.id).familyState()).returned)).toHaveLength(3);
+  });
+});
+
+describe("child keys: a tightened delegation reaches the whole subtree", () => {
+  it("an ancestor's delegation made null or smaller bounds what its descendants may still mint", async () => {
+    const p = await root({ spend_limit: { amount: "1.00", cycle: "daily" } });
+    const deep = { delegation: { max_depth: 2, max_children: 5 } };
+    const c = await json(await mint(p.key, { name: "c", spend_limit: { amount: "0.5" }, ...deep }), 201);
+    const small = { delegation: { max_depth: 3, max_children: 1 } };
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, small), 200);
+    await json(await mint(c.key, { name: "g1", spend_limit: { amount: "0.01" } }), 201);
+    const second = await json(await mint(c.key, { name: "g2", spend_limit: { amount: "0.01" } }), 409);
+    expect(second.error.message).toMatch(/at most 1/);
+    const shallow = { delegation: { max_depth: 1, max_children: 5 } };
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, shallow), 200);
+    const tooDeep = await mint(c.key, { name: "g3", spend_limit: { amount: "0.01" } });
+    expect((await json(tooDeep, 403)).error.message).toContain(`ancestor key ${p.id}`);
+    expect(tooDeep.headers.get("x-spendgate-limit")).toBe("delegation");
+    await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, { delegation: null }), 200);
+    expect((await json(await mint(c.key, { name: "g4", spend_limit: { amount: "0.01" } }), 403)).error.code).toBe(
+      "forbidden",
+    );
+  });
+});
+
+describe("child keys: spend refusals name the output the request asked", () => {
+  it("a request for 100 output tokens is not told that even 1024 do not fit (carve and run spend)", async () => {
+    const p = await root();
+    const tiny = { amount: "0.000000001" };
+    const c = await json(await mint(p.key, { name: "c", spend_limit: tiny }), 201);
+    const carve = await json(await chat(c.key, { max_tokens: 100 }), 429);
+    expect(carve.error.code).toBe("carve_exceeded");
+    expect(carve.error.message).toContain("Even 100 output tokens do not fit");
+    const r = await json(
+      await mint(p.key, { name: "r", spend_limit: { amount: "0.005" }, run_limit: { spend: "0.000000001" } }),
+      201,
+    );
+    const run = await json(await chat(r.key, { max_tokens: 100 }, { "x-spendgate-run": "task-1" }), 429);
+    expect(run.error.code).toBe("run_spend_limit_exceeded");
+    expect(run.error.message).toContain("Even 100 output tokens do not fit");
   });
 });

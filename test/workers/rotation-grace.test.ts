@@ -93,3 +93,76 @@ describe("rotate with grace_period_seconds", () => {
     expect((await chat(rotated.key)).status).toBe(200);
   });
 });
+
+describe("rotation grace and child keys", () => {
+  it("a rotated-out secret in its grace period still calls, but cannot mint child keys", async () => {
+    const {
+      wallet,
+      id,
+      key: old,
+    } = await setupKey({
+      spend_limit: { amount: "1.00", cycle: "daily" },
+      delegation: { max_depth: 1, max_children: 5 },
+    });
+    const rotated = await rotate(wallet.key, id, { grace_period_seconds: 600 });
+    const mint = (key: string) =>
+      call("POST", "/v1/key/children", {
+        headers: { authorization: `Bearer ${key}` },
+        body: { name: "c", spend_limit: { amount: "0.1" } },
+      });
+    expect((await chat(old)).status).toBe(200);
+    const refused = await mint(old);
+    expect((await json(refused, 401)).error.code).toBe("invalid_api_key");
+    expect(refused.headers.get("x-spendgate-limit")).toBe("key");
+    await json(await mint(rotated.key), 201);
+  });
+});
+
+describe("rotation grace and pauses", () => {
+  it("a rotation while the key is paused gives no grace: after resuming only the new secret works", async () => {
+    const { wallet, id, key: old } = await setupKey();
+    await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { status: "paused" }), 200);
+    const rotated = await rotate(wallet.key, id, { grace_period_seconds: 3600 });
+    expect(rotated.previous_secret_expires_at).toBeNull();
+    await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { status: "active" }), 200);
+    expect((await chat(old)).status).toBe(401);
+    expect((await chat(rotated.key)).status).toBe(200);
+  });
+
+  it("an ancestor's pause ends a child's grace as its own would; a rotation under it gives none", async () => {
+    const {
+      wallet,
+      id,
+      key: parentKey,
+    } = await setupKey({
+      spend_limit: { amount: "1.00", cycle: "daily" },
+      delegation: { max_depth: 1, max_children: 5 },
+    });
+    const mint = async (name: string) =>
+      json(
+        await call("POST", "/v1/key/children", {
+          headers: { authorization: `Bearer ${parentKey}` },
+          body: { name, spend_limit: { amount: "0.1" } },
+        }),
+        201,
+      );
+    const c = await mint("c");
+    const rotated = await rotate(wallet.key, c.spend_key_id, { grace_period_seconds: 3600 });
+    await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { status: "paused" }), 200);
+    const d = await mint("d").catch(() => null);
+    expect(d).toBeNull();
+    await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { status: "active" }), 200);
+    expect((await chat(c.key)).status).toBe(401);
+    expect((await chat(rotated.key)).status).toBe(200);
+    const seen = await json(await mgmt(wallet.key, "GET", `/spend_keys/${c.spend_key_id}`), 200);
+    expect(seen.previous_secret_expires_at).toBeNull();
+
+    const e = await mint("e");
+    await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { status: "paused" }), 200);
+    const under = await rotate(wallet.key, e.spend_key_id, { grace_period_seconds: 3600 });
+    expect(under.previous_secret_expires_at).toBeNull();
+    await json(await mgmt(wallet.key, "PATCH", `/spend_keys/${id}`, { status: "active" }), 200);
+    expect((await chat(e.key)).status).toBe(401);
+    expect((await chat(under.key)).status).toBe(200);
+  });
+});
