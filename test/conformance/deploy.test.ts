@@ -202,6 +202,9 @@ function deploy(w: World, args: string[], env: Record<string, string> = {}): Pro
         FAKE_WRANGLER_LOG: w.log,
         FAKE_WRANGLER_RESOURCES: JSON.stringify(w.resources),
         FAKE_WRANGLER_URL: `${url}/${w.id}`,
+        // deploy.ts reads the config with wrangler's own reader: importing wrangler is most of a run's CPU, and
+        // Node's compile cache, kept for this file's runs, saves a fifth of it.
+        NODE_COMPILE_CACHE: join(bin, "compile-cache"),
         ...env,
       },
     });
