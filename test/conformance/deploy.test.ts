@@ -157,16 +157,20 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  const fields = ["STATE", "LOG", "RESOURCES", "URL", "FAIL"].map(
-    (name) => `--data-urlencode "FAKE_WRANGLER_${name}=$FAKE_WRANGLER_${name}"`,
-  );
+  const fields = [
+    "cwd=$PWD",
+    "stdin@-",
+    ...["STATE", "LOG", "RESOURCES", "URL", "FAIL"].map((n) => `FAKE_WRANGLER_${n}=$FAKE_WRANGLER_${n}`),
+  ]
+    .map((field) => `--data-urlencode "${field}"`)
+    .join(" ");
   const shim = [
     "#!/bin/sh",
     `command -v curl >/dev/null 2>&1 || exec "${NODE}" "${FAKE}" "$@"`,
     "n=$#",
     'for a in "$@"; do set -- "$@" --data-urlencode "arg=$a"; done',
     'shift "$n"',
-    `out=$(curl -sS --fail --data-urlencode "cwd=$PWD" --data-urlencode "stdin@-" ${fields.join(" ")} "$@" ${url}/__wrangler) || exit 99`,
+    `out=$(curl -sS --fail ${fields} "$@" ${url}/__wrangler) || exit 99`,
     'eval "$out"',
   ];
   writeFileSync(join(bin, "wrangler"), `${shim.join("\n")}\n`);
