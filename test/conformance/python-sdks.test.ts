@@ -1,9 +1,9 @@
-import { execFile, spawnSync } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, execFile, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gatewayUrl, newSpendKey } from "./helpers.ts";
 
 /**
@@ -11,9 +11,12 @@ import { gatewayUrl, newSpendKey } from "./helpers.ts";
  * and key changed: JSON, streams (a usage chunk only for a client that asked), Responses, embeddings, models, error
  * classes and which errors they retry, and 20 concurrent async calls. The scripts in `python/` print what they saw;
  * the assertions are here. A virtual environment with both SDKs (pip, from the machine's package index) is kept in
- * node_modules/.cache, so only the first run installs them. Skipped only when python3 is absent.
+ * node_modules/.cache, so only the first run installs them. Skipped only when python3 is absent. Each script runs
+ * as one process serving its checks in turn (`--serve`): importing the SDKs took most of a process per check.
  */
 const run = promisify(execFile);
+/** What a serving script prints after each check (python/common.py). */
+const DONE = "--spendgate-check-done--";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PYTHON = process.env.PYTHON ?? "python3";
 const VENV = join(HERE, "..", "..", "node_modules", ".cache", "spendgate-python-sdks");
@@ -23,7 +26,9 @@ if (!hasPython) console.warn(`python-sdks.test.ts: skipped, '${PYTHON}' is not i
 
 /** The virtual environment, made (or made again, when it no longer imports both SDKs) on first use. */
 async function ensureVenv(): Promise<void> {
-  const works = () => spawnSync(venvPython, ["-c", "import openai, anthropic"]).status === 0;
+  // Both packages installed, found without importing them (an import takes seconds; a broken one fails the checks).
+  const found = "import importlib.util as u, sys; sys.exit(not (u.find_spec('openai') and u.find_spec('anthropic')))";
+  const works = () => spawnSync(venvPython, ["-c", found]).status === 0;
   if (existsSync(venvPython) && works()) return;
   rmSync(VENV, { recursive: true, force: true });
   mkdirSync(dirname(VENV), { recursive: true });
@@ -58,11 +63,57 @@ describe.skipIf(!hasPython)("official Python SDKs through Spendgate", () => {
     for (const [name, key] of made) keys[name] = key.key;
   }, 300_000);
 
-  /** Runs one check of a script and answers what it printed. */
-  async function check(script: string, name: string): Promise<any> {
+  /** Each script's process (`--serve`), started on its first check. */
+  interface Server {
+    child: ChildProcessWithoutNullStreams;
+    lines: AsyncIterator<string>;
+    stderr: string;
+  }
+  const servers = new Map<string, Server>();
+  afterAll(() => {
+    for (const { child } of servers.values()) child.kill();
+  });
+
+  async function* linesOf(child: ChildProcessWithoutNullStreams): AsyncGenerator<string> {
+    let rest = "";
+    for await (const chunk of child.stdout) {
+      const parts = (rest + String(chunk)).split("\n");
+      rest = parts.pop() ?? "";
+      yield* parts;
+    }
+  }
+
+  function serve(script: string): Server {
     const env = { ...process.env, SPENDGATE_URL: gatewayUrl(), SPENDGATE_KEYS: JSON.stringify(keys) };
-    const { stdout } = await run(venvPython, [join(HERE, "python", script), name], { env, timeout: 90_000 });
-    return JSON.parse(stdout.trim().split("\n").at(-1) ?? "null");
+    const child = spawn(venvPython, [join(HERE, "python", script), "--serve"], { env });
+    const server: Server = { child, lines: linesOf(child), stderr: "" };
+    child.stderr.on("data", (d: Buffer) => (server.stderr += d));
+    child.on("close", (code) => (server.stderr += `\n(exited with ${code})`));
+    return server;
+  }
+
+  /** Runs one check of a script and answers what it printed (its last line). */
+  async function check(script: string, name: string): Promise<any> {
+    let server = servers.get(script);
+    if (!server) servers.set(script, (server = serve(script)));
+    const { child, lines } = server;
+    const from = server.stderr.length;
+    const failed = () => server.stderr.slice(from);
+    child.stdin.write(`${name}\n`);
+    const printed: string[] = [];
+    const timeout = setTimeout(() => child.kill(), 90_000);
+    try {
+      for (;;) {
+        const next = await lines.next();
+        if (next.done) throw new Error(`${script} ${name}: the process ended\n${failed()}`);
+        if (next.value === DONE) break;
+        if (next.value.startsWith(DONE)) throw new Error(`${script} ${name} failed:\n${failed()}`);
+        printed.push(next.value);
+      }
+    } finally {
+      clearTimeout(timeout);
+    }
+    return JSON.parse(printed.filter((l) => l.trim()).at(-1) ?? "null");
   }
 
   it("openai: chat completions as JSON", async () => {
