@@ -179,7 +179,8 @@ keyRoutes.get("/v1/key", async (c) => {
     const message = "run: a run id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':', '-'.";
     throw new ApiError("invalid_request", message, { param: "run" });
   }
-  const view = liveKeyView(described.record, described.snapshot);
+  // A key its own status calls active may still be stopped by an ancestor's pause: say so where its holder looks.
+  const view = { ...liveKeyView(described.record, described.snapshot), stopped_by: described.stoppedBy ?? null };
   if (run === undefined) return c.json(view);
   return c.json({ ...view, run: described.run ? runView(described.record, described.run) : null });
 });

@@ -175,7 +175,13 @@ export class KeyGuard extends DurableObject<Env> {
     const stop = this.family.stopped(secretHash, now);
     if (stop && stop.code !== "key_paused") return { ok: false };
     const config = { ...this.config, secretHash: "" };
-    const described = { ok: true as const, record: { ...this.record, keyHash: "" }, config, snapshot: this.snapshot() };
+    const described = {
+      ok: true as const,
+      record: { ...this.record, keyHash: "" },
+      config,
+      snapshot: this.snapshot(),
+      ...(stop ? { stoppedBy: stop.message } : {}),
+    };
     if (run === undefined) return described;
     return { ...described, run: config.runLimit ? this.runs.read(run, now) : null };
   }

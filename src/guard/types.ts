@@ -188,5 +188,7 @@ export type Described =
       snapshot: KeySnapshot;
       /** the run asked about; null when the key has no `run_limit` (runs are not tracked) */
       run?: RunSnapshot | null;
+      /** why the key refuses every request while its own status says `active`: an ancestor paused it */
+      stoppedBy?: string;
     }
   | { ok: false };

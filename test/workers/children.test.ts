@@ -220,6 +220,10 @@ describe("child keys: a key's state reaches its whole subtree", () => {
     const body = await json(refused, 403);
     expect(body.error.code).toBe("key_paused");
     expect(body.error.message).toContain(`ancestor key ${p.id}`);
+    // Its own status still says active; GET /v1/key says what stops it.
+    const seen = await json(await call("GET", "/v1/key", { headers: { authorization: `Bearer ${g.key}` } }), 200);
+    expect(seen.status).toBe("active");
+    expect(seen.stopped_by).toContain(`ancestor key ${p.id}`);
     // a child paused itself stays paused when the root resumes
     await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${c.spend_key_id}`, { status: "paused" }), 200);
     await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${p.id}`, { status: "active" }), 200);
@@ -229,6 +233,8 @@ describe("child keys: a key's state reaches its whole subtree", () => {
     expect((await json(await chat(c.key, { max_tokens: 10 }), 403)).error.message).toMatch(/paused by its owner/);
     await json(await mgmt(p.wallet.key, "PATCH", `/spend_keys/${c.spend_key_id}`, { status: "active" }), 200);
     expect((await chat(g.key, { max_tokens: 10 })).status).toBe(200);
+    const resumed = await json(await call("GET", "/v1/key", { headers: { authorization: `Bearer ${g.key}` } }), 200);
+    expect(resumed.stopped_by).toBeNull();
   });
 
   it("an ancestor's pause stops a child's replaced secret still in its rotation grace period too", async () => {
