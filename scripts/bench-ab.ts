@@ -9,8 +9,8 @@
  * Which build gets the even requests alternates from round to round. Reports p50, p99 and workerd CPU per
  * request of each, and B − A, per round (BENCH_ROUNDS × BENCH_AB_S seconds, default 3 × 60) and overall.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as hdr from "hdr-histogram-js";
@@ -35,6 +35,7 @@ import {
   workerdStats,
 } from "./lib/bench-kit.ts";
 import { freePort, ROOT } from "./lib/stack.ts";
+import { checkoutRevision, removeCheckout } from "./lib/worktree.ts";
 
 const RATE = Number(process.env.BENCH_RATE ?? 100);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -48,15 +49,8 @@ if (!revA) {
 }
 
 const work = mkdtempSync(join(tmpdir(), "spendgate-ab-"));
-const git = (...args: string[]) => execFileSync("git", args, { cwd: ROOT, encoding: "utf8" }).trim();
 
-/** A revision's source in a detached worktree that shares this checkout's node_modules. */
-function checkout(rev: string, name: string): string {
-  const dir = join(work, name);
-  git("worktree", "add", "--detach", dir, git("rev-parse", "--verify", `${rev}^{commit}`));
-  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
-  return dir;
-}
+const checkout = (rev: string, name: string) => checkoutRevision(rev, join(work, name)).source;
 
 const builds = [
   { name: revA, source: checkout(revA, "a") },
@@ -65,7 +59,7 @@ const builds = [
 const instances: Miniflare[] = [];
 /** The worktrees and the scratch directory go whatever happens (the workerds end with this process). */
 const cleanUp = () => {
-  for (const b of builds) if (b.source !== ROOT) git("worktree", "remove", "--force", b.source);
+  for (const b of builds) if (b.source !== ROOT) removeCheckout(b.source);
   rmSync(work, { recursive: true, force: true });
 };
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

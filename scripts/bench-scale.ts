@@ -24,8 +24,9 @@
  * The load generator, the pollers and the fake provider run on core 0, workerd on core 1 (taskset), as in
  * `npm run bench`. Results: a table on stdout and bench-results/scale.json.
  */
+
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { Pool } from "undici";
@@ -41,6 +42,7 @@ import {
   tableStorage,
 } from "./lib/scale-stack.ts";
 import { fakeProviderVars, freePort, ROOT } from "./lib/stack.ts";
+import { checkoutRevision, removeCheckout } from "./lib/worktree.ts";
 
 const TIERS = (process.env.BENCH_SCALE_KEYS ?? "100,500,2000").split(",").map(Number);
 const WINDOW_S = Number(process.env.BENCH_SCALE_S ?? 30);
@@ -70,14 +72,7 @@ const log = (s: string) => console.error(`[bench:scale] ${new Date().toISOString
 const work = mkdtempSync(join(tmpdir(), "spendgate-scale-"));
 const git = (...args: string[]) => execFileSync("git", args, { cwd: ROOT, encoding: "utf8" }).trim();
 
-/** A revision's source in a detached worktree that shares this checkout's node_modules (as bench-ab.ts does). */
-function checkout(rev: string, name: string): { source: string; commit: string } {
-  const dir = join(work, name);
-  const commit = git("rev-parse", "--verify", `${rev}^{commit}`);
-  git("worktree", "add", "--detach", dir, commit);
-  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
-  return { source: dir, commit };
-}
+const checkout = (rev: string, name: string) => checkoutRevision(rev, join(work, name));
 
 interface Build {
   name: string;
@@ -519,7 +514,7 @@ let builds: Build[] = [];
 let fake: Awaited<ReturnType<typeof startFakeProvider>> | undefined;
 /** The worktrees and the scratch directory go whatever happens, once (the workerds end with this process). */
 const cleanUp = () => {
-  for (const b of builds.splice(0)) if (b.source !== ROOT) git("worktree", "remove", "--force", b.source);
+  for (const b of builds.splice(0)) if (b.source !== ROOT) removeCheckout(b.source);
   rmSync(work, { recursive: true, force: true });
 };
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -1,5 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { convertV4MiniflareOptions, Miniflare, type V4MiniflareOptions } from "miniflare";
@@ -8,6 +7,7 @@ import { unstable_getMiniflareWorkerOptions, unstable_splitSqlQuery } from "wran
 import { startFakeProvider } from "../../scripts/fake-provider/server.ts";
 import { buildBundle } from "../../scripts/lib/bench-kit.ts";
 import { fakeProviderVars, freePort, ROOT } from "../../scripts/lib/stack.ts";
+import { checkoutRevision, removeCheckout } from "../../scripts/lib/worktree.ts";
 
 /**
  * Upgrades (docs/deploy.md, "Upgrading"): the deploy applies the new migrations before the new code goes live, and a
@@ -18,8 +18,6 @@ import { fakeProviderVars, freePort, ROOT } from "../../scripts/lib/stack.ts";
  */
 const PREVIOUS = "760e1c6";
 const ADMIN = "upgrade-admin-token";
-
-const git = (...args: string[]) => execFileSync("git", args, { cwd: ROOT, encoding: "utf8" }).trim();
 
 let work = "";
 let source = "";
@@ -32,10 +30,7 @@ let db: D1;
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "spendgate-upgrade-"));
-  // The previous release's source in a detached worktree sharing this checkout's node_modules (as bench-ab does).
-  source = join(work, "previous");
-  git("worktree", "add", "--quiet", "--detach", source, git("rev-parse", "--verify", `${PREVIOUS}^{commit}`));
-  symlinkSync(join(ROOT, "node_modules"), join(source, "node_modules"));
+  source = checkoutRevision(PREVIOUS, join(work, "previous")).source;
   const bundle = buildBundle(join(work, "dist"), source).file;
   fake = await startFakeProvider(0);
   const port = await freePort();
@@ -52,7 +47,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await mf?.dispose();
   await fake?.close();
-  if (source) git("worktree", "remove", "--force", source);
+  if (source) removeCheckout(source);
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
