@@ -4,8 +4,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
-import type { AdmitInput } from "../../src/guard/types.ts";
-import { chat, d1All, holdTarget, json, MINI_RATES, mgmt, settled, setupKey } from "./helpers.ts";
+import { admitInput, chat, d1All, json, MINI_RATES, mgmt, settled, setupKey } from "./helpers.ts";
 
 const PRICES = { input: MINI_RATES.input_mtok, output: MINI_RATES.output_mtok };
 
@@ -43,19 +42,11 @@ describe("hard cap: settled spend + open holds ≤ limit", () => {
           let n = 0;
           for (const step of ops) {
             if (step.op === "admit") {
-              const input: AdmitInput = {
+              const input = admitInput(secretHash, step.worst, {
                 requestId: `req_p${n++}`,
-                endpoint: "/v1/chat/completions",
-                stream: false,
-                metadata: {},
-                secretHash,
-                routeShape: "openai",
-                model: "gpt-4o-mini",
-                target: holdTarget(step.worst),
-                metered: true,
                 maxInflight: 1000,
                 holdTtlMs: 10 * 86_400_000,
-              };
+              });
               const r = await stub.admit(input);
               if (r.ok) open.push({ id: input.requestId, worst: step.worst });
               else expect(r.code).toBe("spend_limit_exceeded");

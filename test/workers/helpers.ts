@@ -2,7 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { RecordedRequest } from "../../scripts/fake-provider/handler.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
-import type { GuardState } from "../../src/guard/types.ts";
+import type { AdmitInput, GuardState } from "../../src/guard/types.ts";
 
 /** Calls the Worker exactly as a client over HTTP would (its default export's fetch). */
 export function call(
@@ -191,6 +191,27 @@ export function holdTarget(holdNanos: number, rates: Record<string, number> = MI
       serviceTier: null,
     },
     clampable: false,
+  };
+}
+
+/**
+ * What the Worker would ask a KeyGuard to admit for a plain gpt-4o-mini chat request holding exactly `holdNanos`
+ * (holdTarget), for tests that call the guard directly; `over` changes any field.
+ */
+export function admitInput(secretHash: string, holdNanos: number, over: Partial<AdmitInput> = {}): AdmitInput {
+  return {
+    requestId: "req_1",
+    endpoint: "/v1/chat/completions",
+    stream: false,
+    metadata: {},
+    secretHash,
+    routeShape: "openai",
+    model: "gpt-4o-mini",
+    target: holdTarget(holdNanos),
+    metered: true,
+    maxInflight: 10,
+    holdTtlMs: 600_000,
+    ...over,
   };
 }
 

@@ -1,8 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { keyGuard } from "../../src/guard/stub.ts";
-import type { AdmitInput } from "../../src/guard/types.ts";
-import { booked, holdTarget, hooks, json, mgmt, setupKey } from "./helpers.ts";
+import { admitInput, booked, hooks, json, mgmt, setupKey } from "./helpers.ts";
 
 describe("spend_key.limit_reached", () => {
   it("is not raised while requests in flight fill the budget, and is raised once when spend reaches it", async () => {
@@ -13,22 +12,7 @@ describe("spend_key.limit_reached", () => {
     );
     const guard = keyGuard(env, id);
     const secretHash = (await guard.inspect()).config!.secretHash;
-    const admit = (requestId: string, nanos: number) => {
-      const input: AdmitInput = {
-        requestId,
-        endpoint: "/v1/chat/completions",
-        stream: false,
-        metadata: {},
-        secretHash,
-        routeShape: "openai",
-        model: "gpt-4o-mini",
-        target: holdTarget(nanos),
-        metered: true,
-        maxInflight: 10,
-        holdTtlMs: 600_000,
-      };
-      return guard.admit(input);
-    };
+    const admit = (requestId: string, nanos: number) => guard.admit(admitInput(secretHash, nanos, { requestId }));
     const settle = (requestId: string, nanos: number) =>
       guard.settle({
         requestId,

@@ -4,12 +4,12 @@ import { describe, expect, it } from "vitest";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
 import {
+  admitInput,
   booked,
   call,
   chat,
   d1All,
   type FakeRecord,
-  holdTarget,
   json,
   lastFakeRequest,
   messages,
@@ -301,19 +301,10 @@ describe("holds", () => {
     const n = 450; // more than two flush batches (200 rows each)
     for (let i = 0; i < n; i++) {
       const requestId = `req_backlog_${i}`;
-      const admitted = await stub.admit({
-        requestId,
-        endpoint: "/v1/chat/completions",
-        stream: i % 2 === 0,
-        metadata: { run: "backlog", "it's": `row ${i}` },
-        secretHash,
-        routeShape: "openai",
-        model: "gpt-4o-mini",
-        target: holdTarget(1_000_000),
-        metered: true,
-        maxInflight: 10,
-        holdTtlMs: 600_000,
-      });
+      const metadata = { run: "backlog", "it's": `row ${i}` };
+      const admitted = await stub.admit(
+        admitInput(secretHash, 1_000_000, { requestId, stream: i % 2 === 0, metadata }),
+      );
       expect(admitted.ok).toBe(true);
       const usage = i % 3 === 0 ? null : { input_tokens: 10 + i, output_tokens: 5 };
       await stub.settle({
@@ -353,19 +344,9 @@ describe("holds", () => {
     let now = Date.now();
     await runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => now));
     const cfg = (await stub.inspect()).config!;
-    const admitted = await stub.admit({
-      requestId: "req_crashed_worker",
-      endpoint: "/v1/chat/completions",
-      stream: false,
-      metadata: {},
-      secretHash: cfg.secretHash,
-      routeShape: "openai",
-      model: "gpt-4o-mini",
-      target: holdTarget(12_345),
-      metered: true,
-      maxInflight: 10,
-      holdTtlMs: 60_000,
-    });
+    const admitted = await stub.admit(
+      admitInput(cfg.secretHash, 12_345, { requestId: "req_crashed_worker", holdTtlMs: 60_000 }),
+    );
     expect(admitted.ok).toBe(true);
     now += 60_001;
     await runDurableObjectAlarm(stub);

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { charge, freshCounters, reconfigure, roll } from "../../src/guard/counters.ts";
 import { decide } from "../../src/guard/policy.ts";
 import type { AdmitInput, KeyConfig } from "../../src/guard/types.ts";
-import { holdTarget } from "./helpers.ts";
+import { admitInput, holdTarget } from "./helpers.ts";
 
 /** The KeyGuard's rules as plain functions: no Durable Object, no storage, an explicit clock. */
 const NOW = Date.UTC(2027, 2, 10, 12);
@@ -27,20 +27,7 @@ const config = (over: Partial<KeyConfig> = {}): KeyConfig => ({
   clampOutput: true,
   ...over,
 });
-const input = (over: Partial<AdmitInput> = {}): AdmitInput => ({
-  requestId: "req_1",
-  endpoint: "/v1/chat/completions",
-  stream: false,
-  metadata: {},
-  secretHash: "a".repeat(64),
-  routeShape: "openai",
-  model: "gpt-4o-mini",
-  target: holdTarget(100),
-  metered: true,
-  maxInflight: 10,
-  holdTtlMs: 60_000,
-  ...over,
-});
+const input = (over: Partial<AdmitInput> = {}) => admitInput("a".repeat(64), 100, { holdTtlMs: 60_000, ...over });
 const none = { count: 0, nanos: 0, tokens: 0 };
 const code = (d: ReturnType<typeof decide>) => (d.ok ? "ok" : d.refusal.code);
 

@@ -7,12 +7,12 @@ import { MAX_RUNS_PER_KEY, RUN_IDLE_MS } from "../../src/guard/runs.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
 import type { AdmitInput } from "../../src/guard/types.ts";
 import {
+  admitInput,
   booked,
   call,
   chat,
   d1All,
   fakeRequests,
-  holdTarget,
   json,
   lastFakeRequest,
   messages,
@@ -33,27 +33,15 @@ async function runOf(key: string, run: string, status = 200) {
 }
 
 /** A request straight to the key's guard (as admission sends it), in a run, holding exactly `hold` nano-dollars. */
-function admitInput(
+function runInput(
   secretHash: string,
   requestId: string,
   run: string | undefined,
   hold: number,
   routeShape: AdmitInput["routeShape"] = "openai",
 ): AdmitInput {
-  return {
-    requestId,
-    endpoint: "/v1/chat/completions",
-    stream: false,
-    metadata: {},
-    ...(run === undefined ? {} : { run }),
-    secretHash,
-    routeShape,
-    model: "gpt-4o-mini",
-    target: holdTarget(hold),
-    metered: true,
-    maxInflight: 100_000,
-    holdTtlMs: 900_000,
-  };
+  const where = { requestId, routeShape, maxInflight: 100_000, holdTtlMs: 900_000 };
+  return admitInput(secretHash, hold, { ...where, ...(run === undefined ? {} : { run }) });
 }
 
 const setClock = (id: string, now: () => number) =>
@@ -66,7 +54,7 @@ async function fillRuns(id: string, n: number, prefix: string) {
   for (let i = 0; i < n; i += 100) {
     const ids = Array.from({ length: Math.min(100, n - i) }, (_, j) => `${prefix}${i + j}`);
     const admitted = await Promise.all(
-      ids.map((r) => stub.admit(admitInput(secretHash, `req_${prefix}${r}`, r, 1, requestShape))),
+      ids.map((r) => stub.admit(runInput(secretHash, `req_${prefix}${r}`, r, 1, requestShape))),
     );
     expect(admitted.every((a) => a.ok)).toBe(true);
     await Promise.all(
@@ -249,7 +237,7 @@ describe("runs: each run's own exact budget inside its key", () => {
     const { key, id } = await setupKey({ run_limit: { spend: "0.001", requests: null } });
     const stub = keyGuard(env, id);
     const secretHash = (await stub.inspect()).config!.secretHash;
-    expect((await stub.admit(admitInput(secretHash, "req_lapse", "lapse", 5_000))).ok).toBe(true);
+    expect((await stub.admit(runInput(secretHash, "req_lapse", "lapse", 5_000))).ok).toBe(true);
     expect((await runOf(key, "lapse")).run).toMatchObject({ spend: "0.00", held_spend: "0.000005", requests: 1 });
     await setClock(id, () => Date.now() + 900_001);
     await runDurableObjectAlarm(stub);

@@ -3,9 +3,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { KeyGuard } from "../../src/guard/key-guard.ts";
 import { keyGuard } from "../../src/guard/stub.ts";
-import type { AdmitInput } from "../../src/guard/types.ts";
 import { MIN_CLAMPED_OUTPUT_TOKENS } from "../../src/keys/record.ts";
 import {
+  admitInput,
   booked,
   call,
   chat,
@@ -184,19 +184,8 @@ describe("token limits: what counts", () => {
     await runInDurableObject(stub, (g: KeyGuard) => void (g.now = () => base));
     const target = holdTarget(1_000);
     target.worst = { ...target.worst, inputTokens: 700, outputTokens: 100, choices: 2, extraOutputTokens: 50 };
-    const input: AdmitInput = {
-      requestId: "req_lapsed_tokens",
-      endpoint: "/v1/chat/completions",
-      stream: false,
-      metadata: {},
-      secretHash: (await stub.inspect()).config!.secretHash,
-      routeShape: "openai",
-      model: "gpt-4o-mini",
-      target,
-      metered: true,
-      maxInflight: 10,
-      holdTtlMs: 60_000,
-    };
+    const secretHash = (await stub.inspect()).config!.secretHash;
+    const input = admitInput(secretHash, 1_000, { requestId: "req_lapsed_tokens", target, holdTtlMs: 60_000 });
     const admitted = await stub.admit(input);
     expect(admitted).toMatchObject({ ok: true, holdTokens: 700 + 100 * 2 + 50 });
     expect((await keyView(key)).remaining.tokens).toBe(100_000 - 950);
