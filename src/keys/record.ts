@@ -94,6 +94,40 @@ const LATER_FIELDS = {
   delegationMaxChildren: null,
 } satisfies Partial<KeyRecord>;
 
+/**
+ * A new key's record: active, OpenAI-shaped, with no scope, limit or grace until `fields` set them (the management
+ * API's create and a parent's mint both make one).
+ */
+export function newRecord(
+  key: Pick<KeyRecord, "id" | "walletId" | "name" | "keyHash" | "keyPreview">,
+  fields: KeyFields,
+  now: number,
+  parentKeyId: string | null = null,
+): KeyRecord {
+  return {
+    schema: RECORD_SCHEMA,
+    ...key,
+    status: "active",
+    requestShape: "openai",
+    allowedModels: null,
+    allowedProviders: null,
+    spendLimitNanos: null,
+    spendLimitCycle: null,
+    requestLimitCount: null,
+    requestLimitCycle: null,
+    rateLimitRpm: null,
+    rateLimitBurst: null,
+    expiresAt: null,
+    createdAt: now,
+    updatedAt: now,
+    configVersion: 1,
+    revokedAt: null,
+    ...LATER_FIELDS,
+    parentKeyId,
+    ...fields,
+  };
+}
+
 /** A record as the guard stored it: one stored before a field existed takes that field's default. */
 export function storedRecord(stored: Partial<KeyRecord>): KeyRecord {
   return { ...LATER_FIELDS, ...stored, schema: RECORD_SCHEMA } as KeyRecord;

@@ -3,7 +3,7 @@ import type { Family } from "../guard/children.ts";
 import type { KeyGuard } from "../guard/key-guard.ts";
 import { keyGuard } from "../guard/stub.ts";
 import type { Managed } from "../guard/types.ts";
-import { type KeyRecord, RECORD_SCHEMA } from "../keys/record.ts";
+import { type KeyRecord, newRecord } from "../keys/record.ts";
 import { serializeSpendKey } from "../keys/view.ts";
 import { ERRORS } from "../lib/api-schemas.ts";
 import { spendKeyFrom } from "../lib/credentials.ts";
@@ -59,40 +59,15 @@ export const childKeyRoutes = new ApiRouter().route(
       throw new ApiError(code, message, { status, headers, ...(param ? { param } : {}) });
     }
     const now = Date.now();
-    const record: KeyRecord = {
-      schema: RECORD_SCHEMA,
+    const child = {
       id: issued.id,
       walletId: minted.walletId,
       name: body.name,
       keyHash: await hashSecret(issued.key),
       keyPreview: keyPreview(issued.key),
-      status: "active",
-      createdAt: now,
-      updatedAt: now,
-      configVersion: 1,
-      revokedAt: null,
-      alertThresholds: null,
-      clampOutput: body.clamp_output ?? true,
-      previousKeyHash: null,
-      previousKeyExpiresAt: null,
-      ...minted.fields,
-      requestShape: minted.fields.requestShape ?? "openai",
-      allowedModels: minted.fields.allowedModels ?? null,
-      allowedProviders: minted.fields.allowedProviders ?? null,
-      requestLimitCount: minted.fields.requestLimitCount ?? null,
-      requestLimitCycle: minted.fields.requestLimitCycle ?? null,
-      rateLimitRpm: minted.fields.rateLimitRpm ?? null,
-      rateLimitBurst: minted.fields.rateLimitBurst ?? null,
-      expiresAt: minted.fields.expiresAt ?? null,
-      delegationMaxDepth: minted.fields.delegationMaxDepth ?? null,
-      delegationMaxChildren: minted.fields.delegationMaxChildren ?? null,
-      tokenLimitCount: minted.fields.tokenLimitCount ?? null,
-      tokenLimitCycle: minted.fields.tokenLimitCycle ?? null,
-      tokensPerMinute: minted.fields.tokensPerMinute ?? null,
-      runSpendLimitNanos: minted.fields.runSpendLimitNanos ?? null,
-      runRequestLimit: minted.fields.runRequestLimit ?? null,
-      parentKeyId: minted.parentId,
     };
+    // The fields the parent's guard decided (children.ts childFields): each scope and limit set, none looser.
+    const record = newRecord(child, minted.fields, now, minted.parentId);
     const created = await createChild(parent, keyGuard(env, record.id), record, minted.family);
     if (!created) throw new ApiError("conflict", "Could not create the child key; try again.");
     await copyToD1(env, created.record, true);

@@ -4,7 +4,7 @@ import { type SpendKeyRow, spendKeys } from "../db/schema.ts";
 import type { Bindings } from "../env.ts";
 import { keyGuard } from "../guard/stub.ts";
 import type { Managed } from "../guard/types.ts";
-import { type KeyChange, type KeyRecord, RECORD_SCHEMA, recordOf, rowOf } from "../keys/record.ts";
+import { type KeyChange, type KeyRecord, newRecord, recordOf, rowOf } from "../keys/record.ts";
 import { countsOf, serializeSpendKey } from "../keys/view.ts";
 import { ERRORS, IdParam, listOf } from "../lib/api-schemas.ts";
 import { listPage } from "../lib/cursor.ts";
@@ -105,42 +105,14 @@ export const spendKeyRoutes = new ApiRouter()
     async (c, { body }) => {
       const now = Date.now();
       const issued = issueKey("spend");
-      const record: KeyRecord = {
-        schema: RECORD_SCHEMA,
+      const key = {
         id: issued.id,
         walletId: c.get("walletId"),
         name: body.name,
         keyHash: await hashSecret(issued.key),
         keyPreview: keyPreview(issued.key),
-        status: "active",
-        requestShape: "openai",
-        allowedModels: null,
-        allowedProviders: null,
-        spendLimitNanos: null,
-        spendLimitCycle: null,
-        requestLimitCount: null,
-        requestLimitCycle: null,
-        rateLimitRpm: null,
-        rateLimitBurst: null,
-        tokenLimitCount: null,
-        tokenLimitCycle: null,
-        tokensPerMinute: null,
-        expiresAt: null,
-        previousKeyHash: null,
-        previousKeyExpiresAt: null,
-        createdAt: now,
-        updatedAt: now,
-        configVersion: 1,
-        revokedAt: null,
-        alertThresholds: null,
-        parentKeyId: null,
-        delegationMaxDepth: null,
-        delegationMaxChildren: null,
-        runSpendLimitNanos: null,
-        runRequestLimit: null,
-        ...(await columnsFrom(c.env, body)),
-        clampOutput: body.clamp_output ?? true,
       };
+      const record = newRecord(key, await columnsFrom(c.env, body), now);
       const created = await keyGuard(c.env, record.id).create(record);
       // A fresh random id cannot have a record already; if it does, nothing is written and nothing shown.
       if (!created) throw new ApiError("conflict", "Could not create the spend key; try again.");

@@ -42,6 +42,18 @@ async function signIn(context: BrowserContext, secret: string): Promise<Page> {
 }
 
 /** Reloads until `text` shows (the ledger reaches D1 about a second after a request). */
+/** How wide the page is against the screen, naming (for a failure) up to three elements that stick out. */
+function overflow(page: Page) {
+  return page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    inner: window.innerWidth,
+    wide: [...document.querySelectorAll("main *")]
+      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+      .slice(0, 3)
+      .map((e) => `${e.tagName.toLowerCase()}.${e.className}`),
+  }));
+}
+
 async function until(page: Page, text: string | RegExp) {
   for (let i = 0; i < 30; i++) {
     if ((await page.locator("main").innerText()).match(text)) return;
@@ -384,15 +396,7 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
         await page.setViewportSize(viewport);
         for (const path of paths) {
           await page.goto(`${gatewayUrl()}${path}`);
-          const { scroll, inner, wide } = await page.evaluate(() => ({
-            scroll: document.documentElement.scrollWidth,
-            inner: window.innerWidth,
-            // What sticks out, to name in the failure.
-            wide: [...document.querySelectorAll("main *")]
-              .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
-              .slice(0, 3)
-              .map((e) => `${e.tagName.toLowerCase()}.${e.className}`),
-          }));
+          const { scroll, inner, wide } = await overflow(page);
           expect(scroll, `${path} at ${viewport.width} px: ${wide.join(", ")}`).toBeLessThanOrEqual(inner);
         }
       }
@@ -416,18 +420,6 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
     afterAll(async () => {
       await context?.close();
     });
-
-    /** Whether the page is wider than the screen, naming what sticks out. */
-    async function overflow() {
-      return page.evaluate(() => ({
-        scroll: document.documentElement.scrollWidth,
-        inner: window.innerWidth,
-        wide: [...document.querySelectorAll("main *")]
-          .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
-          .slice(0, 3)
-          .map((e) => `${e.tagName.toLowerCase()}.${e.className}`),
-      }));
-    }
 
     it("creates a key with token, run and delegation limits; sees them on its page and its child's", async () => {
       for (const [size, viewport] of [
@@ -474,14 +466,14 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
         expect(main).toContain(`sub-agent ${size}`);
         expect(main).toContain("$0.25 carved for child keys");
         expect(main).toMatch(/Carved for child keys\s+\$0\.25/);
-        let o = await overflow();
+        let o = await overflow(page);
         expect(o.scroll, `parent at ${viewport.width} px: ${o.wide.join(", ")}`).toBeLessThanOrEqual(o.inner);
         if (size === "desktop") await shoot(page, "key-parent");
         await page.getByRole("link", { name: `sub-agent ${size}` }).click();
         main = await page.locator("main").innerText();
         expect(main).toContain(`Child key of orchestrator ${size}`);
         expect(main).toContain(`its carve of orchestrator ${size}'s budget: it cannot change`);
-        o = await overflow();
+        o = await overflow(page);
         expect(o.scroll, `child at ${viewport.width} px: ${o.wide.join(", ")}`).toBeLessThanOrEqual(o.inner);
         // Its edit form shows the carve, not a field that would always be refused.
         await page.getByRole("link", { name: "Edit settings" }).click();
@@ -489,7 +481,7 @@ describe.skipIf(!chromiumAvailable)("the dashboard in a browser", () => {
         expect(await page.locator("main").innerText()).toContain("Spend limit (its carve)");
         for (const path of ["/keys", new URL(parentUrl).pathname, `${new URL(parentUrl).pathname}/rotate`]) {
           await page.goto(`${gatewayUrl()}${path}`);
-          o = await overflow();
+          o = await overflow(page);
           expect(o.scroll, `${path} at ${viewport.width} px: ${o.wide.join(", ")}`).toBeLessThanOrEqual(o.inner);
         }
       }
