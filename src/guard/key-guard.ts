@@ -15,7 +15,7 @@ import { charge, freshCounters, reachedThresholds, reconfigure, snapshot } from 
 import { childRefusal, GuardFamily } from "./family.ts";
 import { GuardBooks, type KeyState, nextWake, RETRY_MS } from "./hand-over.ts";
 import { GuardTables, type HoldRow } from "./ledger.ts";
-import { countedTokens, heldRun, holdInfo, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
+import { countedTokens, heldRun, holdInfo, infoOf, lapsedSettle, ledgerRowFor } from "./ledger-row.ts";
 import { GuardOutbox } from "./outbox.ts";
 import { authentic, decide } from "./policy.ts";
 import { type AdmitRun, GuardRuns } from "./runs.ts";
@@ -278,8 +278,10 @@ export class KeyGuard extends DurableObject<Env> {
     const cfg = this.config;
     const now = this.now();
     const costNanos = cfg ? this.closeHold(cfg, input.requestId, () => input, now) : null;
-    if (costNanos !== null) this.scheduleFlush(now);
-    if (costNanos !== null) this.family.refreshReport(now);
+    if (costNanos !== null) {
+      this.scheduleFlush(now);
+      this.family.refreshReport(now);
+    }
     // A replay (the request was settled before) changes nothing and answers the cost first charged.
     const charged = costNanos ?? (cfg ? (this.tables.settledCost(input.requestId) ?? 0) : 0);
     return { costNanos: charged, remainingNanos: this.snapshot().remainingSpendNanos, applied: costNanos !== null };
@@ -398,8 +400,9 @@ export class KeyGuard extends DurableObject<Env> {
       const hold = this.tables.takeHold(requestId);
       if (!hold) return null;
       const input = settleOf(hold);
-      const row = ledgerRowFor(hold, input, cfg);
-      const run = heldRun(hold);
+      const info = infoOf(hold);
+      const row = ledgerRowFor(hold, info, input, cfg);
+      const run = heldRun(info);
       if (run !== null) this.runs.close(run, hold.amount, row?.costNanos ?? 0);
       const tokens = { counted: countedTokens(hold, input), held: hold.tokens, admittedAt: hold.created_at };
       const charged = row ? charge(cfg, this.counters, row.costNanos, now, tokens) : this.counters;

@@ -57,9 +57,11 @@ export function holdInfo(input: AdmitInput, target: NonNullable<AdmitInput["targ
   };
 }
 
+/** What a hold remembers, read once per settle (its ledger row and its run both need it). */
+export const infoOf = (hold: HoldRow): HoldInfo => JSON.parse(hold.info) as HoldInfo;
+
 /** The run whose budget holds this hold, if any. */
-export function heldRun(hold: HoldRow): string | null {
-  const info = JSON.parse(hold.info) as HoldInfo;
+export function heldRun(info: HoldInfo): string | null {
   return info.runHeld && info.run !== undefined ? info.run : null;
 }
 
@@ -88,10 +90,10 @@ export function countedTokens(hold: HoldRow, input: SettleInput): number {
 /** The ledger row of a settled hold and what it costs (null for count_tokens: no row, no cost). */
 export function ledgerRowFor(
   hold: HoldRow,
+  info: HoldInfo,
   input: SettleInput,
   key: { spendKeyId: string; walletId: string; parentKeyId?: string | null },
 ): LedgerRow | null {
-  const info = JSON.parse(hold.info) as HoldInfo;
   if (info.metered === false) return null;
   const usage = input.usage;
   const tier = input.serviceTier ?? info.serviceTier;
