@@ -8,7 +8,7 @@ import type { AppEnv } from "../env.ts";
 import { keyGuard } from "../guard/stub.ts";
 import type { KeyConfig } from "../guard/types.ts";
 import { liveKeyView, runView } from "../keys/view.ts";
-import { RUN_ID } from "../lib/api-schemas.ts";
+import { RUN_ID, RUN_ID_RULE } from "../lib/api-schemas.ts";
 import { spendKeyFrom } from "../lib/credentials.ts";
 import { ApiError, INVALID_API_KEY_MESSAGE } from "../lib/errors.ts";
 import { hashSecret, keyKindOf, parseKey } from "../lib/keys.ts";
@@ -176,8 +176,7 @@ keyRoutes.get("/v1/key", async (c) => {
   c.set("dialect", described.config.requestShape);
   c.header(requestIdHeader(described.config.requestShape), c.get("requestId"));
   if (!valid) {
-    const message = "run: a run id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':', '-'.";
-    throw new ApiError("invalid_request", message, { param: "run" });
+    throw new ApiError("invalid_request", `run: ${RUN_ID_RULE}`, { param: "run" });
   }
   // A key its own status calls active may still be stopped by an ancestor's pause: say so where its holder looks.
   const view = { ...liveKeyView(described.record, described.snapshot), stopped_by: described.stoppedBy ?? null };

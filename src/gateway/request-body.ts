@@ -1,4 +1,4 @@
-import { RUN_ID } from "../lib/api-schemas.ts";
+import { RUN_ID, RUN_ID_RULE } from "../lib/api-schemas.ts";
 import { ApiError } from "../lib/errors.ts";
 import { hasDuplicateKeys } from "./duplicate-keys.ts";
 
@@ -180,10 +180,7 @@ export function metadataFrom(headers: Headers): Record<string, string> {
 export function runFrom(headers: Headers, metadata: Record<string, string>): string | undefined {
   const header = headers.get("x-spendgate-run") ?? undefined;
   const tagged = metadata.run;
-  const bad = (param: string, where: string) =>
-    new ApiError("invalid_request", `${where}: a run id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':', '-'.`, {
-      param,
-    });
+  const bad = (param: string, where: string) => new ApiError("invalid_request", `${where}: ${RUN_ID_RULE}`, { param });
   if (header !== undefined && !RUN_ID.test(header)) throw bad("x-spendgate-run", "x-spendgate-run");
   if (tagged !== undefined && !RUN_ID.test(tagged)) throw bad("x-spendgate-metadata", "x-spendgate-metadata.run");
   if (header !== undefined && tagged !== undefined && header !== tagged) {

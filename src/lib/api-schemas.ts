@@ -5,6 +5,8 @@ import { named } from "./openapi.ts";
 
 /** A run id: 1–128 characters of letters, digits and `. _ : -` (safe in a header, a query and a log line). */
 export const RUN_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** What a malformed run id is told, after the name of where it came from. */
+export const RUN_ID_RULE = "a run id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':', '-'.";
 export const RunId = z.string().check(z.regex(RUN_ID, "must be 1–128 characters of letters, digits and . _ : -"));
 
 export const Name = z.string().check(z.trim(), z.minLength(1), z.maxLength(200));
