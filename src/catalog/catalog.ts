@@ -138,7 +138,7 @@ class CatalogView implements Catalog {
  * fine-tunes (`ft:gpt-4o-2024-…`, `gpt-4o-mini-2024-07-18.ft-…`) and resellers' variants (`gpt-4o:extended`,
  * `mistral-nemo:free`) carry a `:` or end in a separator; no provider this gateway routes names a model so.
  */
-const isModelId = (id: string) => !id.includes(":") && !/[-._/@]$/.test(id);
+export const isModelId = (id: string) => !id.includes(":") && !/[-._/@]$/.test(id);
 
 const sameEntry = (a: ModelEntry | undefined, b: ModelEntry) => a?.id === b.id && a.provider === b.provider;
 

@@ -1,6 +1,6 @@
 import { and, eq, isNotNull, isNull, type SQL } from "drizzle-orm";
 import type { Context } from "hono";
-import { type Catalog, getCatalog, pricesAt } from "../catalog/catalog.ts";
+import { type Catalog, getCatalog, isModelId, pricesAt } from "../catalog/catalog.ts";
 import { allowsModel } from "../catalog/scope.ts";
 import { serializeModel } from "../catalog/wire.ts";
 import { controlD1, database, walletD1 } from "../db/client.ts";
@@ -9,6 +9,7 @@ import { keyGuard } from "../guard/stub.ts";
 import { MIN_CLAMPED_OUTPUT_TOKENS, recordOf } from "../keys/record.ts";
 import { countsOf, liveKeyView, serializeSpendKey } from "../keys/view.ts";
 import { listPage } from "../lib/cursor.ts";
+import { isKeyId } from "../lib/keys.ts";
 import { formatUsd, parseUsd } from "../lib/money.ts";
 import { perPicture } from "./catalog-pages.tsx";
 import type { DashboardEnv } from "./env.ts";
@@ -99,7 +100,7 @@ export async function liveKey(
   c: Context<DashboardEnv>,
   id: string,
 ): Promise<{ key: KeyWire; maxCost: string | null } | null> {
-  if (!/^spk_[A-Za-z0-9]+$/.test(id)) return null;
+  if (!isKeyId("spend", id)) return null;
   const managed = await keyGuard(c.env, id).read(c.get("session").walletId);
   if (!managed) return null;
   const live = liveKeyView(managed.record, managed.snapshot);
@@ -107,8 +108,8 @@ export async function liveKey(
   return { key, maxCost: next_request.max_cost };
 }
 
-/** Ids a client can send, never a family's match pattern (`ft:…`, `….ft-`, `…:extended`): catalog.ts's rule. */
-export const sendable = (id: string) => !id.includes(":") && !/[-._/@]$/.test(id);
+/** Ids a client can send, never a family's match pattern (`ft:…`, `….ft-`, `…:extended`): the catalog's rule. */
+export const sendable = isModelId;
 
 /** The catalog's models as the picker offers them, with a short price each. */
 export async function pickerModels(c: Context<DashboardEnv>): Promise<PickerModel[]> {
