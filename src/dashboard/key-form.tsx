@@ -50,7 +50,9 @@ export interface KeyValues {
   delegation_children: string;
 }
 
-const percents = (t: number[]) => t.map((x) => Math.round(x * 1000) / 10).join(", ");
+/** An alert threshold (a fraction of the spend limit) as the percent the pages and the form show, to 0.1 %. */
+export const percent = (fraction: number) => Math.round(fraction * 1000) / 10;
+const percents = (t: number[]) => t.map(percent).join(", ");
 
 /** A key's settings as the form shows them (or a new key's defaults). */
 export function valuesOf(k?: KeyWire): KeyValues {

@@ -2,7 +2,7 @@ import type { FC } from "hono/jsx";
 import { MIN_CLAMPED_OUTPUT_TOKENS } from "../keys/record.ts";
 import { formatUsd, parseUsd } from "../lib/money.ts";
 import type { BudgetState, ListedKey, RunSummary } from "./key-data.ts";
-import type { KeyWire } from "./key-form.tsx";
+import { type KeyWire, percent } from "./key-form.tsx";
 import { DayChart, Pager, PostForm, per, ShownOnce, Status, Usd } from "./layout.tsx";
 import { LedgerTable, type LedgerWire } from "./ledger-table.tsx";
 
@@ -449,7 +449,7 @@ const RunTable: FC<{ runs: RunSummary[]; k: ListedKey }> = ({ runs, k }) =>
     </>
   );
 
-const pcts = (t: number[]) => t.map((x) => `${Math.round(x * 1000) / 10} %`).join(", ");
+const pcts = (t: number[]) => t.map((x) => `${percent(x)} %`).join(", ");
 
 export const KeyDetail: FC<{
   k: ListedKey;
