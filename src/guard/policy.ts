@@ -8,7 +8,7 @@ import { formatUsd } from "../lib/money.ts";
 import { budget, roll } from "./counters.ts";
 import { checkRate } from "./rate.ts";
 import { type AdmitRun, MAX_RUNS_PER_KEY, runSpendRoom } from "./runs.ts";
-import { decideTokens } from "./token-limits.ts";
+import { decideTokens, leastOutput } from "./token-limits.ts";
 import type { AdmitInput, AdmitResult, Budget, Counters, HeldTotals, KeyConfig, RateState } from "./types.ts";
 
 /**
@@ -264,9 +264,6 @@ function spendHold({ cfg, c, held, input, target, runSpend }: Ask): Hold {
   }
   return hold;
 }
-
-/** The least output a clamp would grant this request: 1,024 tokens, or what it asked when that is less. */
-const leastOutput = (target: Target) => Math.min(MIN_CLAMPED_OUTPUT_TOKENS, target.worst.outputTokens);
 
 /** The key's spend limit: its spend, every open hold and this request's hold never pass it. */
 function spendRefusal({ cfg, c, held, input, target, now }: Ask, hold: Hold): Refusal | null {

@@ -74,10 +74,14 @@ interface TokenAsk {
 }
 type TokenRefusal = Extract<TokenDecision, { ok: false }>;
 
+/** The least output a clamp would grant a request: 1,024 tokens, or what it asked when that is less. */
+export const leastOutput = (target: NonNullable<AdmitInput["target"]>) =>
+  Math.min(MIN_CLAMPED_OUTPUT_TOKENS, target.worst.outputTokens);
+
 /** What a refusal advises: a clamping key already tried the least output, so only the limit can change. */
-const advice = (clamps: boolean) =>
+const advice = (clamps: boolean, target: NonNullable<AdmitInput["target"]>) =>
   clamps
-    ? `Even ${MIN_CLAMPED_OUTPUT_TOKENS} output tokens do not fit: raise the limit.`
+    ? `Even ${leastOutput(target)} output tokens do not fit: raise the limit.`
     : "Lower max_tokens or raise the limit.";
 
 /** The cycle's token limit: its tokens, every open hold and this request's never pass it. */
@@ -90,7 +94,7 @@ function cycleRefusal({ cfg, c, target, holdTokens, clamps, now }: TokenAsk, roo
     c.currentTokens >= count
       ? `Token limit reached: ${c.currentTokens} of ${count} tokens ${per} used.`
       : `This request's worst case (${holdTokens} tokens${why(target)}) does not fit the token limit: ` +
-        `${room} of ${count} tokens ${per} are left. ${advice(clamps)}`;
+        `${room} of ${count} tokens ${per} are left. ${advice(clamps, target)}`;
   return {
     ok: false,
     code: "token_limit_exceeded",
@@ -117,7 +121,7 @@ function minuteRefusal(ask: TokenAsk, room: number | null): TokenRefusal | null 
   if (smallest > perMinute) {
     const message =
       `This request's worst case (${smallest} tokens${why(target)}) is more than the key's ${perMinute} tokens ` +
-      `per minute. ${advice(clamps)}`;
+      `per minute. ${advice(clamps, target)}`;
     return { ok: false, code: "token_rate_limit_exceeded", message, details, terminal: true };
   }
   const seconds = Math.ceil((end - now) / 1000);

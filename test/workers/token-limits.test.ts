@@ -412,6 +412,12 @@ describe("token limits: clamping", () => {
     const { key } = await setupKey({ token_limit: { count: 1_000, cycle: "daily" } });
     const res = await chat(key, {});
     expect((await json(res, 429)).error.message).toContain(`Even ${MIN_CLAMPED_OUTPUT_TOKENS} output tokens`);
+    // A request asking for less than the clamp's minimum is told about its own output, as the spend limit tells it.
+    const small = await setupKey({ token_limit: { count: 50, cycle: "daily" } });
+    const asked = await chat(small.key, { max_tokens: 100 });
+    const told = (await json(asked, 429)).error.message;
+    expect(told).toContain("Even 100 output tokens");
+    expect(told).not.toContain(`${MIN_CLAMPED_OUTPUT_TOKENS}`);
     const strict = await setupKey({ token_limit: { count: 5_000, cycle: "daily" }, clamp_output: false });
     const refused = await chat(strict.key, {});
     expect((await json(refused, 429)).error.code).toBe("token_limit_exceeded");
